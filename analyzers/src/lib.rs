@@ -1,0 +1,124 @@
+//! The pure core of thawtrace: parse Lambda log lines, correlate them per
+//! log stream, report keepalive pings frozen in flight.
+//!
+//! No I/O, no clock, no async: give it log events, get findings.
+//!
+//! ```
+//! use thawtrace_analyzers::{Batch, Config, FindingKind};
+//! use thawtrace_analyzers::parse::RawText;
+//!
+//! let a = "aaaaaaaa-0000-4000-8000-000000000001";
+//! let b = "bbbbbbbb-0000-4000-8000-000000000002";
+//! let ping = format!("2026-11-28T08:00:04.000Z\t{a}\tERROR\tD 2026-11-28T08:00:04.000Z | v1.14.7 8 | keepalive | (1) 10.0.0.1:443 Sending ping with timeout 1000ms");
+//! // Node <= 22 prints A's request ID on the timeout line too: it fired at B's thaw.
+//! let timeout = format!("2026-11-28T08:00:09.001Z\t{a}\tERROR\tD 2026-11-28T08:00:09.001Z | v1.14.7 8 | keepalive | (1) 10.0.0.1:443 Ping timeout passed without response");
+//! let start_a = format!("START RequestId: {a} Version: $LATEST");
+//! let end_a = format!("END RequestId: {a}");
+//! let start_b = format!("START RequestId: {b} Version: $LATEST");
+//! let lines = [(0, start_a), (4000, ping), (4004, end_a), (9000, start_b), (9001, timeout)];
+//! let ids: Vec<String> = (0..lines.len()).map(|i| i.to_string()).collect();
+//!
+//! let mut batch = Batch::default();
+//! // Events may come in any order; the batch sorts each stream.
+//! for (i, (ts, msg)) in lines.iter().enumerate().rev() {
+//!     batch.push("/aws/lambda/orders", "2026/11/28/[$LATEST]abc", ids[i].as_str(), *ts, RawText::Plain(msg));
+//! }
+//! let mut findings = Vec::new();
+//! batch.analyze(&Config::default(), &mut findings);
+//! assert_eq!(findings.len(), 1);
+//! assert_eq!(findings[0].kind, FindingKind::KeepaliveFreezeTimeout);
+//! assert_eq!(findings[0].ping_request_id.as_deref(), Some(a));
+//! assert_eq!(findings[0].timeout_request_id.as_deref(), Some(b));
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod correlate;
+pub mod finding;
+pub mod parse;
+pub mod time;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+pub use correlate::{Config, LogEvent, StreamCorrelator, StreamStats};
+pub use finding::{FailedCall, Finding, FindingKind, FindingSink};
+
+/// Log events of any number of streams, in any order, analysed together.
+#[derive(Default)]
+pub struct Batch<'a> {
+    streams: HashMap<(Cow<'a, str>, Cow<'a, str>), Vec<LogEvent<'a>>>,
+}
+
+/// Totals over a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Log streams (execution environments) read.
+    pub streams: u64,
+    /// Totals of the streams' counts.
+    pub totals: StreamStats,
+}
+
+impl<'a> Batch<'a> {
+    /// Adds one event of stream `(log_group, log_stream)`.
+    pub fn push(
+        &mut self,
+        log_group: impl Into<Cow<'a, str>>,
+        log_stream: impl Into<Cow<'a, str>>,
+        id: impl Into<Cow<'a, str>>,
+        timestamp_ms: i64,
+        text: parse::RawText<'a>,
+    ) {
+        self.streams
+            .entry((log_group.into(), log_stream.into()))
+            .or_default()
+            .push(LogEvent {
+                id: id.into(),
+                timestamp_ms,
+                text,
+            });
+    }
+
+    /// Number of events held.
+    pub fn len(&self) -> usize {
+        self.streams.values().map(Vec::len).sum()
+    }
+
+    /// True when no event was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
+    }
+
+    /// Sorts each stream by timestamp, then event ID, correlates it, and
+    /// pushes its findings; streams in name order.
+    pub fn analyze(self, config: &Config, sink: &mut impl FindingSink) -> Summary {
+        let mut streams: Vec<_> = self.streams.into_iter().collect();
+        streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut summary = Summary::default();
+        for ((group, stream), mut events) in streams {
+            sort_stream(&mut events);
+            let mut correlator = StreamCorrelator::new(&group, &stream, config.clone());
+            for event in &events {
+                correlator.push(event);
+            }
+            let stats = correlator.finish(sink);
+            summary.streams += 1;
+            summary.totals.lines += stats.lines;
+            summary.totals.invocations += stats.invocations;
+            summary.totals.keepalive_lines += stats.keepalive_lines;
+            summary.totals.unpaired_timeouts += stats.unpaired_timeouts;
+        }
+        summary
+    }
+}
+
+/// Stream order: timestamp, then event ID (CloudWatch IDs are decimal
+/// strings: shorter is smaller), then arrival order.
+pub fn sort_stream(events: &mut [LogEvent<'_>]) {
+    events.sort_by(|a, b| {
+        a.timestamp_ms
+            .cmp(&b.timestamp_ms)
+            .then_with(|| a.id.len().cmp(&b.id.len()))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+}

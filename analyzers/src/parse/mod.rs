@@ -1,0 +1,195 @@
+//! Line parsers: one log message in, one [`Line`] out.
+//!
+//! Every format thawtrace reads is listed in one table per source, with a
+//! real example next to its pattern:
+//!
+//! | source | module |
+//! |---|---|
+//! | Lambda platform lines, text and JSON | [`platform`] |
+//! | Node.js and Python runtime prefixes, JSON application lines | [`runtime`] |
+//! | @grpc/grpc-js traces (1.8 to 1.14) | [`grpcjs`] |
+//! | gRPC C-core (grpcio) traces, gpr and absl eras | [`ccore`] |
+//!
+//! Parsers are anchored: each looks at the first bytes of a line to decide
+//! whether it is theirs, so an ordinary application line costs a few byte
+//! comparisons and is never unescaped.
+
+pub mod ccore;
+pub mod grpcjs;
+pub mod platform;
+pub mod runtime;
+mod text;
+
+pub use text::{RawText, unescape_json};
+
+/// Which client library wrote a keepalive line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Library {
+    /// `@grpc/grpc-js` (Node.js).
+    GrpcJs,
+    /// gRPC C-core, as used by `grpcio` (Python).
+    Grpcio,
+}
+
+impl Library {
+    /// The name users know the library by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Library::GrpcJs => "grpc-js",
+            Library::Grpcio => "grpcio",
+        }
+    }
+}
+
+/// A Lambda platform record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlatformPhase {
+    /// `START` / `platform.start`: the invocation was delivered.
+    Start,
+    /// `END` / `platform.runtimeDone`: the function answered.
+    End,
+    /// `REPORT` / `platform.report`: the bill; follows `END`.
+    Report,
+}
+
+/// What a keepalive line says happened on a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeepaliveEvent {
+    /// A PING frame was sent; `ping_id` when the library prints one
+    /// (C-core), `timeout_ms` when it prints the ack timeout (grpc-js).
+    PingSent {
+        /// The PING payload, as C-core prints it.
+        ping_id: Option<u64>,
+        /// The ack timeout the library armed.
+        timeout_ms: Option<u32>,
+    },
+    /// The PING ack was read.
+    PingAck {
+        /// The acknowledged PING payload, as C-core prints it.
+        ping_id: Option<u64>,
+    },
+    /// The library gave up waiting for the ack and closes the connection.
+    PingTimeout,
+}
+
+/// One keepalive line: what happened, on which connection, from which library.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// The library that wrote the line.
+    pub library: Library,
+    /// The connection key: grpc-js `(<channelz id>) <address>`, C-core the
+    /// peer (`ipv4:10.0.0.1:443`). Empty for a C-core ack, which names only
+    /// its ping id.
+    pub connection: String,
+    /// What happened.
+    pub event: KeepaliveEvent,
+}
+
+/// The meaning of one log line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LineKind<'a> {
+    /// A platform record and the request ID it names.
+    Platform(PlatformPhase, &'a str),
+    /// A keepalive event.
+    Keepalive(Keepalive),
+    /// A failed RPC reported by the application (`14 UNAVAILABLE`,
+    /// `StatusCode.DEADLINE_EXCEEDED`, ...). Only looked for when asked.
+    CallFailed(&'static str),
+    /// Anything else.
+    Other,
+}
+
+/// A parsed line: its meaning, and the request ID the runtime printed on it
+/// (which, for timer-fired lines, may not be the invocation that owns it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// What the line says.
+    pub kind: LineKind<'a>,
+    /// The request ID printed by the runtime prefix, if any.
+    pub printed_request_id: Option<&'a str>,
+}
+
+/// Parses one message.
+///
+/// `want_failures` asks the parser to also recognise failed RPCs in
+/// application lines; the correlator sets it only right after a keepalive
+/// timeout, so ordinary traffic does not pay for that search.
+///
+/// ```
+/// use thawtrace_analyzers::parse::{parse_line, LineKind, PlatformPhase, RawText};
+/// let line = parse_line(RawText::Plain("END RequestId: 6428b781-c80d-44e1-b961-5794a2f9cdad"), false);
+/// assert_eq!(line.kind, LineKind::Platform(PlatformPhase::End, "6428b781-c80d-44e1-b961-5794a2f9cdad"));
+/// ```
+pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
+    let raw = text.raw();
+    if let Some(line) = platform::parse_text(raw) {
+        return line;
+    }
+    let b = raw.as_bytes();
+    match b.first() {
+        Some(b'{') => runtime::parse_json(text, want_failures),
+        Some(b'[') => runtime::parse_python(text, want_failures),
+        Some(c) if c.is_ascii_digit() => runtime::parse_node(text, want_failures),
+        Some(b'I' | b'W' | b'E' | b'D' | b'F') => Line {
+            kind: ccore::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
+            printed_request_id: None,
+        },
+        _ => Line {
+            kind: LineKind::Other,
+            printed_request_id: None,
+        },
+    }
+}
+
+/// Looks for a failed RPC in an application message (plain text).
+pub(crate) fn call_failure(body: &str) -> Option<&'static str> {
+    use memchr::memmem;
+    // Status codes as grpc-js (`14 UNAVAILABLE: ...`) and grpcio
+    // (`StatusCode.UNAVAILABLE`) put them in error messages.
+    const FAILURES: &[(&str, &str)] = &[
+        ("UNAVAILABLE", "UNAVAILABLE"),
+        ("DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED"),
+        ("CANCELLED", "CANCELLED"),
+        ("INTERNAL: ", "INTERNAL"),
+    ];
+    FAILURES
+        .iter()
+        .find(|(needle, _)| memmem::find(body.as_bytes(), needle.as_bytes()).is_some())
+        .map(|&(_, code)| code)
+}
+
+/// The body of a message after its runtime prefix: grpc-js traces and
+/// failures live there.
+pub(crate) fn parse_body<'a>(
+    body: RawText<'_>,
+    printed_request_id: Option<&'a str>,
+    want_failures: bool,
+) -> Line<'a> {
+    let kind = if let Some(k) = grpcjs::parse(body) {
+        LineKind::Keepalive(k)
+    } else if want_failures && !grpcjs::is_trace(body.raw()) {
+        call_failure(&body.unescape()).map_or(LineKind::Other, LineKind::CallFailed)
+    } else {
+        LineKind::Other
+    };
+    Line {
+        kind,
+        printed_request_id,
+    }
+}
+
+/// Takes a request ID (UUID-like token) at the start of `s`.
+pub(crate) fn request_id_prefix(s: &str) -> Option<&str> {
+    let end = s
+        .bytes()
+        .position(|c| !(c.is_ascii_alphanumeric() || c == b'-'))
+        .unwrap_or(s.len());
+    let id = &s[..end];
+    // `undefined` and `-` are what runtimes print outside any invocation.
+    if id.len() < 8 || id == "undefined" {
+        None
+    } else {
+        Some(id)
+    }
+}

@@ -1,0 +1,176 @@
+//! Lambda runtime prefixes and JSON application lines.
+//!
+//! | runtime | pattern | real example |
+//! |---|---|---|
+//! | Node.js, text | `<ISO ts>\t<requestId>\t<LEVEL>\t<message>` | `2026-11-28T08:07:13.137Z\t8a49e3f9-5c42-4f16-b87e-231ae818d4de\tERROR\tD 2026-11-28T08:07:13.137Z \| v1.14.7 2257 \| keepalive \| (2) 127.0.0.1:45905 Ping timeout passed without response` |
+//! | Python, text | `[LEVEL]\t<ISO ts>\t<requestId>\t<message>` | `[ERROR]\t2026-11-28T08:08:24.725Z\tca7beaa0-275c-4536-8ec4-a14510624461\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)` |
+//! | JSON log format | `{"timestamp","level","requestId","message"}` | `{"timestamp":"2026-11-28T08:07:43.150Z","level":"INFO","message":"echo call 0 ok","logger":"root","requestId":"c462afd2-…"}` |
+//!
+//! Node.js prints `undefined` (Node <= 22) or `-` (Node 24, outside any
+//! async context of an invocation) where no request ID is known.
+
+use memchr::memmem;
+
+use super::{Line, LineKind, RawText, parse_body, platform, request_id_prefix};
+
+fn other(printed_request_id: Option<&str>) -> Line<'_> {
+    Line {
+        kind: LineKind::Other,
+        printed_request_id,
+    }
+}
+
+/// Splits off the next field up to the separator.
+fn field<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
+    let at = memmem::find(s.as_bytes(), sep.as_bytes())?;
+    Some((&s[..at], &s[at + sep.len()..]))
+}
+
+fn body<'a>(text: RawText<'a>, s: &'a str) -> RawText<'a> {
+    match text {
+        RawText::Plain(_) => RawText::Plain(s),
+        RawText::JsonEscaped(_) => RawText::JsonEscaped(s),
+    }
+}
+
+/// Node.js runtime text lines.
+pub fn parse_node(text: RawText<'_>, want_failures: bool) -> Line<'_> {
+    let raw = text.raw();
+    let b = raw.as_bytes();
+    if b.len() < 24 || b[4] != b'-' || b[10] != b'T' {
+        return other(None);
+    }
+    let tab = text.tab();
+    let Some((_ts, rest)) = field(raw, tab) else {
+        return other(None);
+    };
+    let Some((rid, rest)) = field(rest, tab) else {
+        return other(None);
+    };
+    let printed = request_id_prefix(rid).filter(|id| id.len() == rid.len());
+    let Some((_level, msg)) = field(rest, tab) else {
+        return other(printed);
+    };
+    parse_body(body(text, msg), printed, want_failures)
+}
+
+/// Python runtime text lines.
+pub fn parse_python(text: RawText<'_>, want_failures: bool) -> Line<'_> {
+    let raw = text.raw();
+    let tab = text.tab();
+    let Some(rest) = raw.strip_prefix('[') else {
+        return other(None);
+    };
+    let Some((level, rest)) = field(rest, "]") else {
+        return other(None);
+    };
+    if level.len() > 8 || !level.bytes().all(|c| c.is_ascii_uppercase()) {
+        return other(None);
+    }
+    let Some(rest) = rest.strip_prefix(tab) else {
+        return other(None);
+    };
+    let Some((_ts, rest)) = field(rest, tab) else {
+        return other(None);
+    };
+    let Some((rid, msg)) = field(rest, tab) else {
+        return other(None);
+    };
+    let printed = request_id_prefix(rid).filter(|id| id.len() == rid.len());
+    parse_body(body(text, msg), printed, want_failures)
+}
+
+/// JSON lines: platform records, or JSON-format application lines.
+pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
+    let raw = text.raw();
+    if let Some(line) = platform::parse_json(raw) {
+        return line;
+    }
+    let printed = platform::json_string_field(raw, "requestId");
+    // Only a line that may hold a grpc-js trace (` | ` separators) or a
+    // failure we are looking for is worth decoding.
+    let maybe_trace = memmem::find(raw.as_bytes(), b" | ").is_some();
+    if !maybe_trace && !want_failures {
+        return other(printed);
+    }
+    #[derive(serde::Deserialize)]
+    struct AppLine {
+        message: Option<serde_json::Value>,
+    }
+    let decoded = text.unescape();
+    let Ok(app) = serde_json::from_str::<AppLine>(&decoded) else {
+        return other(printed);
+    };
+    let message = match app.message {
+        Some(serde_json::Value::String(s)) => s,
+        _ => return other(printed),
+    };
+    parse_body(RawText::Plain(&message), printed, want_failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{KeepaliveEvent, LineKind};
+
+    #[test]
+    fn node_prefix_escaped_and_plain() {
+        let plain = "2026-11-28T08:07:13.137Z\t8a49e3f9-5c42-4f16-b87e-231ae818d4de\tERROR\tD 2026-11-28T08:07:13.137Z | v1.14.7 2257 | keepalive | (2) 127.0.0.1:45905 Ping timeout passed without response";
+        let escaped = plain.replace('\t', "\\t");
+        for line in [
+            parse_node(RawText::Plain(plain), false),
+            parse_node(RawText::JsonEscaped(&escaped), false),
+        ] {
+            assert_eq!(
+                line.printed_request_id,
+                Some("8a49e3f9-5c42-4f16-b87e-231ae818d4de")
+            );
+            let LineKind::Keepalive(k) = line.kind else {
+                panic!("{line:?}")
+            };
+            assert_eq!(k.connection, "(2) 127.0.0.1:45905");
+            assert_eq!(k.event, KeepaliveEvent::PingTimeout);
+        }
+    }
+
+    #[test]
+    fn node_without_request_id() {
+        let l = parse_node(
+            RawText::Plain("2026-11-28T08:06:53.077Z\tundefined\tINFO\thello"),
+            false,
+        );
+        assert_eq!(l.printed_request_id, None);
+        let l = parse_node(
+            RawText::Plain("2026-11-28T08:06:53.077Z\t-\tINFO\thello"),
+            false,
+        );
+        assert_eq!(l.printed_request_id, None);
+    }
+
+    #[test]
+    fn python_failure_only_when_asked() {
+        let s = "[ERROR]\t2026-11-28T08:08:24.725Z\tca7beaa0-275c-4536-8ec4-a14510624461\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)";
+        assert_eq!(parse_python(RawText::Plain(s), false).kind, LineKind::Other);
+        assert_eq!(
+            parse_python(RawText::Plain(s), true).kind,
+            LineKind::CallFailed("UNAVAILABLE")
+        );
+    }
+
+    #[test]
+    fn json_app_line_with_trace() {
+        let s = r#"{"timestamp":"2026-11-28T08:07:13.137Z","level":"ERROR","message":"D 2026-11-28T08:07:13.137Z | v1.14.7 2257 | keepalive | (2) 127.0.0.1:45905 Sending ping with timeout 1000ms","requestId":"8a49e3f9-5c42-4f16-b87e-231ae818d4de"}"#;
+        let escaped = serde_json::to_string(s).unwrap();
+        let escaped = &escaped[1..escaped.len() - 1];
+        for line in [
+            parse_json(RawText::Plain(s), false),
+            parse_json(RawText::JsonEscaped(escaped), false),
+        ] {
+            assert_eq!(
+                line.printed_request_id,
+                Some("8a49e3f9-5c42-4f16-b87e-231ae818d4de")
+            );
+            assert!(matches!(line.kind, LineKind::Keepalive(_)), "{line:?}");
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! `thawtrace scan` and `thawtrace demo`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use thawtrace_analyzers::{Batch, Config, Finding, FindingKind, Summary};
+
+use crate::input::{self, DecodeStats, InputError, Limits};
+use crate::report;
+
+/// Finds gRPC keepalive pings that AWS Lambda froze in flight, in CloudWatch Logs.
+#[derive(Parser, Debug)]
+#[command(name = "thawtrace", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Scan exported logs: subscription payloads, awslogs events, Kinesis
+    /// events, `aws logs filter-log-events` output or JSON lines.
+    Scan(ScanArgs),
+    /// Scan a recorded sample (real grpc-js logs, really frozen) embedded in the binary.
+    Demo {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ScanArgs {
+    /// Files or directories (read recursively); `-` or nothing reads stdin.
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Refuse compressed input that expands beyond this many MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    max_decompressed_mb: usize,
+    /// Refuse (count and skip) log events or lines larger than this many KiB.
+    #[arg(long, default_value_t = 1024, value_name = "KIB")]
+    max_event_kb: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A paragraph per finding, for people.
+    Text,
+    /// One JSON object per finding per line.
+    Json,
+}
+
+/// A named input as read from disk or stdin.
+struct Source {
+    name: String,
+    text: String,
+}
+
+/// Runs the CLI; returns the process exit code (0 ok, 2 unusable input).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo { format } => {
+            let sources = vec![Source {
+                name: "demo".into(),
+                text: crate::DEMO_EVENTS.to_owned(),
+            }];
+            run(sources, Vec::new(), format, &Limits::default())
+        }
+        Command::Scan(args) => {
+            let limits = Limits {
+                max_decompressed_bytes: args.max_decompressed_mb.saturating_mul(1 << 20),
+                max_event_bytes: args.max_event_kb.saturating_mul(1 << 10),
+            };
+            let (sources, failures) = load(&args.paths, &limits);
+            run(sources, failures, args.format, &limits)
+        }
+    }
+}
+
+fn load(paths: &[PathBuf], limits: &Limits) -> (Vec<Source>, Vec<(String, InputError)>) {
+    let mut files = Vec::new();
+    let mut failures = Vec::new();
+    let stdin = PathBuf::from("-");
+    let paths = if paths.is_empty() {
+        std::slice::from_ref(&stdin)
+    } else {
+        paths
+    };
+    for p in paths {
+        collect(p, &mut files, &mut failures);
+    }
+    let mut sources = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let bytes = if path == Path::new("-") {
+            if std::io::stdin().is_terminal() {
+                failures.push((
+                    "stdin".into(),
+                    InputError::new("no input: give files or pipe logs in"),
+                ));
+                continue;
+            }
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+        } else {
+            std::fs::read(&path)
+        };
+        match bytes
+            .map_err(|e| InputError::new(format!("cannot read: {e}")))
+            .and_then(|b| decode_file(b, limits))
+        {
+            Ok(text) => sources.push(Source { name, text }),
+            Err(e) => failures.push((name, e)),
+        }
+    }
+    (sources, failures)
+}
+
+fn collect(p: &Path, files: &mut Vec<PathBuf>, failures: &mut Vec<(String, InputError)>) {
+    if p == Path::new("-") || p.is_file() {
+        files.push(p.to_owned());
+        return;
+    }
+    match std::fs::read_dir(p) {
+        Ok(dir) => {
+            let mut entries: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            for e in entries {
+                if e.is_dir() || e.is_file() {
+                    collect(&e, files, failures);
+                }
+            }
+        }
+        Err(e) => failures.push((
+            p.display().to_string(),
+            InputError::new(format!("cannot read: {e}")),
+        )),
+    }
+}
+
+fn decode_file(bytes: Vec<u8>, limits: &Limits) -> Result<String, InputError> {
+    let bytes = if input::is_gzip(&bytes) {
+        let mut out = Vec::new();
+        input::gunzip_into(&bytes, limits.max_decompressed_bytes, &mut out)?;
+        out
+    } else {
+        bytes
+    };
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let bytes = e.into_bytes();
+            // Binary junk is unusable; stray invalid bytes in a text file are
+            // left to the line reader, which counts and skips their lines.
+            let sample = &bytes[..bytes.len().min(4096)];
+            let controls = sample
+                .iter()
+                .filter(|&&b| b < 0x09 || (0x0e..0x20).contains(&b))
+                .count();
+            if controls * 10 > sample.len() {
+                return Err(InputError::new("binary data, not log text"));
+            }
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        }
+    }
+}
+
+fn run(
+    sources: Vec<Source>,
+    mut failures: Vec<(String, InputError)>,
+    format: Format,
+    limits: &Limits,
+) -> ExitCode {
+    // Every text the batch borrows from: the sources and what they nest
+    // (awslogs and Kinesis payloads), decoded before the batch is built.
+    let mut texts: Vec<(String, String)> = Vec::new();
+    let mut per_file: Vec<(String, DecodeStats)> = Vec::new();
+    let mut pending: Vec<(String, String)> =
+        sources.into_iter().map(|s| (s.name, s.text)).collect();
+    // Decode nested payloads first (bounded: each level strictly decodes).
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for (name, text) in pending {
+            let mut nested = Vec::new();
+            let mut probe = Batch::default();
+            match input::read_text(&name, &text, limits, &mut probe, &mut nested) {
+                Ok(_) if !nested.is_empty() => {
+                    next.extend(nested.into_iter().map(|t| (name.clone(), t)));
+                    if probe.is_empty() {
+                        continue;
+                    }
+                    texts.push((name, text));
+                }
+                Ok(_) => texts.push((name, text)),
+                Err(e) => failures.push((name, e)),
+            }
+        }
+        pending = next;
+        if pending.is_empty() {
+            break;
+        }
+    }
+    let mut batch = Batch::default();
+    for (name, text) in &texts {
+        let mut nested = Vec::new();
+        match input::read_text(name, text, limits, &mut batch, &mut nested) {
+            Ok(stats) => per_file.push((name.clone(), stats)),
+            Err(e) => failures.push((name.clone(), e)),
+        }
+    }
+    // A file that yielded nothing but problems is unusable.
+    let mut merged: Vec<(String, DecodeStats)> = Vec::new();
+    for (name, stats) in per_file {
+        match merged.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, m)) => {
+                m.events += stats.events;
+                m.malformed += stats.malformed;
+                m.problems.extend(stats.problems);
+            }
+            None => merged.push((name, stats)),
+        }
+    }
+    let mut malformed = 0;
+    for (name, stats) in &merged {
+        malformed += stats.malformed;
+        if stats.events == 0 && stats.malformed > 0 {
+            let first = stats.problems.first().cloned().unwrap_or_default();
+            failures.push((
+                name.clone(),
+                InputError::new(format!(
+                    "no usable log events ({} malformed; first: {first})",
+                    stats.malformed
+                )),
+            ));
+        } else if stats.malformed > 0 {
+            eprintln!(
+                "thawtrace: {name}: skipped {} malformed line(s) or event(s):",
+                stats.malformed
+            );
+            for p in &stats.problems {
+                eprintln!("thawtrace:   {name}: {p}");
+            }
+        }
+    }
+    let mut findings: Vec<Finding> = Vec::new();
+    let summary = batch.analyze(&Config::default(), &mut findings);
+    let mut out = std::io::stdout().lock();
+    for f in &findings {
+        let written = match format {
+            Format::Json => writeln!(out, "{}", report::json::to_line(f)),
+            Format::Text => writeln!(out, "{}", report::text::render(f)),
+        };
+        if written.is_err() {
+            // Broken pipe: the reader went away; nothing more to say.
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = out.flush();
+    print_summary(&summary, &findings, malformed, format);
+    for (name, e) in &failures {
+        eprintln!("thawtrace: {name}: {e}");
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+fn print_summary(summary: &Summary, findings: &[Finding], malformed: u64, format: Format) {
+    let count = |k: FindingKind| findings.iter().filter(|f| f.kind == k).count();
+    let line = format!(
+        "thawtrace: {} events in {} log streams, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{}{}",
+        summary.totals.lines,
+        summary.streams,
+        summary.totals.invocations,
+        count(FindingKind::KeepaliveFreezeTimeout),
+        count(FindingKind::KeepaliveTimeout),
+        if malformed > 0 {
+            format!("; {malformed} malformed skipped")
+        } else {
+            String::new()
+        },
+        if summary.totals.unpaired_timeouts > 0 {
+            format!(
+                "; {} ping timeouts whose ping is not in the input",
+                summary.totals.unpaired_timeouts
+            )
+        } else {
+            String::new()
+        },
+    );
+    match format {
+        Format::Text => println!("{line}"),
+        Format::Json => eprintln!("{line}"),
+    }
+}

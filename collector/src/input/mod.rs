@@ -1,0 +1,435 @@
+//! Decoding what users and AWS send into log events.
+//!
+//! Accepted, per file (or stdin), detected from the content:
+//!
+//! | input | shape |
+//! |---|---|
+//! | Lambda subscription event | `{"awslogs":{"data":"<base64 gzip>"}}` |
+//! | decoded subscription message | `{"messageType","logGroup","logStream","logEvents":[…]}` (also gzip, or several concatenated) |
+//! | Kinesis event of subscription records | `{"Records":[{"kinesis":{"data":"<base64 gzip>"}}]}` |
+//! | `aws logs filter-log-events` output | `{"events":[{"logStreamName","timestamp","message","eventId"}]}` |
+//! | JSON lines | `{"id"?, "timestamp", "message", "logStream"?, "logGroup"?}` per line |
+//!
+//! A malformed line or event is counted and skipped; a file that yields no
+//! event at all is unusable and reported with the reason.
+
+mod limits;
+
+use std::borrow::Cow;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use thawtrace_analyzers::Batch;
+use thawtrace_analyzers::parse::RawText;
+use thawtrace_analyzers::time::parse_rfc3339;
+
+pub use limits::{Limits, gunzip_into, is_gzip};
+
+/// Why an input could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// What was wrong, in words.
+    pub reason: String,
+}
+
+impl InputError {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        InputError {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// The group name used when an input does not say.
+pub const UNKNOWN_GROUP: &str = "-";
+
+/// What decoding one text yielded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Log events added to the batch.
+    pub events: u64,
+    /// Lines or events skipped as malformed.
+    pub malformed: u64,
+    /// The first few reasons, with where.
+    pub problems: Vec<String>,
+}
+
+impl DecodeStats {
+    fn skip(&mut self, wherein: impl std::fmt::Display, reason: impl std::fmt::Display) {
+        self.malformed += 1;
+        if self.problems.len() < 5 {
+            self.problems.push(format!("{wherein}: {reason}"));
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Timestamp<'a> {
+    Millis(i64),
+    Float(f64),
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+}
+
+impl Timestamp<'_> {
+    fn millis(&self) -> Option<i64> {
+        match self {
+            Timestamp::Millis(ms) => Some(*ms),
+            Timestamp::Float(f) if f.is_finite() => Some(*f as i64),
+            Timestamp::Float(_) => None,
+            Timestamp::Text(s) => s.parse().ok().or_else(|| parse_rfc3339(s)),
+        }
+    }
+}
+
+/// One event in any of the accepted shapes.
+#[derive(Deserialize)]
+struct EventIn<'a> {
+    #[serde(borrow, default, alias = "eventId")]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<Timestamp<'a>>,
+    #[serde(borrow)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "logStream", alias = "logStreamName")]
+    log_stream: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "logGroup", alias = "logGroupName")]
+    log_group: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct AwsLogs<'a> {
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct KinesisData<'a> {
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct KinesisRecord<'a> {
+    #[serde(borrow)]
+    kinesis: Option<KinesisData<'a>>,
+}
+
+/// Any top-level JSON object we accept, told apart by its keys.
+#[derive(Deserialize)]
+struct TopLevel<'a> {
+    #[serde(borrow, default, rename = "logEvents")]
+    log_events: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    events: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    awslogs: Option<AwsLogs<'a>>,
+    #[serde(borrow, default, rename = "Records")]
+    records: Option<Vec<KinesisRecord<'a>>>,
+    #[serde(borrow, default, rename = "messageType")]
+    message_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "logGroup")]
+    log_group: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "logStream")]
+    log_stream: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+}
+
+/// Decodes base64 + gzip subscription data into text, within the limits.
+pub fn decode_data(data: &str, limits: &Limits) -> Result<String, InputError> {
+    let compressed = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| InputError::new(format!("invalid base64 in subscription data: {e}")))?;
+    let mut out = Vec::new();
+    if is_gzip(&compressed) {
+        gunzip_into(&compressed, limits.max_decompressed_bytes, &mut out)?;
+    } else {
+        return Err(InputError::new(
+            "subscription data is not gzip (CloudWatch Logs always gzips it)",
+        ));
+    }
+    String::from_utf8(out).map_err(|_| InputError::new("subscription data is not UTF-8 text"))
+}
+
+/// Reads events from one text into the batch. Payloads nested inside it
+/// (awslogs, Kinesis) are returned decoded, to be read the same way: the
+/// batch borrows from every text, so the caller keeps them alive.
+pub fn read_text<'a>(
+    name: &str,
+    text: &'a str,
+    limits: &Limits,
+    batch: &mut Batch<'a>,
+    nested: &mut Vec<String>,
+) -> Result<DecodeStats, InputError> {
+    let body = text.trim_start_matches('\u{feff}');
+    if body.trim().is_empty() {
+        return Err(InputError::new("empty input: no log events"));
+    }
+    let mut stats = DecodeStats::default();
+    let first = body.trim_start().as_bytes()[0];
+    if first == b'{' || first == b'[' {
+        // Whole-text JSON values (pretty-printed CLI output, concatenated
+        // subscription messages); on a syntax error, fall back to lines.
+        let mut values = Vec::new();
+        let mut stream = serde_json::Deserializer::from_str(body).into_iter::<&RawValue>();
+        let whole = loop {
+            match stream.next() {
+                None => break true,
+                Some(Ok(v)) => values.push(v),
+                Some(Err(_)) => break false,
+            }
+        };
+        if whole
+            && values.len() > 1
+            && body.lines().filter(|l| !l.trim().is_empty()).count() == values.len()
+        {
+            // One value per line: JSON lines, read line by line so problems name their line.
+        } else if whole {
+            for v in values {
+                read_value(name, None, v, limits, batch, nested, &mut stats)?;
+            }
+            return Ok(stats);
+        }
+    } else if !body
+        .trim()
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'\n' | b'\r'))
+    {
+        return Err(InputError::new(
+            "not JSON: expected a subscription payload, filter-log-events output or JSON lines",
+        ));
+    } else {
+        // Bare base64 subscription data, as copied from an awslogs event.
+        nested.push(decode_data(body, limits)?);
+        return Ok(stats);
+    }
+    for (n, line) in body.lines().enumerate() {
+        let line_no = n + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.len() > limits.max_event_bytes {
+            stats.skip(
+                format_args!("line {line_no}"),
+                format_args!(
+                    "{} bytes, over the {} KiB event limit",
+                    line.len(),
+                    limits.max_event_bytes >> 10
+                ),
+            );
+            continue;
+        }
+        match serde_json::from_str::<&RawValue>(line) {
+            Ok(v) => {
+                if let Err(e) =
+                    read_value(name, Some(line_no), v, limits, batch, nested, &mut stats)
+                {
+                    stats.skip(format_args!("line {line_no}"), e);
+                }
+            }
+            Err(e) => stats.skip(
+                format_args!("line {line_no}"),
+                format_args!("not JSON ({e})"),
+            ),
+        }
+    }
+    Ok(stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_value<'a>(
+    name: &str,
+    line: Option<usize>,
+    value: &'a RawValue,
+    limits: &Limits,
+    batch: &mut Batch<'a>,
+    nested: &mut Vec<String>,
+    stats: &mut DecodeStats,
+) -> Result<(), InputError> {
+    let raw = value.get();
+    if raw.starts_with('[') {
+        let items: Vec<&'a RawValue> = serde_json::from_str(raw)
+            .map_err(|e| InputError::new(format!("not a JSON array of events ({e})")))?;
+        for (i, item) in items.into_iter().enumerate() {
+            read_event(
+                name,
+                None,
+                None,
+                item,
+                line.unwrap_or(0),
+                i,
+                limits,
+                batch,
+                stats,
+            );
+        }
+        return Ok(());
+    }
+    let top: TopLevel<'a> = serde_json::from_str(raw)
+        .map_err(|e| InputError::new(format!("JSON of the wrong shape ({e})")))?;
+    if let Some(awslogs) = top.awslogs {
+        nested.push(
+            decode_data(&awslogs.data, limits)
+                .map_err(|e| InputError::new(format!("awslogs event: {e}")))?,
+        );
+        return Ok(());
+    }
+    if let Some(records) = top.records {
+        for (i, r) in records.into_iter().enumerate() {
+            let Some(k) = r.kinesis else {
+                stats.skip(format_args!("record {i}"), "no kinesis.data");
+                continue;
+            };
+            let compressed = match base64::engine::general_purpose::STANDARD.decode(k.data.trim()) {
+                Ok(c) => c,
+                Err(e) => {
+                    stats.skip(
+                        format_args!("record {i}"),
+                        format_args!("invalid base64 ({e})"),
+                    );
+                    continue;
+                }
+            };
+            let mut out = Vec::new();
+            let decoded = if is_gzip(&compressed) {
+                gunzip_into(&compressed, limits.max_decompressed_bytes, &mut out).map(|()| out)
+            } else {
+                Ok(compressed)
+            };
+            match decoded.map(String::from_utf8) {
+                Ok(Ok(text)) => nested.push(text),
+                Ok(Err(_)) => stats.skip(format_args!("record {i}"), "data is not UTF-8 text"),
+                Err(e) => stats.skip(format_args!("record {i}"), e),
+            }
+        }
+        return Ok(());
+    }
+    if let Some(events) = top.log_events {
+        if top.message_type.as_deref() == Some("CONTROL_MESSAGE") {
+            return Ok(());
+        }
+        let group = top.log_group;
+        let stream = top.log_stream;
+        for (i, ev) in events.into_iter().enumerate() {
+            read_event(
+                name,
+                group.clone(),
+                stream.clone(),
+                ev,
+                line.unwrap_or(0),
+                i,
+                limits,
+                batch,
+                stats,
+            );
+        }
+        return Ok(());
+    }
+    if let Some(events) = top.events {
+        for (i, ev) in events.into_iter().enumerate() {
+            read_event(
+                name,
+                top.log_group.clone(),
+                None,
+                ev,
+                line.unwrap_or(0),
+                i,
+                limits,
+                batch,
+                stats,
+            );
+        }
+        return Ok(());
+    }
+    if top.message.is_some() {
+        read_event(
+            name,
+            None,
+            None,
+            value,
+            line.unwrap_or(0),
+            0,
+            limits,
+            batch,
+            stats,
+        );
+        return Ok(());
+    }
+    Err(InputError::new(
+        "JSON of the wrong shape: expected a subscription message (logEvents), an awslogs event, a Kinesis event, filter-log-events output (events) or a log event (timestamp, message)",
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_event<'a>(
+    name: &str,
+    group: Option<Cow<'a, str>>,
+    stream: Option<Cow<'a, str>>,
+    value: &'a RawValue,
+    line: usize,
+    index: usize,
+    limits: &Limits,
+    batch: &mut Batch<'a>,
+    stats: &mut DecodeStats,
+) {
+    let wherein = || {
+        if line > 0 {
+            format!("line {line}")
+        } else {
+            format!("event {index}")
+        }
+    };
+    if value.get().len() > limits.max_event_bytes {
+        stats.skip(
+            wherein(),
+            format_args!("over the {} KiB event limit", limits.max_event_bytes >> 10),
+        );
+        return;
+    }
+    let ev: EventIn<'a> = match serde_json::from_str(value.get()) {
+        Ok(ev) => ev,
+        Err(e) => {
+            stats.skip(wherein(), format_args!("not a log event ({e})"));
+            return;
+        }
+    };
+    let Some(ts) = ev.timestamp.as_ref().and_then(Timestamp::millis) else {
+        stats.skip(
+            wherein(),
+            "no usable timestamp (ms since the epoch or RFC 3339)",
+        );
+        return;
+    };
+    let Some(message) = ev
+        .message
+        .map(RawValue::get)
+        .and_then(|m| m.strip_prefix('"')?.strip_suffix('"'))
+    else {
+        stats.skip(wherein(), "no message string");
+        return;
+    };
+    let group = ev
+        .log_group
+        .or(group)
+        .unwrap_or(Cow::Borrowed(UNKNOWN_GROUP));
+    let stream = match ev.log_stream.or(stream) {
+        Some(s) => s,
+        None => Cow::Owned(name.to_owned()),
+    };
+    let id = match ev.id {
+        Some(id) => id,
+        None if line > 0 => Cow::Owned(format!("{name}:{line}")),
+        None => Cow::Owned(format!("{name}#{index}")),
+    };
+    batch.push(group, stream, id, ts, RawText::JsonEscaped(message));
+    stats.events += 1;
+}

@@ -1,0 +1,14 @@
+//! The `thawtrace` collector and CLI: decode CloudWatch Logs payloads, run
+//! the [`thawtrace_analyzers`] core, report findings.
+//!
+//! Data flows one way: `input` (decode) -> analyzers (parse, correlate) ->
+//! `report` (text, JSON lines).
+
+pub mod cli;
+pub mod input;
+pub mod report;
+
+/// The recorded sample `thawtrace demo` analyses: real @grpc/grpc-js 1.14
+/// logs from a Lambda-like environment frozen with SIGSTOP between
+/// invocations (see `tests/recorders/`).
+pub const DEMO_EVENTS: &str = include_str!("demo/events.jsonl");

@@ -1,0 +1,540 @@
+"""Lambda execution environments on loopback, for recording real logs.
+
+Each environment is a real function process (Node.js with @grpc/grpc-js, or
+Python with grpcio) driven through a local Lambda Runtime API:
+
+- the runtime client polls `GET /2018-06-01/runtime/invocation/next`, calls
+  the handler, posts `/response`; this emulator prints the platform lines
+  (`START`/`END`/`REPORT`, or the JSON `platform.*` records) as Lambda does;
+- between invocations the process is really frozen: SIGSTOP once it polls for
+  the next invocation, SIGCONT when the next one is delivered;
+- its stdout and stderr (one pipe, so their order is kept) become the log
+  stream, one CloudWatch event per line, timestamped on arrival.
+
+Ground truth comes from what the emulator knows, never from thawtrace: each
+line is owned by the invocation that was running when it was written (lines
+written after `END A` and before the freeze belong to A, lines written at the
+thaw to the invocation being delivered). A delaying TCP proxy sits between
+client and server so a ping can be in flight when the freeze comes.
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def iso(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + ".%03dZ" % (ms % 1000)
+
+
+# ---------------------------------------------------------------- proxy
+
+
+class DelayProxy:
+    """TCP proxy 127.0.0.1:<port> -> upstream, delaying every chunk each way."""
+
+    def __init__(self, upstream_port, delay_ms):
+        self.upstream_port = upstream_port
+        self.delay = delay_ms / 1000.0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        # A reader thread stamps chunks; a writer thread sends each one when its
+        # delay is up, so order is kept and throughput is not cut by the delay.
+        import queue
+
+        q = queue.Queue()
+
+        def writer():
+            while True:
+                due, data = q.get()
+                if data is None:
+                    break
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                try:
+                    dst.sendall(data)
+                except OSError:
+                    break
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+        threading.Thread(target=writer, daemon=True).start()
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            q.put((time.monotonic() + self.delay, data or None))
+            if not data:
+                return
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- server
+
+
+class EchoServer:
+    def __init__(self, workdir):
+        port_file = os.path.join(workdir, "echo.port")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "echo_server.py"), port_file],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(200):
+            if os.path.exists(port_file):
+                self.port = int(open(port_file).read())
+                return
+            time.sleep(0.05)
+        raise RuntimeError("echo server did not start")
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stop(self):
+        self.resume()
+        self.proc.kill()
+        self.proc.wait()
+
+
+# ---------------------------------------------------------------- log stream
+
+
+class LogStream:
+    """One execution environment's log stream, as CloudWatch Logs stores it."""
+
+    def __init__(self, group, name, seq_base):
+        self.group = group
+        self.name = name
+        self.events = []
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+        self.owner = None  # request ID owning lines written now
+        self.seq = seq_base
+
+    def add(self, message, platform=False):
+        with self.cond:
+            ts = now_ms()
+            self.seq += 1
+            # CloudWatch event IDs are 56-digit decimal strings.
+            eid = "%020d%018d%018d" % (ts, self.seq, zlib.crc32(self.name.encode()))
+            self.events.append(
+                {
+                    "id": eid,
+                    "timestamp": ts,
+                    "message": message,
+                    "logStream": self.name,
+                    "logGroup": self.group,
+                    "_owner": self.owner,
+                    "_platform": platform,
+                }
+            )
+            self.cond.notify_all()
+            return eid
+
+    def wait_for(self, predicate, since, timeout):
+        """Wait until an event at index >= since satisfies predicate."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                for ev in self.events[since:]:
+                    if predicate(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+
+    def mark(self):
+        with self.lock:
+            return len(self.events)
+
+
+# ---------------------------------------------------------------- runtime API
+
+
+class RuntimeApi:
+    def __init__(self):
+        self.lock = threading.Condition()
+        self.pending = None  # (request_id, event) to deliver
+        self.polling = False  # the runtime is waiting in /next
+        self.responses = {}  # request_id -> ("response"|"error", body, time)
+        self.holds = {}  # request_id -> threading.Event
+        self.shutdown = False
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, code, body=b"", headers=()):
+                self.send_response(code)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/2018-06-01/runtime/invocation/next":
+                    with api.lock:
+                        api.polling = True
+                        api.lock.notify_all()
+                        while api.pending is None and not api.shutdown:
+                            api.lock.wait(1.0)
+                        api.polling = False
+                        item, api.pending = api.pending, None
+                    if item is None:
+                        return self._reply(200, b"{}")
+                    rid, event = item
+                    deadline = now_ms() + 30000
+                    return self._reply(
+                        200,
+                        json.dumps(event).encode(),
+                        [
+                            ("Lambda-Runtime-Aws-Request-Id", rid),
+                            ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+                            ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:recorded"),
+                            ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0"),
+                            ("Content-Type", "application/json"),
+                        ],
+                    )
+                if self.path.startswith("/thawtrace/hold/"):
+                    rid = self.path.rsplit("/", 1)[1]
+                    with api.lock:
+                        ev = api.holds.setdefault(rid, threading.Event())
+                    ev.wait(30)
+                    return self._reply(200, b"{}")
+                self._reply(404)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = self.path.split("/")
+                if len(parts) == 6 and parts[3] == "invocation" and parts[5] in ("response", "error"):
+                    with api.lock:
+                        api.responses[parts[4]] = (parts[5], body, now_ms())
+                        api.lock.notify_all()
+                    return self._reply(202, b"{}")
+                self._reply(202, b"{}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = "127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_polling(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not self.polling:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError("runtime did not poll for the next invocation")
+                self.lock.wait(left)
+
+    def deliver(self, rid, event):
+        with self.lock:
+            self.pending = (rid, event)
+            self.lock.notify_all()
+
+    def wait_response(self, rid, timeout=40):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while rid not in self.responses:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError("invocation %s did not answer" % rid)
+                self.lock.wait(left)
+            return self.responses[rid]
+
+    def release(self, rid):
+        with self.lock:
+            self.holds.setdefault(rid, threading.Event()).set()
+
+    def close(self):
+        with self.lock:
+            self.shutdown = True
+            self.lock.notify_all()
+        self.server.shutdown()
+
+
+# ---------------------------------------------------------------- environment
+
+
+class Environment:
+    """One execution environment: a function process, its log stream, its freezes."""
+
+    def __init__(self, spec, stream, target, workdir):
+        self.spec = spec
+        self.stream = stream
+        self.api = RuntimeApi()
+        self.fmt = spec.get("format", "text")
+        self.start_order = spec.get("start", "platform")
+        env = dict(os.environ)
+        env.update(spec.get("env", {}))
+        env["AWS_LAMBDA_RUNTIME_API"] = self.api.address
+        env["THAWTRACE_TARGET"] = target
+        env["AWS_LAMBDA_FUNCTION_NAME"] = spec["function"]
+        if self.fmt == "json":
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(
+            spec["command"],
+            cwd=spec["cwd"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.frozen = False
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if line:
+                self.stream.add(line)
+
+    # Platform lines, as Lambda writes them.
+    def platform_start(self, rid):
+        if self.fmt == "json":
+            self.stream.add(json.dumps({"time": iso(now_ms()), "type": "platform.start", "record": {"requestId": rid, "version": "$LATEST"}}), True)
+        else:
+            self.stream.add("START RequestId: %s Version: $LATEST" % rid, True)
+
+    def platform_end(self, rid, started_ms, status):
+        duration = now_ms() - started_ms + 0.37
+        billed = int(duration) + 1
+        mem = 64 + random.randint(0, 30)
+        if self.fmt == "json":
+            self.stream.add(json.dumps({"time": iso(now_ms()), "type": "platform.runtimeDone", "record": {"requestId": rid, "status": status, "metrics": {"durationMs": duration, "producedBytes": 16}}}), True)
+            self.stream.add(json.dumps({"time": iso(now_ms()), "type": "platform.report", "record": {"requestId": rid, "metrics": {"durationMs": duration, "billedDurationMs": billed, "memorySizeMB": 128, "maxMemoryUsedMB": mem}, "status": status}}), True)
+        else:
+            self.stream.add("END RequestId: %s" % rid, True)
+            self.stream.add("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: 128 MB\tMax Memory Used: %d MB\t" % (rid, duration, billed, mem), True)
+
+    def freeze(self):
+        # Lambda freezes once the runtime asks for the next invocation.
+        self.api.wait_polling()
+        time.sleep(0.002)
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.frozen = False
+
+    def invoke(self, rid, event, on_running=None):
+        """Deliver one invocation; returns after the response, before the freeze."""
+        self.api.wait_polling()
+        if self.start_order == "platform":
+            # START when the invocation is delivered, then the thaw: timers that
+            # expired while frozen print after START.
+            self.stream.owner = rid
+            self.platform_start(rid)
+            if self.frozen:
+                self.thaw()
+        else:
+            # The function side writes START after the thaw: thaw lines come first.
+            self.stream.owner = rid
+            if self.frozen:
+                self.thaw()
+                time.sleep(0.05)
+            self.platform_start(rid)
+        started = now_ms()
+        self.api.deliver(rid, event)
+        if on_running:
+            on_running(rid)
+        kind, _, _ = self.api.wait_response(rid)
+        self.platform_end(rid, started, "success" if kind == "response" else "error")
+
+    def close(self):
+        if self.frozen:
+            self.thaw()
+        self.api.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=5)
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def run_environment(spec, stream, target, server, workdir, rng, log):
+    """Run one environment's script of invocations with real freezes between them."""
+    lib = spec["library"]
+    env = Environment(spec, stream, target, workdir)
+    try:
+        for step in spec["script"]:
+            rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            role = step["role"]
+            mark = stream.mark()
+
+            def on_running(rid, role=role, mark=mark):
+                if role == "race":
+                    # End the invocation right after a keepalive ping went out,
+                    # so the freeze catches it in flight.
+                    ev = stream.wait_for(lambda e: e["_owner"] == rid and lib.is_ping(e["message"]), mark, 8)
+                    log("  %s race: ping %s" % (rid[:8], "seen" if ev else "NOT seen"))
+                    env.api.release(rid)
+                elif role == "genuine":
+                    # The server stops answering inside the invocation: a real
+                    # network timeout, in one invocation.
+                    server.pause()
+                    ev = stream.wait_for(lambda e: e["_owner"] == rid and lib.is_timeout(e["message"]), mark, 12)
+                    log("  %s genuine: timeout %s" % (rid[:8], "seen" if ev else "NOT seen"))
+                    time.sleep(0.3)
+                    server.resume()
+                    env.api.release(rid)
+
+            event = dict(step.get("event", {}))
+            if role in ("race", "genuine"):
+                event["hold"] = "release"
+            env.invoke(rid, event, on_running)
+            env.freeze()
+            time.sleep(step["gap_ms"] / 1000.0)
+    finally:
+        env.close()
+
+
+class GrpcJs:
+    name = "grpc-js"
+
+    @staticmethod
+    def is_ping(msg):
+        return "| keepalive |" in msg and "Sending ping" in msg
+
+    @staticmethod
+    def is_timeout(msg):
+        return "| keepalive |" in msg and "Ping timeout passed without response" in msg
+
+    @staticmethod
+    def connection(msg):
+        # "... | keepalive | (4) 127.0.0.1:40123 Sending ping ..." -> "(4) 127.0.0.1:40123"
+        rest = msg.split("| keepalive | ", 1)[1]
+        return " ".join(rest.split(" ", 2)[:2])
+
+    @staticmethod
+    def acked(msg):
+        return None
+
+
+class CCore:
+    """grpcio (C-core) traces, keyed by peer; pings carry an id that acks repeat."""
+
+    name = "grpcio"
+
+    @staticmethod
+    def is_ping(msg):
+        return "]: Ping " in msg and " sent [" in msg
+
+    @staticmethod
+    def is_timeout(msg):
+        return "Ping timeout. Closing transport." in msg or "Keepalive watchdog fired. Closing transport." in msg or "Keepalive timeout. Closing transport." in msg
+
+    @staticmethod
+    def connection(msg):
+        if " sent [" in msg:
+            return msg.split(" sent [", 1)[1].split("]", 1)[0]
+        return msg.split("] ", 1)[1].strip().split(": ", 1)[0]
+
+    @staticmethod
+    def ping_id(msg):
+        return msg.split("]: Ping ", 1)[1].split(" ", 1)[0]
+
+    @staticmethod
+    def acked(msg):
+        if "received ping ack " in msg:
+            return msg.rsplit(" ", 1)[1].strip()
+        return None
+
+
+def truth_for(events, lib):
+    """Expected findings: each ping timeout paired with the ping it gave up on
+    (the oldest unanswered ping on its connection), owners as the emulator
+    saw them."""
+    findings = []
+    outstanding = {}  # connection -> [(ping id or None, event)]
+    for ev in events:
+        msg = ev["message"]
+        if lib.is_ping(msg):
+            pid = lib.ping_id(msg) if hasattr(lib, "ping_id") else None
+            pending = outstanding.setdefault(lib.connection(msg), [])
+            if pid is None:
+                pending.clear()  # grpc-js keeps one ping in flight per connection
+            pending.append((pid, ev))
+        elif lib.acked(msg) is not None:
+            pid = lib.acked(msg)
+            for pending in outstanding.values():
+                pending[:] = [p for p in pending if p[0] != pid]
+        elif lib.is_timeout(msg):
+            pending = outstanding.pop(lib.connection(msg), [])
+            if not pending:
+                continue
+            ping = pending[0][1]
+            kind = "keepalive_freeze_timeout" if ping["_owner"] != ev["_owner"] else "keepalive_timeout"
+            findings.append(
+                {
+                    "kind": kind,
+                    "log_group": ev["logGroup"],
+                    "log_stream": ev["logStream"],
+                    "ping_request_id": ping["_owner"],
+                    "timeout_request_id": ev["_owner"],
+                    "ping_event_id": ping["id"],
+                    "timeout_event_id": ev["id"],
+                }
+            )
+    return findings

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Record real gRPC keepalive logs from really frozen Lambda-like environments.
+
+    python3 tests/recorders/record.py --out tests/fixtures/recorded --seed 1
+
+Runs several execution environments at once (each a real function process:
+Node.js with @grpc/grpc-js, Python with grpcio), each with its own gRPC echo
+server behind a delaying proxy, and writes:
+
+    events.jsonl   every log event, all streams interleaved by time, as
+                   {id, timestamp, message, logStream, logGroup}
+    truth.json     the findings the recorder expects, from its own knowledge
+                   of which invocation was running when each line was written
+    environments.json  what each environment was (library, format, ordering)
+
+Needs: `npm ci` in tests/recorders/node, `pip install -r tests/requirements.txt`.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+
+import lambda_sim  # noqa: E402
+
+NODE_DIR = os.path.join(ROOT, "tests", "recorders", "node")
+PY_DIR = os.path.join(ROOT, "tests", "recorders", "python")
+NODE_TRACE = {"GRPC_TRACE": "keepalive,transport,subchannel,dns_resolver,resolving_load_balancer", "GRPC_VERBOSITY": "DEBUG"}
+CCORE_TRACE = {"GRPC_TRACE": "http_keepalive,http2_ping,http", "GRPC_VERBOSITY": "debug"}
+
+
+def script(rng, keepalive=True):
+    """A seeded sequence of invocations and the freezes after them."""
+    steps = [{"role": "work", "event": {"calls": 2}, "gap_ms": rng.randint(200, 600)}]
+    blocks = [
+        # A ping in flight at the freeze, a freeze longer than the ack timeout.
+        [{"role": "race", "event": {"calls": 1}, "gap_ms": rng.randint(1500, 4000)},
+         {"role": "work", "event": {"calls": 2}, "gap_ms": rng.randint(200, 800)}],
+        # A ping in flight, but a freeze shorter than the remaining timeout.
+        [{"role": "race", "event": {"calls": 1}, "gap_ms": rng.randint(150, 400)},
+         {"role": "work", "event": {"calls": 1}, "gap_ms": rng.randint(200, 600)}],
+        # The server stops answering inside an invocation: a genuine timeout.
+        [{"role": "genuine", "event": {"calls": 1}, "gap_ms": rng.randint(300, 800)},
+         {"role": "work", "event": {"calls": 1}, "gap_ms": rng.randint(200, 600)}],
+        # A freeze longer than the keepalive interval: the ping is sent at the
+        # thaw; a short invocation is frozen again with it in flight.
+        [{"role": "work", "event": {"calls": 1}, "gap_ms": rng.randint(5600, 7000)},
+         {"role": "work", "event": {"calls": 0}, "gap_ms": rng.randint(1500, 3000)},
+         {"role": "work", "event": {"calls": 1}, "gap_ms": rng.randint(200, 600)}],
+        [{"role": "race", "event": {"calls": 2}, "gap_ms": rng.randint(1500, 3000)},
+         {"role": "work", "event": {"calls": 1}, "gap_ms": rng.randint(200, 600)}],
+    ]
+    if not keepalive:
+        blocks = [[{"role": "work", "event": {"calls": 1}, "gap_ms": rng.choice([300, 1500, 6000])}] for _ in range(5)]
+    rng.shuffle(blocks)
+    middle = [step for block in blocks for step in block]
+    steps += middle
+    steps.append({"role": "work", "event": {"calls": 2}, "gap_ms": 100})
+    return steps
+
+
+def environments(rng, which):
+    node = ["node", "runtime.js"]
+    py = [sys.executable, "runtime.py"]
+    envs = [
+        dict(name="node-text", library="grpc-js", function="orders-node", command=node, cwd=NODE_DIR, format="text", start="platform", env=dict(NODE_TRACE)),
+        dict(name="node-json-late-start", library="grpc-js", function="orders-node-json", command=node, cwd=NODE_DIR, format="json", start="function", env=dict(NODE_TRACE)),
+        dict(name="node24-async-ids", library="grpc-js", function="orders-node24", command=node, cwd=NODE_DIR, format="text", start="platform", env=dict(NODE_TRACE, THAWTRACE_REQUEST_ID_MODE="async")),
+        dict(name="node-keepalive-off", library="grpc-js", function="orders-node-nokeepalive", command=node, cwd=NODE_DIR, format="text", start="platform", env=dict(NODE_TRACE, THAWTRACE_KEEPALIVE="0"), keepalive=False),
+        dict(name="node-grpc-js-1.8", library="grpc-js", function="orders-node-old", command=node, cwd=NODE_DIR, format="text", start="function", env=dict(NODE_TRACE, THAWTRACE_GRPC_JS="grpc-js-1-8")),
+        dict(name="python-text", library="grpcio", function="orders-python", command=py, cwd=PY_DIR, format="text", start="platform", env=dict(CCORE_TRACE)),
+        dict(name="python-json-late-start", library="grpcio", function="orders-python-json", command=py, cwd=PY_DIR, format="json", start="function", env=dict(CCORE_TRACE)),
+    ]
+    if which:
+        envs = [e for e in envs if any(w in e["name"] for w in which)]
+    for e in envs:
+        e["script"] = script(rng, e.pop("keepalive", True))
+    return envs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", action="append", help="record only environments whose name contains this")
+    ap.add_argument("--proxy-delay-ms", type=int, default=40)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    envs = environments(rng, args.only)
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="thawtrace-rec-")
+    libs = {"grpc-js": lambda_sim.GrpcJs, "grpcio": lambda_sim.CCore}
+    streams, threads, errors = [], [], []
+    lock = threading.Lock()
+
+    def log(msg):
+        with lock:
+            print(msg, file=sys.stderr, flush=True)
+
+    for i, spec in enumerate(envs):
+        spec["library"] = libs[spec["library"]]
+        sdir = os.path.join(work, spec["name"])
+        os.makedirs(sdir)
+        server = lambda_sim.EchoServer(sdir)
+        proxy = lambda_sim.DelayProxy(server.port, args.proxy_delay_ms)
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        stream = lambda_sim.LogStream("/aws/lambda/" + spec["function"], "%s/[$LATEST]%032x" % (day, rng.getrandbits(128)), i * 10**6)
+        streams.append((spec, stream))
+        env_rng = random.Random(rng.getrandbits(64))
+
+        def run(spec=spec, stream=stream, server=server, proxy=proxy, sdir=sdir, env_rng=env_rng):
+            try:
+                log("%s: %d invocations" % (spec["name"], len(spec["script"])))
+                lambda_sim.run_environment(spec, stream, "127.0.0.1:%d" % proxy.port, server, sdir, env_rng, log)
+            except Exception as exc:  # reported below, fails the recording
+                errors.append("%s: %r" % (spec["name"], exc))
+            finally:
+                proxy.close()
+                server.stop()
+
+        t = threading.Thread(target=run)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join(timeout=600)
+    if errors:
+        sys.exit("recording failed:\n" + "\n".join(errors))
+
+    all_events, truth, meta = [], [], []
+    for spec, stream in streams:
+        truth += lambda_sim.truth_for(stream.events, spec["library"])
+        all_events += stream.events
+        meta.append({"name": spec["name"], "library": spec["library"].name, "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"], "invocations": len(spec["script"])})
+    all_events.sort(key=lambda e: (e["timestamp"], e["id"]))
+    with open(os.path.join(args.out, "events.jsonl"), "w") as f:
+        for ev in all_events:
+            f.write(json.dumps({k: v for k, v in ev.items() if not k.startswith("_")}) + "\n")
+    with open(os.path.join(args.out, "owners.jsonl"), "w") as f:
+        for ev in all_events:
+            f.write(json.dumps({"id": ev["id"], "owner": ev["_owner"]}) + "\n")
+    with open(os.path.join(args.out, "truth.json"), "w") as f:
+        json.dump({"seed": args.seed, "findings": truth}, f, indent=1)
+    with open(os.path.join(args.out, "environments.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    kinds = {}
+    for t in truth:
+        kinds[t["kind"]] = kinds.get(t["kind"], 0) + 1
+    log("recorded %d events, expected findings: %s" % (len(all_events), kinds))
+
+
+if __name__ == "__main__":
+    main()
