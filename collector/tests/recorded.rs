@@ -1,0 +1,76 @@
+//! Real captures in, the recorder's ground truth out: every freeze timeout
+//! found with the invocations that own its lines, and no genuine timeout
+//! called a freeze one.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn every_recorded_timeout_is_found_with_the_right_invocations() {
+    for dir in fixtures() {
+        let truth: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap())
+                .unwrap();
+        let truth = truth["findings"].as_array().unwrap().clone();
+        assert!(
+            truth
+                .iter()
+                .any(|t| t["kind"] == "keepalive_freeze_timeout"),
+            "{}: a recording without a freeze timeout proves nothing",
+            dir.display()
+        );
+        let found = scan_json(&[&dir.join("events.jsonl")]);
+        assert_eq!(keys(&found), keys(&truth), "{}", dir.display());
+    }
+}
+
+#[test]
+fn a_freeze_timeout_names_two_invocations_even_when_both_lines_print_one() {
+    let dir = &fixtures()[0];
+    let found = scan_json(&[&dir.join("events.jsonl")]);
+    let freezes: Vec<&Value> = found
+        .iter()
+        .filter(|f| f["kind"] == "keepalive_freeze_timeout")
+        .collect();
+    assert!(!freezes.is_empty());
+    for f in &freezes {
+        assert_ne!(f["ping_request_id"], f["timeout_request_id"], "{f}");
+        assert!(f["frozen_ms"].as_i64().unwrap() > 0, "{f}");
+        assert!(f["timeout_at"].as_str().unwrap().ends_with('Z'));
+        assert!(f["evidence"].as_array().unwrap().len() >= 2);
+    }
+    // grpc-js under Node <= 22 prints the pinging invocation's ID on the
+    // timeout line: the printed ID lies, the finding does not.
+    assert!(
+        freezes
+            .iter()
+            .any(|f| f["library"] == "grpc-js"
+                && f["timeout_line_request_id"] == f["ping_request_id"]),
+        "expected a timeout line that prints the previous invocation's request ID"
+    );
+    for f in found.iter().filter(|f| f["kind"] == "keepalive_timeout") {
+        assert_eq!(f["ping_request_id"], f["timeout_request_id"], "{f}");
+    }
+}
+
+#[test]
+fn demo_shows_a_freeze_timeout_across_two_request_ids() {
+    let out = thawtrace(&["demo", "--format", "json"]);
+    assert!(out.status.success());
+    let found: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(found.iter().any(|f| f["kind"] == "keepalive_freeze_timeout"
+        && f["ping_request_id"] != f["timeout_request_id"]));
+    let text = thawtrace(&["demo"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("KEEPALIVE FREEZE TIMEOUT"), "{text}");
+    assert!(
+        text.contains("grpc.keepalive_timeout_ms"),
+        "the fix names the grpc-js option"
+    );
+}
