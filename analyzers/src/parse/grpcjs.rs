@@ -26,7 +26,10 @@ use memchr::memmem;
 
 use super::{Keepalive, KeepaliveEvent, Library, RawText};
 
-const KEEPALIVE_TEXTS: &[(&str, fn(&str) -> KeepaliveEvent)] = &[
+/// Reads what follows a keepalive text (`1000ms`) into the event.
+type EventOf = fn(&str) -> KeepaliveEvent;
+
+const KEEPALIVE_TEXTS: &[(&str, EventOf)] = &[
     ("Sending ping with timeout ", |rest| {
         KeepaliveEvent::PingSent {
             ping_id: None,

@@ -85,11 +85,10 @@ pub fn unescape_json(s: &str) -> Cow<'_, str> {
                 }
                 i += used;
             }
-            other => {
+            _ => {
                 out.push('\\');
-                // `other` starts a (possibly multi-byte) char; re-read it as text.
+                // Not an escape: re-read the byte after the backslash as text.
                 i -= 1;
-                let _ = other;
             }
         }
     }

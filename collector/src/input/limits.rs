@@ -23,9 +23,28 @@ impl Default for Limits {
     }
 }
 
-/// Gunzips `data` (all members) into `out`, refusing more than `limit` bytes.
+/// Gunzips `data` into `out`, refusing more than `limit` bytes.
+///
+/// CloudWatch Logs sends one gzip member whose trailer states its size:
+/// libdeflate inflates that into a buffer of exactly that size in one call
+/// (the fast path). Anything else (several members, a trailer that lies,
+/// corrupt data) goes through the streaming decoder, which enforces the
+/// limit byte by byte and names the error.
 pub fn gunzip_into(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), InputError> {
     out.clear();
+    if let Some(trailer) = data.len().checked_sub(4).map(|at| &data[at..]) {
+        let stated = u32::from_le_bytes(trailer.try_into().expect("4 bytes")) as usize;
+        if stated <= limit {
+            out.resize(stated, 0);
+            let mut inflater = libdeflater::Decompressor::new();
+            if let Ok(n) = inflater.gzip_decompress(data, out) {
+                if n == stated {
+                    return Ok(());
+                }
+            }
+            out.clear();
+        }
+    }
     let mut decoder = flate2::read::MultiGzDecoder::new(data).take(limit as u64 + 1);
     decoder
         .read_to_end(out)

@@ -13,6 +13,7 @@
 //! A malformed line or event is counted and skipped; a file that yields no
 //! event at all is unusable and reported with the reason.
 
+pub mod awslogs;
 mod limits;
 
 use std::borrow::Cow;

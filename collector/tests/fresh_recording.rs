@@ -1,0 +1,66 @@
+//! A fresh recording, not in the repo: real grpc-js (1.14 and 1.8) and
+//! grpcio functions, text and JSON log formats, both START orderings, Node
+//! 24 request IDs, seven execution environments interleaved, each frozen
+//! with SIGSTOP between invocations. thawtrace must find exactly what the
+//! recorder knows happened (precision = recall = 1.0).
+//!
+//! Needs the recorders' dependencies: `bash tests/setup.sh` (the README's
+//! test command runs it). `THAWTRACE_SEED` picks the scenario seed.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn a_fresh_recording_is_scored_perfectly() {
+    let python = std::env::var("THAWTRACE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let grpc = Command::new(&python).args(["-c", "import grpc"]).status();
+    assert!(
+        grpc.is_ok_and(|s| s.success())
+            && repo()
+                .join("tests/recorders/node/node_modules/@grpc/grpc-js")
+                .exists(),
+        "the recorders' dependencies are missing: run `bash tests/setup.sh` and set THAWTRACE_PYTHON=tests/.deps/venv/bin/python (or run `bash tests/run-all.sh`)"
+    );
+    let seed = std::env::var("THAWTRACE_SEED").unwrap_or_else(|_| {
+        (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 100_000)
+            .to_string()
+    });
+    let out_dir =
+        std::env::temp_dir().join(format!("thawtrace-fresh-{}-{seed}", std::process::id()));
+    eprintln!("recording with seed {seed} into {}", out_dir.display());
+    let status = Command::new(&python)
+        .arg(repo().join("tests/recorders/record.py"))
+        .args(["--out", out_dir.to_str().unwrap(), "--seed", &seed])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the recorder failed (seed {seed})");
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("truth.json")).unwrap())
+            .unwrap();
+    let truth = truth["findings"].as_array().unwrap().clone();
+    assert!(
+        truth
+            .iter()
+            .any(|t| t["kind"] == "keepalive_freeze_timeout"),
+        "seed {seed}: the recording caught no ping in flight at a freeze"
+    );
+    let found = scan_json(&[&out_dir.join("events.jsonl")]);
+    assert_eq!(
+        keys(&found),
+        keys(&truth),
+        "seed {seed}: findings differ from the recorder's ground truth"
+    );
+    let envs: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("environments.json")).unwrap())
+            .unwrap();
+    assert!(envs.as_array().unwrap().len() >= 7);
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
