@@ -176,39 +176,37 @@ fn run(
     format: Format,
     limits: &Limits,
 ) -> ExitCode {
-    // Every text the batch borrows from: the sources and what they nest
-    // (awslogs and Kinesis payloads), decoded before the batch is built.
+    // Every text the batch borrows from: the sources and the subscription
+    // messages they wrap (awslogs and Kinesis events), unwrapped first.
     let mut texts: Vec<(String, String)> = Vec::new();
     let mut per_file: Vec<(String, DecodeStats)> = Vec::new();
     let mut pending: Vec<(String, String)> =
         sources.into_iter().map(|s| (s.name, s.text)).collect();
-    // Decode nested payloads first (bounded: each level strictly decodes).
+    // Bounded: a wrapped payload holding another wrapped payload is unwrapped
+    // at most this many times.
     for _ in 0..4 {
         let mut next = Vec::new();
         for (name, text) in pending {
-            let mut nested = Vec::new();
-            let mut probe = Batch::default();
-            match input::read_text(&name, &text, limits, &mut probe, &mut nested) {
-                Ok(_) if !nested.is_empty() => {
-                    next.extend(nested.into_iter().map(|t| (name.clone(), t)));
-                    if probe.is_empty() {
-                        continue;
-                    }
-                    texts.push((name, text));
+            match input::unwrap_payloads(&text, limits) {
+                Ok(Some(unwrapped)) => {
+                    next.extend(unwrapped.texts.into_iter().map(|t| (name.clone(), t)));
+                    per_file.push((name, unwrapped.stats));
                 }
-                Ok(_) => texts.push((name, text)),
+                Ok(None) => texts.push((name, text)),
                 Err(e) => failures.push((name, e)),
             }
         }
         pending = next;
-        if pending.is_empty() {
-            break;
-        }
+    }
+    for (name, _) in pending {
+        failures.push((
+            name,
+            InputError::new("payloads wrapped more than 4 levels deep"),
+        ));
     }
     let mut batch = Batch::default();
     for (name, text) in &texts {
-        let mut nested = Vec::new();
-        match input::read_text(name, text, limits, &mut batch, &mut nested) {
+        match input::read_text(name, text, limits, &mut batch) {
             Ok(stats) => per_file.push((name.clone(), stats)),
             Err(e) => failures.push((name.clone(), e)),
         }

@@ -43,8 +43,8 @@ proptest! {
     fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let text = String::from_utf8_lossy(&bytes);
         let mut batch = Batch::default();
-        let mut nested = Vec::new();
-        let _ = read_text("fuzz", &text, &Limits::default(), &mut batch, &mut nested);
+        let _ = thawtrace::input::unwrap_payloads(&text, &Limits::default());
+        let _ = read_text("fuzz", &text, &Limits::default(), &mut batch);
         let mut out: Vec<Finding> = Vec::new();
         batch.analyze(&Config::default(), &mut out);
     }

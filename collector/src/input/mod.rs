@@ -161,15 +161,97 @@ pub fn decode_data(data: &str, limits: &Limits) -> Result<String, InputError> {
     String::from_utf8(out).map_err(|_| InputError::new("subscription data is not UTF-8 text"))
 }
 
-/// Reads events from one text into the batch. Payloads nested inside it
-/// (awslogs, Kinesis) are returned decoded, to be read the same way: the
-/// batch borrows from every text, so the caller keeps them alive.
+/// A text that only wraps other payloads (awslogs or Kinesis events, bare
+/// base64 subscription data), decoded.
+#[derive(Debug, Default)]
+pub struct Unwrapped {
+    /// The decoded subscription messages.
+    pub texts: Vec<String>,
+    /// Records skipped as malformed.
+    pub stats: DecodeStats,
+}
+
+#[derive(Deserialize)]
+struct Wrapper<'a> {
+    #[serde(borrow, default)]
+    awslogs: Option<AwsLogs<'a>>,
+    #[serde(borrow, default, rename = "Records")]
+    records: Option<Vec<KinesisRecord<'a>>>,
+}
+
+/// Decodes a text that wraps subscription payloads: `Some` with the
+/// decoded messages, `None` when the text holds log events itself (read it
+/// with [`read_text`]). Cheap for ordinary files: only a text naming
+/// `awslogs` or `Records`, or made of base64 alone, is parsed here.
+pub fn unwrap_payloads(text: &str, limits: &Limits) -> Result<Option<Unwrapped>, InputError> {
+    let body = text.trim_start_matches('\u{feff}').trim();
+    if body.is_empty() {
+        return Ok(None);
+    }
+    if !body.starts_with(['{', '[']) {
+        if body
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'\n' | b'\r'))
+        {
+            let texts = vec![decode_data(body, limits)?];
+            return Ok(Some(Unwrapped {
+                texts,
+                stats: DecodeStats::default(),
+            }));
+        }
+        return Ok(None);
+    }
+    let b = body.as_bytes();
+    if memchr::memmem::find(b, b"\"awslogs\"").is_none()
+        && memchr::memmem::find(b, b"\"Records\"").is_none()
+    {
+        return Ok(None);
+    }
+    let mut out = Unwrapped::default();
+    for value in serde_json::Deserializer::from_str(body).into_iter::<Wrapper<'_>>() {
+        let Ok(w) = value else { return Ok(None) };
+        if let Some(awslogs) = w.awslogs {
+            let text = decode_data(&awslogs.data, limits)
+                .map_err(|e| InputError::new(format!("awslogs event: {e}")))?;
+            out.texts.push(text);
+        } else if let Some(records) = w.records {
+            for (i, r) in records.into_iter().enumerate() {
+                match kinesis_record(r, limits) {
+                    Ok(text) => out.texts.push(text),
+                    Err(e) => out.stats.skip(format_args!("record {i}"), e),
+                }
+            }
+        } else {
+            return Ok(None);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Kinesis data is the subscription message, gzipped (CloudWatch Logs) or not.
+fn kinesis_record(r: KinesisRecord<'_>, limits: &Limits) -> Result<String, InputError> {
+    let k = r
+        .kinesis
+        .ok_or_else(|| InputError::new("no kinesis.data"))?;
+    let compressed = base64::engine::general_purpose::STANDARD
+        .decode(k.data.trim())
+        .map_err(|e| InputError::new(format!("invalid base64 ({e})")))?;
+    let bytes = if is_gzip(&compressed) {
+        let mut out = Vec::new();
+        gunzip_into(&compressed, limits.max_decompressed_bytes, &mut out)?;
+        out
+    } else {
+        compressed
+    };
+    String::from_utf8(bytes).map_err(|_| InputError::new("data is not UTF-8 text"))
+}
+
+/// Reads the log events of one text into the batch, which borrows from it.
 pub fn read_text<'a>(
     name: &str,
     text: &'a str,
     limits: &Limits,
     batch: &mut Batch<'a>,
-    nested: &mut Vec<String>,
 ) -> Result<DecodeStats, InputError> {
     let body = text.trim_start_matches('\u{feff}');
     if body.trim().is_empty() {
@@ -196,22 +278,14 @@ pub fn read_text<'a>(
             // One value per line: JSON lines, read line by line so problems name their line.
         } else if whole {
             for v in values {
-                read_value(name, None, v, limits, batch, nested, &mut stats)?;
+                read_value(name, None, v, limits, batch, &mut stats)?;
             }
             return Ok(stats);
         }
-    } else if !body
-        .trim()
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'\n' | b'\r'))
-    {
+    } else {
         return Err(InputError::new(
             "not JSON: expected a subscription payload, filter-log-events output or JSON lines",
         ));
-    } else {
-        // Bare base64 subscription data, as copied from an awslogs event.
-        nested.push(decode_data(body, limits)?);
-        return Ok(stats);
     }
     for (n, line) in body.lines().enumerate() {
         let line_no = n + 1;
@@ -231,9 +305,7 @@ pub fn read_text<'a>(
         }
         match serde_json::from_str::<&RawValue>(line) {
             Ok(v) => {
-                if let Err(e) =
-                    read_value(name, Some(line_no), v, limits, batch, nested, &mut stats)
-                {
+                if let Err(e) = read_value(name, Some(line_no), v, limits, batch, &mut stats) {
                     stats.skip(format_args!("line {line_no}"), e);
                 }
             }
@@ -246,14 +318,12 @@ pub fn read_text<'a>(
     Ok(stats)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn read_value<'a>(
     name: &str,
     line: Option<usize>,
     value: &'a RawValue,
     limits: &Limits,
     batch: &mut Batch<'a>,
-    nested: &mut Vec<String>,
     stats: &mut DecodeStats,
 ) -> Result<(), InputError> {
     let raw = value.get();
@@ -277,42 +347,10 @@ fn read_value<'a>(
     }
     let top: TopLevel<'a> = serde_json::from_str(raw)
         .map_err(|e| InputError::new(format!("JSON of the wrong shape ({e})")))?;
-    if let Some(awslogs) = top.awslogs {
-        nested.push(
-            decode_data(&awslogs.data, limits)
-                .map_err(|e| InputError::new(format!("awslogs event: {e}")))?,
-        );
-        return Ok(());
-    }
-    if let Some(records) = top.records {
-        for (i, r) in records.into_iter().enumerate() {
-            let Some(k) = r.kinesis else {
-                stats.skip(format_args!("record {i}"), "no kinesis.data");
-                continue;
-            };
-            let compressed = match base64::engine::general_purpose::STANDARD.decode(k.data.trim()) {
-                Ok(c) => c,
-                Err(e) => {
-                    stats.skip(
-                        format_args!("record {i}"),
-                        format_args!("invalid base64 ({e})"),
-                    );
-                    continue;
-                }
-            };
-            let mut out = Vec::new();
-            let decoded = if is_gzip(&compressed) {
-                gunzip_into(&compressed, limits.max_decompressed_bytes, &mut out).map(|()| out)
-            } else {
-                Ok(compressed)
-            };
-            match decoded.map(String::from_utf8) {
-                Ok(Ok(text)) => nested.push(text),
-                Ok(Err(_)) => stats.skip(format_args!("record {i}"), "data is not UTF-8 text"),
-                Err(e) => stats.skip(format_args!("record {i}"), e),
-            }
-        }
-        return Ok(());
+    if top.awslogs.is_some() || top.records.is_some() {
+        return Err(InputError::new(
+            "a wrapped payload (awslogs or Kinesis) among other JSON values; give it a file of its own",
+        ));
     }
     if let Some(events) = top.log_events {
         if top.message_type.as_deref() == Some("CONTROL_MESSAGE") {
