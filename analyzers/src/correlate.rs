@@ -421,30 +421,49 @@ impl StreamCorrelator {
                         findings.push(self.finding(&self.marks[ping_idx], mark, k));
                     }
                 },
-                What::Failure(code) => {
-                    let owner = self.owner(mark);
-                    let Some(finding) = findings.last_mut() else {
-                        continue;
-                    };
-                    if finding.failed_call.is_none()
-                        && finding.timeout_request_id == owner.request_id
-                        && mark.ts - finding.timeout_at_ms <= self.config.failure_window_ms
-                    {
-                        finding.evidence.push(mark.id.clone());
-                        finding.failed_call = Some(FailedCall {
-                            event_id: mark.id.clone(),
-                            at_ms: mark.ts,
-                            code,
-                            line: mark.pos,
-                        });
-                    }
-                }
+                What::Failure(_) => {}
             }
         }
+        self.attach_failures(&mut findings);
         for f in findings {
             sink.finding(f);
         }
         self.stats
+    }
+
+    /// Attaches to each finding the first failed call of its invocation
+    /// from just before the timeout (another thread may log the failure
+    /// first) to the end of the failure window.
+    fn attach_failures(&self, findings: &mut [Finding]) {
+        const BEFORE_MS: i64 = 100;
+        let failures: Vec<(&Mark, &'static str, Option<String>)> = self
+            .marks
+            .iter()
+            .filter_map(|m| match m.what {
+                What::Failure(code) => Some((m, code, self.owner(m).request_id)),
+                _ => None,
+            })
+            .collect();
+        let mut used = vec![false; failures.len()];
+        for finding in findings {
+            let from = finding.timeout_at_ms - BEFORE_MS;
+            let to = finding
+                .timeout_at_ms
+                .saturating_add(self.config.failure_window_ms);
+            let hit = failures.iter().enumerate().find(|(i, (m, _, owner))| {
+                !used[*i] && (from..=to).contains(&m.ts) && *owner == finding.timeout_request_id
+            });
+            if let Some((i, (mark, code, _))) = hit {
+                used[i] = true;
+                finding.evidence.push(mark.id.clone());
+                finding.failed_call = Some(FailedCall {
+                    event_id: mark.id.clone(),
+                    at_ms: mark.ts,
+                    code,
+                    line: mark.pos,
+                });
+            }
+        }
     }
 
     fn finding(&self, ping: &Mark, timeout: &Mark, k: &Keepalive) -> Finding {

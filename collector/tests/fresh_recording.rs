@@ -1,7 +1,7 @@
-//! A fresh recording, not in the repo: real grpc-js (1.14 and 1.8) and
-//! grpcio functions, text and JSON log formats, both START orderings, Node
-//! 24 request IDs, seven execution environments interleaved, each frozen
-//! with SIGSTOP between invocations. thawtrace must find exactly what the
+//! A fresh recording, not in the repo: real grpc-js (1.14 and 1.8), grpcio
+//! and tonic (with thawtrace-instrument) functions, text and JSON log
+//! formats, both START orderings, Node 24 request IDs, ten execution
+//! environments interleaved, each frozen with SIGSTOP between invocations. thawtrace must find exactly what the
 //! recorder knows happened (precision = recall = 1.0).
 //!
 //! Needs the recorders' dependencies: `bash tests/setup.sh` (the README's
@@ -36,9 +36,25 @@ fn a_fresh_recording_is_scored_perfectly() {
     let out_dir =
         std::env::temp_dir().join(format!("thawtrace-fresh-{}-{seed}", std::process::id()));
     eprintln!("recording with seed {seed} into {}", out_dir.display());
+    // `cargo test` builds the instrument's examples (the Rust function and
+    // its tonic server) next to this test's `deps/`.
+    let examples = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples");
     let status = Command::new(&python)
         .arg(repo().join("tests/recorders/record.py"))
-        .args(["--out", out_dir.to_str().unwrap(), "--seed", &seed])
+        .args([
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--seed",
+            &seed,
+            "--rust-bin",
+        ])
+        .arg(&examples)
         .status()
         .unwrap();
     assert!(status.success(), "the recorder failed (seed {seed})");
@@ -61,6 +77,6 @@ fn a_fresh_recording_is_scored_perfectly() {
     let envs: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("environments.json")).unwrap())
             .unwrap();
-    assert!(envs.as_array().unwrap().len() >= 7);
+    assert!(envs.as_array().unwrap().len() >= 10);
     let _ = std::fs::remove_dir_all(&out_dir);
 }

@@ -117,10 +117,14 @@ class DelayProxy:
 
 
 class EchoServer:
-    def __init__(self, workdir):
+    """A real gRPC echo server: grpcio (echo_server.py) or any command that
+    takes a port file, such as the tonic example server."""
+
+    def __init__(self, workdir, command=None):
         port_file = os.path.join(workdir, "echo.port")
+        command = command or [sys.executable, os.path.join(HERE, "echo_server.py")]
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "echo_server.py"), port_file],
+            command + [port_file],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -206,6 +210,7 @@ class RuntimeApi:
         self.polling = False  # the runtime is waiting in /next
         self.responses = {}  # request_id -> ("response"|"error", body, time)
         self.holds = {}  # request_id -> threading.Event
+        self.hold_responses = set()  # request IDs whose /response reply waits for release
         self.shutdown = False
         api = self
 
@@ -261,9 +266,16 @@ class RuntimeApi:
                 body = self.rfile.read(length) if length else b""
                 parts = self.path.split("/")
                 if len(parts) == 6 and parts[3] == "invocation" and parts[5] in ("response", "error"):
+                    rid = parts[4]
                     with api.lock:
-                        api.responses[parts[4]] = (parts[5], body, now_ms())
+                        api.responses[rid] = (parts[5], body, now_ms())
                         api.lock.notify_all()
+                        hold = api.holds.setdefault(rid, threading.Event()) if rid in api.hold_responses else None
+                    if hold is not None:
+                        # The function answered (END is written); its runtime
+                        # waits for this reply before polling /next, so the
+                        # freeze comes when the recorder releases it.
+                        hold.wait(30)
                     return self._reply(202, b"{}")
                 self._reply(202, b"{}")
 
@@ -323,7 +335,12 @@ class Environment:
         env.update(spec.get("env", {}))
         env["AWS_LAMBDA_RUNTIME_API"] = self.api.address
         env["THAWTRACE_TARGET"] = target
+        env["GRPC_TARGET"] = "http://" + target
         env["AWS_LAMBDA_FUNCTION_NAME"] = spec["function"]
+        env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = "128"
+        env["AWS_LAMBDA_FUNCTION_VERSION"] = "$LATEST"
+        env["AWS_LAMBDA_LOG_GROUP_NAME"] = stream.group
+        env["AWS_LAMBDA_LOG_STREAM_NAME"] = stream.name
         if self.fmt == "json":
             env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
         env["PYTHONUNBUFFERED"] = "1"
@@ -442,7 +459,10 @@ def run_environment(spec, stream, target, server, workdir, rng, log):
 
             event = dict(step.get("event", {}))
             if role in ("race", "genuine"):
-                event["hold"] = "release"
+                if spec.get("hold") == "response":
+                    env.api.hold_responses.add(rid)
+                else:
+                    event["hold"] = "release"
             env.invoke(rid, event, on_running)
             env.freeze()
             time.sleep(step["gap_ms"] / 1000.0)
@@ -466,6 +486,35 @@ class GrpcJs:
         # "... | keepalive | (4) 127.0.0.1:40123 Sending ping ..." -> "(4) 127.0.0.1:40123"
         rest = msg.split("| keepalive | ", 1)[1]
         return " ".join(rest.split(" ", 2)[:2])
+
+    @staticmethod
+    def acked(msg):
+        return None
+
+
+class Instrument:
+    """thawtrace-instrument events of a Rust (tonic) function."""
+
+    name = "tonic"
+
+    @staticmethod
+    def _event(msg, name):
+        return ('event="%s"' % name) in msg or ('"event":"%s"' % name) in msg
+
+    @classmethod
+    def is_ping(cls, msg):
+        return cls._event(msg, "ping_sent")
+
+    @classmethod
+    def is_timeout(cls, msg):
+        return cls._event(msg, "keepalive_timeout")
+
+    @staticmethod
+    def connection(msg):
+        for sep in ("conn=", '"conn":'):
+            if sep in msg:
+                return msg.split(sep, 1)[1].split(" ", 1)[0].split(",", 1)[0]
+        return "?"
 
     @staticmethod
     def acked(msg):

@@ -4,8 +4,9 @@
     python3 tests/recorders/record.py --out tests/fixtures/recorded --seed 1
 
 Runs several execution environments at once (each a real function process:
-Node.js with @grpc/grpc-js, Python with grpcio), each with its own gRPC echo
-server behind a delaying proxy, and writes:
+Node.js with @grpc/grpc-js, Python with grpcio, Rust with tonic and
+thawtrace-instrument), each with its own gRPC echo server (grpcio, or tonic
+for Rust) behind a delaying proxy, and writes:
 
     events.jsonl   every log event, all streams interleaved by time, as
                    {id, timestamp, message, logStream, logGroup}
@@ -13,7 +14,8 @@ server behind a delaying proxy, and writes:
                    of which invocation was running when each line was written
     environments.json  what each environment was (library, format, ordering)
 
-Needs: `npm ci` in tests/recorders/node, `pip install -r tests/requirements.txt`.
+Needs: `bash tests/setup.sh` (npm and pip packages) and the instrument's
+examples built (`cargo build -p thawtrace-instrument --examples`).
 """
 
 import argparse
@@ -66,9 +68,11 @@ def script(rng, keepalive=True):
     return steps
 
 
-def environments(rng, which):
+def environments(rng, which, rust_bin):
     node = ["node", "runtime.js"]
     py = [sys.executable, "runtime.py"]
+    rust = [os.path.join(rust_bin, "lambda_grpc")]
+    tonic_server = [os.path.join(rust_bin, "echo_server")]
     envs = [
         dict(name="node-text", library="grpc-js", function="orders-node", command=node, cwd=NODE_DIR, format="text", start="platform", env=dict(NODE_TRACE)),
         dict(name="node-json-late-start", library="grpc-js", function="orders-node-json", command=node, cwd=NODE_DIR, format="json", start="function", env=dict(NODE_TRACE)),
@@ -77,6 +81,9 @@ def environments(rng, which):
         dict(name="node-grpc-js-1.8", library="grpc-js", function="orders-node-old", command=node, cwd=NODE_DIR, format="text", start="function", env=dict(NODE_TRACE, THAWTRACE_GRPC_JS="grpc-js-1-8")),
         dict(name="python-text", library="grpcio", function="orders-python", command=py, cwd=PY_DIR, format="text", start="platform", env=dict(CCORE_TRACE)),
         dict(name="python-json-late-start", library="grpcio", function="orders-python-json", command=py, cwd=PY_DIR, format="json", start="function", env=dict(CCORE_TRACE)),
+        dict(name="rust-tonic-text", library="tonic", function="orders-rust", command=rust, cwd=ROOT, format="text", start="platform", server=tonic_server, hold="response", env={}),
+        dict(name="rust-tonic-json-late-start", library="tonic", function="orders-rust-json", command=rust, cwd=ROOT, format="json", start="function", server=tonic_server, hold="response", env={}),
+        dict(name="rust-tonic-keepalive-off", library="tonic", function="orders-rust-nokeepalive", command=rust, cwd=ROOT, format="text", start="platform", server=tonic_server, hold="response", env={"GRPC_KEEPALIVE": "off"}, keepalive=False),
     ]
     if which:
         envs = [e for e in envs if any(w in e["name"] for w in which)]
@@ -91,12 +98,18 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", action="append", help="record only environments whose name contains this")
     ap.add_argument("--proxy-delay-ms", type=int, default=40)
+    ap.add_argument("--rust-bin", default=os.path.join(ROOT, "target", "debug", "examples"),
+                    help="where the instrument's examples lambda_grpc and echo_server are built")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    envs = environments(rng, args.only)
+    envs = environments(rng, args.only, args.rust_bin)
+    for e in envs:
+        for exe in [e["command"][0]] + e.get("server", [])[:1]:
+            if e["library"] == "tonic" and not os.path.exists(exe):
+                sys.exit("%s is not built: cargo build -p thawtrace-instrument --examples (or pass --rust-bin)" % exe)
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="thawtrace-rec-")
-    libs = {"grpc-js": lambda_sim.GrpcJs, "grpcio": lambda_sim.CCore}
+    libs = {"grpc-js": lambda_sim.GrpcJs, "grpcio": lambda_sim.CCore, "tonic": lambda_sim.Instrument}
     streams, threads, errors = [], [], []
     lock = threading.Lock()
 
@@ -108,7 +121,7 @@ def main():
         spec["library"] = libs[spec["library"]]
         sdir = os.path.join(work, spec["name"])
         os.makedirs(sdir)
-        server = lambda_sim.EchoServer(sdir)
+        server = lambda_sim.EchoServer(sdir, spec.get("server"))
         proxy = lambda_sim.DelayProxy(server.port, args.proxy_delay_ms)
         day = time.strftime("%Y/%m/%d", time.gmtime())
         stream = lambda_sim.LogStream("/aws/lambda/" + spec["function"], "%s/[$LATEST]%032x" % (day, rng.getrandbits(128)), i * 10**6)

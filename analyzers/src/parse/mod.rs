@@ -9,6 +9,7 @@
 //! | Node.js and Python runtime prefixes, JSON application lines | [`runtime`] |
 //! | @grpc/grpc-js traces (1.8 to 1.14) | [`grpcjs`] |
 //! | gRPC C-core (grpcio) traces, gpr and absl eras | [`ccore`] |
+//! | `thawtrace-instrument` events (Rust, tonic), text and JSON | [`instrument`] |
 //!
 //! Parsers are anchored: each looks at the first bytes of a line to decide
 //! whether it is theirs, so an ordinary application line costs a few byte
@@ -16,6 +17,7 @@
 
 pub mod ccore;
 pub mod grpcjs;
+pub mod instrument;
 pub mod platform;
 pub mod runtime;
 mod text;
@@ -30,6 +32,8 @@ pub enum Library {
     GrpcJs,
     /// gRPC C-core, as used by `grpcio` (Python).
     Grpcio,
+    /// tonic (Rust), through `thawtrace-instrument`.
+    Tonic,
 }
 
 impl Library {
@@ -38,6 +42,7 @@ impl Library {
         match self {
             Library::GrpcJs => "grpc-js",
             Library::Grpcio => "grpcio",
+            Library::Tonic => "tonic",
         }
     }
 }
@@ -131,6 +136,12 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         Some(b'{') => runtime::parse_json(text, want_failures),
         Some(b'[') => runtime::parse_python(text, want_failures),
         Some(c) if c.is_ascii_digit() => runtime::parse_node(text, want_failures),
+        Some(b'I' | b'W' | b'E' | b'D' | b'F' | b'T' | b' ') if ccore::message(raw).is_none() => {
+            instrument::parse_text(text).unwrap_or(Line {
+                kind: LineKind::Other,
+                printed_request_id: None,
+            })
+        }
         Some(b'I' | b'W' | b'E' | b'D' | b'F') => Line {
             kind: ccore::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
             printed_request_id: None,
@@ -152,6 +163,10 @@ pub(crate) fn call_failure(body: &str) -> Option<&'static str> {
         ("DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED"),
         ("CANCELLED", "CANCELLED"),
         ("INTERNAL: ", "INTERNAL"),
+        // tonic's `Code` as `Debug` prints it.
+        ("Unavailable", "UNAVAILABLE"),
+        ("Cancelled", "CANCELLED"),
+        ("DeadlineExceeded", "DEADLINE_EXCEEDED"),
     ];
     FAILURES
         .iter()

@@ -42,16 +42,38 @@ pub fn parse_node(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     }
     let tab = text.tab();
     let Some((_ts, rest)) = field(raw, tab) else {
-        return other(None);
+        return rust_fmt_line(text, want_failures);
     };
     let Some((rid, rest)) = field(rest, tab) else {
         return other(None);
     };
     let printed = request_id_prefix(rid).filter(|id| id.len() == rid.len());
-    let Some((_level, msg)) = field(rest, tab) else {
+    let Some((level, msg)) = field(rest, tab) else {
         return other(printed);
     };
-    parse_body(body(text, msg), printed, want_failures)
+    parse_body(body(text, msg), printed, want_failures || level == "ERROR")
+}
+
+/// A timestamped line without the Node.js prefix's tabs: a Rust function's
+/// `tracing-subscriber` `fmt` line. Kept out of line: the Node.js path is hot.
+#[cold]
+#[inline(never)]
+fn rust_fmt_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
+    if let Some(line) = super::instrument::parse_text(text) {
+        return line;
+    }
+    let raw = text.raw();
+    let level = raw
+        .split_once(' ')
+        .map_or("", |(_, rest)| rest.trim_start());
+    if want_failures || level.starts_with("ERROR") {
+        return Line {
+            kind: super::call_failure(&text.unescape())
+                .map_or(LineKind::Other, LineKind::CallFailed),
+            printed_request_id: None,
+        };
+    }
+    other(None)
 }
 
 /// Python runtime text lines.
@@ -77,7 +99,7 @@ pub fn parse_python(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         return other(None);
     };
     let printed = request_id_prefix(rid).filter(|id| id.len() == rid.len());
-    parse_body(body(text, msg), printed, want_failures)
+    parse_body(body(text, msg), printed, want_failures || level == "ERROR")
 }
 
 /// JSON lines: platform records, or JSON-format application lines.
@@ -86,10 +108,17 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     if let Some(line) = platform::parse_json(raw) {
         return line;
     }
+    if let Some(line) = super::instrument::parse_json(text) {
+        return line;
+    }
     let printed = platform::json_string_field(raw, "requestId");
     // Only a line that may hold a grpc-js trace (` | ` separators) or a
     // failure we are looking for is worth decoding.
-    let maybe_trace = memmem::find(raw.as_bytes(), b" | ").is_some();
+    let b = raw.as_bytes();
+    let maybe_trace = memmem::find(b, b" | ").is_some();
+    let error = memmem::find(b, b"\"level\":\"ERROR").is_some()
+        || memmem::find(b, br#"\"level\":\"ERROR"#).is_some();
+    let want_failures = want_failures || error;
     if !maybe_trace && !want_failures {
         return other(printed);
     }
@@ -98,11 +127,18 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         message: Option<serde_json::Value>,
     }
     let decoded = text.unescape();
-    let Ok(app) = serde_json::from_str::<AppLine>(&decoded) else {
-        return other(printed);
-    };
-    let message = match app.message {
-        Some(serde_json::Value::String(s)) => s,
+    let message = match serde_json::from_str::<AppLine>(&decoded) {
+        Ok(AppLine {
+            message: Some(serde_json::Value::String(s)),
+        }) => s,
+        // No top-level message (tracing's JSON nests it in `fields`): the
+        // whole record is the text a failure is looked for in.
+        _ if want_failures => {
+            return Line {
+                kind: super::call_failure(&decoded).map_or(LineKind::Other, LineKind::CallFailed),
+                printed_request_id: printed,
+            };
+        }
         _ => return other(printed),
     };
     parse_body(RawText::Plain(&message), printed, want_failures)
@@ -148,11 +184,24 @@ mod tests {
     }
 
     #[test]
-    fn python_failure_only_when_asked() {
-        let s = "[ERROR]\t2026-11-28T08:08:24.725Z\tca7beaa0-275c-4536-8ec4-a14510624461\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)";
-        assert_eq!(parse_python(RawText::Plain(s), false).kind, LineKind::Other);
+    fn failures_on_error_lines_or_when_asked() {
+        let error = "[ERROR]\t2026-11-28T08:08:24.725Z\tca7beaa0-275c-4536-8ec4-a14510624461\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)";
         assert_eq!(
-            parse_python(RawText::Plain(s), true).kind,
+            parse_python(RawText::Plain(error), false).kind,
+            LineKind::CallFailed("UNAVAILABLE")
+        );
+        let info = error.replace("[ERROR]", "[INFO]");
+        assert_eq!(
+            parse_python(RawText::Plain(&info), false).kind,
+            LineKind::Other
+        );
+        assert_eq!(
+            parse_python(RawText::Plain(&info), true).kind,
+            LineKind::CallFailed("UNAVAILABLE")
+        );
+        let rust = r#"2026-11-28T08:30:17.035550Z ERROR Lambda runtime invoke{requestId="e3e297e5"}: lambda_grpc: echo call failed call=0 code=Unavailable http2 error"#;
+        assert_eq!(
+            parse_node(RawText::Plain(rust), false).kind,
             LineKind::CallFailed("UNAVAILABLE")
         );
     }

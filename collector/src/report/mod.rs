@@ -15,6 +15,9 @@ pub fn advice(f: &Finding) -> &'static str {
         (FindingKind::KeepaliveFreezeTimeout, Library::Grpcio) => {
             "Lambda froze this environment with a PING in flight; at the thaw C-core's ping timer fired first and closed the transport. In Lambda, leave keepalive off (omit 'grpc.keepalive_time_ms'; 'grpc.http2.bdp_probe': 0 stops BDP pings too), or set 'grpc.keepalive_timeout_ms' and 'grpc.http2.ping_timeout_ms' above the longest freeze you expect; retry UNAVAILABLE after a thaw."
         }
+        (FindingKind::KeepaliveFreezeTimeout, Library::Tonic) => {
+            "Lambda froze this environment with a PING in flight; at the thaw hyper's keepalive timer fired before h2 read the ack and closed the connection, so the first call after the thaw failed (often Cancelled, sometimes Unavailable). In Lambda, leave keepalive off (do not call Endpoint::http2_keep_alive_interval), or set Endpoint::keep_alive_timeout above the longest freeze you expect; retry Cancelled as well as Unavailable on the first call after a thaw."
+        }
         (FindingKind::KeepaliveTimeout, _) => {
             "The peer did not answer a keepalive ping within the timeout while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer)."
         }

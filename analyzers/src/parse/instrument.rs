@@ -1,0 +1,160 @@
+//! Events of `thawtrace-instrument` (Rust functions using tonic), as
+//! `tracing-subscriber`'s `fmt` layer writes them, text or JSON.
+//!
+//! | output | real example |
+//! |---|---|
+//! | text | `2026-11-28T08:40:11.482061Z  INFO thawtrace{request_id="8e7f0d5a-…" between_invocations=false}: thawtrace: keepalive ping sent event="ping_sent" conn=1 peer=127.0.0.1:41625 ping=3 request_id="8e7f0d5a-…" between_invocations=false` |
+//! | JSON | `{"timestamp":"2026-11-28T08:40:11.482061Z","level":"INFO","fields":{"message":"keepalive ping sent","event":"ping_sent","conn":1,"peer":"127.0.0.1:41625","ping":3,"request_id":"8e7f0d5a-…","between_invocations":false},"target":"thawtrace",…}` |
+//!
+//! | `event` | meaning |
+//! |---|---|
+//! | `ping_sent` | PING sent on connection `conn` |
+//! | `ping_ack` | its ack read |
+//! | `keepalive_timeout` | hyper closed the connection with the PING unanswered |
+//!
+//! The connection key is `#<conn> <peer>`. The `request_id` field is what the
+//! instrument knew when the event fired: at a thaw it can still be the
+//! previous invocation's, like any printed ID.
+
+use memchr::memmem;
+
+use super::{Keepalive, KeepaliveEvent, Library, Line, LineKind, RawText, request_id_prefix};
+
+const EVENTS: &[(&str, KeepaliveEvent)] = &[
+    (
+        "ping_sent",
+        KeepaliveEvent::PingSent {
+            ping_id: None,
+            timeout_ms: None,
+        },
+    ),
+    ("ping_ack", KeepaliveEvent::PingAck { ping_id: None }),
+    ("keepalive_timeout", KeepaliveEvent::PingTimeout),
+];
+
+/// The value of `key=value` / `key="value"` in fmt's text output.
+fn text_field<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+    let mut from = 0;
+    while let Some(at) = memmem::find(&s.as_bytes()[from..], key.as_bytes()) {
+        let start = from + at;
+        let after = start + key.len();
+        from = after;
+        let boundary = start == 0 || s.as_bytes()[start - 1] == b' ';
+        if !boundary || s.as_bytes().get(after) != Some(&b'=') {
+            continue;
+        }
+        let v = &s[after + 1..];
+        return Some(
+            match v.strip_prefix('"').or_else(|| v.strip_prefix("\\\"")) {
+                Some(q) => &q[..q.find(['"', '\\']).unwrap_or(q.len())],
+                None => &v[..v.find([' ', '\\']).unwrap_or(v.len())],
+            },
+        );
+    }
+    None
+}
+
+fn keepalive(event: &str, conn: &str, peer: &str) -> Option<Keepalive> {
+    let (_, e) = EVENTS.iter().find(|(name, _)| *name == event)?;
+    Some(Keepalive {
+        library: Library::Tonic,
+        connection: format!("#{conn} {peer}"),
+        event: e.clone(),
+    })
+}
+
+/// Parses an instrument text line; `None` when the line is not one.
+pub fn parse_text(text: RawText<'_>) -> Option<Line<'_>> {
+    let raw = text.raw();
+    let at = memmem::find(raw.as_bytes(), b" thawtrace: ")?;
+    let fields = &raw[at..];
+    let printed = text_field(fields, "request_id").and_then(request_id_prefix);
+    let kind = match (
+        text_field(fields, "event"),
+        text_field(fields, "conn"),
+        text_field(fields, "peer"),
+    ) {
+        (Some(event), Some(conn), Some(peer)) => {
+            keepalive(event, conn, peer).map_or(LineKind::Other, LineKind::Keepalive)
+        }
+        _ => LineKind::Other,
+    };
+    Some(Line {
+        kind,
+        printed_request_id: printed,
+    })
+}
+
+/// Parses an instrument JSON line (fmt's `.json()`); `None` when not one.
+pub fn parse_json(text: RawText<'_>) -> Option<Line<'static>> {
+    let raw = text.raw();
+    let b = raw.as_bytes();
+    let target = memmem::find(b, b"\"target\":\"thawtrace\"")
+        .or_else(|| memmem::find(b, br#"\"target\":\"thawtrace\""#));
+    target?;
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        event: Option<String>,
+        conn: Option<serde_json::Value>,
+        peer: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Record {
+        fields: Fields,
+    }
+    let decoded = text.unescape();
+    let record: Record = serde_json::from_str(&decoded).ok()?;
+    let conn = match record.fields.conn? {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s,
+        _ => return None,
+    };
+    let k = keepalive(
+        record.fields.event.as_deref()?,
+        &conn,
+        record.fields.peer.as_deref()?,
+    )?;
+    Some(Line {
+        kind: LineKind::Keepalive(k),
+        printed_request_id: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_json() {
+        let t = r#"2026-11-28T08:40:11.482061Z  INFO thawtrace{request_id="8e7f0d5a-3f22-47b4-990a-cf35686f07bb" between_invocations=false}: thawtrace: keepalive ping sent event="ping_sent" conn=1 peer=127.0.0.1:41625 ping=3 request_id="8e7f0d5a-3f22-47b4-990a-cf35686f07bb" between_invocations=false"#;
+        let l = parse_text(RawText::Plain(t)).unwrap();
+        assert_eq!(
+            l.printed_request_id,
+            Some("8e7f0d5a-3f22-47b4-990a-cf35686f07bb")
+        );
+        let LineKind::Keepalive(k) = l.kind else {
+            panic!()
+        };
+        assert_eq!(k.connection, "#1 127.0.0.1:41625");
+        let escaped = t.replace('"', "\\\"");
+        let l = parse_text(RawText::JsonEscaped(&escaped)).unwrap();
+        assert!(matches!(l.kind, LineKind::Keepalive(_)));
+
+        let j = r#"{"timestamp":"2026-11-28T08:40:11.482061Z","level":"WARN","fields":{"message":"connection closed by keepalive: ping unanswered","event":"keepalive_timeout","conn":1,"peer":"127.0.0.1:41625","outstanding_ms":2283,"request_id":"-","between_invocations":false},"target":"thawtrace"}"#;
+        let l = parse_json(RawText::Plain(j)).unwrap();
+        let LineKind::Keepalive(k) = l.kind else {
+            panic!()
+        };
+        assert_eq!(k.event, KeepaliveEvent::PingTimeout);
+    }
+
+    #[test]
+    fn other_lines() {
+        assert!(parse_text(RawText::Plain("2026-11-28T08:40:11Z INFO lambda: hello")).is_none());
+        let l = parse_text(RawText::Plain(
+            r#"x INFO thawtrace: connected event="connect_done" conn=1 peer=1.2.3.4:5"#,
+        ))
+        .unwrap();
+        assert_eq!(l.kind, LineKind::Other);
+    }
+}

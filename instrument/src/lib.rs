@@ -1,0 +1,166 @@
+//! Stamps every gRPC keepalive, DNS and connection event of a Rust Lambda
+//! function with the request ID of the invocation running when it fires,
+//! including events of background tasks that outlive their invocation.
+//!
+//! Lambda freezes the environment between invocations. A keepalive PING
+//! sent at the end of one invocation and left unanswered while frozen
+//! makes hyper close a healthy connection at the thaw, and the next
+//! invocation's first call fails (`Cancelled` or `Unavailable`). hyper logs
+//! nothing when that happens; with this crate the function's log says:
+//!
+//! ```text
+//! INFO thawtrace{request_id="8e7f…" between_invocations=false}: thawtrace: keepalive ping sent event="ping_sent" conn=1 peer=10.0.12.7:443 ping=4 request_id="8e7f…" between_invocations=false
+//! WARN thawtrace{request_id="f493…" between_invocations=false}: thawtrace: connection closed by keepalive: ping unanswered event="keepalive_timeout" conn=1 peer=10.0.12.7:443 outstanding_ms=2283 …
+//! ```
+//!
+//! and `thawtrace scan` ties the two to their invocations.
+//!
+//! # Use
+//!
+//! ```no_run
+//! use lambda_runtime::{Error, LambdaEvent, Runtime, layers::TracingLayer, service_fn};
+//! use std::time::Duration;
+//!
+//! # async fn handler(_: LambdaEvent<serde_json::Value>) -> Result<(), Error> { Ok(()) }
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     thawtrace_instrument::init();                                       // 1. subscriber + layer
+//!     let endpoint = tonic::transport::Endpoint::from_static("http://orders.internal:50051")
+//!         .http2_keep_alive_interval(Duration::from_secs(5))             //    your settings stay
+//!         .keep_alive_timeout(Duration::from_secs(1));
+//!     let channel = thawtrace_instrument::connect_lazy(endpoint);        // 2. instrumented channel
+//!     # drop(channel);
+//!     Runtime::new(service_fn(handler))
+//!         .layer(thawtrace_instrument::ThawLogLayer)                     // 3. log each thaw
+//!         .layer(TracingLayer::new())
+//!         .run()
+//!         .await
+//! }
+//! ```
+//!
+//! With a subscriber of your own, add [`layer()`] to it, and give your other
+//! layers *per-layer* filters (`.with_filter(...)`): a global filter that
+//! drops h2's DEBUG events hides the PING frames from this layer too.
+//!
+//! # Events
+//!
+//! All under target `thawtrace`, with a stable `event` field, `request_id`
+//! and `between_invocations` (true after the response was sent and before
+//! the next invocation: a timer that fired at a thaw, or a late event):
+//!
+//! | `event` | level | fields |
+//! |---|---|---|
+//! | `ping_sent` | INFO | `conn`, `peer`, `ping` (count on the connection) |
+//! | `ping_ack` | INFO | `conn`, `peer`, `rtt_us` |
+//! | `keepalive_timeout` | WARN | `conn`, `peer`, `outstanding_ms`: hyper closed the connection with a PING unanswered |
+//! | `connection_closed` | INFO | `conn`, `peer` |
+//! | `dns_start` / `dns_result` / `dns_error` | DEBUG / INFO / WARN | `host`, `addrs`, `duration_ms`, `error` |
+//! | `connect_start` / `connect_done` / `connect_error` | DEBUG / INFO / WARN | `conn`, `peer`, `duration_ms`, `error` |
+//! | `thaw` | INFO | `previous_request_id`, `frozen_ms`: time since the previous invocation ended |
+
+#![warn(missing_docs)]
+
+mod connector;
+mod invocation;
+mod layer;
+mod task;
+mod thaw;
+
+pub use connector::{Connector, ObservedStream};
+pub use invocation::{Stamp, Thaw, current};
+pub use layer::{ThawtraceFilter, ThawtraceLayer};
+pub use task::{Stamped, StampedExecutor, spawn};
+pub use thaw::{ThawLogLayer, ThawLogService};
+
+use tracing::Subscriber;
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The layer to add to your subscriber: it follows lambda_runtime's
+/// invocation spans, turns h2's PING frames into `thawtrace` events, and
+/// keeps h2's per-frame DEBUG events out of every layer.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use tracing_subscriber::filter::LevelFilter;
+/// let subscriber = tracing_subscriber::registry()
+///     .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO))
+///     .with(thawtrace_instrument::layer());
+/// # drop(subscriber);
+/// ```
+pub fn layer<S>() -> Filtered<ThawtraceLayer, ThawtraceFilter, S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    layer::filtered()
+}
+
+/// Installs a global subscriber the way a Lambda function wants it: `fmt`
+/// output (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`, plain text otherwise),
+/// level from `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL` (default INFO) as a
+/// per-layer filter, plus [`layer()`]. Does nothing if a global subscriber
+/// is already set.
+///
+/// ```
+/// thawtrace_instrument::init();
+/// tracing::info!("logged with the instrument in place");
+/// ```
+pub fn init() {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
+    let level = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
+        .unwrap_or_else(|_| "info".to_owned());
+    let filter = || EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_target(true);
+    let result = if json {
+        tracing_subscriber::registry()
+            .with(fmt.json().with_filter(filter()))
+            .with(layer())
+            .try_init()
+    } else {
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(filter()))
+            .with(layer())
+            .try_init()
+    };
+    let _ = result;
+}
+
+/// Builds a lazily connecting channel from your `Endpoint` with the
+/// instrumented [`Connector`] and [`StampedExecutor`]; your keepalive,
+/// timeout and TLS settings are kept.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// let endpoint = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051")
+///     .http2_keep_alive_interval(Duration::from_secs(5))
+///     .keep_alive_timeout(Duration::from_secs(1))
+///     .keep_alive_while_idle(true);
+/// let channel = thawtrace_instrument::connect_lazy(endpoint);
+/// # drop(channel);
+/// # });
+/// ```
+pub fn connect_lazy(endpoint: tonic::transport::Endpoint) -> tonic::transport::Channel {
+    endpoint
+        .executor(StampedExecutor)
+        .connect_with_connector_lazy(Connector::default())
+}
+
+/// Like [`connect_lazy`], connecting now.
+///
+/// # Errors
+///
+/// The connection error, as tonic reports it.
+pub async fn connect(
+    endpoint: tonic::transport::Endpoint,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    endpoint
+        .executor(StampedExecutor)
+        .connect_with_connector(Connector::default())
+        .await
+}

@@ -1,0 +1,247 @@
+//! Background tasks stamped with the current invocation, and the connection
+//! events they report.
+//!
+//! tonic spawns each HTTP/2 connection through the `Endpoint`'s executor;
+//! hyper drives keepalive inside that task, and when a keepalive times out
+//! the task simply ends. [`StampedExecutor`] wraps every spawned task in
+//! [`Stamped`]: while it is polled, events inside it carry a `thawtrace`
+//! span naming the current invocation, the connection it drives is known
+//! (the instrumented socket binds itself to the task on first use), and the
+//! PINGs the layer observed are logged when the poll returns (tracing drops
+//! events emitted from inside a subscriber, so the layer only records).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::invocation;
+
+/// One TCP connection made by the instrumented connector.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    ping: Mutex<PingState>,
+}
+
+#[derive(Debug, Default)]
+struct PingState {
+    outstanding: Option<Instant>,
+    sent: u64,
+}
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+impl Connection {
+    pub(crate) fn new(peer: SocketAddr) -> Arc<Self> {
+        Arc::new(Connection {
+            id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            peer,
+            ping: Mutex::new(PingState::default()),
+        })
+    }
+
+    fn ping(&self) -> std::sync::MutexGuard<'_, PingState> {
+        self.ping.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the layer saw inside a task's poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Observed {
+    PingSent,
+    PingAck,
+}
+
+#[derive(Default)]
+struct TaskState {
+    connection: Mutex<Option<Arc<Connection>>>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Arc<TaskState>>> = const { RefCell::new(None) };
+    static PENDING: RefCell<Vec<(Observed, Arc<Connection>, Instant)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Called by the layer for a PING frame: remembered for the task being polled.
+pub(crate) fn observe(what: Observed) {
+    let connection = CURRENT.with(|c| {
+        c.borrow().as_ref().and_then(|t| {
+            t.connection
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })
+    });
+    if let Some(connection) = connection {
+        PENDING.with(|p| p.borrow_mut().push((what, connection, Instant::now())));
+    }
+}
+
+/// Called by the instrumented socket on every read and write: the task
+/// doing I/O on a connection is the task driving it.
+pub(crate) fn bind(connection: &Arc<Connection>) {
+    CURRENT.with(|c| {
+        if let Some(task) = c.borrow().as_ref() {
+            let mut bound = task.connection.lock().unwrap_or_else(|e| e.into_inner());
+            if !bound.as_ref().is_some_and(|b| Arc::ptr_eq(b, connection)) {
+                *bound = Some(connection.clone());
+            }
+        }
+    });
+}
+
+/// Logs the thaw measured at the last invocation start, once.
+pub(crate) fn log_pending_thaw() {
+    if let Some(thaw) = invocation::take_pending_thaw() {
+        tracing::info!(
+            target: "thawtrace",
+            event = "thaw",
+            request_id = &*thaw.request_id,
+            previous_request_id = thaw.previous_request_id.as_deref().unwrap_or("-"),
+            frozen_ms = thaw.frozen_ms,
+            "thawed after the previous invocation"
+        );
+    }
+}
+
+fn log_observed(what: Observed, c: &Connection, at: Instant) {
+    let stamp = invocation::current();
+    let request_id = stamp.request_id.as_deref().unwrap_or("-");
+    let between = stamp.between_invocations;
+    match what {
+        Observed::PingSent => {
+            let n = {
+                let mut p = c.ping();
+                p.outstanding = Some(at);
+                p.sent += 1;
+                p.sent
+            };
+            tracing::info!(target: "thawtrace", event = "ping_sent", conn = c.id, peer = %c.peer, ping = n,
+                request_id, between_invocations = between, "keepalive ping sent");
+        }
+        Observed::PingAck => {
+            let sent = c.ping().outstanding.take();
+            let rtt_us = sent.map(|s| at.duration_since(s).as_micros() as u64);
+            tracing::info!(target: "thawtrace", event = "ping_ack", conn = c.id, peer = %c.peer, rtt_us,
+                request_id, between_invocations = between, "keepalive ping acknowledged");
+        }
+    }
+}
+
+/// The end of a connection task: a PING still unanswered means hyper closed
+/// it for keepalive (it reports nothing else when that happens).
+fn log_closed(c: &Connection) {
+    let stamp = invocation::current();
+    let request_id = stamp.request_id.as_deref().unwrap_or("-");
+    let between = stamp.between_invocations;
+    match c.ping().outstanding.take() {
+        Some(sent) => {
+            let outstanding_ms = sent.elapsed().as_millis() as u64;
+            tracing::warn!(target: "thawtrace", event = "keepalive_timeout", conn = c.id, peer = %c.peer,
+                outstanding_ms, request_id, between_invocations = between,
+                "connection closed by keepalive: ping unanswered");
+        }
+        None => {
+            tracing::info!(target: "thawtrace", event = "connection_closed", conn = c.id, peer = %c.peer,
+                request_id, between_invocations = between, "connection closed");
+        }
+    }
+}
+
+/// A future stamped with the invocation running whenever it is polled.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let value = thawtrace_instrument::Stamped::new(async { 40 + 2 }).await;
+/// assert_eq!(value, 42);
+/// # });
+/// ```
+pub struct Stamped<F> {
+    inner: Pin<Box<F>>,
+    state: Arc<TaskState>,
+}
+
+impl<F: Future> Stamped<F> {
+    /// Wraps `future`.
+    pub fn new(future: F) -> Self {
+        Stamped {
+            inner: Box::pin(future),
+            state: Arc::default(),
+        }
+    }
+}
+
+impl<F: Future> Future for Stamped<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let span = invocation::stamp_span();
+        let _entered = span.enter();
+        log_pending_thaw();
+        let previous = CURRENT.with(|c| c.replace(Some(self.state.clone())));
+        let polled = self.inner.as_mut().poll(cx);
+        CURRENT.with(|c| *c.borrow_mut() = previous);
+        let observed = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        for (what, connection, at) in observed {
+            log_observed(what, &connection, at);
+        }
+        if polled.is_ready() {
+            let connection = self
+                .state
+                .connection
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(c) = connection {
+                log_closed(&c);
+            }
+        }
+        polled
+    }
+}
+
+/// Spawns `future` on the current tokio runtime, stamped: events inside it
+/// carry the invocation running whenever it runs, even after the invocation
+/// that spawned it has ended.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let handle = thawtrace_instrument::spawn(async {
+///     tracing::info!("background work");
+/// });
+/// handle.await.unwrap();
+/// # });
+/// ```
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(Stamped::new(future))
+}
+
+/// An executor for tonic's `Endpoint::executor` that spawns every task
+/// [`Stamped`] on tokio.
+///
+/// ```
+/// let endpoint = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051")
+///     .executor(thawtrace_instrument::StampedExecutor);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StampedExecutor;
+
+impl<F> hyper::rt::Executor<F> for StampedExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(Stamped::new(future));
+    }
+}
