@@ -24,7 +24,9 @@ fn fmt_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    tracing_subscriber::fmt::layer().with_writer(std::io::sink).with_filter(LevelFilter::INFO)
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::sink)
+        .with_filter(LevelFilter::INFO)
 }
 
 fn without() -> Dispatch {
@@ -32,7 +34,11 @@ fn without() -> Dispatch {
 }
 
 fn with() -> Dispatch {
-    Dispatch::new(tracing_subscriber::registry().with(fmt_layer()).with(thawtrace_instrument::layer()))
+    Dispatch::new(
+        tracing_subscriber::registry()
+            .with(fmt_layer())
+            .with(thawtrace_instrument::layer()),
+    )
 }
 
 #[divan::bench(args = ["without", "with"])]
@@ -46,7 +52,10 @@ fn ordinary_event(bencher: divan::Bencher, layer: &str) {
 #[divan::bench(args = ["without", "with"])]
 fn h2_ping_frame_event(bencher: divan::Bencher, layer: &str) {
     let dispatch = if layer == "with" { with() } else { without() };
-    let frame = Ping { ack: false, payload: [59, 124, 219, 122, 11, 135, 22, 180] };
+    let frame = Ping {
+        ack: false,
+        payload: [59, 124, 219, 122, 11, 135, 22, 180],
+    };
     tracing::dispatcher::with_default(&dispatch, || {
         bencher.bench_local(|| tracing::debug!(target: "h2::codec::framed_write", frame = ?divan::black_box(&frame), "send"));
     });
@@ -56,6 +65,8 @@ fn h2_ping_frame_event(bencher: divan::Bencher, layer: &str) {
 fn disabled_debug_event(bencher: divan::Bencher, layer: &str) {
     let dispatch = if layer == "with" { with() } else { without() };
     tracing::dispatcher::with_default(&dispatch, || {
-        bencher.bench_local(|| tracing::debug!(order = divan::black_box(42u64), "not enabled by anyone"));
+        bencher.bench_local(|| {
+            tracing::debug!(order = divan::black_box(42u64), "not enabled by anyone")
+        });
     });
 }

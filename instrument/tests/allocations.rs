@@ -48,9 +48,15 @@ fn allocations_of(dispatch: &Dispatch, f: impl Fn()) -> usize {
 }
 
 fn dispatch(layer: bool) -> Dispatch {
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::sink).with_filter(LevelFilter::INFO);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::sink)
+        .with_filter(LevelFilter::INFO);
     if layer {
-        Dispatch::new(tracing_subscriber::registry().with(fmt).with(thawtrace_instrument::layer()))
+        Dispatch::new(
+            tracing_subscriber::registry()
+                .with(fmt)
+                .with(thawtrace_instrument::layer()),
+        )
     } else {
         Dispatch::new(tracing_subscriber::registry().with(fmt))
     }
@@ -61,9 +67,19 @@ fn no_allocation_on_untouched_or_suppressed_events() {
     let ordinary = || tracing::info!(order = 42u64, "order accepted");
     let without = allocations_of(&dispatch(false), ordinary);
     let with = allocations_of(&dispatch(true), ordinary);
-    assert_eq!(with, without, "ordinary events: {with} allocations with the layer, {without} without");
+    assert_eq!(
+        with, without,
+        "ordinary events: {with} allocations with the layer, {without} without"
+    );
 
-    let frame = Ping { ack: false, payload: [59, 124, 219, 122, 11, 135, 22, 180] };
+    let frame = Ping {
+        ack: false,
+        payload: [59, 124, 219, 122, 11, 135, 22, 180],
+    };
     let h2 = || tracing::debug!(target: "h2::codec::framed_write", frame = ?frame, "send");
-    assert_eq!(allocations_of(&dispatch(true), h2), 0, "h2 frame events read and suppressed without allocating");
+    assert_eq!(
+        allocations_of(&dispatch(true), h2),
+        0,
+        "h2 frame events read and suppressed without allocating"
+    );
 }
