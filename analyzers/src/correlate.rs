@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::finding::{FailedCall, Finding, FindingKind, FindingSink};
+use crate::finding::{FailedCall, Finding, FindingKind, FindingSink, InvocationWindow};
 use crate::parse::{Keepalive, KeepaliveEvent, LineKind, PlatformPhase, RawText, parse_line};
 
 /// Settings of the correlator.
@@ -425,10 +425,29 @@ impl StreamCorrelator {
             }
         }
         self.attach_failures(&mut findings);
+        self.report_invocations(sink);
         for f in findings {
             sink.finding(f);
         }
         self.stats
+    }
+
+    fn report_invocations(&self, sink: &mut impl FindingSink) {
+        let window = |request_id: &str, start_ms, end_ms| InvocationWindow {
+            log_group: self.log_group.clone(),
+            log_stream: self.log_stream.clone(),
+            request_id: request_id.to_owned(),
+            start_ms,
+            end_ms,
+        };
+        if self.invocations.is_empty() {
+            for run in &self.runs {
+                sink.invocation(&window(&run.request_id, None, None));
+            }
+        }
+        for inv in &self.invocations {
+            sink.invocation(&window(&inv.request_id, inv.start_ms, inv.end_ms));
+        }
     }
 
     /// Attaches to each finding the first failed call of its invocation

@@ -26,11 +26,42 @@ impl FindingKind {
         }
     }
 
+    /// The CloudWatch metric (namespace `Thawtrace`) counting this kind.
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            FindingKind::KeepaliveFreezeTimeout => "KeepaliveFreezeTimeouts",
+            FindingKind::KeepaliveTimeout => "KeepaliveTimeouts",
+        }
+    }
+
+    /// The OTLP span name of a finding of this kind.
+    pub fn span_name(self) -> &'static str {
+        match self {
+            FindingKind::KeepaliveFreezeTimeout => "thawtrace.keepalive_freeze_timeout",
+            FindingKind::KeepaliveTimeout => "thawtrace.keepalive_timeout",
+        }
+    }
+
     /// Every kind, in a stable order.
     pub const ALL: [FindingKind; 2] = [
         FindingKind::KeepaliveFreezeTimeout,
         FindingKind::KeepaliveTimeout,
     ];
+}
+
+/// An invocation window as the platform records (or request IDs) show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InvocationWindow {
+    /// The log group (function).
+    pub log_group: String,
+    /// The log stream (execution environment).
+    pub log_stream: String,
+    /// The invocation's request ID.
+    pub request_id: String,
+    /// `START`, ms since the Unix epoch, when the input holds it.
+    pub start_ms: Option<i64>,
+    /// `END`, ms since the Unix epoch, when the input holds it.
+    pub end_ms: Option<i64>,
 }
 
 /// The RPC that failed because of a keepalive timeout, when the log shows it.
@@ -105,7 +136,9 @@ pub struct Finding {
 /// because a stream's findings are only known once the stream's last line
 /// is read, and a sink that exports can start at once.
 ///
-/// Only [`FindingSink::finding`] is required. `Vec<Finding>` is a sink.
+/// Only [`FindingSink::finding`] is required; [`FindingSink::invocation`]
+/// reports each invocation window of the stream and does nothing unless
+/// implemented. `Vec<Finding>` is a sink.
 ///
 /// ```
 /// use thawtrace_analyzers::{Finding, FindingSink};
@@ -117,6 +150,9 @@ pub struct Finding {
 pub trait FindingSink {
     /// Called once per finding, in timeout order within a stream.
     fn finding(&mut self, finding: Finding);
+
+    /// Called once per invocation of the stream, in order, before its findings.
+    fn invocation(&mut self, _invocation: &InvocationWindow) {}
 }
 
 impl FindingSink for Vec<Finding> {

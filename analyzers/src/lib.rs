@@ -42,7 +42,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 pub use correlate::{Config, LogEvent, StreamCorrelator, StreamStats};
-pub use finding::{FailedCall, Finding, FindingKind, FindingSink};
+pub use finding::{FailedCall, Finding, FindingKind, FindingSink, InvocationWindow};
 
 /// Log events of any number of streams, in any order, analysed together.
 #[derive(Default)]

@@ -10,7 +10,7 @@ use std::io::Write;
 use base64::Engine;
 use divan::counter::ItemsCount;
 use thawtrace::input::Limits;
-use thawtrace::input::awslogs::{Scratch, analyze_event};
+use thawtrace::input::awslogs::{Scratch, analyze_payload};
 use thawtrace_analyzers::{Config, Finding};
 
 fn main() {
@@ -82,7 +82,7 @@ fn awslogs_event_to_findings(bencher: divan::Bencher) {
     let config = Config::default();
     bencher.counter(ItemsCount::new(EVENTS)).bench_local(|| {
         let mut findings: Vec<Finding> = Vec::new();
-        analyze_event(
+        analyze_payload(
             divan::black_box(&payload),
             &mut scratch,
             &limits,

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use thawtrace_analyzers::{Batch, Config, Finding, FindingKind, Summary};
 
+use crate::export::otlp::{OtlpConfig, Protocol, Retry};
+use crate::export::{Collected, Origin, spans};
 use crate::input::{self, DecodeStats, InputError, Limits};
 use crate::report;
 
@@ -44,6 +46,14 @@ struct ScanArgs {
     /// Refuse (count and skip) log events or lines larger than this many KiB.
     #[arg(long, default_value_t = 1024, value_name = "KIB")]
     max_event_kb: usize,
+    /// Also export the findings and invocations as OTLP spans to this
+    /// endpoint (as the Lambda collector does). Without it, the standard
+    /// `OTEL_EXPORTER_OTLP_*` variables are used when they name an endpoint.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// OTLP transport for --otlp-endpoint.
+    #[arg(long, value_name = "PROTOCOL", default_value = "grpc", value_parser = ["grpc", "http/protobuf"])]
+    otlp_protocol: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -69,15 +79,23 @@ pub fn main() -> ExitCode {
                 name: "demo".into(),
                 text: crate::DEMO_EVENTS.to_owned(),
             }];
-            run(sources, Vec::new(), format, &Limits::default())
+            run(sources, Vec::new(), format, &Limits::default(), None)
         }
         Command::Scan(args) => {
             let limits = Limits {
                 max_decompressed_bytes: args.max_decompressed_mb.saturating_mul(1 << 20),
                 max_event_bytes: args.max_event_kb.saturating_mul(1 << 10),
             };
+            let otlp = match &args.otlp_endpoint {
+                Some(endpoint) => Some(OtlpConfig {
+                    endpoint: Some(endpoint.clone()),
+                    protocol: Protocol::parse(&args.otlp_protocol).unwrap_or(Protocol::Grpc),
+                    retry: Retry::default(),
+                }),
+                None => OtlpConfig::from_env(),
+            };
             let (sources, failures) = load(&args.paths, &limits);
-            run(sources, failures, args.format, &limits)
+            run(sources, failures, args.format, &limits, otlp)
         }
     }
 }
@@ -175,6 +193,7 @@ fn run(
     mut failures: Vec<(String, InputError)>,
     format: Format,
     limits: &Limits,
+    otlp: Option<OtlpConfig>,
 ) -> ExitCode {
     // Every text the batch borrows from: the sources and the subscription
     // messages they wrap (awslogs and Kinesis events), unwrapped first.
@@ -245,10 +264,11 @@ fn run(
             }
         }
     }
-    let mut findings: Vec<Finding> = Vec::new();
-    let summary = batch.analyze(&Config::default(), &mut findings);
+    let mut collected = Collected::default();
+    let summary = batch.analyze(&Config::default(), &mut collected);
+    let findings = &collected.findings;
     let mut out = std::io::stdout().lock();
-    for f in &findings {
+    for f in findings {
         let written = match format {
             Format::Json => writeln!(out, "{}", report::json::to_line(f)),
             Format::Text => writeln!(out, "{}", report::text::render(f)),
@@ -259,15 +279,40 @@ fn run(
         }
     }
     let _ = out.flush();
-    print_summary(&summary, &findings, malformed, format);
+    print_summary(&summary, findings, malformed, format);
     for (name, e) in &failures {
         eprintln!("thawtrace: {name}: {e}");
+    }
+    if let Some(otlp) = otlp {
+        if let Err(e) = export(&collected, &otlp) {
+            eprintln!("thawtrace: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     }
+}
+
+/// Exports the spans as the Lambda collector does.
+fn export(collected: &Collected, otlp: &OtlpConfig) -> Result<(), String> {
+    let origin = Origin {
+        region: std::env::var("AWS_REGION").ok(),
+    };
+    let spans = spans::spans(collected, &origin);
+    let count = spans.len();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the OTLP exporter: {e}"))?;
+    runtime.block_on(async {
+        let exporter = otlp.build()?;
+        let attempts = crate::export::otlp::export(&exporter, spans, &otlp.retry).await?;
+        eprintln!("thawtrace: exported {count} spans over OTLP ({attempts} attempt(s))");
+        Ok(())
+    })
 }
 
 fn print_summary(summary: &Summary, findings: &[Finding], malformed: u64, format: Format) {

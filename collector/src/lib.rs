@@ -5,7 +5,9 @@
 //! `report` (text, JSON lines).
 
 pub mod cli;
+pub mod export;
 pub mod input;
+pub mod lambda;
 pub mod report;
 
 /// The recorded sample `thawtrace demo` analyses: real @grpc/grpc-js 1.14

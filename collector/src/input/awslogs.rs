@@ -1,14 +1,13 @@
-//! The collector's hot path: one Lambda subscription event
-//! (`{"awslogs":{"data":"<base64 gzip>"}}`) to findings, reusing buffers
-//! across invocations and never unescaping a message nobody reads.
+//! The collector's hot path: one Lambda event from CloudWatch Logs (the
+//! subscription event `{"awslogs":{"data":"<base64 gzip>"}}`, or a Kinesis
+//! event of subscription records) to findings, reusing buffers across
+//! invocations and never unescaping a message nobody reads.
 
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use thawtrace_analyzers::parse::RawText;
-use thawtrace_analyzers::{
-    Config, FindingSink, LogEvent, StreamCorrelator, StreamStats, sort_stream,
-};
+use thawtrace_analyzers::{Config, FindingSink, LogEvent, StreamCorrelator, sort_stream};
 
 use super::{InputError, Limits, gunzip_into, is_gzip};
 
@@ -18,12 +17,6 @@ use super::{InputError, Limits, gunzip_into, is_gzip};
 pub struct Scratch {
     compressed: Vec<u8>,
     text: Vec<u8>,
-}
-
-#[derive(Deserialize)]
-struct LambdaEvent<'a> {
-    #[serde(borrow)]
-    awslogs: AwsLogs<'a>,
 }
 
 #[derive(Deserialize)]
@@ -51,39 +44,104 @@ struct Event<'a> {
     message: &'a RawValue,
 }
 
-/// Decodes one awslogs subscription event and correlates its stream,
-/// pushing findings into `sink`. A `CONTROL_MESSAGE` yields nothing.
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow, default)]
+    awslogs: Option<AwsLogs<'a>>,
+    #[serde(borrow, default, rename = "Records")]
+    records: Option<Vec<KinesisRecord<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct KinesisRecord<'a> {
+    #[serde(borrow)]
+    kinesis: KinesisData<'a>,
+}
+
+#[derive(Deserialize)]
+struct KinesisData<'a> {
+    data: &'a str,
+}
+
+/// What one payload held.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadStats {
+    /// Subscription messages read (one per stream and batch).
+    pub messages: u64,
+    /// Log events read.
+    pub events: u64,
+    /// Log events refused (over the size limit, message not a string).
+    pub refused: u64,
+}
+
+/// Decodes a Lambda event from CloudWatch Logs, either the subscription
+/// event (`{"awslogs":{"data":…}}`) or a Kinesis event whose records carry
+/// subscription data (account-level subscriptions), and correlates every
+/// stream in it, pushing findings into `sink`.
 ///
 /// ```
 /// use std::io::Write;
 /// use base64::Engine;
-/// use thawtrace::input::{Limits, awslogs::{Scratch, analyze_event}};
+/// use thawtrace::input::{Limits, awslogs::{Scratch, analyze_payload}};
 /// use thawtrace_analyzers::{Config, Finding};
 ///
 /// let msg = r#"{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/lambda/f","logStream":"s","subscriptionFilters":["t"],"logEvents":[{"id":"1","timestamp":1,"message":"START RequestId: aaaaaaaa-0000-4000-8000-000000000001 Version: $LATEST"}]}"#;
 /// let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
 /// gz.write_all(msg.as_bytes()).unwrap();
 /// let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
-/// let event = format!(r#"{{"awslogs":{{"data":"{data}"}}}}"#);
 /// let mut findings: Vec<Finding> = Vec::new();
-/// let stats = analyze_event(event.as_bytes(), &mut Scratch::default(), &Limits::default(), &Config::default(), &mut findings).unwrap();
-/// assert_eq!(stats.invocations, 1);
+/// let (limits, config, mut scratch) = (Limits::default(), Config::default(), Scratch::default());
+/// for event in [format!(r#"{{"awslogs":{{"data":"{data}"}}}}"#), format!(r#"{{"Records":[{{"kinesis":{{"data":"{data}"}}}}]}}"#)] {
+///     let stats = analyze_payload(event.as_bytes(), &mut scratch, &limits, &config, &mut findings).unwrap();
+///     assert_eq!((stats.messages, stats.events), (1, 1));
+/// }
 /// ```
-pub fn analyze_event(
+///
+/// # Errors
+///
+/// A payload that is neither, or whose data does not decode.
+pub fn analyze_payload(
     payload: &[u8],
     scratch: &mut Scratch,
     limits: &Limits,
     config: &Config,
     sink: &mut impl FindingSink,
-) -> Result<StreamStats, InputError> {
-    let event: LambdaEvent<'_> = serde_json::from_slice(payload)
-        .map_err(|e| InputError::new(format!("not an awslogs subscription event ({e})")))?;
+) -> Result<PayloadStats, InputError> {
+    let parsed: Payload<'_> = serde_json::from_slice(payload)
+        .map_err(|e| InputError::new(format!("not a CloudWatch Logs or Kinesis event ({e})")))?;
+    let mut stats = PayloadStats::default();
+    let datas: Vec<&str> = match (parsed.awslogs, parsed.records) {
+        (Some(awslogs), _) => vec![awslogs.data],
+        (None, Some(records)) => records.iter().map(|r| r.kinesis.data).collect(),
+        (None, None) => {
+            return Err(InputError::new(
+                "neither an awslogs subscription event nor a Kinesis event (no awslogs, no Records)",
+            ));
+        }
+    };
+    for (i, data) in datas.into_iter().enumerate() {
+        let one = analyze_data(data, scratch, limits, config, sink)
+            .map_err(|e| InputError::new(format!("record {i}: {e}")))?;
+        stats.messages += 1;
+        stats.events += one.events;
+        stats.refused += one.refused;
+    }
+    Ok(stats)
+}
+
+fn analyze_data(
+    data: &str,
+    scratch: &mut Scratch,
+    limits: &Limits,
+    config: &Config,
+    sink: &mut impl FindingSink,
+) -> Result<PayloadStats, InputError> {
     scratch.compressed.clear();
     base64::engine::general_purpose::STANDARD
-        .decode_vec(event.awslogs.data, &mut scratch.compressed)
-        .map_err(|e| InputError::new(format!("invalid base64 in awslogs.data: {e}")))?;
+        .decode_vec(data, &mut scratch.compressed)
+        .map_err(|e| InputError::new(format!("invalid base64 in the subscription data: {e}")))?;
     if !is_gzip(&scratch.compressed) {
-        return Err(InputError::new("awslogs.data is not gzip"));
+        return Err(InputError::new("subscription data is not gzip"));
     }
     gunzip_into(
         &scratch.compressed,
@@ -91,19 +149,21 @@ pub fn analyze_event(
         &mut scratch.text,
     )?;
     let text = std::str::from_utf8(&scratch.text)
-        .map_err(|_| InputError::new("awslogs data is not UTF-8"))?;
+        .map_err(|_| InputError::new("subscription data is not UTF-8"))?;
     let message: Message<'_> = serde_json::from_str(text)
         .map_err(|e| InputError::new(format!("not a subscription message ({e})")))?;
+    let mut stats = PayloadStats::default();
     if message.message_type == "CONTROL_MESSAGE" {
-        return Ok(StreamStats::default());
+        return Ok(stats);
     }
     let mut events: Vec<LogEvent<'_>> = Vec::with_capacity(message.log_events.len());
     for ev in &message.log_events {
         let raw = ev.message.get();
-        if raw.len() > limits.max_event_bytes {
-            continue;
-        }
-        let Some(body) = raw.strip_prefix('"').and_then(|m| m.strip_suffix('"')) else {
+        let body = (raw.len() <= limits.max_event_bytes)
+            .then(|| raw.strip_prefix('"').and_then(|m| m.strip_suffix('"')))
+            .flatten();
+        let Some(body) = body else {
+            stats.refused += 1;
             continue;
         };
         events.push(LogEvent {
@@ -112,6 +172,7 @@ pub fn analyze_event(
             text: RawText::JsonEscaped(body),
         });
     }
+    stats.events = events.len() as u64;
     if !events
         .windows(2)
         .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
@@ -123,5 +184,6 @@ pub fn analyze_event(
     for ev in &events {
         correlator.push(ev);
     }
-    Ok(correlator.finish(sink))
+    correlator.finish(sink);
+    Ok(stats)
 }

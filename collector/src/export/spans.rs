@@ -1,0 +1,218 @@
+//! Findings and invocation windows as OTLP spans.
+//!
+//! - one span per invocation (`faas.invocation_id` = request ID, FaaS and
+//!   cloud semantic conventions), exported once its `END` is in the input;
+//! - one span per finding, named `thawtrace.keepalive_freeze_timeout` (or
+//!   `thawtrace.keepalive_timeout`), status error, a child of the invocation
+//!   in which the ping timed out, linked to the invocation that sent it.
+//!
+//! Spans carry parsed fields only (kind, request IDs, connection, times,
+//! event IDs), never a raw log message: application lines can hold secrets.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
+use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use thawtrace_analyzers::{Finding, FindingKind, FindingSink, InvocationWindow};
+
+use super::ids;
+
+/// Collects a batch's findings and invocation windows.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// The findings, in stream order.
+    pub findings: Vec<Finding>,
+    /// The invocation windows, in stream order.
+    pub invocations: Vec<InvocationWindow>,
+}
+
+impl FindingSink for Collected {
+    fn finding(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    fn invocation(&mut self, invocation: &InvocationWindow) {
+        self.invocations.push(invocation.clone());
+    }
+}
+
+/// Where the logs come from, for the `cloud.*` attributes.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// `cloud.region`, when known.
+    pub region: Option<String>,
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// The function name of a `/aws/lambda/<name>` log group.
+pub fn function_name(group: &str) -> &str {
+    group.strip_prefix("/aws/lambda/").unwrap_or(group)
+}
+
+fn strings<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
+    Value::Array(Array::String(
+        values
+            .into_iter()
+            .map(|v| StringValue::from(v.to_owned()))
+            .collect(),
+    ))
+}
+
+fn context(trace_id: opentelemetry::trace::TraceId, span_id: SpanId) -> SpanContext {
+    SpanContext::new(
+        trace_id,
+        span_id,
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    )
+}
+
+fn common(group: &str, stream: &str, origin: &Origin) -> Vec<KeyValue> {
+    let mut kv = vec![
+        KeyValue::new("cloud.provider", "aws"),
+        KeyValue::new("cloud.platform", "aws_lambda"),
+        KeyValue::new("faas.name", function_name(group).to_owned()),
+        KeyValue::new("aws.log.group.names", strings([group])),
+        KeyValue::new("aws.log.stream.names", strings([stream])),
+    ];
+    if let Some(region) = &origin.region {
+        kv.push(KeyValue::new("cloud.region", region.clone()));
+    }
+    kv
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("thawtrace")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+fn invocation_span(
+    group: &str,
+    stream: &str,
+    request_id: &str,
+    start: i64,
+    end: i64,
+    origin: &Origin,
+) -> SpanData {
+    let mut attributes = common(group, stream, origin);
+    attributes.push(KeyValue::new("faas.invocation_id", request_id.to_owned()));
+    SpanData {
+        span_context: context(
+            ids::invocation_trace_id(group, stream, request_id),
+            ids::invocation_span_id(group, stream, request_id),
+        ),
+        parent_span_id: SpanId::INVALID,
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Server,
+        name: Cow::Borrowed("lambda invocation"),
+        start_time: time(start),
+        end_time: time(end.max(start)),
+        attributes,
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: scope(),
+    }
+}
+
+fn finding_span(f: &Finding, origin: &Origin) -> SpanData {
+    let group = &f.log_group;
+    let stream = &f.log_stream;
+    let timeout_rid = f.timeout_request_id.as_deref().unwrap_or("-");
+    let ping_rid = f.ping_request_id.as_deref().unwrap_or("-");
+    let mut attributes = common(group, stream, origin);
+    attributes.extend([
+        KeyValue::new("faas.invocation_id", timeout_rid.to_owned()),
+        KeyValue::new("thawtrace.kind", f.kind.as_str()),
+        KeyValue::new("thawtrace.library", f.library.name()),
+        KeyValue::new("thawtrace.connection", f.connection.clone()),
+        KeyValue::new("thawtrace.ping_request_id", ping_rid.to_owned()),
+        KeyValue::new("thawtrace.timeout_request_id", timeout_rid.to_owned()),
+        KeyValue::new("thawtrace.ping_event_id", f.ping_event_id.clone()),
+        KeyValue::new("thawtrace.timeout_event_id", f.timeout_event_id.clone()),
+        KeyValue::new(
+            "thawtrace.evidence",
+            strings(f.evidence.iter().map(String::as_str)),
+        ),
+    ]);
+    if let Some(frozen) = f.frozen_ms {
+        attributes.push(KeyValue::new("thawtrace.frozen_ms", frozen));
+    }
+    if let Some(call) = &f.failed_call {
+        attributes.push(KeyValue::new("thawtrace.failed_call.code", call.code));
+    }
+    let ping_link = Link::with_context(context(
+        ids::invocation_trace_id(group, stream, ping_rid),
+        ids::invocation_span_id(group, stream, ping_rid),
+    ));
+    let mut links = SpanLinks::default();
+    links.links.push(ping_link);
+    let description = match f.kind {
+        FindingKind::KeepaliveFreezeTimeout => {
+            "keepalive ping sent before a freeze timed out at the thaw"
+        }
+        FindingKind::KeepaliveTimeout => "keepalive ping unanswered within the invocation",
+    };
+    SpanData {
+        span_context: context(
+            ids::invocation_trace_id(group, stream, timeout_rid),
+            ids::finding_span_id(group, stream, f.kind.as_str(), &f.timeout_event_id),
+        ),
+        parent_span_id: ids::invocation_span_id(group, stream, timeout_rid),
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: Cow::Borrowed(f.kind.span_name()),
+        start_time: time(f.ping_at_ms),
+        end_time: time(f.timeout_at_ms.max(f.ping_at_ms)),
+        attributes,
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links,
+        status: Status::error(description),
+        instrumentation_scope: scope(),
+    }
+}
+
+/// The spans of a batch: every invocation whose `END` is in it, every
+/// invocation a finding names, and every finding.
+pub fn spans(collected: &Collected, origin: &Origin) -> Vec<SpanData> {
+    let mut out = Vec::new();
+    let mut named: HashSet<(&str, &str, &str)> = HashSet::new();
+    for f in &collected.findings {
+        for rid in [&f.ping_request_id, &f.timeout_request_id]
+            .into_iter()
+            .flatten()
+        {
+            named.insert((&f.log_group, &f.log_stream, rid));
+        }
+    }
+    let mut seen = HashSet::new();
+    for inv in &collected.invocations {
+        let key = (
+            inv.log_group.as_str(),
+            inv.log_stream.as_str(),
+            inv.request_id.as_str(),
+        );
+        let (start, end) = match (inv.start_ms, inv.end_ms) {
+            (Some(s), Some(e)) => (s, e),
+            (None, Some(e)) => (e, e),
+            (Some(s), None) if named.contains(&key) => (s, s),
+            _ => continue,
+        };
+        // An async retry repeats a request ID: one span per ID and stream.
+        if seen.insert(key) {
+            out.push(invocation_span(key.0, key.1, key.2, start, end, origin));
+        }
+    }
+    out.extend(collected.findings.iter().map(|f| finding_span(f, origin)));
+    out
+}

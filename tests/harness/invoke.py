@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Runs a Lambda function binary under the local Runtime API emulator and
+delivers events to it, as Lambda would (no freezing: for handler tests).
+
+    invoke.py --event EVENT.json [--event ...] -- COMMAND [ARG...]
+
+Prints one JSON object: {"responses": [{"kind", "body"}], "output": [lines]}.
+The function's environment gets AWS_LAMBDA_RUNTIME_API and the usual
+AWS_LAMBDA_* variables; other variables pass through.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lambda_sim  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--event", action="append", default=[])
+    ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("command", nargs="+")
+    args = ap.parse_args()
+    api = lambda_sim.RuntimeApi()
+    env = dict(os.environ)
+    env.update(
+        AWS_LAMBDA_RUNTIME_API=api.address,
+        AWS_LAMBDA_FUNCTION_NAME="thawtrace-collector",
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+        AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/thawtrace-collector",
+        AWS_LAMBDA_LOG_STREAM_NAME="2026/11/28/[$LATEST]0000",
+    )
+    proc = subprocess.Popen(args.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    output = []
+
+    def read():
+        for raw in proc.stdout:
+            output.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    responses = []
+    try:
+        for path in args.event:
+            with open(path) as f:
+                event = json.load(f)
+            rid = str(uuid.uuid4())
+            api.wait_polling(timeout=args.timeout)
+            api.deliver(rid, event)
+            kind, body, _ = api.wait_response(rid, timeout=args.timeout)
+            try:
+                body = json.loads(body)
+            except ValueError:
+                body = body.decode("utf-8", "replace")
+            responses.append({"kind": kind, "body": body})
+        api.wait_polling(timeout=args.timeout)
+    finally:
+        api.close()
+        proc.kill()
+        proc.wait()
+        reader.join(timeout=5)
+    print(json.dumps({"responses": responses, "output": output}))
+
+
+if __name__ == "__main__":
+    main()
