@@ -32,6 +32,13 @@ pub struct Config {
     /// How soon after a timeout an ack on the same connection shows the ack
     /// was waiting in the socket all along.
     pub late_ack_window_ms: i64,
+    /// C-core's event engine can read a late ack and fire that ping's
+    /// timeout at the same thaw, the ack first: a timeout this soon after an
+    /// ack, with nothing else outstanding, is that acked ping's.
+    pub ack_race_window_ms: i64,
+    /// Remember the positions of the lines that matter (platform,
+    /// keepalive, failures), for callers that keep context between batches.
+    pub record_relevant: bool,
 }
 
 impl Default for Config {
@@ -39,6 +46,8 @@ impl Default for Config {
         Config {
             failure_window_ms: 30_000,
             late_ack_window_ms: 1_000,
+            ack_race_window_ms: 100,
+            record_relevant: false,
         }
     }
 }
@@ -72,6 +81,8 @@ struct Invocation {
     request_id: String,
     start_ms: Option<i64>,
     end_ms: Option<i64>,
+    /// Position and event ID of its START.
+    start_event: Option<(u32, String)>,
 }
 
 /// The stretch from `END A` to `START B`, and where its freeze was.
@@ -92,6 +103,8 @@ struct Run {
     /// Lines from here on (up to `first_pos`) were written at the thaw.
     thaw_pos: u32,
     gap_ms: i64,
+    /// Event ID of its first line.
+    first_event: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +138,17 @@ struct Owner {
     epoch: i64,
     request_id: Option<String>,
     frozen_before_ms: Option<i64>,
+    settled: Settled,
+}
+
+/// What fixed a line's owner: the line itself, a later event (the START a
+/// line written at the thaw waits for), or nothing yet (the input ends
+/// before it): a finding is final once both its lines are settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Settled {
+    Line,
+    Event(u32, String),
+    Open,
 }
 
 /// Correlates one log stream. Push its events in stream order (timestamp,
@@ -165,6 +189,7 @@ pub struct StreamCorrelator {
     run_gap: (i64, u32),
     marks: Vec<Mark>,
     watch_failures_until: i64,
+    relevant: Vec<u32>,
     stats: StreamStats,
 }
 
@@ -184,6 +209,7 @@ impl StreamCorrelator {
             run_gap: (-1, 0),
             marks: Vec::new(),
             watch_failures_until: i64::MIN,
+            relevant: Vec::new(),
             stats: StreamStats::default(),
         }
     }
@@ -205,12 +231,15 @@ impl StreamCorrelator {
         }
         let line = parse_line(event.text, ts <= self.watch_failures_until);
         if self.invocations.is_empty() {
-            self.track_run(pos, gap, line.printed_request_id);
+            self.track_run(pos, gap, line.printed_request_id, &event.id);
+        }
+        if self.config.record_relevant && line.kind != LineKind::Other {
+            self.relevant.push(pos);
         }
         let what = match line.kind {
             LineKind::Other => return,
             LineKind::Platform(phase, request_id) => {
-                self.platform(phase, request_id, pos, ts);
+                self.platform(phase, request_id, pos, ts, &event.id);
                 return;
             }
             LineKind::Keepalive(k) => {
@@ -232,7 +261,7 @@ impl StreamCorrelator {
         });
     }
 
-    fn track_run(&mut self, pos: u32, gap: i64, printed: Option<&str>) {
+    fn track_run(&mut self, pos: u32, gap: i64, printed: Option<&str>, event_id: &str) {
         if gap > self.run_gap.0 {
             self.run_gap = (gap, pos);
         }
@@ -252,11 +281,19 @@ impl StreamCorrelator {
             first_pos: pos,
             thaw_pos,
             gap_ms,
+            first_event: event_id.to_owned(),
         });
         self.run_gap = (-1, pos);
     }
 
-    fn platform(&mut self, phase: PlatformPhase, request_id: &str, pos: u32, ts: i64) {
+    fn platform(
+        &mut self,
+        phase: PlatformPhase,
+        request_id: &str,
+        pos: u32,
+        ts: i64,
+        event_id: &str,
+    ) {
         match phase {
             PlatformPhase::Start => {
                 let idx = self.invocations.len() as u32;
@@ -275,6 +312,7 @@ impl StreamCorrelator {
                     request_id: request_id.to_owned(),
                     start_ms: Some(ts),
                     end_ms: None,
+                    start_event: Some((pos, event_id.to_owned())),
                 });
                 self.stats.invocations += 1;
                 self.place = Place::In(idx);
@@ -315,6 +353,7 @@ impl StreamCorrelator {
             epoch: 2 * i64::from(idx),
             request_id: Some(inv.request_id.clone()),
             frozen_before_ms,
+            settled: Settled::Line,
         }
     }
 
@@ -327,6 +366,7 @@ impl StreamCorrelator {
                 epoch: -1,
                 request_id: mark.printed.clone(),
                 frozen_before_ms: None,
+                settled: Settled::Line,
             },
             Place::In(i) => self.invocation_owner(i),
             Place::Between(b) => {
@@ -335,12 +375,20 @@ impl StreamCorrelator {
                     return self.invocation_owner(between.prev);
                 }
                 match between.next {
-                    Some(next) => self.invocation_owner(next),
+                    Some(next) => {
+                        let mut owner = self.invocation_owner(next);
+                        owner.settled = match &self.invocations[next as usize].start_event {
+                            Some((pos, id)) => Settled::Event(*pos, id.clone()),
+                            None => Settled::Line,
+                        };
+                        owner
+                    }
                     // Written at a thaw whose START is not in the input.
                     None => Owner {
                         epoch: 2 * i64::from(between.prev) + 1,
                         request_id: None,
                         frozen_before_ms: Some(between.gap_ms),
+                        settled: Settled::Open,
                     },
                 }
             }
@@ -348,17 +396,24 @@ impl StreamCorrelator {
     }
 
     fn run_owner(&self, mark: &Mark) -> Owner {
-        let k = self.runs.partition_point(|r| r.first_pos <= mark.pos);
+        let at = self.runs.partition_point(|r| r.first_pos <= mark.pos);
+        // The window's end is known once the next request ID appears.
+        let settled = match self.runs.get(at) {
+            Some(next) => Settled::Event(next.first_pos, next.first_event.clone()),
+            None if at == 0 => Settled::Line,
+            None => Settled::Open,
+        };
         // Lines at the thaw before the next window's first line are its.
-        let k = match self.runs.get(k) {
-            Some(next) if next.thaw_pos <= mark.pos => k + 1,
-            _ => k,
+        let k = match self.runs.get(at) {
+            Some(next) if next.thaw_pos <= mark.pos => at + 1,
+            _ => at,
         };
         if k == 0 {
             return Owner {
                 epoch: -1,
                 request_id: mark.printed.clone(),
                 frozen_before_ms: None,
+                settled: Settled::Line,
             };
         }
         let run = &self.runs[k - 1];
@@ -366,7 +421,15 @@ impl StreamCorrelator {
             epoch: 2 * (k as i64 - 1),
             request_id: Some(run.request_id.clone()),
             frozen_before_ms: (k > 1).then_some(run.gap_ms),
+            settled,
         }
+    }
+
+    /// Positions (in push order) of the lines that matter to correlation,
+    /// when [`Config::record_relevant`] is set: what a caller keeps to
+    /// correlate the next batch of the stream with this one.
+    pub fn relevant_positions(&self) -> &[u32] {
+        &self.relevant
     }
 
     /// Ends the stream: pairs pings with timeouts and pushes the findings.
@@ -378,10 +441,21 @@ impl StreamCorrelator {
         let mut findings: Vec<Finding> = Vec::new();
         // Index of the last finding per connection, for late acks.
         let mut last_on: HashMap<String, usize> = HashMap::new();
+        // Pings acked too late to stop their timer (at or after its expiry,
+        // or of unknown timer), with their acks, per connection.
+        let mut acked: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+        // When each ping's ack timer expires, where the library says.
+        let mut expiry: HashMap<usize, i64> = HashMap::new();
         for (i, mark) in self.marks.iter().enumerate() {
             match &mark.what {
                 What::Keepalive(k) => match &k.event {
-                    KeepaliveEvent::PingSent { ping_id, .. } => {
+                    KeepaliveEvent::PingSent {
+                        ping_id,
+                        timeout_ms,
+                    } => {
+                        if let Some(t) = timeout_ms {
+                            expiry.insert(i, mark.ts + i64::from(*t));
+                        }
                         let pending = outstanding.entry(k.connection.clone()).or_default();
                         if ping_id.is_none() {
                             // Libraries without ping ids keep one ping in flight.
@@ -389,36 +463,72 @@ impl StreamCorrelator {
                         }
                         pending.push(i);
                     }
-                    KeepaliveEvent::PingAck { ping_id: Some(id) } => {
-                        for pending in outstanding.values_mut() {
-                            pending.retain(|&p| ping_id_of(&self.marks[p]) != Some(*id));
+                    KeepaliveEvent::PingTimerSet {
+                        ping_id,
+                        timeout_ms,
+                    } => {
+                        let armed = outstanding
+                            .values()
+                            .flatten()
+                            .find(|&&p| ping_id_of(&self.marks[p]) == Some(*ping_id));
+                        if let Some(&p) = armed {
+                            expiry.insert(p, self.marks[p].ts + i64::from(*timeout_ms));
                         }
                     }
-                    KeepaliveEvent::PingAck { ping_id: None } => {
-                        let pending = outstanding.entry(k.connection.clone()).or_default();
-                        if let Some(at) = pending
-                            .iter()
-                            .position(|&p| ping_id_of(&self.marks[p]).is_none())
-                        {
-                            pending.remove(at);
-                        } else if let Some(&f) = last_on.get(&k.connection) {
-                            let finding = &mut findings[f];
-                            if finding.ack_event_id.is_none()
-                                && mark.ts - finding.timeout_at_ms <= self.config.late_ack_window_ms
-                            {
-                                finding.ack_event_id = Some(mark.id.clone());
-                                finding.evidence.push(mark.id.clone());
+                    KeepaliveEvent::PingAck { ping_id } => {
+                        let acks = |p: usize| match ping_id {
+                            Some(id) => ping_id_of(&self.marks[p]) == Some(*id),
+                            None => ping_id_of(&self.marks[p]).is_none(),
+                        };
+                        let connections: Vec<String> = match ping_id {
+                            // C-core names the ping, not the connection.
+                            Some(_) => outstanding.keys().cloned().collect(),
+                            None => vec![k.connection.clone()],
+                        };
+                        let mut found = false;
+                        for connection in connections {
+                            let pending = outstanding.entry(connection.clone()).or_default();
+                            let Some(at) = pending.iter().position(|&p| acks(p)) else {
+                                continue;
+                            };
+                            let p = pending.remove(at);
+                            found = true;
+                            // An ack read after the timer expired did not stop it.
+                            if expiry.get(&p).is_none_or(|&e| mark.ts >= e) {
+                                acked.entry(connection).or_default().push((p, i));
+                            }
+                        }
+                        if !found && ping_id.is_none() {
+                            // The ack of a ping that already timed out: it
+                            // was waiting in the socket through the freeze.
+                            if let Some(&f) = last_on.get(&k.connection) {
+                                let finding = &mut findings[f];
+                                if finding.ack_event_id.is_none()
+                                    && mark.ts - finding.timeout_at_ms
+                                        <= self.config.late_ack_window_ms
+                                {
+                                    finding.ack_event_id = Some(mark.id.clone());
+                                    finding.evidence.push(mark.id.clone());
+                                }
                             }
                         }
                     }
                     KeepaliveEvent::PingTimeout => {
                         let pending = outstanding.remove(&k.connection).unwrap_or_default();
-                        let Some(&ping_idx) = pending.first() else {
+                        let late = acked.remove(&k.connection).unwrap_or_default();
+                        let Some((ping_idx, ack)) = self.timed_out(mark, &pending, &late, &expiry)
+                        else {
                             self.stats.unpaired_timeouts += 1;
+                            sink.unpaired_timeout(&mark.id, mark.ts);
                             continue;
                         };
                         last_on.insert(k.connection.clone(), findings.len());
-                        findings.push(self.finding(&self.marks[ping_idx], mark, k));
+                        let mut finding = self.finding(&self.marks[ping_idx], mark, k);
+                        if let Some(ack) = ack {
+                            finding.ack_event_id = Some(self.marks[ack].id.clone());
+                            finding.evidence.push(self.marks[ack].id.clone());
+                        }
+                        findings.push(finding);
                     }
                 },
                 What::Failure(_) => {}
@@ -448,6 +558,43 @@ impl StreamCorrelator {
         for inv in &self.invocations {
             sink.invocation(&window(&inv.request_id, inv.start_ms, inv.end_ms));
         }
+    }
+
+    /// Which ping a timeout gave up on, and the ack that came too late for
+    /// it, if any. Where the library printed the ack timeout, only a ping
+    /// whose timer had expired can have timed out: the latest such one (at a
+    /// thaw, C-core may read a late ack and send a new ping just before the
+    /// expired timer fires). Otherwise the oldest unanswered ping, else one
+    /// acked a moment before (the ack and the timer raced at the thaw).
+    fn timed_out(
+        &self,
+        timeout: &Mark,
+        pending: &[usize],
+        late: &[(usize, usize)],
+        expiry: &HashMap<usize, i64>,
+    ) -> Option<(usize, Option<usize>)> {
+        const SLACK_MS: i64 = 5;
+        let expired = |p: usize| expiry.get(&p).is_some_and(|&e| e <= timeout.ts + SLACK_MS);
+        let candidates = pending
+            .iter()
+            .map(|&p| (p, None))
+            .chain(late.iter().map(|&(p, a)| (p, Some(a))));
+        if let Some(best) = candidates
+            .filter(|&(p, _)| expired(p))
+            .max_by_key(|&(p, _)| self.marks[p].pos)
+        {
+            return Some(best);
+        }
+        if let Some(&p) = pending.iter().find(|&&p| !expiry.contains_key(&p)) {
+            return Some((p, None));
+        }
+        late.iter()
+            .rev()
+            .find(|&&(p, ack)| {
+                !expiry.contains_key(&p)
+                    && timeout.ts - self.marks[ack].ts <= self.config.ack_race_window_ms
+            })
+            .map(|&(p, ack)| (p, Some(ack)))
     }
 
     /// Attaches to each finding the first failed call of its invocation
@@ -489,6 +636,19 @@ impl StreamCorrelator {
         let ping_owner = self.owner(ping);
         let timeout_owner = self.owner(timeout);
         let freeze = ping_owner.epoch != timeout_owner.epoch;
+        let settled_by = [
+            (&ping_owner.settled, ping),
+            (&timeout_owner.settled, timeout),
+        ]
+        .into_iter()
+        .map(|(settled, mark)| match settled {
+            Settled::Line => Some((mark.pos, mark.id.clone())),
+            Settled::Event(pos, id) => Some((*pos, id.clone())),
+            Settled::Open => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| v.into_iter().max_by_key(|(pos, _)| *pos))
+        .map(|(_, id)| id);
         let ping_timeout_ms = match &ping.what {
             What::Keepalive(Keepalive {
                 event: KeepaliveEvent::PingSent { timeout_ms, .. },
@@ -525,6 +685,7 @@ impl StreamCorrelator {
             evidence: vec![ping.id.clone(), timeout.id.clone()],
             ping_line: ping.pos,
             timeout_line: timeout.pos,
+            settled_by,
         }
     }
 }

@@ -126,6 +126,12 @@ pub struct Finding {
     /// Index of the timeout line in its sorted stream (for local display only).
     #[serde(skip)]
     pub timeout_line: u32,
+    /// The event that made this finding final: its timeout line, or the
+    /// later START that decided which invocation a line written at the thaw
+    /// belongs to. `None` while the input ends before that START: a caller
+    /// reading batches reports the finding with the batch holding this event.
+    #[serde(skip)]
+    pub settled_by: Option<String>,
 }
 
 /// Receives findings as the correlator produces them.
@@ -153,6 +159,10 @@ pub trait FindingSink {
 
     /// Called once per invocation of the stream, in order, before its findings.
     fn invocation(&mut self, _invocation: &InvocationWindow) {}
+
+    /// Called for a ping timeout whose ping is not in the input (it was in
+    /// an earlier batch): the caller may look it up and correlate again.
+    fn unpaired_timeout(&mut self, _event_id: &str, _at_ms: i64) {}
 }
 
 impl FindingSink for Vec<Finding> {

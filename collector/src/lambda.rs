@@ -2,15 +2,15 @@
 //! (`AWS_LAMBDA_RUNTIME_API` is set), fed by a CloudWatch Logs subscription
 //! filter or a Kinesis stream.
 //!
-//! For each event: decode and correlate (the same path as `thawtrace scan`),
+//! For each event: decode, correlate each stream's batch with its context
+//! (a warm per-stream cache, and `FilterLogEvents` when a timeout's ping is
+//! in neither; see [`crate::lookback`]),
 //! print one EMF metrics line per function and one JSON line per finding
 //! (the `scan --format json` object, which a Logs Insights query can list),
 //! and export the spans over OTLP when the `OTEL_EXPORTER_OTLP_*` variables
 //! name an endpoint. Spans are flushed before the handler returns; an
 //! endpoint still down after the retries fails the invocation, so Lambda
 //! delivers the batch again, and the derived IDs make that idempotent.
-
-use std::sync::Mutex;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
@@ -20,7 +20,9 @@ use thawtrace_analyzers::Config;
 use crate::export::otlp::OtlpConfig;
 use crate::export::{Collected, Origin, emf, spans};
 use crate::input::Limits;
-use crate::input::awslogs::{Scratch, analyze_payload};
+use crate::input::awslogs::{decode_messages, parse_message};
+use crate::lookback::cloudwatch::CloudWatch;
+use crate::lookback::{LogSource, Lookback, LookbackLimits};
 use crate::report;
 
 struct Collector {
@@ -28,7 +30,7 @@ struct Collector {
     config: Config,
     origin: Origin,
     otlp: Option<(OtlpConfig, opentelemetry_otlp::SpanExporter)>,
-    scratch: Mutex<Scratch>,
+    lookback: Lookback,
 }
 
 fn now_ms() -> i64 {
@@ -38,7 +40,7 @@ fn now_ms() -> i64 {
 }
 
 impl Collector {
-    fn from_env() -> Result<Collector, Error> {
+    async fn from_env() -> Result<Collector, Error> {
         let mb = |k: &str, default: usize| {
             std::env::var(k)
                 .ok()
@@ -56,6 +58,25 @@ impl Collector {
             }
             None => None,
         };
+        let off = |k: &str| std::env::var(k).is_ok_and(|v| v.eq_ignore_ascii_case("off"));
+        let window_ms = match std::env::var("THAWTRACE_LOOKBACK_WINDOW") {
+            Ok(v) => crate::cli::parse_duration_ms(&v)
+                .map_err(|e| format!("THAWTRACE_LOOKBACK_WINDOW: {e}"))?,
+            Err(_) => LookbackLimits::default().window_ms,
+        };
+        let source: Option<Box<dyn LogSource>> = if off("THAWTRACE_LOOKBACK") {
+            None
+        } else {
+            Some(Box::new(CloudWatch::new(None).await))
+        };
+        let lookback = Lookback::new(
+            LookbackLimits {
+                window_ms,
+                ..LookbackLimits::default()
+            },
+            !off("THAWTRACE_CACHE"),
+            source,
+        );
         Ok(Collector {
             limits,
             config: Config::default(),
@@ -63,23 +84,37 @@ impl Collector {
                 region: std::env::var("AWS_REGION").ok(),
             },
             otlp,
-            scratch: Mutex::new(Scratch::default()),
+            lookback,
         })
     }
 
     async fn handle(&self, event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {
         let mut collected = Collected::default();
-        let stats = {
-            let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            analyze_payload(
-                event.payload.get().as_bytes(),
-                &mut scratch,
-                &self.limits,
-                &self.config,
-                &mut collected,
-            )
-            .map_err(|e| Error::from(format!("invalid payload: {e}")))?
-        };
+        let texts = decode_messages(event.payload.get().as_bytes(), &self.limits)
+            .map_err(|e| Error::from(format!("invalid payload: {e}")))?;
+        let (mut messages, mut events, mut refused, mut fetched) = (0u64, 0u64, 0u64, 0u64);
+        for text in &texts {
+            let Some(message) = parse_message(text, &self.limits)
+                .map_err(|e| Error::from(format!("invalid payload: {e}")))?
+            else {
+                continue;
+            };
+            let outcome = self
+                .lookback
+                .analyze(
+                    message.log_group,
+                    message.log_stream,
+                    &message.events,
+                    &self.config,
+                    &mut collected,
+                )
+                .await
+                .map_err(|e| Error::from(format!("lookback for {}: {e}", message.log_stream)))?;
+            messages += 1;
+            events += message.events.len() as u64;
+            refused += message.refused;
+            fetched += outcome.fetched;
+        }
         for line in emf::lines(&collected.findings, now_ms()) {
             println!("{line}");
         }
@@ -93,9 +128,10 @@ impl Collector {
             crate::export::otlp::export(exporter, batch, &config.retry).await?;
         }
         Ok(json!({
-            "messages": stats.messages,
-            "events": stats.events,
-            "refused": stats.refused,
+            "messages": messages,
+            "events": events,
+            "refused": refused,
+            "lookback_events": fetched,
             "findings": collected.findings.len(),
             "spans": exported,
         }))
@@ -112,7 +148,7 @@ pub fn run() -> Result<(), Error> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let collector = Collector::from_env()?;
+        let collector = Collector::from_env().await?;
         let collector = &collector;
         lambda_runtime::run(service_fn(move |event| async move {
             collector.handle(event).await

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod export;
 pub mod input;
 pub mod lambda;
+pub mod lookback;
 pub mod report;
 
 /// The recorded sample `thawtrace demo` analyses: real @grpc/grpc-js 1.14

@@ -22,6 +22,13 @@ fn invoke(events: &[std::path::PathBuf], otlp: &str) -> Value {
         .arg("--")
         .arg(env!("CARGO_BIN_EXE_thawtrace"))
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
+        // Lookback has its own test against moto; here nothing may reach
+        // past loopback, not even the SDK's credential chain.
+        .env("THAWTRACE_LOOKBACK", "off")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
         .env("AWS_REGION", "eu-west-1")
         .output()

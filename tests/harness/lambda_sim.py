@@ -550,11 +550,63 @@ class CCore:
             return msg.rsplit(" ", 1)[1].strip()
         return None
 
+    @staticmethod
+    def timer(msg):
+        """`Set ping timeout timer of 1000ms for ping id X` -> (X, 1000)."""
+        if "Set ping timeout timer of " not in msg:
+            return None
+        rest = msg.split("Set ping timeout timer of ", 1)[1]
+        ms, _, pid = rest.partition("ms for ping id ")
+        return pid.strip(), int(ms)
+
+
+def ccore_truth(events):
+    """C-core: a ping's timer fires unless its ack is read before the timer
+    expires; the timeout line is the latest such ping's on that peer (C-core
+    can read the late ack just before firing the timer at a thaw)."""
+    pings = {}  # id -> {"ev", "peer", "expiry", "ack"}
+    findings = []
+    for ev in events:
+        msg = ev["message"]
+        ts = ev["timestamp"]
+        if CCore.is_ping(msg):
+            pings[CCore.ping_id(msg)] = {"ev": ev, "peer": CCore.connection(msg), "expiry": None, "ack": None}
+        elif CCore.timer(msg):
+            pid, ms = CCore.timer(msg)
+            if pid in pings:
+                pings[pid]["expiry"] = pings[pid]["ev"]["timestamp"] + ms
+        elif CCore.acked(msg) is not None:
+            p = pings.get(CCore.acked(msg))
+            if p is not None and p["ack"] is None:
+                p["ack"] = ts
+        elif CCore.is_timeout(msg):
+            peer = CCore.connection(msg)
+            fired = [
+                p for p in pings.values()
+                if p["peer"] == peer and p["expiry"] is not None and p["expiry"] <= ts + 5
+                and (p["ack"] is None or p["ack"] >= p["expiry"]) and not p.get("used")
+            ]
+            if not fired:
+                continue
+            p = max(fired, key=lambda p: (p["ev"]["timestamp"], p["ev"]["id"]))
+            for q in fired:
+                q["used"] = True
+            ping = p["ev"]
+            kind = "keepalive_freeze_timeout" if ping["_owner"] != ev["_owner"] else "keepalive_timeout"
+            findings.append({
+                "kind": kind, "log_group": ev["logGroup"], "log_stream": ev["logStream"],
+                "ping_request_id": ping["_owner"], "timeout_request_id": ev["_owner"],
+                "ping_event_id": ping["id"], "timeout_event_id": ev["id"],
+            })
+    return findings
+
 
 def truth_for(events, lib):
     """Expected findings: each ping timeout paired with the ping it gave up on
     (the oldest unanswered ping on its connection), owners as the emulator
     saw them."""
+    if lib is CCore:
+        return ccore_truth(events)
     findings = []
     outstanding = {}  # connection -> [(ping id or None, event)]
     for ev in events:

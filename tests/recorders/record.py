@@ -95,12 +95,16 @@ def environments(rng, which, rust_bin):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--retruth", action="store_true",
+                    help="recompute truth.json of the recording in --out (after a change to the truth rules)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", action="append", help="record only environments whose name contains this")
     ap.add_argument("--proxy-delay-ms", type=int, default=40)
     ap.add_argument("--rust-bin", default=os.path.join(ROOT, "target", "debug", "examples"),
                     help="where the instrument's examples lambda_grpc and echo_server are built")
     args = ap.parse_args()
+    if args.retruth:
+        return retruth(args.out)
     rng = random.Random(args.seed)
     envs = environments(rng, args.only, args.rust_bin)
     for e in envs:
@@ -166,6 +170,26 @@ def main():
     for t in truth:
         kinds[t["kind"]] = kinds.get(t["kind"], 0) + 1
     log("recorded %d events, expected findings: %s" % (len(all_events), kinds))
+
+
+def retruth(out):
+    owners = {}
+    with open(os.path.join(out, "owners.jsonl")) as f:
+        for line in f:
+            o = json.loads(line)
+            owners[o["id"]] = o["owner"]
+    events = [json.loads(line) for line in open(os.path.join(out, "events.jsonl"))]
+    for e in events:
+        e["_owner"] = owners[e["id"]]
+    libs = {"grpc-js": lambda_sim.GrpcJs, "grpcio": lambda_sim.CCore, "tonic": lambda_sim.Instrument}
+    truth = []
+    for env in json.load(open(os.path.join(out, "environments.json"))):
+        mine = [e for e in events if e["logStream"] == env["log_stream"]]
+        truth += lambda_sim.truth_for(mine, libs[env["library"]])
+    old = json.load(open(os.path.join(out, "truth.json")))
+    with open(os.path.join(out, "truth.json"), "w") as f:
+        json.dump({"seed": old.get("seed"), "findings": truth}, f, indent=1)
+    print("truth: %d findings (was %d)" % (len(truth), len(old["findings"])), file=sys.stderr)
 
 
 if __name__ == "__main__":

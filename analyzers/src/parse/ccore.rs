@@ -16,6 +16,7 @@
 //! |---|---|---|
 //! | `CLIENT[<t>]: Ping <id> sent [<peer>]: …` | `writing.cc` (recorded, grpcio 1.85) | PING sent (keepalive or BDP) |
 //! | `CLIENT[<t>]: received ping ack <id>` | `frame_ping.cc` (recorded, 1.85) | ack read |
+//! | `CLIENT[<t>]: Set ping timeout timer of <n>ms for ping id <id>` | `writing.cc` (recorded, 1.85) | ack timer armed |
 //! | `<peer>: Ping timeout. Closing transport.` | `chttp2_transport.cc`, `grpc_chttp2_ping_timeout` (recorded, 1.85) | ack timeout fired |
 //! | `<peer>: Keepalive watchdog fired. Closing transport.` | `chttp2_transport.cc`, `keepalive_watchdog_fired_locked` (gpr era) | ack timeout fired |
 //! | `<peer>: Keepalive timeout. Closing transport.` | `chttp2_transport.cc` (absl era, before `ping_timeout`) | ack timeout fired |
@@ -93,6 +94,16 @@ pub fn parse(text: RawText<'_>) -> Option<Keepalive> {
                 KeepaliveEvent::PingSent {
                     ping_id: Some(id.parse().ok()?),
                     timeout_ms: None,
+                },
+            ));
+        }
+        if let Some(timer) = said.strip_prefix("Set ping timeout timer of ") {
+            let (ms, id) = timer.split_once("ms for ping id ")?;
+            return Some(keepalive(
+                "",
+                KeepaliveEvent::PingTimerSet {
+                    ping_id: id.trim().parse().ok()?,
+                    timeout_ms: ms.parse().ok()?,
                 },
             ));
         }

@@ -76,6 +76,13 @@ pub enum KeepaliveEvent {
     },
     /// The library gave up waiting for the ack and closes the connection.
     PingTimeout,
+    /// The ack timer armed for a ping (C-core prints it on a line of its own).
+    PingTimerSet {
+        /// The PING payload.
+        ping_id: u64,
+        /// The ack timeout.
+        timeout_ms: u32,
+    },
 }
 
 /// One keepalive line: what happened, on which connection, from which library.

@@ -129,13 +129,98 @@ pub fn analyze_payload(
     Ok(stats)
 }
 
-fn analyze_data(
-    data: &str,
-    scratch: &mut Scratch,
+/// One decoded subscription message, its events borrowed from the text.
+#[derive(Debug)]
+pub struct DecodedMessage<'a> {
+    /// The log group.
+    pub log_group: &'a str,
+    /// The log stream.
+    pub log_stream: &'a str,
+    /// Its events, in stream order.
+    pub events: Vec<LogEvent<'a>>,
+    /// Events refused (over the size limit, message not a string).
+    pub refused: u64,
+}
+
+/// Parses a decoded subscription message; `None` for a `CONTROL_MESSAGE`.
+///
+/// # Errors
+///
+/// Text that is not a subscription message.
+pub fn parse_message<'a>(
+    text: &'a str,
     limits: &Limits,
-    config: &Config,
-    sink: &mut impl FindingSink,
-) -> Result<PayloadStats, InputError> {
+) -> Result<Option<DecodedMessage<'a>>, InputError> {
+    let message: Message<'a> = serde_json::from_str(text)
+        .map_err(|e| InputError::new(format!("not a subscription message ({e})")))?;
+    if message.message_type == "CONTROL_MESSAGE" {
+        return Ok(None);
+    }
+    let mut refused = 0;
+    let mut events: Vec<LogEvent<'a>> = Vec::with_capacity(message.log_events.len());
+    for ev in &message.log_events {
+        let raw = ev.message.get();
+        let body = (raw.len() <= limits.max_event_bytes)
+            .then(|| raw.strip_prefix('"').and_then(|m| m.strip_suffix('"')))
+            .flatten();
+        let Some(body) = body else {
+            refused += 1;
+            continue;
+        };
+        events.push(LogEvent {
+            id: ev.id.into(),
+            timestamp_ms: ev.timestamp,
+            text: RawText::JsonEscaped(body),
+        });
+    }
+    if !events
+        .windows(2)
+        .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
+    {
+        sort_stream(&mut events);
+    }
+    Ok(Some(DecodedMessage {
+        log_group: message.log_group,
+        log_stream: message.log_stream,
+        events,
+        refused,
+    }))
+}
+
+/// The subscription messages of a Lambda event (awslogs or Kinesis), each
+/// decoded (base64, gunzip) into text of its own.
+///
+/// # Errors
+///
+/// A payload that is neither, or whose data does not decode.
+pub fn decode_messages(payload: &[u8], limits: &Limits) -> Result<Vec<String>, InputError> {
+    let parsed: Payload<'_> = serde_json::from_slice(payload)
+        .map_err(|e| InputError::new(format!("not a CloudWatch Logs or Kinesis event ({e})")))?;
+    let datas: Vec<&str> = match (parsed.awslogs, parsed.records) {
+        (Some(awslogs), _) => vec![awslogs.data],
+        (None, Some(records)) => records.iter().map(|r| r.kinesis.data).collect(),
+        (None, None) => {
+            return Err(InputError::new(
+                "neither an awslogs subscription event nor a Kinesis event (no awslogs, no Records)",
+            ));
+        }
+    };
+    let mut scratch = Scratch::default();
+    datas
+        .into_iter()
+        .enumerate()
+        .map(|(i, data)| {
+            decode_data(data, &mut scratch, limits)
+                .and_then(|()| {
+                    String::from_utf8(std::mem::take(&mut scratch.text))
+                        .map_err(|_| InputError::new("subscription data is not UTF-8"))
+                })
+                .map_err(|e| InputError::new(format!("record {i}: {e}")))
+        })
+        .collect()
+}
+
+fn decode_data(data: &str, scratch: &mut Scratch, limits: &Limits) -> Result<(), InputError> {
     scratch.compressed.clear();
     base64::engine::general_purpose::STANDARD
         .decode_vec(data, &mut scratch.compressed)
@@ -147,43 +232,31 @@ fn analyze_data(
         &scratch.compressed,
         limits.max_decompressed_bytes,
         &mut scratch.text,
-    )?;
+    )
+}
+
+fn analyze_data(
+    data: &str,
+    scratch: &mut Scratch,
+    limits: &Limits,
+    config: &Config,
+    sink: &mut impl FindingSink,
+) -> Result<PayloadStats, InputError> {
+    decode_data(data, scratch, limits)?;
     let text = std::str::from_utf8(&scratch.text)
         .map_err(|_| InputError::new("subscription data is not UTF-8"))?;
-    let message: Message<'_> = serde_json::from_str(text)
-        .map_err(|e| InputError::new(format!("not a subscription message ({e})")))?;
-    let mut stats = PayloadStats::default();
-    if message.message_type == "CONTROL_MESSAGE" {
-        return Ok(stats);
-    }
-    let mut events: Vec<LogEvent<'_>> = Vec::with_capacity(message.log_events.len());
-    for ev in &message.log_events {
-        let raw = ev.message.get();
-        let body = (raw.len() <= limits.max_event_bytes)
-            .then(|| raw.strip_prefix('"').and_then(|m| m.strip_suffix('"')))
-            .flatten();
-        let Some(body) = body else {
-            stats.refused += 1;
-            continue;
-        };
-        events.push(LogEvent {
-            id: ev.id.into(),
-            timestamp_ms: ev.timestamp,
-            text: RawText::JsonEscaped(body),
-        });
-    }
-    stats.events = events.len() as u64;
-    if !events
-        .windows(2)
-        .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
-    {
-        sort_stream(&mut events);
-    }
+    let Some(message) = parse_message(text, limits)? else {
+        return Ok(PayloadStats::default());
+    };
     let mut correlator =
         StreamCorrelator::new(message.log_group, message.log_stream, config.clone());
-    for ev in &events {
+    for ev in &message.events {
         correlator.push(ev);
     }
     correlator.finish(sink);
-    Ok(stats)
+    Ok(PayloadStats {
+        messages: 0,
+        events: message.events.len() as u64,
+        refused: message.refused,
+    })
 }

@@ -1,0 +1,141 @@
+//! CloudWatch Logs as a source of events: `FilterLogEvents`, paginated,
+//! with the SDK's standard retry (backoff with jitter, throttling included)
+//! raised to 8 attempts. Credentials and region come from the standard AWS
+//! chain; `--endpoint-url` or `AWS_ENDPOINT_URL` points it elsewhere.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_sdk_cloudwatchlogs::Client;
+
+use super::{ContextEvent, FILTER_PATTERN, LogSource};
+
+/// One event of a log group, with its stream.
+#[derive(Debug, Clone)]
+pub struct GroupEvent {
+    /// The log stream.
+    pub stream: String,
+    /// The event.
+    pub event: ContextEvent,
+}
+
+/// What to read from a log group.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// The log group.
+    pub group: String,
+    /// Only these streams (empty: all).
+    pub streams: Vec<String>,
+    /// Only streams whose names start with this.
+    pub stream_prefix: Option<String>,
+    /// From (ms since the epoch, inclusive).
+    pub start_ms: i64,
+    /// To (ms since the epoch, exclusive).
+    pub end_ms: i64,
+    /// A CloudWatch filter pattern.
+    pub pattern: Option<String>,
+}
+
+/// A CloudWatch Logs client.
+#[derive(Debug, Clone)]
+pub struct CloudWatch {
+    client: Client,
+}
+
+impl CloudWatch {
+    /// A client from the standard AWS configuration chain.
+    pub async fn new(endpoint_url: Option<&str>) -> CloudWatch {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(8));
+        if let Some(url) = endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        CloudWatch {
+            client: Client::new(&loader.load().await),
+        }
+    }
+
+    /// The events matching `query`, every page; `progress` is told the
+    /// count so far after each page.
+    ///
+    /// # Errors
+    ///
+    /// The service's error once the SDK's retries are spent, in words.
+    pub async fn events(
+        &self,
+        query: &Query,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<GroupEvent>, String> {
+        let mut request = self
+            .client
+            .filter_log_events()
+            .log_group_name(&query.group)
+            .start_time(query.start_ms)
+            .end_time(query.end_ms.saturating_sub(1));
+        for s in &query.streams {
+            request = request.log_stream_names(s);
+        }
+        if let Some(prefix) = &query.stream_prefix {
+            request = request.log_stream_name_prefix(prefix);
+        }
+        if let Some(pattern) = &query.pattern {
+            request = request.filter_pattern(pattern);
+        }
+        let mut pages = request.into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                format!(
+                    "FilterLogEvents on {}: {}",
+                    query.group,
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                )
+            })?;
+            for e in page.events() {
+                let (Some(ts), Some(message)) = (e.timestamp(), e.message()) else {
+                    continue;
+                };
+                out.push(GroupEvent {
+                    stream: e.log_stream_name().unwrap_or_default().to_owned(),
+                    event: ContextEvent {
+                        id: e.event_id().unwrap_or_default().to_owned(),
+                        timestamp_ms: ts,
+                        message: message.to_owned(),
+                        escaped: false,
+                    },
+                });
+            }
+            progress(out.len());
+        }
+        Ok(out)
+    }
+}
+
+impl LogSource for CloudWatch {
+    fn fetch<'a>(
+        &'a self,
+        group: &'a str,
+        stream: &'a str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<ContextEvent>, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let query = Query {
+                group: group.to_owned(),
+                streams: vec![stream.to_owned()],
+                start_ms,
+                end_ms,
+                pattern: Some(FILTER_PATTERN.to_owned()),
+                ..Query::default()
+            };
+            Ok(self
+                .events(&query, |_| {})
+                .await?
+                .into_iter()
+                .map(|e| e.event)
+                .collect())
+        })
+    }
+}

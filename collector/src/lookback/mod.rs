@@ -1,0 +1,366 @@
+//! Correlating a batch with what came before it in its stream.
+//!
+//! CloudWatch Logs delivers a stream in batches, and the ping of a timeout
+//! (or the `END` before its thaw) is often in an earlier one. The collector
+//! correlates *context + batch* and reports only the findings the batch
+//! settles (their timeout line is in it, or the START that decides which
+//! invocation a timeout at the thaw belongs to), so the same events give the
+//! same findings however they are split, and a redelivered batch gives them
+//! again, not twice.
+//!
+//! Context comes from a bounded per-stream cache of the lines that matter
+//! (platform, keepalive, failures) kept by a warm collector, and, when a
+//! timeout in the batch still has no ping, from CloudWatch Logs itself
+//! (`FilterLogEvents` on the same stream, a bounded window before the batch,
+//! [`FILTER_PATTERN`] selecting only lines that matter).
+
+pub mod cloudwatch;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use thawtrace_analyzers::parse::RawText;
+use thawtrace_analyzers::{
+    Config, Finding, FindingSink, InvocationWindow, LogEvent, StreamCorrelator, sort_stream,
+};
+
+/// A CloudWatch Logs filter pattern that keeps the lines correlation needs:
+/// platform records, keepalive lines of every supported library, and the
+/// failed calls attached to findings (`?` terms are ORed).
+pub const FILTER_PATTERN: &str = concat!(
+    r#"?"START RequestId" ?"END RequestId" ?"platform.start" ?"platform.runtimeDone" "#,
+    r#"?"| keepalive |" ?"Closing transport" ?"received ping ack" ?" sent [" ?"keepalive ping" "#,
+    r#"?"ping_sent" ?"ping_ack" ?"keepalive_timeout" "#,
+    r#"?UNAVAILABLE ?DEADLINE_EXCEEDED ?CANCELLED ?Unavailable ?Cancelled ?DeadlineExceeded"#
+);
+
+/// An event kept or fetched as context, owning its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextEvent {
+    /// The CloudWatch event ID.
+    pub id: String,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The message.
+    pub message: String,
+    /// True when `message` is still the escaped body of a JSON string.
+    pub escaped: bool,
+}
+
+impl ContextEvent {
+    fn as_log_event(&self) -> LogEvent<'_> {
+        LogEvent {
+            id: self.id.as_str().into(),
+            timestamp_ms: self.timestamp_ms,
+            text: if self.escaped {
+                RawText::JsonEscaped(&self.message)
+            } else {
+                RawText::Plain(&self.message)
+            },
+        }
+    }
+}
+
+/// Where earlier events of a stream can be fetched from.
+pub trait LogSource: Send + Sync {
+    /// Events of `stream` in `[start_ms, end_ms)` that may matter.
+    fn fetch<'a>(
+        &'a self,
+        group: &'a str,
+        stream: &'a str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<ContextEvent>, String>> + Send + 'a>>;
+}
+
+/// Bounds of the context kept and fetched.
+#[derive(Debug, Clone, Copy)]
+pub struct LookbackLimits {
+    /// How far before a batch context reaches.
+    pub window_ms: i64,
+    /// Lines kept per stream.
+    pub events_per_stream: usize,
+    /// Streams kept (least recently used ones go first).
+    pub streams: usize,
+}
+
+impl Default for LookbackLimits {
+    fn default() -> Self {
+        LookbackLimits {
+            window_ms: 15 * 60 * 1000,
+            events_per_stream: 256,
+            streams: 512,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    streams: HashMap<(String, String), VecDeque<ContextEvent>>,
+    recency: VecDeque<(String, String)>,
+}
+
+/// What correlating one batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Findings reported (timeout line in the batch).
+    pub findings: u64,
+    /// Context lines taken from the cache.
+    pub cached: u64,
+    /// Context lines fetched from the source.
+    pub fetched: u64,
+    /// Timeouts in the batch whose ping was found nowhere.
+    pub unpaired: u64,
+    /// The first look back at a stream failed (logged; the batch went on).
+    pub lookup_failed: bool,
+}
+
+/// Keeps context between batches and fetches what is missing.
+pub struct Lookback {
+    limits: LookbackLimits,
+    cache: Option<Mutex<Cache>>,
+    source: Option<Box<dyn LogSource>>,
+}
+
+#[derive(Default)]
+struct Gathered {
+    findings: Vec<Finding>,
+    invocations: Vec<InvocationWindow>,
+    unpaired: Vec<(String, i64)>,
+}
+
+impl FindingSink for Gathered {
+    fn finding(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+    fn invocation(&mut self, invocation: &InvocationWindow) {
+        self.invocations.push(invocation.clone());
+    }
+    fn unpaired_timeout(&mut self, event_id: &str, at_ms: i64) {
+        self.unpaired.push((event_id.to_owned(), at_ms));
+    }
+}
+
+impl Lookback {
+    /// A lookback with an optional warm cache and an optional source.
+    pub fn new(limits: LookbackLimits, cache: bool, source: Option<Box<dyn LogSource>>) -> Self {
+        Lookback {
+            limits,
+            cache: cache.then(|| Mutex::new(Cache::default())),
+            source,
+        }
+    }
+
+    fn cached(
+        &self,
+        key: &(String, String),
+        from_ms: i64,
+        batch_ids: &HashSet<&str>,
+    ) -> Vec<ContextEvent> {
+        let Some(cache) = &self.cache else {
+            return Vec::new();
+        };
+        let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.streams.get(key).map_or_else(Vec::new, |events| {
+            events
+                .iter()
+                .filter(|e| e.timestamp_ms >= from_ms && !batch_ids.contains(e.id.as_str()))
+                .cloned()
+                .collect()
+        })
+    }
+
+    fn remember(&self, key: (String, String), relevant: Vec<ContextEvent>) {
+        let Some(cache) = &self.cache else { return };
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        let newest = relevant
+            .iter()
+            .map(|e| e.timestamp_ms)
+            .max()
+            .unwrap_or(i64::MIN);
+        let limit = self.limits.events_per_stream;
+        let window = self.limits.window_ms;
+        let events = cache.streams.entry(key.clone()).or_default();
+        let mut seen: HashSet<String> = events.iter().map(|e| e.id.clone()).collect();
+        for e in relevant {
+            if seen.insert(e.id.clone()) {
+                events.push_back(e);
+            }
+        }
+        let mut sorted: Vec<ContextEvent> = events.drain(..).collect();
+        sorted.sort_by(|a, b| {
+            a.timestamp_ms
+                .cmp(&b.timestamp_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        let keep_from = sorted.len().saturating_sub(limit);
+        events.extend(
+            sorted
+                .into_iter()
+                .skip(keep_from)
+                .filter(|e| e.timestamp_ms >= newest.saturating_sub(window)),
+        );
+        cache.recency.retain(|k| *k != key);
+        cache.recency.push_back(key);
+        while cache.recency.len() > self.limits.streams {
+            if let Some(old) = cache.recency.pop_front() {
+                cache.streams.remove(&old);
+            }
+        }
+    }
+
+    fn correlate(
+        group: &str,
+        stream: &str,
+        context: &[ContextEvent],
+        batch: &[LogEvent<'_>],
+        config: &Config,
+    ) -> (Gathered, Vec<ContextEvent>) {
+        let mut events: Vec<LogEvent<'_>> =
+            context.iter().map(ContextEvent::as_log_event).collect();
+        events.extend(batch.iter().cloned());
+        sort_stream(&mut events);
+        let config = Config {
+            record_relevant: true,
+            ..config.clone()
+        };
+        let mut correlator = StreamCorrelator::new(group, stream, config);
+        for e in &events {
+            correlator.push(e);
+        }
+        let relevant = correlator
+            .relevant_positions()
+            .iter()
+            .map(|&p| {
+                let e = &events[p as usize];
+                let (message, escaped) = match e.text {
+                    RawText::Plain(s) => (s.to_owned(), false),
+                    RawText::JsonEscaped(s) => (s.to_owned(), true),
+                };
+                ContextEvent {
+                    id: e.id.clone().into_owned(),
+                    timestamp_ms: e.timestamp_ms,
+                    message,
+                    escaped,
+                }
+            })
+            .collect();
+        let mut gathered = Gathered::default();
+        correlator.finish(&mut gathered);
+        (gathered, relevant)
+    }
+
+    /// Correlates one batch of one stream with its context and pushes the
+    /// findings this batch settles (their timeout line, or the START that
+    /// decides the owner of a timeout written at the thaw, is in it), and the
+    /// invocations whose `END` is in it.
+    ///
+    /// # Errors
+    ///
+    /// The source's error when a lookup was needed and failed: the caller
+    /// fails the batch so it is delivered again, rather than guess.
+    pub async fn analyze(
+        &self,
+        group: &str,
+        stream: &str,
+        batch: &[LogEvent<'_>],
+        config: &Config,
+        sink: &mut impl FindingSink,
+    ) -> Result<BatchOutcome, String> {
+        let mut outcome = BatchOutcome::default();
+        let Some(batch_start) = batch.iter().map(|e| e.timestamp_ms).min() else {
+            return Ok(outcome);
+        };
+        let batch_end = batch
+            .iter()
+            .map(|e| e.timestamp_ms)
+            .max()
+            .unwrap_or(batch_start);
+        let batch_ids: HashSet<&str> = batch.iter().map(|e| e.id.as_ref()).collect();
+        let key = (group.to_owned(), stream.to_owned());
+        let mut context = self.cached(&key, batch_start - self.limits.window_ms, &batch_ids);
+        outcome.cached = context.len() as u64;
+        let (mut gathered, mut relevant) = Self::correlate(group, stream, &context, batch, config);
+        let missing: Vec<i64> = gathered
+            .unpaired
+            .iter()
+            .filter(|(id, _)| batch_ids.contains(id.as_str()))
+            .map(|&(_, ts)| ts)
+            .collect();
+        // A collector that has not seen this stream looks back once: a
+        // timeout written at the thaw just before this batch's first START
+        // is settled by that START, and the pings of timeouts to come are
+        // in earlier batches.
+        let cold = context.is_empty()
+            && self.cache.as_ref().is_none_or(|c| {
+                !c.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .streams
+                    .contains_key(&key)
+            });
+        let lookup_from = match (missing.iter().min(), cold) {
+            (Some(&earliest), _) => Some(earliest.min(batch_start)),
+            (None, true) => Some(batch_start),
+            (None, false) => None,
+        };
+        if let (Some(source), Some(earliest)) = (&self.source, lookup_from) {
+            let fetched = match source
+                .fetch(
+                    group,
+                    stream,
+                    earliest - self.limits.window_ms,
+                    batch_start + 1,
+                )
+                .await
+            {
+                Ok(fetched) => fetched,
+                // A ping this batch needs: fail, so the batch comes again.
+                Err(e) if !missing.is_empty() => return Err(e),
+                // Only the first look at a stream: go on with what we have.
+                Err(e) => {
+                    outcome.lookup_failed = true;
+                    eprintln!(
+                        "{}",
+                        serde_json::json!({"thawtrace": "lookback_failed", "log_group": group, "log_stream": stream, "error": e})
+                    );
+                    Vec::new()
+                }
+            };
+            let known: HashSet<String> = context
+                .iter()
+                .map(|e| e.id.clone())
+                .chain(batch_ids.iter().map(|s| (*s).to_owned()))
+                .collect();
+            let before = context.len();
+            context.extend(fetched.into_iter().filter(|e| !known.contains(&e.id)));
+            outcome.fetched = (context.len() - before) as u64;
+            (gathered, relevant) = Self::correlate(group, stream, &context, batch, config);
+        }
+        outcome.unpaired = gathered
+            .unpaired
+            .iter()
+            .filter(|(id, _)| batch_ids.contains(id.as_str()))
+            .count() as u64;
+        self.remember(key, relevant);
+        for inv in &gathered.invocations {
+            if inv
+                .end_ms
+                .is_some_and(|end| (batch_start..=batch_end).contains(&end))
+            {
+                sink.invocation(inv);
+            }
+        }
+        for f in gathered.findings {
+            if f.settled_by
+                .as_deref()
+                .is_some_and(|id| batch_ids.contains(id))
+            {
+                outcome.findings += 1;
+                sink.finding(f);
+            }
+        }
+        Ok(outcome)
+    }
+}
