@@ -74,6 +74,9 @@ pub struct StreamStats {
     pub keepalive_lines: u64,
     /// Ping timeouts whose ping was not in the input.
     pub unpaired_timeouts: u64,
+    /// Streams whose invocation windows were guessed from printed request
+    /// IDs: they had no platform records (`START`/`END`).
+    pub guessed_windows: u64,
 }
 
 #[derive(Debug)]
@@ -436,6 +439,7 @@ impl StreamCorrelator {
     pub fn finish(mut self, sink: &mut impl FindingSink) -> StreamStats {
         if self.invocations.is_empty() {
             self.stats.invocations = self.runs.len() as u64;
+            self.stats.guessed_windows = u64::from(self.stats.keepalive_lines > 0);
         }
         let mut outstanding: HashMap<String, Vec<usize>> = HashMap::new();
         let mut findings: Vec<Finding> = Vec::new();

@@ -107,6 +107,7 @@ impl<'a> Batch<'a> {
             summary.totals.invocations += stats.invocations;
             summary.totals.keepalive_lines += stats.keepalive_lines;
             summary.totals.unpaired_timeouts += stats.unpaired_timeouts;
+            summary.totals.guessed_windows += stats.guessed_windows;
         }
         summary
     }

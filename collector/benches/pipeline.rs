@@ -92,3 +92,32 @@ fn awslogs_event_to_findings(bencher: divan::Bencher) {
         .unwrap()
     });
 }
+
+/// The Lambda handler's path up to the network: findings and invocation
+/// windows, their OTLP spans and the EMF lines (the exporter itself is the
+/// only part left out).
+#[divan::bench]
+fn awslogs_event_to_spans_and_emf(bencher: divan::Bencher) {
+    use thawtrace::export::{Collected, Origin, emf, spans};
+    let payload = payload();
+    let mut scratch = Scratch::default();
+    let limits = Limits::default();
+    let config = Config::default();
+    let origin = Origin {
+        region: Some("eu-west-1".into()),
+    };
+    bencher.counter(ItemsCount::new(EVENTS)).bench_local(|| {
+        let mut collected = Collected::default();
+        analyze_payload(
+            divan::black_box(&payload),
+            &mut scratch,
+            &limits,
+            &config,
+            &mut collected,
+        )
+        .unwrap();
+        let spans = spans::spans(&collected, &origin);
+        let lines = emf::lines(&collected.findings, 0);
+        (spans.len(), lines.len())
+    });
+}

@@ -475,4 +475,12 @@ fn print_summary(summary: &Summary, findings: &[Finding], malformed: u64, format
         Format::Text => println!("{line}"),
         Format::Json => eprintln!("{line}"),
     }
+    if summary.totals.guessed_windows > 0 {
+        eprintln!(
+            "thawtrace: warning: {} log stream(s) with keepalive lines have no platform records (START/END): \
+             invocation boundaries are guessed from printed request IDs and freeze timeouts can be missed \
+             or misnamed; include the platform lines in what you export or subscribe",
+            summary.totals.guessed_windows
+        );
+    }
 }

@@ -143,6 +143,43 @@ async fn a_receiver_down_then_up_gets_every_span() {
     assert!(freeze > 0, "{stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_export_reaches_a_real_receiver() {
+    let received = Received::default();
+    let addr = receiver::start_http(received.clone()).await;
+    let fixture = fixtures()[0].join("events.jsonl");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_thawtrace"))
+            .args([
+                "scan",
+                "--format",
+                "json",
+                "--otlp-protocol",
+                "http/protobuf",
+                "--otlp-endpoint",
+            ])
+            .arg(format!("http://{addr}"))
+            .arg(&fixture)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spans = received.spans();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "thawtrace.keepalive_freeze_timeout")
+    );
+    assert!(spans.iter().any(|s| s.name == "lambda invocation"));
+}
+
 #[test]
 fn an_endpoint_that_stays_down_fails_the_export() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

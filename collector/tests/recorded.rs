@@ -74,3 +74,43 @@ fn demo_shows_a_freeze_timeout_across_two_request_ids() {
         "the fix names the grpc-js option"
     );
 }
+
+#[test]
+fn streams_without_platform_lines_are_flagged() {
+    // A subscription filter that drops START/END leaves only printed request
+    // IDs to find invocations by: thawtrace says so rather than stay silent.
+    let dir = std::env::temp_dir().join(format!("thawtrace-noplatform-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(fixtures()[0].join("events.jsonl")).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            let m = serde_json::from_str::<Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            !(m.starts_with("START RequestId")
+                || m.starts_with("END RequestId")
+                || m.starts_with("REPORT RequestId")
+                || m.contains("\"platform."))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("events.jsonl"), kept).unwrap();
+    let out = thawtrace(&[
+        "scan",
+        "--format",
+        "json",
+        dir.join("events.jsonl").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("have no platform records"));
+    let with = thawtrace(&[
+        "scan",
+        "--format",
+        "json",
+        fixtures()[0].join("events.jsonl").to_str().unwrap(),
+    ]);
+    assert!(!String::from_utf8_lossy(&with.stderr).contains("have no platform records"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

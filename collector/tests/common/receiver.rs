@@ -78,3 +78,61 @@ pub fn attr(span: &Span, key: &str) -> Option<String> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A real OTLP/HTTP trace receiver (`POST /v1/traces`, protobuf bodies) on
+/// loopback: HTTP/1.1 read by hand, bodies decoded with the generated types.
+pub async fn start_http(received: Received) -> SocketAddr {
+    use prost::Message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bound = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let received = received.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    // Headers, then exactly Content-Length bytes of body.
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + length {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = &buf[end + 4..end + 4 + length];
+                    let ok = head.starts_with("post /v1/traces ")
+                        && ExportTraceServiceRequest::decode(body)
+                            .map(|r| received.0.lock().unwrap().push(r))
+                            .is_ok();
+                    let reply = ExportTraceServiceResponse::default().encode_to_vec();
+                    let status = if ok { "200 OK" } else { "400 Bad Request" };
+                    let header = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+                        reply.len()
+                    );
+                    if socket.write_all(header.as_bytes()).await.is_err()
+                        || socket.write_all(&reply).await.is_err()
+                    {
+                        return;
+                    }
+                    buf.drain(..end + 4 + length);
+                }
+            });
+        }
+    });
+    bound
+}
