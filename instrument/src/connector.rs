@@ -99,7 +99,7 @@ async fn connect(uri: Uri, nodelay: bool) -> io::Result<TokioIo<ObservedStream>>
                 if nodelay {
                     stream.set_nodelay(true)?;
                 }
-                let connection = Connection::new(peer);
+                let connection = Connection::new(Some(peer));
                 tracing::info!(target: "thawtrace", event = "connect_done", conn = connection.id, peer = %peer,
                     duration_ms = ms(started.elapsed()), request_id, between_invocations = between, "connected");
                 return Ok(TokioIo::new(ObservedStream { stream, connection }));
@@ -129,7 +129,17 @@ impl tower::Service<Uri> for Connector {
 }
 
 /// A TCP stream that binds itself, on every read and write, to the
-/// [`Stamped`](crate::Stamped) task doing the I/O.
+/// [`Stamped`](crate::Stamped) task doing the I/O: how the instrument knows
+/// which connection a PING frame belongs to. [`Connector`] returns it.
+///
+/// ```no_run
+/// # async fn f() -> std::io::Result<()> {
+/// use tower::Service;
+/// let mut connector = thawtrace_instrument::Connector::default();
+/// let io: hyper_util::rt::TokioIo<thawtrace_instrument::ObservedStream> =
+///     connector.call(http::Uri::from_static("http://127.0.0.1:50051")).await?;
+/// # drop(io); Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ObservedStream {
     stream: TcpStream,

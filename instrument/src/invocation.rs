@@ -11,6 +11,22 @@ use std::time::Instant;
 use tracing::Span;
 
 /// A snapshot of the invocation state, as stamped on an event.
+///
+/// lambda_runtime opens a `Lambda runtime invoke` span per invocation; the
+/// layer follows it, and everything stamped meanwhile names that request:
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let subscriber = tracing_subscriber::registry().with(thawtrace_instrument::layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     let span = tracing::info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = "8e7f0d5a");
+///     let stamp = thawtrace_instrument::current();
+///     assert_eq!(stamp.request_id.as_deref(), Some("8e7f0d5a"));
+///     assert!(!stamp.between_invocations);
+///     drop(span); // the response was sent: Lambda freezes the environment now
+///     assert!(thawtrace_instrument::current().between_invocations);
+/// });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stamp {
     /// The request ID of the invocation running now, or of the last one when
@@ -34,7 +50,18 @@ struct State {
     span: Option<(u64, Span)>,
 }
 
-/// What the instrument measured at the start of an invocation.
+/// What the instrument measured at the start of an invocation: logged once
+/// per invocation as a `thaw` event by [`ThawLogLayer`](crate::ThawLogLayer)
+/// (or by the next stamped task), with these fields.
+///
+/// ```
+/// let thaw = thawtrace_instrument::Thaw {
+///     request_id: "c1e20ff7".into(),
+///     previous_request_id: Some("e5ad8bd3".into()),
+///     frozen_ms: 2469,
+/// };
+/// assert!(thaw.frozen_ms > 1000); // longer than a 1 s keepalive ack timeout
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Thaw {
     /// The invocation that starts.
@@ -88,11 +115,12 @@ pub fn end(request_id: &str) {
     })
 }
 
-/// The stamp for an event firing now.
+/// The stamp for an event firing now (see [`Stamp`] for the mechanism).
 ///
 /// ```
+/// // `None` before the first invocation (the init phase).
 /// let stamp = thawtrace_instrument::current();
-/// assert!(stamp.request_id.is_none() || stamp.request_id.is_some());
+/// println!("request {:?}, between invocations: {}", stamp.request_id, stamp.between_invocations);
 /// ```
 pub fn current() -> Stamp {
     with(|s| Stamp {

@@ -18,7 +18,17 @@ const INVOCATION_SPAN: &str = "Lambda runtime invoke";
 const H2_WRITE: &str = "h2::codec::framed_write";
 const H2_READ: &str = "h2::codec::framed_read";
 
-/// The layer behind [`layer()`](crate::layer): see there.
+/// The layer behind [`layer()`](crate::layer), without its filter. Always
+/// use it with [`ThawtraceFilter`]: unfiltered, it would enable every
+/// callsite for the whole subscriber.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// use thawtrace_instrument::{ThawtraceFilter, ThawtraceLayer};
+/// let subscriber = tracing_subscriber::registry()
+///     .with(ThawtraceLayer::default().with_filter(ThawtraceFilter::default()));
+/// # drop(subscriber);
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ThawtraceLayer {
     _private: (),
@@ -27,6 +37,14 @@ pub struct ThawtraceLayer {
 /// The per-layer filter of [`ThawtraceLayer`]: it enables only the
 /// callsites the layer reads (Lambda's invocation span, h2's frame events),
 /// so the layer neither widens nor narrows what other layers see.
+///
+/// ```
+/// use tracing_subscriber::layer::Filter;
+/// use tracing_subscriber::registry::Registry;
+/// let filter = thawtrace_instrument::ThawtraceFilter::default();
+/// // Only h2's frame events and lambda_runtime's invocation span interest it.
+/// let _: &dyn Filter<Registry> = &filter;
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ThawtraceFilter {
     _private: (),

@@ -57,15 +57,18 @@
 //! | `dns_start` / `dns_result` / `dns_error` | DEBUG / INFO / WARN | `host`, `addrs`, `duration_ms`, `error` |
 //! | `connect_start` / `connect_done` / `connect_error` | DEBUG / INFO / WARN | `conn`, `peer`, `duration_ms`, `error` |
 //! | `thaw` | INFO | `previous_request_id`, `frozen_ms`: time since the previous invocation ended |
+//! | `lb_endpoint_insert` / `lb_endpoint_remove` | INFO | `key`, `uri` ([`balance_channel`]) |
 
 #![warn(missing_docs)]
 
+mod balance;
 mod connector;
 mod invocation;
 mod layer;
 mod task;
 mod thaw;
 
+pub use balance::{BalanceSender, balance_channel};
 pub use connector::{Connector, ObservedStream};
 pub use invocation::{Stamp, Thaw, current};
 pub use layer::{ThawtraceFilter, ThawtraceLayer};
@@ -152,6 +155,13 @@ pub fn connect_lazy(endpoint: tonic::transport::Endpoint) -> tonic::transport::C
 }
 
 /// Like [`connect_lazy`], connecting now.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tonic::transport::Error> {
+/// let endpoint = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051");
+/// let channel = thawtrace_instrument::connect(endpoint).await?;
+/// # drop(channel); Ok(()) }
+/// ```
 ///
 /// # Errors
 ///

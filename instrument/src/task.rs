@@ -25,7 +25,9 @@ use crate::invocation;
 #[derive(Debug)]
 pub(crate) struct Connection {
     pub(crate) id: u64,
-    pub(crate) peer: SocketAddr,
+    /// `None` for a connection made by another connector (a balanced
+    /// channel's): the instrument knows its task, not its address.
+    pub(crate) peer: Option<SocketAddr>,
     ping: Mutex<PingState>,
 }
 
@@ -38,12 +40,17 @@ struct PingState {
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 impl Connection {
-    pub(crate) fn new(peer: SocketAddr) -> Arc<Self> {
+    pub(crate) fn new(peer: Option<SocketAddr>) -> Arc<Self> {
         Arc::new(Connection {
             id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             peer,
             ping: Mutex::new(PingState::default()),
         })
+    }
+
+    fn peer(&self) -> String {
+        self.peer
+            .map_or_else(|| "unknown".to_owned(), |p| p.to_string())
     }
 
     fn ping(&self) -> std::sync::MutexGuard<'_, PingState> {
@@ -68,13 +75,16 @@ thread_local! {
     static PENDING: RefCell<Vec<(Observed, Arc<Connection>, Instant)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Called by the layer for a PING frame: remembered for the task being polled.
+/// Called by the layer for a PING frame: remembered for the task being
+/// polled. A task whose socket is not ours (another connector) is its own
+/// connection, of unknown peer.
 pub(crate) fn observe(what: Observed) {
     let connection = CURRENT.with(|c| {
-        c.borrow().as_ref().and_then(|t| {
+        c.borrow().as_ref().map(|t| {
             t.connection
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(|| Connection::new(None))
                 .clone()
         })
     });
@@ -122,13 +132,13 @@ fn log_observed(what: Observed, c: &Connection, at: Instant) {
                 p.sent += 1;
                 p.sent
             };
-            tracing::info!(target: "thawtrace", event = "ping_sent", conn = c.id, peer = %c.peer, ping = n,
+            tracing::info!(target: "thawtrace", event = "ping_sent", conn = c.id, peer = %c.peer(), ping = n,
                 request_id, between_invocations = between, "keepalive ping sent");
         }
         Observed::PingAck => {
             let sent = c.ping().outstanding.take();
             let rtt_us = sent.map(|s| at.duration_since(s).as_micros() as u64);
-            tracing::info!(target: "thawtrace", event = "ping_ack", conn = c.id, peer = %c.peer, rtt_us,
+            tracing::info!(target: "thawtrace", event = "ping_ack", conn = c.id, peer = %c.peer(), rtt_us,
                 request_id, between_invocations = between, "keepalive ping acknowledged");
         }
     }
@@ -143,12 +153,12 @@ fn log_closed(c: &Connection) {
     match c.ping().outstanding.take() {
         Some(sent) => {
             let outstanding_ms = sent.elapsed().as_millis() as u64;
-            tracing::warn!(target: "thawtrace", event = "keepalive_timeout", conn = c.id, peer = %c.peer,
+            tracing::warn!(target: "thawtrace", event = "keepalive_timeout", conn = c.id, peer = %c.peer(),
                 outstanding_ms, request_id, between_invocations = between,
                 "connection closed by keepalive: ping unanswered");
         }
         None => {
-            tracing::info!(target: "thawtrace", event = "connection_closed", conn = c.id, peer = %c.peer,
+            tracing::info!(target: "thawtrace", event = "connection_closed", conn = c.id, peer = %c.peer(),
                 request_id, between_invocations = between, "connection closed");
         }
     }

@@ -30,7 +30,17 @@ impl<S> tower::Layer<S> for ThawLogLayer {
     }
 }
 
-/// The service of [`ThawLogLayer`].
+/// The service of [`ThawLogLayer`]: any tower service, which it calls after
+/// logging the pending thaw.
+///
+/// ```
+/// use tower::{Layer, Service, ServiceExt};
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let mut service = thawtrace_instrument::ThawLogLayer
+///     .layer(tower::service_fn(|n: u32| async move { Ok::<_, std::convert::Infallible>(n + 1) }));
+/// assert_eq!(service.ready().await.unwrap().call(41).await.unwrap(), 42);
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct ThawLogService<S> {
     inner: S,
