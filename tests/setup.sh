@@ -8,7 +8,7 @@ mkdir -p "$deps"
 if [ ! -x "$deps/venv/bin/python" ]; then
   python3 -m venv "$deps/venv"
 fi
-if ! "$deps/venv/bin/python" -c 'import grpc, moto.server' 2>/dev/null; then
+if ! "$deps/venv/bin/python" -c 'import grpc, moto.server, cfnlint' 2>/dev/null; then
   "$deps/venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 fi
 if [ ! -d "$here/recorders/node/node_modules/@grpc/grpc-js" ] || [ ! -d "$here/recorders/node/node_modules/grpc-js-1-8" ]; then
