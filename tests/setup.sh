@@ -14,4 +14,12 @@ fi
 if [ ! -d "$here/recorders/node/node_modules/@grpc/grpc-js" ] || [ ! -d "$here/recorders/node/node_modules/grpc-js-1-8" ]; then
   (cd "$here/recorders/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# Headless Chromium (Debian's package) for the HTML report test.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "tests/setup.sh: install Debian's chromium for the HTML report test (needs root)" >&2
+  fi
+fi
 echo "recorder dependencies ready: $deps/venv, tests/recorders/node/node_modules" >&2

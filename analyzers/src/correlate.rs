@@ -547,6 +547,9 @@ impl StreamCorrelator {
     }
 
     fn report_invocations(&self, sink: &mut impl FindingSink) {
+        if !sink.wants_invocations() {
+            return;
+        }
         let window = |request_id: &str, start_ms, end_ms| InvocationWindow {
             log_group: self.log_group.clone(),
             log_stream: self.log_stream.clone(),

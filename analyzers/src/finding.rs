@@ -157,8 +157,15 @@ pub trait FindingSink {
     /// Called once per finding, in timeout order within a stream.
     fn finding(&mut self, finding: Finding);
 
-    /// Called once per invocation of the stream, in order, before its findings.
+    /// Called once per invocation of the stream, in order, before its
+    /// findings, when [`FindingSink::wants_invocations`] says so.
     fn invocation(&mut self, _invocation: &InvocationWindow) {}
+
+    /// Whether [`FindingSink::invocation`] is wanted; false by default, so a
+    /// sink of findings only does not pay for building the windows.
+    fn wants_invocations(&self) -> bool {
+        false
+    }
 
     /// Called for a ping timeout whose ping is not in the input (it was in
     /// an earlier batch): the caller may look it up and correlate again.

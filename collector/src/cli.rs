@@ -83,6 +83,8 @@ enum Format {
     Text,
     /// One JSON object per finding per line.
     Json,
+    /// One self-contained HTML page: a timeline per execution environment.
+    Html,
 }
 
 /// A named input as read from disk or stdin.
@@ -401,10 +403,15 @@ fn run(
     let summary = batch.analyze(&Config::default(), &mut collected);
     let findings = &collected.findings;
     let mut out = std::io::stdout().lock();
-    for f in findings {
+    if format == Format::Html
+        && writeln!(out, "{}", report::html::render(&collected, &summary)).is_err()
+    {
+        return ExitCode::SUCCESS;
+    }
+    for f in findings.iter().filter(|_| format != Format::Html) {
         let written = match format {
             Format::Json => writeln!(out, "{}", report::json::to_line(f)),
-            Format::Text => writeln!(out, "{}", report::text::render(f)),
+            Format::Text | Format::Html => writeln!(out, "{}", report::text::render(f)),
         };
         if written.is_err() {
             // Broken pipe: the reader went away; nothing more to say.
@@ -473,7 +480,7 @@ fn print_summary(summary: &Summary, findings: &[Finding], malformed: u64, format
     );
     match format {
         Format::Text => println!("{line}"),
-        Format::Json => eprintln!("{line}"),
+        Format::Json | Format::Html => eprintln!("{line}"),
     }
     if summary.totals.guessed_windows > 0 {
         eprintln!(

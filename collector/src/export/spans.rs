@@ -37,6 +37,10 @@ impl FindingSink for Collected {
     fn invocation(&mut self, invocation: &InvocationWindow) {
         self.invocations.push(invocation.clone());
     }
+
+    fn wants_invocations(&self) -> bool {
+        true
+    }
 }
 
 /// Where the logs come from, for the `cloud.*` attributes.

@@ -138,6 +138,9 @@ impl FindingSink for Gathered {
     fn invocation(&mut self, invocation: &InvocationWindow) {
         self.invocations.push(invocation.clone());
     }
+    fn wants_invocations(&self) -> bool {
+        true
+    }
     fn unpaired_timeout(&mut self, event_id: &str, at_ms: i64) {
         self.unpaired.push((event_id.to_owned(), at_ms));
     }

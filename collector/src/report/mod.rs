@@ -1,5 +1,6 @@
 //! What a finding becomes for a person (text) or a program (JSON lines).
 
+pub mod html;
 pub mod json;
 pub mod text;
 
