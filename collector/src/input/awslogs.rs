@@ -63,6 +63,20 @@ struct KinesisData<'a> {
     data: &'a str,
 }
 
+/// The base64 subscription data a Lambda event carries: one awslogs
+/// payload, or one per Kinesis record.
+fn subscription_data(payload: &[u8]) -> Result<Vec<&str>, InputError> {
+    let parsed: Payload<'_> = serde_json::from_slice(payload)
+        .map_err(|e| InputError::new(format!("not a CloudWatch Logs or Kinesis event ({e})")))?;
+    match (parsed.awslogs, parsed.records) {
+        (Some(awslogs), _) => Ok(vec![awslogs.data]),
+        (None, Some(records)) => Ok(records.iter().map(|r| r.kinesis.data).collect()),
+        (None, None) => Err(InputError::new(
+            "neither an awslogs subscription event nor a Kinesis event (no awslogs, no Records)",
+        )),
+    }
+}
+
 /// What one payload held.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PayloadStats {
@@ -107,18 +121,8 @@ pub fn analyze_payload(
     config: &Config,
     sink: &mut impl FindingSink,
 ) -> Result<PayloadStats, InputError> {
-    let parsed: Payload<'_> = serde_json::from_slice(payload)
-        .map_err(|e| InputError::new(format!("not a CloudWatch Logs or Kinesis event ({e})")))?;
     let mut stats = PayloadStats::default();
-    let datas: Vec<&str> = match (parsed.awslogs, parsed.records) {
-        (Some(awslogs), _) => vec![awslogs.data],
-        (None, Some(records)) => records.iter().map(|r| r.kinesis.data).collect(),
-        (None, None) => {
-            return Err(InputError::new(
-                "neither an awslogs subscription event nor a Kinesis event (no awslogs, no Records)",
-            ));
-        }
-    };
+    let datas = subscription_data(payload)?;
     for (i, data) in datas.into_iter().enumerate() {
         let one = analyze_data(data, scratch, limits, config, sink)
             .map_err(|e| InputError::new(format!("record {i}: {e}")))?;
@@ -194,17 +198,7 @@ pub fn parse_message<'a>(
 ///
 /// A payload that is neither, or whose data does not decode.
 pub fn decode_messages(payload: &[u8], limits: &Limits) -> Result<Vec<String>, InputError> {
-    let parsed: Payload<'_> = serde_json::from_slice(payload)
-        .map_err(|e| InputError::new(format!("not a CloudWatch Logs or Kinesis event ({e})")))?;
-    let datas: Vec<&str> = match (parsed.awslogs, parsed.records) {
-        (Some(awslogs), _) => vec![awslogs.data],
-        (None, Some(records)) => records.iter().map(|r| r.kinesis.data).collect(),
-        (None, None) => {
-            return Err(InputError::new(
-                "neither an awslogs subscription event nor a Kinesis event (no awslogs, no Records)",
-            ));
-        }
-    };
+    let datas = subscription_data(payload)?;
     let mut scratch = Scratch::default();
     datas
         .into_iter()

@@ -22,6 +22,8 @@ use std::pin::Pin;
 use std::sync::Mutex;
 
 use thawtrace_analyzers::parse::RawText;
+
+use crate::export::Collected;
 use thawtrace_analyzers::{
     Config, Finding, FindingSink, InvocationWindow, LogEvent, StreamCorrelator, sort_stream,
 };
@@ -124,19 +126,20 @@ pub struct Lookback {
     source: Option<Box<dyn LogSource>>,
 }
 
+/// What correlating context + batch gave: the findings and windows, and
+/// the timeouts whose ping was missing.
 #[derive(Default)]
 struct Gathered {
-    findings: Vec<Finding>,
-    invocations: Vec<InvocationWindow>,
+    collected: Collected,
     unpaired: Vec<(String, i64)>,
 }
 
 impl FindingSink for Gathered {
     fn finding(&mut self, finding: Finding) {
-        self.findings.push(finding);
+        self.collected.finding(finding);
     }
     fn invocation(&mut self, invocation: &InvocationWindow) {
-        self.invocations.push(invocation.clone());
+        self.collected.invocation(invocation);
     }
     fn wants_invocations(&self) -> bool {
         true
@@ -347,7 +350,7 @@ impl Lookback {
             .filter(|(id, _)| batch_ids.contains(id.as_str()))
             .count() as u64;
         self.remember(key, relevant);
-        for inv in &gathered.invocations {
+        for inv in &gathered.collected.invocations {
             if inv
                 .end_ms
                 .is_some_and(|end| (batch_start..=batch_end).contains(&end))
@@ -355,7 +358,7 @@ impl Lookback {
                 sink.invocation(inv);
             }
         }
-        for f in gathered.findings {
+        for f in gathered.collected.findings {
             if f.settled_by
                 .as_deref()
                 .is_some_and(|id| batch_ids.contains(id))
