@@ -1,0 +1,327 @@
+//! Correlation within one log stream (one execution environment).
+//!
+//! A line belongs to the invocation whose window holds it, by position and
+//! time, never by the request ID printed on it:
+//!
+//! - windows come from platform records (`START` .. `END`);
+//! - a line between `END A` and `START B` belongs to A if it was written
+//!   before the freeze that followed A, to B if it was written at the thaw.
+//!   The freeze is the longest silence between `END A` and `START B`
+//!   (included): nothing is written while frozen;
+//! - without platform records (a filter dropped them), windows come from the
+//!   request IDs printed on application lines: a new ID starts a window, and
+//!   the boundary with the previous one is the longest silence since that
+//!   one started (timer lines printed at the thaw carry the old ID).
+//!
+//! A ping timeout is then paired with the ping it gave up on (the oldest
+//! unanswered ping on its connection) and reported as a freeze timeout when
+//! the two lines belong to different invocations.
+
+use std::borrow::Cow;
+
+use crate::parse::{Keepalive, KeepaliveEvent, LineKind, PlatformPhase, RawText, parse_line};
+
+mod owner;
+mod pairing;
+
+/// Settings of the correlator.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long after a keepalive timeout a failed RPC in the same
+    /// invocation is attributed to it.
+    pub failure_window_ms: i64,
+    /// How soon after a timeout an ack on the same connection shows the ack
+    /// was waiting in the socket all along.
+    pub late_ack_window_ms: i64,
+    /// C-core's event engine can read a late ack and fire that ping's
+    /// timeout at the same thaw, the ack first: a timeout this soon after an
+    /// ack, with nothing else outstanding, is that acked ping's.
+    pub ack_race_window_ms: i64,
+    /// Remember the positions of the lines that matter (platform,
+    /// keepalive, failures), for callers that keep context between batches.
+    pub record_relevant: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            failure_window_ms: 30_000,
+            late_ack_window_ms: 1_000,
+            ack_race_window_ms: 100,
+            record_relevant: false,
+        }
+    }
+}
+
+/// One log event, in the order of its stream.
+#[derive(Clone, Debug)]
+pub struct LogEvent<'a> {
+    /// The CloudWatch event ID (or a stand-in naming the input line).
+    pub id: Cow<'a, str>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The message.
+    pub text: RawText<'a>,
+}
+
+/// Counts of what a stream held.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Lines read.
+    pub lines: u64,
+    /// Invocations seen (platform `START`s, or request IDs without them).
+    pub invocations: u64,
+    /// Keepalive lines recognised.
+    pub keepalive_lines: u64,
+    /// Ping timeouts whose ping was not in the input.
+    pub unpaired_timeouts: u64,
+    /// Streams whose invocation windows were guessed from printed request
+    /// IDs: they had no platform records (`START`/`END`).
+    pub guessed_windows: u64,
+}
+
+#[derive(Debug)]
+struct Invocation {
+    request_id: String,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+    /// Position and event ID of its START.
+    start_event: Option<(u32, String)>,
+}
+
+/// The stretch from `END A` to `START B`, and where its freeze was.
+#[derive(Debug)]
+struct Between {
+    prev: u32,
+    next: Option<u32>,
+    /// Position of the first line after the longest silence.
+    freeze_pos: u32,
+    gap_ms: i64,
+}
+
+/// A request-ID window, for streams without platform records.
+#[derive(Debug)]
+struct Run {
+    request_id: String,
+    first_pos: u32,
+    /// Lines from here on (up to `first_pos`) were written at the thaw.
+    thaw_pos: u32,
+    gap_ms: i64,
+    /// Event ID of its first line.
+    first_event: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Init,
+    In(u32),
+    Between(u32),
+}
+
+#[derive(Debug)]
+enum What {
+    Keepalive(Keepalive),
+    Failure(&'static str),
+}
+
+#[derive(Debug)]
+struct Mark {
+    pos: u32,
+    ts: i64,
+    id: String,
+    printed: Option<String>,
+    place: Place,
+    what: What,
+}
+
+/// Correlates one log stream. Push its events in stream order (timestamp,
+/// then event ID), then [`finish`](StreamCorrelator::finish).
+///
+/// ```
+/// use thawtrace_analyzers::{LogEvent, StreamCorrelator, Config, FindingKind};
+/// use thawtrace_analyzers::parse::RawText;
+/// let lines = [
+///     (0, "START RequestId: aaaaaaaa-0000-4000-8000-000000000001 Version: $LATEST"),
+///     (4000, "2026-11-28T08:00:04.000Z\taaaaaaaa-0000-4000-8000-000000000001\tERROR\tD 2026-11-28T08:00:04.000Z | v1.14.7 8 | keepalive | (1) 10.0.0.1:443 Sending ping with timeout 1000ms"),
+///     (4004, "END RequestId: aaaaaaaa-0000-4000-8000-000000000001"),
+///     (9000, "START RequestId: bbbbbbbb-0000-4000-8000-000000000002 Version: $LATEST"),
+///     (9001, "2026-11-28T08:00:09.001Z\taaaaaaaa-0000-4000-8000-000000000001\tERROR\tD 2026-11-28T08:00:09.001Z | v1.14.7 8 | keepalive | (1) 10.0.0.1:443 Ping timeout passed without response"),
+/// ];
+/// let ids: Vec<String> = (0..lines.len()).map(|i| format!("e{i}")).collect();
+/// let mut c = StreamCorrelator::new("/aws/lambda/f", "s", Config::default());
+/// for (i, (ts, msg)) in lines.iter().enumerate() {
+///     c.push(&LogEvent { id: ids[i].as_str().into(), timestamp_ms: *ts, text: RawText::Plain(msg) });
+/// }
+/// let mut findings = Vec::new();
+/// c.finish(&mut findings);
+/// assert_eq!(findings[0].kind, FindingKind::KeepaliveFreezeTimeout);
+/// assert_eq!(findings[0].ping_request_id.as_deref(), Some("aaaaaaaa-0000-4000-8000-000000000001"));
+/// assert_eq!(findings[0].timeout_request_id.as_deref(), Some("bbbbbbbb-0000-4000-8000-000000000002"));
+/// assert_eq!(findings[0].frozen_ms, Some(4996));
+/// ```
+pub struct StreamCorrelator {
+    log_group: String,
+    log_stream: String,
+    config: Config,
+    pos: u32,
+    prev_ts: Option<i64>,
+    place: Place,
+    invocations: Vec<Invocation>,
+    betweens: Vec<Between>,
+    runs: Vec<Run>,
+    run_gap: (i64, u32),
+    marks: Vec<Mark>,
+    watch_failures_until: i64,
+    relevant: Vec<u32>,
+    stats: StreamStats,
+}
+
+impl StreamCorrelator {
+    /// A correlator for one stream.
+    pub fn new(log_group: &str, log_stream: &str, config: Config) -> Self {
+        StreamCorrelator {
+            log_group: log_group.to_owned(),
+            log_stream: log_stream.to_owned(),
+            config,
+            pos: 0,
+            prev_ts: None,
+            place: Place::Init,
+            invocations: Vec::new(),
+            betweens: Vec::new(),
+            runs: Vec::new(),
+            run_gap: (-1, 0),
+            marks: Vec::new(),
+            watch_failures_until: i64::MIN,
+            relevant: Vec::new(),
+            stats: StreamStats::default(),
+        }
+    }
+
+    /// Reads the next event of the stream.
+    pub fn push(&mut self, event: &LogEvent<'_>) {
+        let pos = self.pos;
+        self.pos += 1;
+        self.stats.lines += 1;
+        let ts = event.timestamp_ms;
+        let gap = self.prev_ts.map_or(-1, |p| ts - p);
+        self.prev_ts = Some(ts);
+        if let Place::Between(b) = self.place {
+            let between = &mut self.betweens[b as usize];
+            if gap > between.gap_ms {
+                between.gap_ms = gap;
+                between.freeze_pos = pos;
+            }
+        }
+        let line = parse_line(event.text, ts <= self.watch_failures_until);
+        if self.invocations.is_empty() {
+            self.track_run(pos, gap, line.printed_request_id, &event.id);
+        }
+        if self.config.record_relevant && line.kind != LineKind::Other {
+            self.relevant.push(pos);
+        }
+        let what = match line.kind {
+            LineKind::Other => return,
+            LineKind::Platform(phase, request_id) => {
+                self.platform(phase, request_id, pos, ts, &event.id);
+                return;
+            }
+            LineKind::Keepalive(k) => {
+                self.stats.keepalive_lines += 1;
+                if k.event == KeepaliveEvent::PingTimeout {
+                    self.watch_failures_until = ts.saturating_add(self.config.failure_window_ms);
+                }
+                What::Keepalive(k)
+            }
+            LineKind::CallFailed(code) => What::Failure(code),
+        };
+        self.marks.push(Mark {
+            pos,
+            ts,
+            id: event.id.clone().into_owned(),
+            printed: line.printed_request_id.map(str::to_owned),
+            place: self.place,
+            what,
+        });
+    }
+
+    fn track_run(&mut self, pos: u32, gap: i64, printed: Option<&str>, event_id: &str) {
+        if gap > self.run_gap.0 {
+            self.run_gap = (gap, pos);
+        }
+        let Some(id) = printed else { return };
+        if self.runs.last().is_some_and(|r| r.request_id == id)
+            || self.runs.iter().any(|r| r.request_id == id)
+        {
+            return;
+        }
+        let (gap_ms, thaw_pos) = if self.runs.is_empty() || self.run_gap.0 < 0 {
+            (0, pos)
+        } else {
+            self.run_gap
+        };
+        self.runs.push(Run {
+            request_id: id.to_owned(),
+            first_pos: pos,
+            thaw_pos,
+            gap_ms,
+            first_event: event_id.to_owned(),
+        });
+        self.run_gap = (-1, pos);
+    }
+
+    fn platform(
+        &mut self,
+        phase: PlatformPhase,
+        request_id: &str,
+        pos: u32,
+        ts: i64,
+        event_id: &str,
+    ) {
+        match phase {
+            PlatformPhase::Start => {
+                let idx = self.invocations.len() as u32;
+                match self.place {
+                    Place::Between(b) => self.betweens[b as usize].next = Some(idx),
+                    // A window that never ended: everything before this START was its.
+                    Place::In(prev) => self.betweens.push(Between {
+                        prev,
+                        next: Some(idx),
+                        freeze_pos: pos,
+                        gap_ms: 0,
+                    }),
+                    Place::Init => {}
+                }
+                self.invocations.push(Invocation {
+                    request_id: request_id.to_owned(),
+                    start_ms: Some(ts),
+                    end_ms: None,
+                    start_event: Some((pos, event_id.to_owned())),
+                });
+                self.stats.invocations += 1;
+                self.place = Place::In(idx);
+            }
+            PlatformPhase::End => {
+                let Place::In(cur) = self.place else { return };
+                if self.invocations[cur as usize].request_id != request_id {
+                    return;
+                }
+                self.invocations[cur as usize].end_ms = Some(ts);
+                self.betweens.push(Between {
+                    prev: cur,
+                    next: None,
+                    freeze_pos: u32::MAX,
+                    gap_ms: -1,
+                });
+                self.place = Place::Between(self.betweens.len() as u32 - 1);
+            }
+            PlatformPhase::Report => {}
+        }
+    }
+
+    /// Positions (in push order) of the lines that matter to correlation,
+    /// when [`Config::record_relevant`] is set: what a caller keeps to
+    /// correlate the next batch of the stream with this one.
+    pub fn relevant_positions(&self) -> &[u32] {
+        &self.relevant
+    }
+}

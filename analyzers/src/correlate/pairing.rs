@@ -1,0 +1,283 @@
+//! Pairing each ping timeout with the ping it gave up on, and building the
+//! findings: kind by the owners of the two lines, the ack that came too
+//! late, the failed call after it.
+
+use std::collections::HashMap;
+
+use super::owner::Settled;
+use super::{Mark, StreamCorrelator, StreamStats, What};
+use crate::finding::{FailedCall, Finding, FindingKind, FindingSink, InvocationWindow};
+use crate::parse::{Keepalive, KeepaliveEvent};
+
+impl StreamCorrelator {
+    /// Ends the stream: pairs pings with timeouts and pushes the findings.
+    pub fn finish(mut self, sink: &mut impl FindingSink) -> StreamStats {
+        if self.invocations.is_empty() {
+            self.stats.invocations = self.runs.len() as u64;
+            self.stats.guessed_windows = u64::from(self.stats.keepalive_lines > 0);
+        }
+        let mut outstanding: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut findings: Vec<Finding> = Vec::new();
+        // Index of the last finding per connection, for late acks.
+        let mut last_on: HashMap<String, usize> = HashMap::new();
+        // Pings acked too late to stop their timer (at or after its expiry,
+        // or of unknown timer), with their acks, per connection.
+        let mut acked: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
+        // When each ping's ack timer expires, where the library says.
+        let mut expiry: HashMap<usize, i64> = HashMap::new();
+        for (i, mark) in self.marks.iter().enumerate() {
+            match &mark.what {
+                What::Keepalive(k) => match &k.event {
+                    KeepaliveEvent::PingSent {
+                        ping_id,
+                        timeout_ms,
+                    } => {
+                        if let Some(t) = timeout_ms {
+                            expiry.insert(i, mark.ts + i64::from(*t));
+                        }
+                        let pending = outstanding.entry(k.connection.clone()).or_default();
+                        if ping_id.is_none() {
+                            // Libraries without ping ids keep one ping in flight.
+                            pending.retain(|&p| ping_id_of(&self.marks[p]).is_some());
+                        }
+                        pending.push(i);
+                    }
+                    KeepaliveEvent::PingTimerSet {
+                        ping_id,
+                        timeout_ms,
+                    } => {
+                        let armed = outstanding
+                            .values()
+                            .flatten()
+                            .find(|&&p| ping_id_of(&self.marks[p]) == Some(*ping_id));
+                        if let Some(&p) = armed {
+                            expiry.insert(p, self.marks[p].ts + i64::from(*timeout_ms));
+                        }
+                    }
+                    KeepaliveEvent::PingAck { ping_id } => {
+                        let acks = |p: usize| match ping_id {
+                            Some(id) => ping_id_of(&self.marks[p]) == Some(*id),
+                            None => ping_id_of(&self.marks[p]).is_none(),
+                        };
+                        let connections: Vec<String> = match ping_id {
+                            // C-core names the ping, not the connection.
+                            Some(_) => outstanding.keys().cloned().collect(),
+                            None => vec![k.connection.clone()],
+                        };
+                        let mut found = false;
+                        for connection in connections {
+                            let pending = outstanding.entry(connection.clone()).or_default();
+                            let Some(at) = pending.iter().position(|&p| acks(p)) else {
+                                continue;
+                            };
+                            let p = pending.remove(at);
+                            found = true;
+                            // An ack read after the timer expired did not stop it.
+                            if expiry.get(&p).is_none_or(|&e| mark.ts >= e) {
+                                acked.entry(connection).or_default().push((p, i));
+                            }
+                        }
+                        if !found && ping_id.is_none() {
+                            // The ack of a ping that already timed out: it
+                            // was waiting in the socket through the freeze.
+                            if let Some(&f) = last_on.get(&k.connection) {
+                                let finding = &mut findings[f];
+                                if finding.ack_event_id.is_none()
+                                    && mark.ts - finding.timeout_at_ms
+                                        <= self.config.late_ack_window_ms
+                                {
+                                    finding.ack_event_id = Some(mark.id.clone());
+                                    finding.evidence.push(mark.id.clone());
+                                }
+                            }
+                        }
+                    }
+                    KeepaliveEvent::PingTimeout => {
+                        let pending = outstanding.remove(&k.connection).unwrap_or_default();
+                        let late = acked.remove(&k.connection).unwrap_or_default();
+                        let Some((ping_idx, ack)) = self.timed_out(mark, &pending, &late, &expiry)
+                        else {
+                            self.stats.unpaired_timeouts += 1;
+                            sink.unpaired_timeout(&mark.id, mark.ts);
+                            continue;
+                        };
+                        last_on.insert(k.connection.clone(), findings.len());
+                        let mut finding = self.finding(&self.marks[ping_idx], mark, k);
+                        if let Some(ack) = ack {
+                            finding.ack_event_id = Some(self.marks[ack].id.clone());
+                            finding.evidence.push(self.marks[ack].id.clone());
+                        }
+                        findings.push(finding);
+                    }
+                },
+                What::Failure(_) => {}
+            }
+        }
+        self.attach_failures(&mut findings);
+        self.report_invocations(sink);
+        for f in findings {
+            sink.finding(f);
+        }
+        self.stats
+    }
+
+    fn report_invocations(&self, sink: &mut impl FindingSink) {
+        if !sink.wants_invocations() {
+            return;
+        }
+        let window = |request_id: &str, start_ms, end_ms| InvocationWindow {
+            log_group: self.log_group.clone(),
+            log_stream: self.log_stream.clone(),
+            request_id: request_id.to_owned(),
+            start_ms,
+            end_ms,
+        };
+        if self.invocations.is_empty() {
+            for run in &self.runs {
+                sink.invocation(&window(&run.request_id, None, None));
+            }
+        }
+        for inv in &self.invocations {
+            sink.invocation(&window(&inv.request_id, inv.start_ms, inv.end_ms));
+        }
+    }
+
+    /// Which ping a timeout gave up on, and the ack that came too late for
+    /// it, if any. Where the library printed the ack timeout, only a ping
+    /// whose timer had expired can have timed out: the latest such one (at a
+    /// thaw, C-core may read a late ack and send a new ping just before the
+    /// expired timer fires). Otherwise the oldest unanswered ping, else one
+    /// acked a moment before (the ack and the timer raced at the thaw).
+    fn timed_out(
+        &self,
+        timeout: &Mark,
+        pending: &[usize],
+        late: &[(usize, usize)],
+        expiry: &HashMap<usize, i64>,
+    ) -> Option<(usize, Option<usize>)> {
+        const SLACK_MS: i64 = 5;
+        let expired = |p: usize| expiry.get(&p).is_some_and(|&e| e <= timeout.ts + SLACK_MS);
+        let candidates = pending
+            .iter()
+            .map(|&p| (p, None))
+            .chain(late.iter().map(|&(p, a)| (p, Some(a))));
+        if let Some(best) = candidates
+            .filter(|&(p, _)| expired(p))
+            .max_by_key(|&(p, _)| self.marks[p].pos)
+        {
+            return Some(best);
+        }
+        if let Some(&p) = pending.iter().find(|&&p| !expiry.contains_key(&p)) {
+            return Some((p, None));
+        }
+        late.iter()
+            .rev()
+            .find(|&&(p, ack)| {
+                !expiry.contains_key(&p)
+                    && timeout.ts - self.marks[ack].ts <= self.config.ack_race_window_ms
+            })
+            .map(|&(p, ack)| (p, Some(ack)))
+    }
+
+    /// Attaches to each finding the first failed call of its invocation
+    /// from just before the timeout (another thread may log the failure
+    /// first) to the end of the failure window.
+    fn attach_failures(&self, findings: &mut [Finding]) {
+        const BEFORE_MS: i64 = 100;
+        let failures: Vec<(&Mark, &'static str, Option<String>)> = self
+            .marks
+            .iter()
+            .filter_map(|m| match m.what {
+                What::Failure(code) => Some((m, code, self.owner(m).request_id)),
+                _ => None,
+            })
+            .collect();
+        let mut used = vec![false; failures.len()];
+        for finding in findings {
+            let from = finding.timeout_at_ms - BEFORE_MS;
+            let to = finding
+                .timeout_at_ms
+                .saturating_add(self.config.failure_window_ms);
+            let hit = failures.iter().enumerate().find(|(i, (m, _, owner))| {
+                !used[*i] && (from..=to).contains(&m.ts) && *owner == finding.timeout_request_id
+            });
+            if let Some((i, (mark, code, _))) = hit {
+                used[i] = true;
+                finding.evidence.push(mark.id.clone());
+                finding.failed_call = Some(FailedCall {
+                    event_id: mark.id.clone(),
+                    at_ms: mark.ts,
+                    code,
+                    line: mark.pos,
+                });
+            }
+        }
+    }
+
+    fn finding(&self, ping: &Mark, timeout: &Mark, k: &Keepalive) -> Finding {
+        let ping_owner = self.owner(ping);
+        let timeout_owner = self.owner(timeout);
+        let freeze = ping_owner.epoch != timeout_owner.epoch;
+        let settled_by = [
+            (&ping_owner.settled, ping),
+            (&timeout_owner.settled, timeout),
+        ]
+        .into_iter()
+        .map(|(settled, mark)| match settled {
+            Settled::Line => Some((mark.pos, mark.id.clone())),
+            Settled::Event(pos, id) => Some((*pos, id.clone())),
+            Settled::Open => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .and_then(|v| v.into_iter().max_by_key(|(pos, _)| *pos))
+        .map(|(_, id)| id);
+        let ping_timeout_ms = match &ping.what {
+            What::Keepalive(Keepalive {
+                event: KeepaliveEvent::PingSent { timeout_ms, .. },
+                ..
+            }) => *timeout_ms,
+            _ => None,
+        };
+        Finding {
+            kind: if freeze {
+                FindingKind::KeepaliveFreezeTimeout
+            } else {
+                FindingKind::KeepaliveTimeout
+            },
+            log_group: self.log_group.clone(),
+            log_stream: self.log_stream.clone(),
+            library: k.library,
+            ping_request_id: ping_owner.request_id,
+            timeout_request_id: timeout_owner.request_id,
+            ping_line_request_id: ping.printed.clone(),
+            timeout_line_request_id: timeout.printed.clone(),
+            connection: k.connection.clone(),
+            ping_at_ms: ping.ts,
+            timeout_at_ms: timeout.ts,
+            ping_timeout_ms,
+            frozen_ms: if freeze {
+                timeout_owner.frozen_before_ms
+            } else {
+                None
+            },
+            ping_event_id: ping.id.clone(),
+            timeout_event_id: timeout.id.clone(),
+            ack_event_id: None,
+            failed_call: None,
+            evidence: vec![ping.id.clone(), timeout.id.clone()],
+            ping_line: ping.pos,
+            timeout_line: timeout.pos,
+            settled_by,
+        }
+    }
+}
+
+fn ping_id_of(mark: &Mark) -> Option<u64> {
+    match &mark.what {
+        What::Keepalive(Keepalive {
+            event: KeepaliveEvent::PingSent { ping_id, .. },
+            ..
+        }) => *ping_id,
+        _ => None,
+    }
+}

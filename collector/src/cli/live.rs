@@ -1,0 +1,109 @@
+//! `scan --log-group`: read a live log group through the CloudWatch Logs
+//! client into the same JSON-lines text an export would be.
+
+use std::io::IsTerminal;
+
+use super::{ScanArgs, Source};
+
+/// Parses a duration: `500ms`, `45s`, `30m`, `2h`, `1d`.
+///
+/// ```
+/// assert_eq!(thawtrace::cli::parse_duration_ms("2h"), Ok(7_200_000));
+/// assert!(thawtrace::cli::parse_duration_ms("soon").is_err());
+/// ```
+///
+/// # Errors
+///
+/// Text that is not a number followed by one of those units.
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30m or 2h"))?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration like 30m or 2h (units: ms, s, m, h, d)"
+            ));
+        }
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// A point in time: RFC 3339, or a duration back from `now_ms`.
+fn parse_when(s: &str, now_ms: i64) -> Result<i64, String> {
+    thawtrace_analyzers::time::parse_rfc3339(s)
+        .map_or_else(|| parse_duration_ms(s).map(|d| now_ms - d), Ok)
+        .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a duration like 2h"))
+}
+
+/// Reads a live log group into one JSON-lines source: the same text an
+/// export of those events would be, so both give the same findings.
+pub(super) fn live(group: &str, args: &ScanArgs) -> Result<Source, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let start_ms = parse_when(&args.since, now)?;
+    let end_ms = match &args.until {
+        Some(u) => parse_when(u, now)?,
+        None => now + 1,
+    };
+    if end_ms <= start_ms {
+        return Err(format!(
+            "--until ({end_ms}) is not after --since ({start_ms})"
+        ));
+    }
+    let query = crate::lookback::cloudwatch::Query {
+        group: group.to_owned(),
+        stream_prefix: args.log_stream_prefix.clone(),
+        start_ms,
+        end_ms,
+        ..Default::default()
+    };
+    let tty = std::io::stderr().is_terminal();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let events = runtime.block_on(async {
+        let client =
+            crate::lookback::cloudwatch::CloudWatch::new(args.endpoint_url.as_deref()).await;
+        client
+            .events(&query, |n| {
+                if tty {
+                    eprint!("\rthawtrace: {n} events read from {group}");
+                }
+            })
+            .await
+    })?;
+    if tty {
+        eprintln!();
+    }
+    let mut text = String::new();
+    for e in events {
+        let line = serde_json::json!({
+            "id": e.event.id, "timestamp": e.event.timestamp_ms, "message": e.event.message,
+            "logStream": e.stream, "logGroup": group,
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    if text.is_empty() {
+        return Err(format!(
+            "no events between --since and --until (from {})",
+            thawtrace_analyzers::time::rfc3339(start_ms)
+        ));
+    }
+    Ok(Source {
+        name: format!("log group {group}"),
+        text,
+    })
+}
