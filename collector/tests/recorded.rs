@@ -114,3 +114,55 @@ fn streams_without_platform_lines_are_flagged() {
     assert!(!String::from_utf8_lossy(&with.stderr).contains("have no platform records"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn grpc_js_streams_without_platform_lines_still_name_the_right_invocations() {
+    // grpc-js prints its keepalive interval and ack timeout: a timer line
+    // that fired late fired at a thaw, which places it without START/END.
+    let fixture = &fixtures()[0];
+    let dir = std::env::temp_dir().join(format!("thawtrace-noplatform-js-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(fixture.join("events.jsonl")).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            let m = serde_json::from_str::<Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            !(m.starts_with("START RequestId")
+                || m.starts_with("END RequestId")
+                || m.starts_with("REPORT RequestId")
+                || m.contains("\"platform."))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("events.jsonl"), kept).unwrap();
+    let envs: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("environments.json")).unwrap())
+            .unwrap();
+    let js: Vec<&str> = envs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["library"] == "grpc-js")
+        .map(|e| e["log_stream"].as_str().unwrap())
+        .collect();
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("truth.json")).unwrap())
+            .unwrap();
+    let want: Vec<Value> = truth["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| js.contains(&t["log_stream"].as_str().unwrap()))
+        .cloned()
+        .collect();
+    assert!(want.iter().any(|t| t["kind"] == "keepalive_freeze_timeout"));
+    let found: Vec<Value> = scan_json(&[&dir.join("events.jsonl")])
+        .into_iter()
+        .filter(|f| js.contains(&f["log_stream"].as_str().unwrap()))
+        .collect();
+    assert_eq!(keys(&found), keys(&want));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -37,6 +37,10 @@ pub struct Config {
     /// timeout at the same thaw, the ack first: a timeout this soon after an
     /// ack, with nothing else outstanding, is that acked ping's.
     pub ack_race_window_ms: i64,
+    /// A timer line this late (after the timer was due, per the interval or
+    /// ack timeout the library printed) fired at a thaw: without platform
+    /// records, it belongs to the invocation that starts next.
+    pub late_timer_ms: i64,
     /// Remember the positions of the lines that matter (platform,
     /// keepalive, failures), for callers that keep context between batches.
     pub record_relevant: bool,
@@ -48,6 +52,7 @@ impl Default for Config {
             failure_window_ms: 30_000,
             late_ack_window_ms: 1_000,
             ack_race_window_ms: 100,
+            late_timer_ms: 200,
             record_relevant: false,
         }
     }
@@ -104,9 +109,6 @@ struct Between {
 struct Run {
     request_id: String,
     first_pos: u32,
-    /// Lines from here on (up to `first_pos`) were written at the thaw.
-    thaw_pos: u32,
-    gap_ms: i64,
     /// Event ID of its first line.
     first_event: String,
 }
@@ -169,7 +171,6 @@ pub struct StreamCorrelator {
     invocations: Vec<Invocation>,
     betweens: Vec<Between>,
     runs: Vec<Run>,
-    run_gap: (i64, u32),
     marks: Vec<Mark>,
     watch_failures_until: i64,
     relevant: Vec<u32>,
@@ -189,7 +190,6 @@ impl StreamCorrelator {
             invocations: Vec::new(),
             betweens: Vec::new(),
             runs: Vec::new(),
-            run_gap: (-1, 0),
             marks: Vec::new(),
             watch_failures_until: i64::MIN,
             relevant: Vec::new(),
@@ -214,7 +214,7 @@ impl StreamCorrelator {
         }
         let line = parse_line(event.text, ts <= self.watch_failures_until);
         if self.invocations.is_empty() {
-            self.track_run(pos, gap, line.printed_request_id, &event.id);
+            self.track_run(pos, line.printed_request_id, &event.id);
         }
         if self.config.record_relevant && line.kind != LineKind::Other {
             self.relevant.push(pos);
@@ -244,29 +244,18 @@ impl StreamCorrelator {
         });
     }
 
-    fn track_run(&mut self, pos: u32, gap: i64, printed: Option<&str>, event_id: &str) {
-        if gap > self.run_gap.0 {
-            self.run_gap = (gap, pos);
-        }
+    fn track_run(&mut self, pos: u32, printed: Option<&str>, event_id: &str) {
         let Some(id) = printed else { return };
         if self.runs.last().is_some_and(|r| r.request_id == id)
             || self.runs.iter().any(|r| r.request_id == id)
         {
             return;
         }
-        let (gap_ms, thaw_pos) = if self.runs.is_empty() || self.run_gap.0 < 0 {
-            (0, pos)
-        } else {
-            self.run_gap
-        };
         self.runs.push(Run {
             request_id: id.to_owned(),
             first_pos: pos,
-            thaw_pos,
-            gap_ms,
             first_event: event_id.to_owned(),
         });
-        self.run_gap = (-1, pos);
     }
 
     fn platform(

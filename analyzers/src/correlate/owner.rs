@@ -50,7 +50,7 @@ impl StreamCorrelator {
 
     pub(super) fn owner(&self, mark: &Mark) -> Owner {
         if self.invocations.is_empty() {
-            return self.run_owner(mark);
+            return self.run_owner(mark, false);
         }
         match mark.place {
             Place::Init => Owner {
@@ -86,20 +86,31 @@ impl StreamCorrelator {
         }
     }
 
-    pub(super) fn run_owner(&self, mark: &Mark) -> Owner {
+    /// Without platform records: the run of printed request IDs a line
+    /// falls in, or, for a timer line that fired late (at a thaw), the run
+    /// that starts next.
+    pub(super) fn run_owner(&self, mark: &Mark, late: bool) -> Owner {
         let at = self.runs.partition_point(|r| r.first_pos <= mark.pos);
-        // The window's end is known once the next request ID appears.
-        let settled = match self.runs.get(at) {
-            Some(next) => Settled::Event(next.first_pos, next.first_event.clone()),
-            None if at == 0 => Settled::Line,
-            None => Settled::Open,
+        let run_owner = |k: usize, settled| Owner {
+            epoch: 2 * k as i64,
+            request_id: Some(self.runs[k].request_id.clone()),
+            frozen_before_ms: None,
+            settled,
         };
-        // Lines at the thaw before the next window's first line are its.
-        let k = match self.runs.get(at) {
-            Some(next) if next.thaw_pos <= mark.pos => at + 1,
-            _ => at,
-        };
-        if k == 0 {
+        if late {
+            return match self.runs.get(at) {
+                Some(next) => {
+                    run_owner(at, Settled::Event(next.first_pos, next.first_event.clone()))
+                }
+                None => Owner {
+                    epoch: 2 * at as i64 - 1,
+                    request_id: None,
+                    frozen_before_ms: None,
+                    settled: Settled::Open,
+                },
+            };
+        }
+        if at == 0 {
             return Owner {
                 epoch: -1,
                 request_id: mark.printed.clone(),
@@ -107,12 +118,6 @@ impl StreamCorrelator {
                 settled: Settled::Line,
             };
         }
-        let run = &self.runs[k - 1];
-        Owner {
-            epoch: 2 * (k as i64 - 1),
-            request_id: Some(run.request_id.clone()),
-            frozen_before_ms: (k > 1).then_some(run.gap_ms),
-            settled,
-        }
+        run_owner(at - 1, Settled::Line)
     }
 }

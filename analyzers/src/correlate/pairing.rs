@@ -25,15 +25,28 @@ impl StreamCorrelator {
         let mut acked: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
         // When each ping's ack timer expires, where the library says.
         let mut expiry: HashMap<usize, i64> = HashMap::new();
+        // When each connection's next keepalive ping is due (grpc-js), and
+        // the pings sent well after it: sent at a thaw.
+        let mut due: HashMap<String, i64> = HashMap::new();
+        let mut late_pings: Vec<usize> = Vec::new();
         for (i, mark) in self.marks.iter().enumerate() {
             match &mark.what {
                 What::Keepalive(k) => match &k.event {
+                    KeepaliveEvent::KeepaliveTimerStarted { interval_ms } => {
+                        due.insert(k.connection.clone(), mark.ts + i64::from(*interval_ms));
+                    }
                     KeepaliveEvent::PingSent {
                         ping_id,
                         timeout_ms,
                     } => {
                         if let Some(t) = timeout_ms {
                             expiry.insert(i, mark.ts + i64::from(*t));
+                        }
+                        if due
+                            .remove(&k.connection)
+                            .is_some_and(|d| mark.ts - d > self.config.late_timer_ms)
+                        {
+                            late_pings.push(i);
                         }
                         let pending = outstanding.entry(k.connection.clone()).or_default();
                         if ping_id.is_none() {
@@ -102,7 +115,12 @@ impl StreamCorrelator {
                             continue;
                         };
                         last_on.insert(k.connection.clone(), findings.len());
-                        let mut finding = self.finding(&self.marks[ping_idx], mark, k);
+                        // A timeout well after its ack timer was due fired at a thaw.
+                        let late_timeout = expiry
+                            .get(&ping_idx)
+                            .is_some_and(|&e| mark.ts - e > self.config.late_timer_ms);
+                        let late = (late_pings.contains(&ping_idx), late_timeout);
+                        let mut finding = self.finding(&self.marks[ping_idx], mark, k, late);
                         if let Some(ack) = ack {
                             finding.ack_event_id = Some(self.marks[ack].id.clone());
                             finding.evidence.push(self.marks[ack].id.clone());
@@ -214,9 +232,19 @@ impl StreamCorrelator {
         }
     }
 
-    fn finding(&self, ping: &Mark, timeout: &Mark, k: &Keepalive) -> Finding {
-        let ping_owner = self.owner(ping);
-        let timeout_owner = self.owner(timeout);
+    /// The finding of a ping and its timeout. `late` says whether each
+    /// fired well after its timer was due: without platform records, that
+    /// places it at a thaw, in the invocation that starts next.
+    fn finding(&self, ping: &Mark, timeout: &Mark, k: &Keepalive, late: (bool, bool)) -> Finding {
+        let owner = |mark: &Mark, late: bool| {
+            if self.invocations.is_empty() {
+                self.run_owner(mark, late)
+            } else {
+                self.owner(mark)
+            }
+        };
+        let ping_owner = owner(ping, late.0);
+        let timeout_owner = owner(timeout, late.1);
         let freeze = ping_owner.epoch != timeout_owner.epoch;
         let settled_by = [
             (&ping_owner.settled, ping),
@@ -255,10 +283,11 @@ impl StreamCorrelator {
             ping_at_ms: ping.ts,
             timeout_at_ms: timeout.ts,
             ping_timeout_ms,
-            frozen_ms: if freeze {
-                timeout_owner.frozen_before_ms
-            } else {
-                None
+            // Without platform records, the silence between the two lines.
+            frozen_ms: match (freeze, self.invocations.is_empty()) {
+                (false, _) => None,
+                (true, false) => timeout_owner.frozen_before_ms,
+                (true, true) => Some(timeout.ts - ping.ts),
             },
             ping_event_id: ping.id.clone(),
             timeout_event_id: timeout.id.clone(),

@@ -18,6 +18,7 @@
 //! | `Sending ping with timeout <n>ms` | ping sent, ack timeout armed |
 //! | `Received ping response` | ack read |
 //! | `Ping timeout passed without response` | ack timeout fired: the connection is closed |
+//! | `Starting keepalive timer for <n>ms` | the next ping is due in n ms |
 //!
 //! grpc-js before 1.8 wrote the same texts under the `transport` or
 //! `subchannel` tracer, which are accepted too.
@@ -41,6 +42,11 @@ const KEEPALIVE_TEXTS: &[(&str, EventOf)] = &[
     }),
     ("Ping timeout passed without response", |_| {
         KeepaliveEvent::PingTimeout
+    }),
+    ("Starting keepalive timer for ", |rest| {
+        KeepaliveEvent::KeepaliveTimerStarted {
+            interval_ms: rest.trim_end_matches("ms").parse().unwrap_or(0),
+        }
     }),
 ];
 
@@ -130,7 +136,6 @@ mod tests {
         for s in [
             "D 2026-11-28T08:07:13.138Z | v1.14.7 2257 | subchannel | (1) 127.0.0.1:45905 READY -> IDLE",
             "D 2026-11-28T08:07:13.138Z | v1.14.7 2257 | resolving_load_balancer | dns:127.0.0.1:45905 READY -> IDLE",
-            "D 2026-11-28T08:07:13.138Z | v1.14.7 2257 | keepalive | (1) 127.0.0.1:45905 Starting keepalive timer for 5000ms",
             "D short",
         ] {
             assert_eq!(parse(RawText::Plain(s)), None, "{s}");

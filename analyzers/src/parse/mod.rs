@@ -76,6 +76,12 @@ pub enum KeepaliveEvent {
     },
     /// The library gave up waiting for the ack and closes the connection.
     PingTimeout,
+    /// The keepalive interval timer started (grpc-js): the next ping is due
+    /// `interval_ms` later, unless the process is frozen meanwhile.
+    KeepaliveTimerStarted {
+        /// The keepalive interval.
+        interval_ms: u32,
+    },
     /// The ack timer armed for a ping (C-core prints it on a line of its own).
     PingTimerSet {
         /// The PING payload.
