@@ -79,24 +79,7 @@ fn demo_shows_a_freeze_timeout_across_two_request_ids() {
 fn streams_without_platform_lines_are_flagged() {
     // A subscription filter that drops START/END leaves only printed request
     // IDs to find invocations by: thawtrace says so rather than stay silent.
-    let dir = std::env::temp_dir().join(format!("thawtrace-noplatform-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(fixtures()[0].join("events.jsonl")).unwrap();
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            let m = serde_json::from_str::<Value>(l).unwrap()["message"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            !(m.starts_with("START RequestId")
-                || m.starts_with("END RequestId")
-                || m.starts_with("REPORT RequestId")
-                || m.contains("\"platform."))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(dir.join("events.jsonl"), kept).unwrap();
+    let dir = without_platform_lines(&fixtures()[0], "thawtrace-noplatform");
     let out = thawtrace(&[
         "scan",
         "--format",
@@ -120,24 +103,7 @@ fn grpc_js_streams_without_platform_lines_still_name_the_right_invocations() {
     // grpc-js prints its keepalive interval and ack timeout: a timer line
     // that fired late fired at a thaw, which places it without START/END.
     let fixture = &fixtures()[0];
-    let dir = std::env::temp_dir().join(format!("thawtrace-noplatform-js-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(fixture.join("events.jsonl")).unwrap();
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            let m = serde_json::from_str::<Value>(l).unwrap()["message"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            !(m.starts_with("START RequestId")
-                || m.starts_with("END RequestId")
-                || m.starts_with("REPORT RequestId")
-                || m.contains("\"platform."))
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(dir.join("events.jsonl"), kept).unwrap();
+    let dir = without_platform_lines(fixture, "thawtrace-noplatform-js");
     let envs: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("environments.json")).unwrap())
             .unwrap();
@@ -165,4 +131,26 @@ fn grpc_js_streams_without_platform_lines_still_name_the_right_invocations() {
         .collect();
     assert_eq!(keys(&found), keys(&want));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A copy of a recording without its platform records (what a subscription
+/// filter that drops START/END leaves), in a temporary directory.
+fn without_platform_lines(fixture: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(fixture.join("events.jsonl")).unwrap();
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let m = v["message"].as_str().unwrap();
+            let platform = ["START RequestId", "END RequestId", "REPORT RequestId"]
+                .iter()
+                .any(|p| m.starts_with(p));
+            !(platform || m.contains("\"platform."))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("events.jsonl"), kept).unwrap();
+    dir
 }
