@@ -58,10 +58,7 @@ fn a_fresh_recording_is_scored_perfectly() {
         .status()
         .unwrap();
     assert!(status.success(), "the recorder failed (seed {seed})");
-    let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("truth.json")).unwrap())
-            .unwrap();
-    let truth = truth["findings"].as_array().unwrap().clone();
+    let truth = truth(&out_dir);
     assert!(
         truth
             .iter()

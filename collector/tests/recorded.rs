@@ -10,10 +10,7 @@ use serde_json::Value;
 #[test]
 fn every_recorded_timeout_is_found_with_the_right_invocations() {
     for dir in fixtures() {
-        let truth: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap())
-                .unwrap();
-        let truth = truth["findings"].as_array().unwrap().clone();
+        let truth = truth(&dir);
         assert!(
             truth
                 .iter()
@@ -114,12 +111,7 @@ fn grpc_js_streams_without_platform_lines_still_name_the_right_invocations() {
         .filter(|e| e["library"] == "grpc-js")
         .map(|e| e["log_stream"].as_str().unwrap())
         .collect();
-    let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture.join("truth.json")).unwrap())
-            .unwrap();
-    let want: Vec<Value> = truth["findings"]
-        .as_array()
-        .unwrap()
+    let want: Vec<Value> = truth(fixture)
         .iter()
         .filter(|t| js.contains(&t["log_stream"].as_str().unwrap()))
         .cloned()

@@ -31,6 +31,13 @@ pub fn fixtures() -> Vec<PathBuf> {
     dirs
 }
 
+/// The findings a recording's ground truth expects (`truth.json`).
+pub fn truth(dir: &Path) -> Vec<Value> {
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+    truth["findings"].as_array().unwrap().clone()
+}
+
 pub fn thawtrace(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_thawtrace"))
         .args(args)
