@@ -295,6 +295,7 @@ class RuntimeApi:
 
     def deliver(self, rid, event):
         with self.lock:
+            self.responses.pop(rid, None)  # a retried invocation answers again
             self.pending = (rid, event)
             self.lock.notify_all()
 

@@ -8,11 +8,13 @@ AWS_LAMBDA_LOG_FORMAT=JSON the `{"timestamp","level","message","logger",
 process's stderr, so those lines carry no request ID, as in Lambda.
 """
 
+import importlib
 import json
 import logging
 import os
 import sys
 import time
+import traceback
 import urllib.request
 
 API = os.environ["AWS_LAMBDA_RUNTIME_API"]
@@ -35,13 +37,30 @@ class LambdaFormatter(logging.Formatter):
         return "[%s]\t%s\t%s\t%s" % (record.levelname, ts, current_request_id, msg.replace("\n", "\r"))
 
 
+def log_error(result, trace):
+    """The runtime's error line: `[ERROR] <type>: <message>` and the traceback,
+    one log event (awslambdaric's log_error; lines joined with '\r' in text)."""
+    if JSON_FORMAT:
+        rec = {"timestamp": LambdaFormatter().formatTime(logging.makeLogRecord({})), "level": "ERROR",
+               "message": result, "errorType": result["errorType"], "errorMessage": result["errorMessage"],
+               "stackTrace": trace[1:]}
+        if current_request_id:
+            rec["requestId"] = current_request_id
+        line = json.dumps(rec)
+    else:
+        lines = ["[ERROR] %s: %s" % (result["errorType"], result["errorMessage"])] + "".join(trace).splitlines()
+        line = "\r".join(lines)
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main():
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(LambdaFormatter())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.INFO)
-    import function
+    function = importlib.import_module(os.environ.get("THAWTRACE_HANDLER", "function"))
 
     global current_request_id
     base = "http://%s/2018-06-01/runtime/invocation" % API
@@ -54,9 +73,9 @@ def main():
         current_request_id = rid
         try:
             result, kind = function.handler(json.loads(body or b"{}"), rid), "response"
-        except Exception as exc:  # reported to the Runtime API like Lambda does
-            logging.exception("Invoke Error")
+        except Exception as exc:  # reported to the Runtime API and logged like Lambda does
             result, kind = {"errorType": type(exc).__name__, "errorMessage": str(exc)}, "error"
+            log_error(result, traceback.format_exception(exc))
         req = urllib.request.Request("%s/%s/%s" % (base, rid, kind), data=json.dumps(result).encode(), method="POST")
         urllib.request.urlopen(req, timeout=30).read()
 
