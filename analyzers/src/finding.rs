@@ -15,6 +15,16 @@ pub enum FindingKind {
     /// A keepalive ping timed out inside the invocation that sent it: a
     /// genuine network timeout.
     KeepaliveTimeout,
+    /// A connection idle past the NAT gateway's idle timeout (350 s) failed
+    /// at its next use: reset, or a reply that never came.
+    NatIdleReset,
+    /// Many execution environments resolved a destination and then timed
+    /// out connecting to it, within one short window.
+    ConnectStall,
+    /// One event handled by more than one invocation: an async invocation
+    /// retried under the same request ID, or the same idempotency key under
+    /// several request IDs.
+    DuplicateInvocation,
 }
 
 impl FindingKind {
@@ -23,6 +33,9 @@ impl FindingKind {
         match self {
             FindingKind::KeepaliveFreezeTimeout => "keepalive_freeze_timeout",
             FindingKind::KeepaliveTimeout => "keepalive_timeout",
+            FindingKind::NatIdleReset => "nat_idle_reset",
+            FindingKind::ConnectStall => "connect_stall",
+            FindingKind::DuplicateInvocation => "duplicate_invocation",
         }
     }
 
@@ -31,6 +44,9 @@ impl FindingKind {
         match self {
             FindingKind::KeepaliveFreezeTimeout => "KeepaliveFreezeTimeouts",
             FindingKind::KeepaliveTimeout => "KeepaliveTimeouts",
+            FindingKind::NatIdleReset => "NatIdleResets",
+            FindingKind::ConnectStall => "ConnectStalls",
+            FindingKind::DuplicateInvocation => "DuplicateInvocations",
         }
     }
 
@@ -39,14 +55,142 @@ impl FindingKind {
         match self {
             FindingKind::KeepaliveFreezeTimeout => "thawtrace.keepalive_freeze_timeout",
             FindingKind::KeepaliveTimeout => "thawtrace.keepalive_timeout",
+            FindingKind::NatIdleReset => "thawtrace.nat_idle_reset",
+            FindingKind::ConnectStall => "thawtrace.connect_stall",
+            FindingKind::DuplicateInvocation => "thawtrace.duplicate_invocation",
+        }
+    }
+
+    /// What to do about it, in one paragraph (text, JSON and HTML output).
+    pub fn advice(self) -> &'static str {
+        match self {
+            FindingKind::KeepaliveFreezeTimeout => {
+                "The environment was frozen with a keepalive ping in flight; the connection was healthy. Retry the failed call (match CANCELLED as well as UNAVAILABLE), or send keepalive pings only while calls are active (keepalive_permit_without_calls = 0)."
+            }
+            FindingKind::KeepaliveTimeout => {
+                "The peer did not answer a keepalive ping within the timeout while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer)."
+            }
+            FindingKind::NatIdleReset => {
+                "The connection sat idle past the NAT gateway's idle timeout (350 s), which then drops it without telling either end. Keep connections alive below 350 s: TCP keepalive (botocore: tcp_keepalive = true in the AWS config file; Node: an http.Agent with keepAlive; tonic: Endpoint::tcp_keepalive), or HTTP/2 keepalive pings; make calls that wait longer than that asynchronous."
+            }
+            FindingKind::ConnectStall => {
+                "Connection attempts from many environments timed out together after DNS answered: a NAT gateway out of ports (55,000 simultaneous connections per destination per address, up to 8 addresses = 440,000; NAT metric ErrorPortAllocation) or a Hyperplane ENI at 65,000 connections (no metric). Add secondary NAT addresses, spread over more subnets and NAT gateways, use PrivateLink or VPC endpoints, and reuse connections across invocations."
+            }
+            FindingKind::DuplicateInvocation => {
+                "The same event was handled more than once (async retries, at-least-once delivery). Make the handler idempotent (a DynamoDB conditional write, Powertools Idempotency), and set MaximumRetryAttempts to 0 where a retry is unsafe."
+            }
         }
     }
 
     /// Every kind, in a stable order.
-    pub const ALL: [FindingKind; 2] = [
+    pub const ALL: [FindingKind; 5] = [
         FindingKind::KeepaliveFreezeTimeout,
         FindingKind::KeepaliveTimeout,
+        FindingKind::NatIdleReset,
+        FindingKind::ConnectStall,
+        FindingKind::DuplicateInvocation,
     ];
+}
+
+/// A neighbouring failure (`nat_idle_reset`, `connect_stall`,
+/// `duplicate_invocation`): the streams and request IDs it is about, its
+/// time span, what it rests on, and the facts of its kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Incident {
+    /// One of the neighbouring kinds.
+    pub kind: FindingKind,
+    /// The log group (function).
+    pub log_group: String,
+    /// The first log stream it is about (the one, for one-stream kinds).
+    pub log_stream: String,
+    /// Every log stream (execution environment) it is about, sorted.
+    pub log_streams: Vec<String>,
+    /// Every request ID it is about, in time order.
+    pub request_ids: Vec<String>,
+    /// Its first event, ms since the Unix epoch.
+    pub first_at_ms: i64,
+    /// Its last event, ms since the Unix epoch.
+    pub last_at_ms: i64,
+    /// The facts of its kind.
+    #[serde(flatten)]
+    pub detail: Detail,
+    /// Every event ID it rests on.
+    pub evidence: Vec<String>,
+}
+
+/// The facts of a neighbouring failure, by kind (flattened into the JSON
+/// object).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Detail {
+    /// `nat_idle_reset`.
+    NatIdleReset {
+        /// `reset` (the next use met an RST) or `read_timeout` (a reply
+        /// that never came).
+        cause: crate::parse::NetCause,
+        /// How long the connection sat idle before it failed: the freeze
+        /// before the invocation, or the silence before a read timeout.
+        idle_ms: i64,
+        /// The NAT idle timeout it was compared with.
+        nat_idle_timeout_ms: i64,
+        /// Where the call was going, when the line names it.
+        destination: Option<String>,
+    },
+    /// `connect_stall`.
+    ConnectStall {
+        /// Execution environments (log streams) whose connects timed out.
+        environments: usize,
+        /// Where they were connecting to.
+        destinations: Vec<String>,
+        /// The window they fell in.
+        window_ms: i64,
+    },
+    /// `duplicate_invocation`.
+    DuplicateInvocation {
+        /// `retried` (one request ID, several STARTs) or `same_key` (one
+        /// idempotency key, several request IDs).
+        reason: &'static str,
+        /// How many times the event was handled.
+        attempts: usize,
+        /// The idempotency key, as `name=value`, for `same_key`.
+        key: Option<String>,
+    },
+}
+
+/// What one stream tells the cross-stream analysis (connect stalls,
+/// duplicates): produced by the correlator, consumed by
+/// [`crate::Neighbours`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signal {
+    /// The log group.
+    pub log_group: String,
+    /// The log stream.
+    pub log_stream: String,
+    /// The invocation that owns the line.
+    pub request_id: Option<String>,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// The event it rests on.
+    pub event_id: String,
+    /// What it says.
+    pub what: SignalKind,
+}
+
+/// The kinds of [`Signal`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignalKind {
+    /// An invocation started (`START`).
+    Start,
+    /// A connection attempt timed out.
+    ConnectTimeout {
+        /// Where to.
+        destination: Option<String>,
+    },
+    /// An idempotency key was logged.
+    Key {
+        /// `name=value`.
+        key: String,
+    },
 }
 
 /// An invocation window as the platform records (or request IDs) show it.
@@ -170,6 +314,37 @@ pub trait FindingSink {
     /// Called for a ping timeout whose ping is not in the input (it was in
     /// an earlier batch): the caller may look it up and correlate again.
     fn unpaired_timeout(&mut self, _event_id: &str, _at_ms: i64) {}
+
+    /// Called once per neighbouring failure (`nat_idle_reset`,
+    /// `connect_stall`, `duplicate_invocation`); ignored by default.
+    fn incident(&mut self, _incident: Incident) {}
+
+    /// Called with what a stream tells the cross-stream analysis, when
+    /// [`FindingSink::wants_signals`] says so ([`crate::Batch`] does).
+    fn signal(&mut self, _signal: Signal) {}
+
+    /// Whether [`FindingSink::signal`] is wanted; false by default.
+    fn wants_signals(&self) -> bool {
+        false
+    }
+}
+
+/// Findings and incidents, collected.
+#[derive(Clone, Debug, Default)]
+pub struct Collected {
+    /// Keepalive findings.
+    pub findings: Vec<Finding>,
+    /// Neighbouring failures.
+    pub incidents: Vec<Incident>,
+}
+
+impl FindingSink for Collected {
+    fn finding(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+    fn incident(&mut self, incident: Incident) {
+        self.incidents.push(incident);
+    }
 }
 
 impl FindingSink for Vec<Finding> {

@@ -35,14 +35,19 @@
 
 pub mod correlate;
 pub mod finding;
+pub mod neighbours;
 pub mod parse;
 pub mod time;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-pub use correlate::{Config, LogEvent, StreamCorrelator, StreamStats};
-pub use finding::{FailedCall, Finding, FindingKind, FindingSink, InvocationWindow};
+pub use correlate::{Config, IdempotencyKey, LogEvent, StreamCorrelator, StreamStats};
+pub use finding::{
+    Collected, Detail, FailedCall, Finding, FindingKind, FindingSink, Incident, InvocationWindow,
+    Signal, SignalKind,
+};
+pub use neighbours::Neighbours;
 
 /// Log events of any number of streams, in any order, analysed together.
 #[derive(Default)]
@@ -57,6 +62,8 @@ pub struct Summary {
     pub streams: u64,
     /// Totals of the streams' counts.
     pub totals: StreamStats,
+    /// Cross-stream signals ignored past [`Config::max_tracked`].
+    pub dropped_signals: u64,
 }
 
 impl<'a> Batch<'a> {
@@ -90,18 +97,23 @@ impl<'a> Batch<'a> {
     }
 
     /// Sorts each stream by timestamp, then event ID, correlates it, and
-    /// pushes its findings; streams in name order.
+    /// pushes its findings; streams in name order. Then the cross-stream
+    /// incidents ([`Neighbours`]) of the whole batch.
     pub fn analyze(self, config: &Config, sink: &mut impl FindingSink) -> Summary {
         let mut streams: Vec<_> = self.streams.into_iter().collect();
         streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut summary = Summary::default();
+        let mut sink = WithNeighbours {
+            neighbours: Neighbours::new(config),
+            sink,
+        };
         for ((group, stream), mut events) in streams {
             sort_stream(&mut events);
             let mut correlator = StreamCorrelator::new(&group, &stream, config.clone());
             for event in &events {
                 correlator.push(event);
             }
-            let stats = correlator.finish(sink);
+            let stats = correlator.finish(&mut sink);
             summary.streams += 1;
             summary.totals.lines += stats.lines;
             summary.totals.invocations += stats.invocations;
@@ -109,7 +121,40 @@ impl<'a> Batch<'a> {
             summary.totals.unpaired_timeouts += stats.unpaired_timeouts;
             summary.totals.guessed_windows += stats.guessed_windows;
         }
+        sink.neighbours.flush(sink.sink);
+        summary.dropped_signals = sink.neighbours.dropped();
         summary
+    }
+}
+
+/// A sink that also gathers the streams' signals for the cross-stream
+/// analysis.
+struct WithNeighbours<'s, S> {
+    neighbours: Neighbours,
+    sink: &'s mut S,
+}
+
+impl<S: FindingSink> FindingSink for WithNeighbours<'_, S> {
+    fn finding(&mut self, finding: Finding) {
+        self.sink.finding(finding);
+    }
+    fn invocation(&mut self, invocation: &InvocationWindow) {
+        self.sink.invocation(invocation);
+    }
+    fn wants_invocations(&self) -> bool {
+        self.sink.wants_invocations()
+    }
+    fn unpaired_timeout(&mut self, event_id: &str, at_ms: i64) {
+        self.sink.unpaired_timeout(event_id, at_ms);
+    }
+    fn incident(&mut self, incident: Incident) {
+        self.sink.incident(incident);
+    }
+    fn signal(&mut self, signal: Signal) {
+        self.neighbours.push(signal);
+    }
+    fn wants_signals(&self) -> bool {
+        true
     }
 }
 

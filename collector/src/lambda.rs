@@ -15,7 +15,7 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use thawtrace_analyzers::Config;
+use thawtrace_analyzers::{Config, Neighbours};
 
 use crate::export::otlp::OtlpConfig;
 use crate::export::{Collected, Origin, emf, spans};
@@ -31,6 +31,7 @@ struct Collector {
     origin: Origin,
     otlp: Option<(OtlpConfig, opentelemetry_otlp::SpanExporter)>,
     lookback: Lookback,
+    neighbours: std::sync::Mutex<Neighbours>,
 }
 
 fn now_ms() -> i64 {
@@ -77,9 +78,11 @@ impl Collector {
             !off("THAWTRACE_CACHE"),
             source,
         );
+        let config = thresholds_from_env()?.config()?;
         Ok(Collector {
             limits,
-            config: Config::default(),
+            neighbours: std::sync::Mutex::new(Neighbours::new(&config)),
+            config,
             origin: Origin {
                 region: std::env::var("AWS_REGION").ok(),
             },
@@ -115,11 +118,25 @@ impl Collector {
             refused += message.refused;
             fetched += outcome.fetched;
         }
-        for line in emf::lines(&collected.findings, now_ms()) {
+        {
+            // Cross-stream kinds: this warm process's view of the batches it
+            // received (bounded; see `Neighbours`).
+            let mut neighbours = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
+            for signal in collected.signals.drain(..) {
+                neighbours.push(signal);
+            }
+            let mut ready = crate::export::Collected::default();
+            neighbours.emit_ready(now_ms(), &mut ready);
+            collected.incidents.append(&mut ready.incidents);
+        }
+        for line in emf::lines(&collected.findings, &collected.incidents, now_ms()) {
             println!("{line}");
         }
         for f in &collected.findings {
             println!("{}", report::json::to_line(f));
+        }
+        for i in &collected.incidents {
+            println!("{}", report::json::incident_line(i));
         }
         let mut exported = 0;
         if let Some((config, exporter)) = &self.otlp {
@@ -133,9 +150,42 @@ impl Collector {
             "refused": refused,
             "lookback_events": fetched,
             "findings": collected.findings.len(),
+            "incidents": collected.incidents.len(),
             "spans": exported,
         }))
     }
+}
+
+/// The thresholds of the neighbouring failures from the environment:
+/// `THAWTRACE_NAT_IDLE_TIMEOUT`, `THAWTRACE_CONNECT_STALL_WINDOW`,
+/// `THAWTRACE_DUPLICATE_WINDOW` (durations like `350s`),
+/// `THAWTRACE_CONNECT_STALL_MIN_ENVS` (a count) and
+/// `THAWTRACE_IDEMPOTENCY_KEYS` (comma-separated JSON paths, or `none`);
+/// the CLI's defaults otherwise.
+fn thresholds_from_env() -> Result<crate::cli::Thresholds, Error> {
+    let mut t = crate::cli::Thresholds::default();
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let duration = |k: &str, into: &mut i64| -> Result<(), Error> {
+        if let Some(v) = var(k) {
+            *into = crate::cli::parse_duration_ms(&v).map_err(|e| format!("{k}: {e}"))?;
+        }
+        Ok(())
+    };
+    duration("THAWTRACE_NAT_IDLE_TIMEOUT", &mut t.nat_idle_timeout)?;
+    duration(
+        "THAWTRACE_CONNECT_STALL_WINDOW",
+        &mut t.connect_stall_window,
+    )?;
+    duration("THAWTRACE_DUPLICATE_WINDOW", &mut t.duplicate_window)?;
+    if let Some(v) = var("THAWTRACE_CONNECT_STALL_MIN_ENVS") {
+        t.connect_stall_min_envs = v.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+            format!("THAWTRACE_CONNECT_STALL_MIN_ENVS: {v:?} is not a count of 1 or more")
+        })?;
+    }
+    if let Some(v) = var("THAWTRACE_IDEMPOTENCY_KEYS") {
+        t.idempotency_keys = v.split(',').map(|k| k.trim().to_owned()).collect();
+    }
+    Ok(t)
 }
 
 /// Runs the Lambda handler until the runtime stops it.

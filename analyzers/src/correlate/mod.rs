@@ -19,8 +19,11 @@
 
 use std::borrow::Cow;
 
-use crate::parse::{Keepalive, KeepaliveEvent, LineKind, PlatformPhase, RawText, parse_line};
+use crate::parse::{
+    Keepalive, KeepaliveEvent, LineKind, NetFailure, PlatformPhase, RawText, parse_line,
+};
 
+mod neighbour;
 mod owner;
 mod pairing;
 
@@ -44,6 +47,104 @@ pub struct Config {
     /// Remember the positions of the lines that matter (platform,
     /// keepalive, failures), for callers that keep context between batches.
     pub record_relevant: bool,
+    /// The NAT gateway's idle timeout: a connection idle this long before
+    /// its next use failed is a `nat_idle_reset` (AWS: 350 s).
+    pub nat_idle_timeout_ms: i64,
+    /// Connect timeouts of many environments within this window of the
+    /// first are one `connect_stall`.
+    pub connect_stall_window_ms: i64,
+    /// How many environments (log streams) make a `connect_stall`.
+    pub connect_stall_min_envs: usize,
+    /// How long a request ID or idempotency key is remembered to find a
+    /// `duplicate_invocation` (Lambda keeps async events up to 6 h).
+    pub duplicate_window_ms: i64,
+    /// The idempotency keys looked for in logged events (default: SQS's
+    /// `messageId`).
+    pub idempotency_keys: std::sync::Arc<[IdempotencyKey]>,
+    /// At most this many cross-stream signals are held (memory bound).
+    pub max_tracked: usize,
+}
+
+/// An idempotency key looked for in logged events: a JSON path such as
+/// `messageId` or `detail.orderId`, matched by its last name (and, for a
+/// dotted path, the name before it earlier on the line).
+///
+/// ```
+/// use thawtrace_analyzers::correlate::IdempotencyKey;
+/// let key = IdempotencyKey::new("detail.orderId").unwrap();
+/// let line = r#"event {"detail-type":"OrderPlaced","detail":{"orderId":"o-2001","total":5}}"#;
+/// assert_eq!(key.find(line).collect::<Vec<_>>(), ["o-2001"]);
+/// assert_eq!(key.find(r#"{"orderId":"o-1"}"#).count(), 0); // no `detail` before it
+/// ```
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey {
+    path: String,
+    parent: Option<String>,
+    name: memchr::memmem::Finder<'static>,
+}
+
+impl IdempotencyKey {
+    /// A key from its JSON path (`a.b.c`, names of letters, digits, `_`, `-`).
+    pub fn new(path: &str) -> Result<Self, String> {
+        let names: Vec<&str> = path.split('.').collect();
+        if names.iter().any(|n| {
+            n.is_empty()
+                || !n
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        }) {
+            return Err(format!(
+                "idempotency key {path:?}: expected a JSON path of names like `detail.orderId`"
+            ));
+        }
+        let name = names[names.len() - 1];
+        Ok(IdempotencyKey {
+            path: path.to_owned(),
+            parent: (names.len() > 1).then(|| names[names.len() - 2].to_owned()),
+            name: memchr::memmem::Finder::new(name.as_bytes()).into_owned(),
+        })
+    }
+
+    /// The path it was made from.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The values of this key on a line (plain or JSON-escaped text).
+    pub fn find<'t>(&'t self, line: &'t str) -> impl Iterator<Item = &'t str> + 't {
+        let b = line.as_bytes();
+        let n = self.name.needle().len();
+        self.name.find_iter(b).filter_map(move |at| {
+            // A whole key: a quote before it, a quote (maybe escaped) after.
+            if at == 0 || b[at - 1] != b'"' {
+                return None;
+            }
+            if let Some(parent) = &self.parent
+                && memchr::memmem::find(&b[..at], parent.as_bytes()).is_none()
+            {
+                return None;
+            }
+            let mut i = at + n;
+            let mut quotes = 0;
+            while i < b.len() && matches!(b[i], b'\\' | b'"' | b':' | b' ') {
+                quotes += usize::from(b[i] == b'"');
+                i += 1;
+            }
+            let start = i;
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'-' | b'_' | b'.' | b'@'))
+            {
+                i += 1;
+            }
+            // `"key": "value"`: a closing quote, a colon, an opening quote.
+            (quotes >= 2 && i > start && i - start <= 256).then(|| &line[start..i])
+        })
+    }
+}
+
+/// The SQS record's `messageId`: the default key.
+pub fn default_idempotency_keys() -> std::sync::Arc<[IdempotencyKey]> {
+    std::sync::Arc::from(vec![IdempotencyKey::new("messageId").expect("valid")])
 }
 
 impl Default for Config {
@@ -54,6 +155,12 @@ impl Default for Config {
             ack_race_window_ms: 100,
             late_timer_ms: 200,
             record_relevant: false,
+            nat_idle_timeout_ms: 350_000,
+            connect_stall_window_ms: 60_000,
+            connect_stall_min_envs: 3,
+            duplicate_window_ms: 6 * 3_600_000,
+            idempotency_keys: default_idempotency_keys(),
+            max_tracked: 1_000_000,
         }
     }
 }
@@ -124,6 +231,10 @@ enum Place {
 enum What {
     Keepalive(Keepalive),
     Failure(&'static str),
+    /// A network failure, with the silence just before its line.
+    Net(NetFailure, i64),
+    /// An idempotency key: `name=value`.
+    Key(String),
 }
 
 #[derive(Debug)]
@@ -219,8 +330,14 @@ impl StreamCorrelator {
         if self.config.record_relevant && line.kind != LineKind::Other {
             self.relevant.push(pos);
         }
+        let printed = line.printed_request_id;
         let what = match line.kind {
-            LineKind::Other => return,
+            LineKind::Other => {
+                if !self.config.idempotency_keys.is_empty() {
+                    self.keys(pos, ts, event, printed);
+                }
+                return;
+            }
             LineKind::Platform(phase, request_id) => {
                 self.platform(phase, request_id, pos, ts, &event.id);
                 return;
@@ -232,16 +349,56 @@ impl StreamCorrelator {
                 }
                 What::Keepalive(k)
             }
-            LineKind::CallFailed(code) => What::Failure(code),
+            LineKind::CallFailed(failure) => {
+                if let Some(net) = failure.net {
+                    self.mark(pos, ts, event, printed, What::Net(net, gap));
+                }
+                match failure.code {
+                    Some(code) => What::Failure(code),
+                    None => return,
+                }
+            }
         };
+        self.mark(pos, ts, event, printed, what);
+    }
+
+    fn mark(&mut self, pos: u32, ts: i64, event: &LogEvent<'_>, printed: Option<&str>, what: What) {
         self.marks.push(Mark {
             pos,
             ts,
             id: event.id.clone().into_owned(),
-            printed: line.printed_request_id.map(str::to_owned),
+            printed: printed.map(str::to_owned),
             place: self.place,
             what,
         });
+    }
+
+    /// Idempotency keys on an application line.
+    #[cold]
+    fn keys_found(&mut self, pos: u32, ts: i64, event: &LogEvent<'_>, printed: Option<&str>) {
+        let keys = self.config.idempotency_keys.clone();
+        let raw = event.text.raw();
+        for key in keys.iter() {
+            for value in key.find(raw) {
+                let what = What::Key(format!("{}={value}", key.path()));
+                self.mark(pos, ts, event, printed, what);
+            }
+        }
+        if self.config.record_relevant {
+            self.relevant.push(pos);
+        }
+    }
+
+    fn keys(&mut self, pos: u32, ts: i64, event: &LogEvent<'_>, printed: Option<&str>) {
+        let raw = event.text.raw().as_bytes();
+        if self
+            .config
+            .idempotency_keys
+            .iter()
+            .any(|k| k.name.find(raw).is_some())
+        {
+            self.keys_found(pos, ts, event, printed);
+        }
     }
 
     fn track_run(&mut self, pos: u32, printed: Option<&str>, event_id: &str) {

@@ -25,6 +25,12 @@ pub(super) enum Settled {
     Open,
 }
 
+/// Without the next START, a silence shorter than this after `END` is not
+/// taken for the freeze: a line the runtime flushed just after `END` (a
+/// failure logged as the response went out) belongs to the invocation
+/// that ended.
+const MIN_OPEN_FREEZE_MS: i64 = 500;
+
 impl StreamCorrelator {
     pub(super) fn invocation_owner(&self, idx: u32) -> Owner {
         let inv = &self.invocations[idx as usize];
@@ -62,7 +68,12 @@ impl StreamCorrelator {
             Place::In(i) => self.invocation_owner(i),
             Place::Between(b) => {
                 let between = &self.betweens[b as usize];
-                if mark.pos < between.freeze_pos {
+                // Before the freeze; or, while the next START is not in the
+                // input, after no silence long enough to be one (the
+                // freeze may still come, after this line).
+                if mark.pos < between.freeze_pos
+                    || (between.next.is_none() && between.gap_ms < MIN_OPEN_FREEZE_MS)
+                {
                     return self.invocation_owner(between.prev);
                 }
                 match between.next {

@@ -128,13 +128,17 @@ impl StreamCorrelator {
                         findings.push(finding);
                     }
                 },
-                What::Failure(_) => {}
+                What::Failure(_) | What::Net(..) | What::Key(_) => {}
             }
         }
         self.attach_failures(&mut findings);
         self.report_invocations(sink);
         for f in findings {
             sink.finding(f);
+        }
+        self.nat_idle_resets(sink);
+        if sink.wants_signals() {
+            self.signals(sink);
         }
         self.stats
     }

@@ -111,9 +111,11 @@ pub enum LineKind<'a> {
     Platform(PlatformPhase, &'a str),
     /// A keepalive event.
     Keepalive(Keepalive),
-    /// A failed RPC reported by the application (`14 UNAVAILABLE`,
-    /// `StatusCode.DEADLINE_EXCEEDED`, ...). Only looked for when asked.
-    CallFailed(&'static str),
+    /// A failed call reported by the application or its runtime: a gRPC
+    /// status (`14 UNAVAILABLE`, `StatusCode.DEADLINE_EXCEEDED`, ...), a
+    /// network cause (`ECONNRESET`, botocore's `Read timeout on endpoint
+    /// URL`, ...), or both. Looked for on error lines, or when asked.
+    CallFailed(Failure),
     /// Anything else.
     Other,
 }
@@ -166,8 +168,135 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     }
 }
 
-/// Looks for a failed RPC in an application message (plain text).
-pub(crate) fn call_failure(body: &str) -> Option<&'static str> {
+/// What a failure line says: the gRPC status and the network cause, when
+/// it names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The gRPC status (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, ...).
+    pub code: Option<&'static str>,
+    /// The network cause, for the neighbouring failures.
+    pub net: Option<NetFailure>,
+}
+
+impl Failure {
+    /// A failure with a gRPC status only.
+    pub fn code(code: &'static str) -> Self {
+        Failure {
+            code: Some(code),
+            net: None,
+        }
+    }
+}
+
+/// Why a call failed on the network, as the client library wrote it.
+///
+/// | cause | real example (library) |
+/// |---|---|
+/// | `Reset` | `14 UNAVAILABLE: read ECONNRESET`, `14 UNAVAILABLE: Connection dropped` (grpc-js 1.14); `ConnectionClosedError: Connection was closed before we received a valid response from endpoint URL: "http://127.0.0.1:39339/reports?list-type=2&encoding-type=url".` (botocore 1.44); Node's `socket hang up`, `Connection reset by peer` |
+/// | `ReadTimeout` | `ReadTimeoutError: Read timeout on endpoint URL: "http://127.0.0.1:39339/slow-8000?list-type=2&encoding-type=url"` (botocore) |
+/// | `ConnectTimeout` | `14 UNAVAILABLE: No connection established. Last error: Error: connect ETIMEDOUT 127.0.0.1:37299.` (grpc-js); `ConnectTimeoutError: Connect timeout on endpoint URL: "http://localhost:37299/checkout?list-type=2&encoding-type=url"` (botocore) |
+/// | `ConnectRefused` | `No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:34533.` (grpc-js) |
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetCause {
+    /// The peer (or a NAT in between) reset or dropped an open connection.
+    Reset,
+    /// A reply never came: the client gave up reading.
+    ReadTimeout,
+    /// The connection could not be established in time (SYNs unanswered).
+    ConnectTimeout,
+    /// The connection was refused at once: something answered, no listener.
+    ConnectRefused,
+}
+
+/// A network failure and where the call was going.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetFailure {
+    /// What happened.
+    pub cause: NetCause,
+    /// `host:port` the call was going to, when the line names it.
+    pub destination: Option<String>,
+}
+
+/// Network causes by the text libraries print, most specific first, with
+/// where the destination follows (an address after the needle, or a quoted
+/// endpoint URL).
+const NET_CAUSES: &[(&str, NetCause, Dest)] = &[
+    (
+        "connect ETIMEDOUT ",
+        NetCause::ConnectTimeout,
+        Dest::Address,
+    ),
+    (
+        "Connect timeout on endpoint URL: ",
+        NetCause::ConnectTimeout,
+        Dest::Url,
+    ),
+    (
+        "connect ECONNREFUSED ",
+        NetCause::ConnectRefused,
+        Dest::Address,
+    ),
+    (
+        "Read timeout on endpoint URL: ",
+        NetCause::ReadTimeout,
+        Dest::Url,
+    ),
+    (
+        "Connection was closed before we received a valid response from endpoint URL: ",
+        NetCause::Reset,
+        Dest::Url,
+    ),
+    ("ECONNRESET", NetCause::Reset, Dest::None),
+    ("Connection dropped", NetCause::Reset, Dest::None),
+    ("socket hang up", NetCause::Reset, Dest::None),
+    ("Connection reset by peer", NetCause::Reset, Dest::None),
+];
+
+#[derive(Clone, Copy)]
+enum Dest {
+    None,
+    Address,
+    Url,
+}
+
+fn net_failure(body: &str) -> Option<NetFailure> {
+    use memchr::memmem;
+    let b = body.as_bytes();
+    NET_CAUSES.iter().find_map(|&(needle, cause, dest)| {
+        let at = memmem::find(b, needle.as_bytes())? + needle.len();
+        let rest = &body[at..];
+        let destination = match dest {
+            Dest::None => None,
+            Dest::Address => {
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || c == '"' || c == ',')
+                    .unwrap_or(rest.len());
+                Some(rest[..end].trim_end_matches('.').to_owned())
+            }
+            Dest::Url => {
+                // Quoted, and the quotes escaped when the line is a JSON record.
+                let rest = rest.trim_start_matches(['\\', '"']);
+                let url = &rest[..rest.find(['"', '\\']).unwrap_or(rest.len())];
+                let host = url.split_once("://").map_or(url, |(_, h)| h);
+                Some(host[..host.find('/').unwrap_or(host.len())].to_owned())
+            }
+        };
+        Some(NetFailure {
+            cause,
+            destination: destination.filter(|d| !d.is_empty()),
+        })
+    })
+}
+
+/// Looks for a failed call in an application message (plain text).
+pub(crate) fn call_failure(body: &str) -> Option<Failure> {
+    let code = grpc_status(body);
+    let net = net_failure(body);
+    (code.is_some() || net.is_some()).then_some(Failure { code, net })
+}
+
+fn grpc_status(body: &str) -> Option<&'static str> {
     use memchr::memmem;
     // Status codes as grpc-js (`14 UNAVAILABLE: ...`) and grpcio
     // (`StatusCode.UNAVAILABLE`) put them in error messages.
@@ -219,5 +348,62 @@ pub(crate) fn request_id_prefix(s: &str) -> Option<&str> {
         None
     } else {
         Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(body: &str) -> Option<(NetCause, Option<String>)> {
+        call_failure(body).and_then(|f| f.net.map(|n| (n.cause, n.destination)))
+    }
+
+    #[test]
+    fn network_causes_from_real_lines() {
+        // grpc-js 1.14, recorded behind the idle-dropping proxy and the
+        // SYN-dropping listener.
+        assert_eq!(
+            net("echo call 0 failed: 14 14 UNAVAILABLE: read ECONNRESET"),
+            Some((NetCause::Reset, None))
+        );
+        assert_eq!(
+            net("echo call 0 failed: 14 14 UNAVAILABLE: Connection dropped"),
+            Some((NetCause::Reset, None))
+        );
+        assert_eq!(
+            net(
+                "echo call 0 failed: 14 14 UNAVAILABLE: No connection established. Last error: Error: connect ETIMEDOUT 127.0.0.1:37299. Resolution note: "
+            ),
+            Some((NetCause::ConnectTimeout, Some("127.0.0.1:37299".into())))
+        );
+        assert_eq!(
+            net(
+                "14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:34533. Resolution note: "
+            ),
+            Some((NetCause::ConnectRefused, Some("127.0.0.1:34533".into())))
+        );
+        // botocore 1.44 through the Python runtime's error line, plain and
+        // as a JSON record (quotes escaped).
+        assert_eq!(
+            net(
+                r#"[ERROR] ReadTimeoutError: Read timeout on endpoint URL: "http://127.0.0.1:39339/slow-8000?list-type=2&encoding-type=url"Traceback"#
+            ),
+            Some((NetCause::ReadTimeout, Some("127.0.0.1:39339".into())))
+        );
+        assert_eq!(
+            net(
+                r#"{"errorMessage": "Connect timeout on endpoint URL: \"http://localhost:37299/checkout?list-type=2\""}"#
+            ),
+            Some((NetCause::ConnectTimeout, Some("localhost:37299".into())))
+        );
+        assert_eq!(
+            net(
+                r#"ConnectionClosedError: Connection was closed before we received a valid response from endpoint URL: "http://127.0.0.1:39339/reports?list-type=2&encoding-type=url"."#
+            ),
+            Some((NetCause::Reset, Some("127.0.0.1:39339".into())))
+        );
+        assert_eq!(net("echo call 0 failed: 14 UNAVAILABLE: http2 error"), None);
+        assert_eq!(net("all good"), None);
     }
 }

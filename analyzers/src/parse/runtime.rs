@@ -90,6 +90,15 @@ pub fn parse_python(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         return other(None);
     }
     let Some(rest) = rest.strip_prefix(tab) else {
+        // The runtime's own error line: `[ERROR] ReadTimeoutError: Read
+        // timeout on endpoint URL: "…"` then the traceback.
+        if level == "ERROR" && rest.starts_with(' ') {
+            return Line {
+                kind: super::call_failure(&text.unescape())
+                    .map_or(LineKind::Other, LineKind::CallFailed),
+                printed_request_id: None,
+            };
+        }
         return other(None);
     };
     let Some((_ts, rest)) = field(rest, tab) else {
@@ -116,8 +125,7 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     // failure we are looking for is worth decoding.
     let b = raw.as_bytes();
     let maybe_trace = memmem::find(b, b" | ").is_some();
-    let error = memmem::find(b, b"\"level\":\"ERROR").is_some()
-        || memmem::find(b, br#"\"level\":\"ERROR"#).is_some();
+    let error = is_error_level(b);
     let want_failures = want_failures || error;
     if !maybe_trace && !want_failures {
         return other(printed);
@@ -142,6 +150,16 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         _ => return other(printed),
     };
     parse_body(RawText::Plain(&message), printed, want_failures)
+}
+
+/// `"level":"ERROR"` in any spacing or escaping (`"level": "ERROR"`,
+/// `\"level\":\"ERROR`): an `ERROR` whose last few bytes before it hold
+/// the `level` key.
+fn is_error_level(b: &[u8]) -> bool {
+    memmem::find_iter(b, b"ERROR").any(|at| {
+        let before = &b[at.saturating_sub(14)..at];
+        memmem::find(before, b"level").is_some()
+    })
 }
 
 #[cfg(test)]
@@ -188,7 +206,7 @@ mod tests {
         let error = "[ERROR]\t2026-11-28T08:08:24.725Z\tca7beaa0-275c-4536-8ec4-a14510624461\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)";
         assert_eq!(
             parse_python(RawText::Plain(error), false).kind,
-            LineKind::CallFailed("UNAVAILABLE")
+            LineKind::CallFailed(crate::parse::Failure::code("UNAVAILABLE"))
         );
         let info = error.replace("[ERROR]", "[INFO]");
         assert_eq!(
@@ -197,12 +215,12 @@ mod tests {
         );
         assert_eq!(
             parse_python(RawText::Plain(&info), true).kind,
-            LineKind::CallFailed("UNAVAILABLE")
+            LineKind::CallFailed(crate::parse::Failure::code("UNAVAILABLE"))
         );
         let rust = r#"2026-11-28T08:30:17.035550Z ERROR Lambda runtime invoke{requestId="e3e297e5"}: lambda_grpc: echo call failed call=0 code=Unavailable http2 error"#;
         assert_eq!(
             parse_node(RawText::Plain(rust), false).kind,
-            LineKind::CallFailed("UNAVAILABLE")
+            LineKind::CallFailed(crate::parse::Failure::code("UNAVAILABLE"))
         );
     }
 

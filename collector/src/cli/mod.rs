@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use thawtrace_analyzers::{Batch, Config, Finding, FindingKind, Summary};
+use thawtrace_analyzers::{Batch, Config, Finding, FindingKind, IdempotencyKey, Incident, Summary};
 
 mod live;
 
@@ -80,6 +80,72 @@ struct ScanArgs {
     /// OTLP transport for --otlp-endpoint.
     #[arg(long, value_name = "PROTOCOL", default_value = "grpc", value_parser = ["grpc", "http/protobuf"])]
     otlp_protocol: String,
+    #[command(flatten)]
+    thresholds: Thresholds,
+}
+
+/// The thresholds of the neighbouring failures: AWS's figures by default.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Thresholds {
+    /// A connection idle this long before its next use failed is a
+    /// nat_idle_reset (the NAT gateway's idle timeout).
+    #[arg(long, value_name = "DURATION", default_value = "350s", value_parser = duration_ms)]
+    pub nat_idle_timeout: i64,
+    /// Connect timeouts of many environments within this window are one
+    /// connect_stall.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration_ms)]
+    pub connect_stall_window: i64,
+    /// How many environments (log streams) make a connect_stall.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_stall_min_envs: u32,
+    /// How long request IDs and idempotency keys are remembered to find a
+    /// duplicate_invocation.
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = duration_ms)]
+    pub duplicate_window: i64,
+    /// A JSON path in logged events whose value identifies an event
+    /// (repeatable; `none` for no key). Default: SQS's messageId.
+    #[arg(
+        long = "idempotency-key",
+        value_name = "PATH",
+        default_value = "messageId"
+    )]
+    pub idempotency_keys: Vec<String>,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            nat_idle_timeout: 350_000,
+            connect_stall_window: 60_000,
+            connect_stall_min_envs: 3,
+            duplicate_window: 6 * 3_600_000,
+            idempotency_keys: vec!["messageId".into()],
+        }
+    }
+}
+
+impl Thresholds {
+    /// The analyzers' settings with these thresholds.
+    pub fn config(&self) -> Result<Config, String> {
+        let keys = self
+            .idempotency_keys
+            .iter()
+            .filter(|k| k.as_str() != "none")
+            .map(|k| IdempotencyKey::new(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Config {
+            nat_idle_timeout_ms: self.nat_idle_timeout,
+            connect_stall_window_ms: self.connect_stall_window,
+            connect_stall_min_envs: self.connect_stall_min_envs as usize,
+            duplicate_window_ms: self.duplicate_window,
+            idempotency_keys: keys.into(),
+            ..Config::default()
+        })
+    }
+}
+
+fn duration_ms(s: &str) -> Result<i64, String> {
+    parse_duration_ms(s)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,12 +173,26 @@ pub fn main() -> ExitCode {
                 name: "demo".into(),
                 text: crate::DEMO_EVENTS.to_owned(),
             }];
-            run(sources, Vec::new(), format, &Limits::default(), None)
+            run(
+                sources,
+                Vec::new(),
+                format,
+                &Limits::default(),
+                &Config::default(),
+                None,
+            )
         }
         Command::Scan(args) => {
             let limits = Limits {
                 max_decompressed_bytes: args.max_decompressed_mb.saturating_mul(1 << 20),
                 max_event_bytes: args.max_event_kb.saturating_mul(1 << 10),
+            };
+            let config = match args.thresholds.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("thawtrace: {e}");
+                    return ExitCode::from(2);
+                }
             };
             let otlp = match &args.otlp_endpoint {
                 Some(endpoint) => Some(OtlpConfig {
@@ -132,7 +212,7 @@ pub fn main() -> ExitCode {
                 },
                 None => load(&args.paths, &limits),
             };
-            run(sources, failures, args.format, &limits, otlp)
+            run(sources, failures, args.format, &limits, &config, otlp)
         }
     }
 }
@@ -230,6 +310,7 @@ fn run(
     mut failures: Vec<(String, InputError)>,
     format: Format,
     limits: &Limits,
+    config: &Config,
     otlp: Option<OtlpConfig>,
 ) -> ExitCode {
     // Every text the batch borrows from: the sources and the subscription
@@ -302,7 +383,7 @@ fn run(
         }
     }
     let mut collected = Collected::default();
-    let summary = batch.analyze(&Config::default(), &mut collected);
+    let summary = batch.analyze(config, &mut collected);
     let findings = &collected.findings;
     let mut out = std::io::stdout().lock();
     if format == Format::Html
@@ -320,8 +401,21 @@ fn run(
             return ExitCode::SUCCESS;
         }
     }
+    for i in collected
+        .incidents
+        .iter()
+        .filter(|_| format != Format::Html)
+    {
+        let written = match format {
+            Format::Json => writeln!(out, "{}", report::json::incident_line(i)),
+            Format::Text | Format::Html => writeln!(out, "{}", report::text::render_incident(i)),
+        };
+        if written.is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
     let _ = out.flush();
-    print_summary(&summary, findings, malformed, format);
+    print_summary(&summary, findings, &collected.incidents, malformed, format);
     for (name, e) in &failures {
         eprintln!("thawtrace: {name}: {e}");
     }
@@ -357,10 +451,24 @@ fn export(collected: &Collected, otlp: &OtlpConfig) -> Result<(), String> {
     })
 }
 
-fn print_summary(summary: &Summary, findings: &[Finding], malformed: u64, format: Format) {
-    let count = |k: FindingKind| findings.iter().filter(|f| f.kind == k).count();
+fn print_summary(
+    summary: &Summary,
+    findings: &[Finding],
+    incidents: &[Incident],
+    malformed: u64,
+    format: Format,
+) {
+    let count = |k: FindingKind| {
+        findings.iter().filter(|f| f.kind == k).count()
+            + incidents.iter().filter(|i| i.kind == k).count()
+    };
+    let neighbours: String = FindingKind::ALL[2..]
+        .iter()
+        .filter(|&&k| count(k) > 0)
+        .map(|&k| format!(", {} {}", count(k), k.as_str()))
+        .collect();
     let line = format!(
-        "thawtrace: {} events in {} log streams, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{}{}",
+        "thawtrace: {} events in {} log streams, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{neighbours}{}{}",
         summary.totals.lines,
         summary.streams,
         summary.totals.invocations,

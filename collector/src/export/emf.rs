@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
-use thawtrace_analyzers::{Finding, FindingKind};
+use thawtrace_analyzers::{Finding, FindingKind, Incident};
 
 use super::spans::function_name;
 
@@ -19,16 +19,20 @@ pub const DIMENSION: &str = "FunctionName";
 /// included, so a dashboard shows the contrast).
 ///
 /// ```
-/// let lines = thawtrace::export::emf::lines(&[], 1_700_000_000_000);
+/// let lines = thawtrace::export::emf::lines(&[], &[], 1_700_000_000_000);
 /// assert!(lines.is_empty());
 /// ```
-pub fn lines(findings: &[Finding], now_ms: i64) -> Vec<String> {
+pub fn lines(findings: &[Finding], incidents: &[Incident], now_ms: i64) -> Vec<String> {
     let mut per_function: BTreeMap<&str, BTreeMap<FindingKind, u64>> = BTreeMap::new();
-    for f in findings {
+    let kinds = findings
+        .iter()
+        .map(|f| (f.log_group.as_str(), f.kind))
+        .chain(incidents.iter().map(|i| (i.log_group.as_str(), i.kind)));
+    for (group, kind) in kinds {
         *per_function
-            .entry(function_name(&f.log_group))
+            .entry(function_name(group))
             .or_default()
-            .entry(f.kind)
+            .entry(kind)
             .or_default() += 1;
     }
     per_function

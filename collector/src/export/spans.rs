@@ -16,7 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry::trace::{Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
-use thawtrace_analyzers::{Finding, FindingKind, FindingSink, InvocationWindow};
+use thawtrace_analyzers::{
+    Detail, Finding, FindingKind, FindingSink, Incident, InvocationWindow, Signal,
+};
 
 use super::ids;
 
@@ -27,11 +29,29 @@ pub struct Collected {
     pub findings: Vec<Finding>,
     /// The invocation windows, in stream order.
     pub invocations: Vec<InvocationWindow>,
+    /// The neighbouring failures (NAT idle resets, connect stalls,
+    /// duplicate invocations).
+    pub incidents: Vec<Incident>,
+    /// What the streams told the cross-stream analysis, for a caller that
+    /// keeps it between batches (the Lambda collector).
+    pub signals: Vec<Signal>,
 }
 
 impl FindingSink for Collected {
     fn finding(&mut self, finding: Finding) {
         self.findings.push(finding);
+    }
+
+    fn incident(&mut self, incident: Incident) {
+        self.incidents.push(incident);
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        self.signals.push(signal);
+    }
+
+    fn wants_signals(&self) -> bool {
+        true
     }
 
     fn invocation(&mut self, invocation: &InvocationWindow) {
@@ -164,7 +184,7 @@ fn finding_span(f: &Finding, origin: &Origin) -> SpanData {
         FindingKind::KeepaliveFreezeTimeout => {
             "keepalive ping sent before a freeze timed out at the thaw"
         }
-        FindingKind::KeepaliveTimeout => "keepalive ping unanswered within the invocation",
+        _ => "keepalive ping unanswered within the invocation",
     };
     SpanData {
         span_context: context(
@@ -186,8 +206,115 @@ fn finding_span(f: &Finding, origin: &Origin) -> SpanData {
     }
 }
 
+/// At most this many links from an incident span to the invocations it
+/// names (a connect stall can name hundreds).
+const MAX_LINKS: usize = 32;
+
+fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
+    let group = &i.log_group;
+    let stream = &i.log_stream;
+    let rid = i.request_ids.first().map_or("-", String::as_str);
+    let mut attributes = common(group, stream, origin);
+    attributes.retain(|kv| kv.key.as_str() != "aws.log.stream.names");
+    attributes.extend([
+        KeyValue::new(
+            "aws.log.stream.names",
+            strings(i.log_streams.iter().map(String::as_str)),
+        ),
+        KeyValue::new("faas.invocation_id", rid.to_owned()),
+        KeyValue::new("thawtrace.kind", i.kind.as_str()),
+        KeyValue::new(
+            "thawtrace.request_ids",
+            strings(i.request_ids.iter().map(String::as_str)),
+        ),
+        KeyValue::new(
+            "thawtrace.evidence",
+            strings(i.evidence.iter().map(String::as_str)),
+        ),
+    ]);
+    let description = match &i.detail {
+        Detail::NatIdleReset {
+            cause,
+            idle_ms,
+            nat_idle_timeout_ms,
+            destination,
+        } => {
+            attributes.extend([
+                KeyValue::new("thawtrace.cause", format!("{cause:?}").to_lowercase()),
+                KeyValue::new("thawtrace.idle_ms", *idle_ms),
+                KeyValue::new("thawtrace.nat_idle_timeout_ms", *nat_idle_timeout_ms),
+            ]);
+            if let Some(d) = destination {
+                attributes.push(KeyValue::new("server.address", d.clone()));
+            }
+            "a connection idle past the NAT idle timeout failed at its next use"
+        }
+        Detail::ConnectStall {
+            environments,
+            destinations,
+            window_ms,
+        } => {
+            attributes.extend([
+                KeyValue::new("thawtrace.environments", *environments as i64),
+                KeyValue::new(
+                    "thawtrace.destinations",
+                    strings(destinations.iter().map(String::as_str)),
+                ),
+                KeyValue::new("thawtrace.window_ms", *window_ms),
+            ]);
+            "connection attempts of many environments timed out together"
+        }
+        Detail::DuplicateInvocation {
+            reason,
+            attempts,
+            key,
+        } => {
+            attributes.extend([
+                KeyValue::new("thawtrace.reason", *reason),
+                KeyValue::new("thawtrace.attempts", *attempts as i64),
+            ]);
+            if let Some(k) = key {
+                attributes.push(KeyValue::new("thawtrace.idempotency_key", k.clone()));
+            }
+            "one event handled by more than one invocation"
+        }
+    };
+    let mut links = SpanLinks::default();
+    for (s, r) in i
+        .log_streams
+        .iter()
+        .flat_map(|s| i.request_ids.iter().map(move |r| (s, r)))
+        .filter(|&(s, r)| (s.as_str(), r.as_str()) != (stream.as_str(), rid))
+        .take(MAX_LINKS)
+    {
+        links.links.push(Link::with_context(context(
+            ids::invocation_trace_id(group, s, r),
+            ids::invocation_span_id(group, s, r),
+        )));
+    }
+    let first_event = i.evidence.first().map_or("-", String::as_str);
+    SpanData {
+        span_context: context(
+            ids::invocation_trace_id(group, stream, rid),
+            ids::finding_span_id(group, stream, i.kind.as_str(), first_event),
+        ),
+        parent_span_id: ids::invocation_span_id(group, stream, rid),
+        parent_span_is_remote: false,
+        span_kind: SpanKind::Internal,
+        name: Cow::Borrowed(i.kind.span_name()),
+        start_time: time(i.first_at_ms),
+        end_time: time(i.last_at_ms.max(i.first_at_ms)),
+        attributes,
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links,
+        status: Status::error(description),
+        instrumentation_scope: scope(),
+    }
+}
+
 /// The spans of a batch: every invocation whose `END` is in it, every
-/// invocation a finding names, and every finding.
+/// invocation a finding names, every finding and every incident.
 pub fn spans(collected: &Collected, origin: &Origin) -> Vec<SpanData> {
     let mut out = Vec::new();
     let mut named: HashSet<(&str, &str, &str)> = HashSet::new();
@@ -218,5 +345,6 @@ pub fn spans(collected: &Collected, origin: &Origin) -> Vec<SpanData> {
         }
     }
     out.extend(collected.findings.iter().map(|f| finding_span(f, origin)));
+    out.extend(collected.incidents.iter().map(|i| incident_span(i, origin)));
     out
 }

@@ -25,17 +25,22 @@ use thawtrace_analyzers::parse::RawText;
 
 use crate::export::Collected;
 use thawtrace_analyzers::{
-    Config, Finding, FindingSink, InvocationWindow, LogEvent, StreamCorrelator, sort_stream,
+    Config, Finding, FindingSink, Incident, InvocationWindow, LogEvent, Signal, StreamCorrelator,
+    sort_stream,
 };
 
 /// A CloudWatch Logs filter pattern that keeps the lines correlation needs:
-/// platform records, keepalive lines of every supported library, and the
-/// failed calls attached to findings (`?` terms are ORed).
+/// platform records, keepalive lines of every supported library, the
+/// failed calls attached to findings, the network failures of the
+/// neighbouring kinds and SQS message IDs (`?` terms are ORed). A custom
+/// idempotency key needs its name added.
 pub const FILTER_PATTERN: &str = concat!(
     r#"?"START RequestId" ?"END RequestId" ?"platform.start" ?"platform.runtimeDone" "#,
     r#"?"| keepalive |" ?"Closing transport" ?"received ping ack" ?" sent [" ?"keepalive ping" "#,
     r#"?"ping_sent" ?"ping_ack" ?"keepalive_timeout" "#,
-    r#"?UNAVAILABLE ?DEADLINE_EXCEEDED ?CANCELLED ?Unavailable ?Cancelled ?DeadlineExceeded"#
+    r#"?UNAVAILABLE ?DEADLINE_EXCEEDED ?CANCELLED ?Unavailable ?Cancelled ?DeadlineExceeded "#,
+    r#"?ECONNRESET ?"Connection dropped" ?"socket hang up" ?"Connection reset by peer" "#,
+    r#"?"timeout on endpoint URL" ?"valid response from endpoint URL" ?ETIMEDOUT ?messageId"#
 );
 
 /// An event kept or fetched as context, owning its text.
@@ -137,6 +142,15 @@ struct Gathered {
 impl FindingSink for Gathered {
     fn finding(&mut self, finding: Finding) {
         self.collected.finding(finding);
+    }
+    fn incident(&mut self, incident: Incident) {
+        self.collected.incident(incident);
+    }
+    fn signal(&mut self, signal: Signal) {
+        self.collected.signal(signal);
+    }
+    fn wants_signals(&self) -> bool {
+        true
     }
     fn invocation(&mut self, invocation: &InvocationWindow) {
         self.collected.invocation(invocation);
@@ -365,6 +379,22 @@ impl Lookback {
             {
                 outcome.findings += 1;
                 sink.finding(f);
+            }
+        }
+        // A NAT idle reset is reported with the batch holding its last
+        // failure line; signals with the batch holding their line.
+        for i in gathered.collected.incidents {
+            if i.evidence
+                .last()
+                .is_some_and(|id| batch_ids.contains(id.as_str()))
+            {
+                outcome.findings += 1;
+                sink.incident(i);
+            }
+        }
+        for s in gathered.collected.signals {
+            if batch_ids.contains(s.event_id.as_str()) {
+                sink.signal(s);
             }
         }
         Ok(outcome)

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use thawtrace_analyzers::time::rfc3339;
-use thawtrace_analyzers::{FailedCall, Finding};
+use thawtrace_analyzers::{FailedCall, Finding, Incident};
 
 #[derive(Serialize)]
 struct FailedCallOut<'a> {
@@ -62,4 +62,26 @@ pub fn to_line(f: &Finding) -> String {
         }),
     };
     serde_json::to_string(&out).expect("a finding always serializes")
+}
+
+#[derive(Serialize)]
+struct IncidentOut<'a> {
+    first_at: String,
+    last_at: String,
+    advice: &'static str,
+    #[serde(flatten)]
+    incident: &'a Incident,
+}
+
+/// A neighbouring failure as one line of JSON: `kind`, `log_group`,
+/// `log_stream`, `log_streams`, `request_ids`, `first_at`, `last_at`, the
+/// facts of its kind, `evidence`, `advice`.
+pub fn incident_line(i: &Incident) -> String {
+    let out = IncidentOut {
+        first_at: rfc3339(i.first_at_ms),
+        last_at: rfc3339(i.last_at_ms),
+        advice: i.kind.advice(),
+        incident: i,
+    };
+    serde_json::to_string(&out).expect("an incident always serializes")
 }

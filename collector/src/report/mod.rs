@@ -19,8 +19,6 @@ pub fn advice(f: &Finding) -> &'static str {
         (FindingKind::KeepaliveFreezeTimeout, Library::Tonic) => {
             "Lambda froze this environment with a PING in flight; at the thaw hyper's keepalive timer fired before h2 read the ack and closed the connection, so the first call after the thaw failed (often Cancelled, sometimes Unavailable). In Lambda, leave keepalive off (do not call Endpoint::http2_keep_alive_interval), or set Endpoint::keep_alive_timeout above the longest freeze you expect; retry Cancelled as well as Unavailable on the first call after a thaw."
         }
-        (FindingKind::KeepaliveTimeout, _) => {
-            "The peer did not answer a keepalive ping within the timeout while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer)."
-        }
+        (kind, _) => kind.advice(),
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use thawtrace_analyzers::time::rfc3339;
-use thawtrace_analyzers::{Finding, FindingKind};
+use thawtrace_analyzers::{Detail, Finding, FindingKind, Incident};
 
 use super::advice;
 
@@ -21,7 +21,7 @@ pub fn render(f: &Finding) -> String {
     let mut s = String::new();
     let title = match f.kind {
         FindingKind::KeepaliveFreezeTimeout => "KEEPALIVE FREEZE TIMEOUT",
-        FindingKind::KeepaliveTimeout => "keepalive timeout (genuine, same invocation)",
+        _ => "keepalive timeout (genuine, same invocation)",
     };
     let _ = writeln!(
         s,
@@ -83,5 +83,93 @@ pub fn render(f: &Finding) -> String {
     }
     let _ = writeln!(s, "  evidence    {}", f.evidence.join(" "));
     let _ = writeln!(s, "  fix         {}", advice(f));
+    s
+}
+
+/// A neighbouring failure as a paragraph of text.
+pub fn render_incident(i: &Incident) -> String {
+    let mut s = String::new();
+    let title = match i.kind {
+        FindingKind::NatIdleReset => "NAT IDLE RESET",
+        FindingKind::ConnectStall => "CONNECT STALL",
+        _ => "DUPLICATE INVOCATION",
+    };
+    let _ = writeln!(s, "{title}  function {}", function_name(&i.log_group));
+    match &i.detail {
+        Detail::NatIdleReset {
+            cause,
+            idle_ms,
+            nat_idle_timeout_ms,
+            destination,
+        } => {
+            let what = match cause {
+                thawtrace_analyzers::parse::NetCause::ReadTimeout => {
+                    "a call waited for a reply that never came"
+                }
+                _ => "the first use of the connection was reset",
+            };
+            let _ = writeln!(s, "  stream      {}", i.log_stream);
+            let _ = writeln!(s, "  invocation  {}", i.request_ids.join(" "));
+            let _ = writeln!(
+                s,
+                "  {}  {what}: idle {idle_ms} ms, NAT idle timeout {nat_idle_timeout_ms} ms{}",
+                rfc3339(i.first_at_ms),
+                destination
+                    .as_deref()
+                    .map(|d| format!(", to {d}"))
+                    .unwrap_or_default()
+            );
+        }
+        Detail::ConnectStall {
+            environments,
+            destinations,
+            window_ms,
+        } => {
+            let _ = writeln!(
+                s,
+                "  {environments} environments timed out connecting to {} within {window_ms} ms",
+                if destinations.is_empty() {
+                    "(unnamed)".to_owned()
+                } else {
+                    destinations.join(", ")
+                }
+            );
+            let _ = writeln!(
+                s,
+                "  {} .. {}",
+                rfc3339(i.first_at_ms),
+                rfc3339(i.last_at_ms)
+            );
+            let _ = writeln!(s, "  streams     {}", i.log_streams.join(" "));
+            let _ = writeln!(s, "  invocations {}", i.request_ids.join(" "));
+        }
+        Detail::DuplicateInvocation {
+            reason,
+            attempts,
+            key,
+        } => {
+            let how = match (*reason, key) {
+                ("retried", _) => format!(
+                    "request ID {} started {attempts} times",
+                    i.request_ids.join(" ")
+                ),
+                (_, Some(key)) => format!(
+                    "{key} handled by {attempts} invocations: {}",
+                    i.request_ids.join(" ")
+                ),
+                _ => format!("{attempts} invocations"),
+            };
+            let _ = writeln!(s, "  {how}");
+            let _ = writeln!(
+                s,
+                "  {} .. {}",
+                rfc3339(i.first_at_ms),
+                rfc3339(i.last_at_ms)
+            );
+            let _ = writeln!(s, "  streams     {}", i.log_streams.join(" "));
+        }
+    }
+    let _ = writeln!(s, "  evidence    {}", i.evidence.join(" "));
+    let _ = writeln!(s, "  fix         {}", i.kind.advice());
     s
 }

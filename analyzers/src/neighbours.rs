@@ -1,0 +1,330 @@
+//! Cross-stream analysis: connect stalls and duplicate invocations.
+//!
+//! A stream's correlator tells what it saw ([`Signal`]s: invocation
+//! starts, connect timeouts, idempotency keys, each with the invocation that
+//! owns it); `Neighbours` gathers them per log group and reports:
+//!
+//! - `connect_stall`: connect timeouts of at least
+//!   [`Config::connect_stall_min_envs`] execution environments (log
+//!   streams) within [`Config::connect_stall_window_ms`] of the first;
+//! - `duplicate_invocation`: one request ID with more than one `START`
+//!   (an async invocation retried), or one idempotency key under more than
+//!   one request ID (an event delivered again).
+//!
+//! Memory is bounded: at most [`Config::max_tracked`] signals are held;
+//! past that, new ones are counted in [`Neighbours::dropped`] and ignored.
+//! A batch caller reads everything and calls [`Neighbours::flush`]; a
+//! long-running one calls [`Neighbours::emit_ready`] after each batch,
+//! which reports what is new at once (streams arrive one batch at a time,
+//! so a stall is reported when enough environments are in, a duplicate
+//! when an attempt is added) and forgets what is older than the windows.
+//!
+//! ```
+//! use thawtrace_analyzers::{Collected, Config, FindingKind, Neighbours, Signal, SignalKind};
+//! let mut n = Neighbours::new(&Config::default());
+//! for (stream, event) in [("a", "1"), ("b", "2")] {
+//!     n.push(Signal {
+//!         log_group: "/aws/lambda/orders".into(),
+//!         log_stream: stream.into(),
+//!         request_id: Some("5d1a0000-0000-4000-8000-000000000001".into()),
+//!         at_ms: 1_000,
+//!         event_id: event.into(),
+//!         what: SignalKind::Start,
+//!     });
+//! }
+//! let mut out = Collected::default();
+//! n.flush(&mut out);
+//! assert_eq!(out.incidents[0].kind, FindingKind::DuplicateInvocation);
+//! assert_eq!(out.incidents[0].log_streams, ["a", "b"]);
+//! ```
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::correlate::Config;
+use crate::finding::{Detail, FindingKind, FindingSink, Incident, Signal, SignalKind};
+
+#[derive(Clone, Debug)]
+struct Hit {
+    stream: String,
+    request_id: Option<String>,
+    at_ms: i64,
+    event_id: String,
+    destination: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Tracked {
+    hits: Vec<Hit>,
+    /// Distinct attempts already reported (streaming mode).
+    reported: usize,
+}
+
+/// Gathers the signals of many streams; see the module documentation.
+#[derive(Debug)]
+pub struct Neighbours {
+    window_ms: i64,
+    min_envs: usize,
+    duplicate_window_ms: i64,
+    cap: usize,
+    held: usize,
+    dropped: u64,
+    stalls: HashMap<String, Vec<Hit>>,
+    /// Stalls already reported (streaming mode), by their first event.
+    reported_stalls: std::collections::HashSet<String>,
+    starts: HashMap<(String, String), Tracked>,
+    keys: HashMap<(String, String), Tracked>,
+}
+
+impl Neighbours {
+    /// An empty gatherer with the thresholds of `config`.
+    pub fn new(config: &Config) -> Self {
+        Neighbours {
+            window_ms: config.connect_stall_window_ms,
+            min_envs: config.connect_stall_min_envs.max(1),
+            duplicate_window_ms: config.duplicate_window_ms,
+            cap: config.max_tracked,
+            held: 0,
+            dropped: 0,
+            stalls: HashMap::new(),
+            reported_stalls: std::collections::HashSet::new(),
+            starts: HashMap::new(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// Signals ignored because [`Config::max_tracked`] were held.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Takes one signal.
+    pub fn push(&mut self, signal: Signal) {
+        if self.held >= self.cap {
+            self.dropped += 1;
+            return;
+        }
+        let Signal {
+            log_group,
+            log_stream,
+            request_id,
+            at_ms,
+            event_id,
+            what,
+        } = signal;
+        let mut hit = Hit {
+            stream: log_stream,
+            request_id,
+            at_ms,
+            event_id,
+            destination: None,
+        };
+        let hits = match what {
+            SignalKind::Start => {
+                let Some(rid) = hit.request_id.clone() else {
+                    return;
+                };
+                &mut self.starts.entry((log_group, rid)).or_default().hits
+            }
+            SignalKind::ConnectTimeout { destination } => {
+                hit.destination = destination;
+                self.stalls.entry(log_group).or_default()
+            }
+            SignalKind::Key { key } => {
+                if hit.request_id.is_none() {
+                    return;
+                }
+                &mut self.keys.entry((log_group, key)).or_default().hits
+            }
+        };
+        // The same event read twice (a batch and its lookback context) counts once.
+        if hits.iter().any(|h| h.event_id == hit.event_id) {
+            return;
+        }
+        hits.push(hit);
+        self.held += 1;
+    }
+
+    /// Reports everything gathered and forgets it (batch callers).
+    pub fn flush(&mut self, sink: &mut impl FindingSink) {
+        let mut groups: Vec<_> = std::mem::take(&mut self.stalls).into_iter().collect();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        for (group, mut hits) in groups {
+            hits.sort_by_key(|h| h.at_ms);
+            let mut i = 0;
+            while i < hits.len() {
+                let end = hits[i].at_ms.saturating_add(self.window_ms);
+                let j = hits[i..].partition_point(|h| h.at_ms <= end) + i;
+                if !self.reported_stalls.contains(&hits[i].event_id) {
+                    self.stall(&group, &hits[i..j], sink);
+                }
+                i = j;
+            }
+        }
+        self.reported_stalls.clear();
+        for (key, tracked) in sorted(std::mem::take(&mut self.starts)) {
+            retried(&key.0, &tracked.hits, sink);
+        }
+        for (key, tracked) in sorted(std::mem::take(&mut self.keys)) {
+            same_key(&key.0, &key.1, &tracked.hits, sink);
+        }
+        self.held = 0;
+    }
+
+    /// Long-running callers, after each batch: reports what is new. A
+    /// connect stall is reported once, when its window holds
+    /// [`Config::connect_stall_min_envs`] environments (with those seen so
+    /// far: an early alarm); a duplicate when a request ID or key gains an
+    /// attempt (again with each further one). Signals older than
+    /// `now_ms` minus [`Config::duplicate_window_ms`] are forgotten.
+    pub fn emit_ready(&mut self, now_ms: i64, sink: &mut impl FindingSink) {
+        let horizon = now_ms.saturating_sub(self.duplicate_window_ms.max(self.window_ms));
+        let mut groups: Vec<String> = self.stalls.keys().cloned().collect();
+        groups.sort();
+        for group in groups {
+            let mut hits = self.stalls.remove(&group).expect("listed");
+            hits.sort_by_key(|h| h.at_ms);
+            let mut i = 0;
+            while i < hits.len() {
+                let end = hits[i].at_ms.saturating_add(self.window_ms);
+                let j = hits[i..].partition_point(|h| h.at_ms <= end) + i;
+                let first = hits[i].event_id.clone();
+                if !self.reported_stalls.contains(&first) && self.stall(&group, &hits[i..j], sink) {
+                    self.reported_stalls.insert(first);
+                }
+                i = j;
+            }
+            let before = hits.len();
+            hits.retain(|h| h.at_ms >= horizon);
+            self.held -= before - hits.len();
+            if !hits.is_empty() {
+                self.stalls.insert(group, hits);
+            }
+        }
+        let live: std::collections::HashSet<&str> = self
+            .stalls
+            .values()
+            .flatten()
+            .map(|h| h.event_id.as_str())
+            .collect();
+        self.reported_stalls.retain(|id| live.contains(id.as_str()));
+        for (tracked, same) in [(&mut self.starts, false), (&mut self.keys, true)] {
+            let mut ready: Vec<_> = tracked
+                .iter_mut()
+                .filter(|(_, t)| attempts(&t.hits, same) > t.reported.max(1))
+                .collect();
+            ready.sort_by(|a, b| a.0.cmp(b.0));
+            for ((group, key), t) in ready {
+                if same {
+                    same_key(group, key, &t.hits, sink);
+                } else {
+                    retried(group, &t.hits, sink);
+                }
+                t.reported = attempts(&t.hits, same);
+            }
+            let held = &mut self.held;
+            tracked.retain(|_, t| {
+                let keep = t.hits.iter().any(|h| h.at_ms >= horizon);
+                if !keep {
+                    *held -= t.hits.len();
+                }
+                keep
+            });
+        }
+    }
+
+    /// Reports the hits of one window as a stall if enough environments
+    /// are in it; says whether it did.
+    fn stall(&self, group: &str, hits: &[Hit], sink: &mut impl FindingSink) -> bool {
+        let streams: BTreeSet<&str> = hits.iter().map(|h| h.stream.as_str()).collect();
+        if streams.len() < self.min_envs {
+            return false;
+        }
+        let destinations: BTreeSet<String> =
+            hits.iter().filter_map(|h| h.destination.clone()).collect();
+        sink.incident(Incident {
+            kind: FindingKind::ConnectStall,
+            log_group: group.to_owned(),
+            log_stream: hits[0].stream.clone(),
+            log_streams: streams.iter().map(|s| (*s).to_owned()).collect(),
+            request_ids: distinct_ids(hits),
+            first_at_ms: hits[0].at_ms,
+            last_at_ms: hits[hits.len() - 1].at_ms,
+            detail: Detail::ConnectStall {
+                environments: streams.len(),
+                destinations: destinations.into_iter().collect(),
+                window_ms: self.window_ms,
+            },
+            evidence: hits.iter().map(|h| h.event_id.clone()).collect(),
+        });
+        true
+    }
+}
+
+fn sorted<V>(map: HashMap<(String, String), V>) -> Vec<((String, String), V)> {
+    let mut v: Vec<_> = map.into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn attempts(hits: &[Hit], same_key: bool) -> usize {
+    if same_key {
+        distinct_ids(hits).len()
+    } else {
+        hits.len()
+    }
+}
+
+fn distinct_ids(hits: &[Hit]) -> Vec<String> {
+    let mut by_time: Vec<&Hit> = hits.iter().collect();
+    by_time.sort_by_key(|h| h.at_ms);
+    let mut ids: Vec<String> = Vec::new();
+    for h in by_time {
+        if let Some(id) = &h.request_id
+            && !ids.contains(id)
+        {
+            ids.push(id.clone());
+        }
+    }
+    ids
+}
+
+fn duplicate(
+    group: &str,
+    hits: &[Hit],
+    reason: &'static str,
+    attempts: usize,
+    key: Option<String>,
+) -> Incident {
+    let mut hits: Vec<&Hit> = hits.iter().collect();
+    hits.sort_by_key(|h| h.at_ms);
+    let streams: BTreeSet<&str> = hits.iter().map(|h| h.stream.as_str()).collect();
+    let owned: Vec<Hit> = hits.iter().map(|h| (*h).clone()).collect();
+    Incident {
+        kind: FindingKind::DuplicateInvocation,
+        log_group: group.to_owned(),
+        log_stream: hits[0].stream.clone(),
+        log_streams: streams.iter().map(|s| (*s).to_owned()).collect(),
+        request_ids: distinct_ids(&owned),
+        first_at_ms: hits[0].at_ms,
+        last_at_ms: hits[hits.len() - 1].at_ms,
+        detail: Detail::DuplicateInvocation {
+            reason,
+            attempts,
+            key,
+        },
+        evidence: hits.iter().map(|h| h.event_id.clone()).collect(),
+    }
+}
+
+fn retried(group: &str, hits: &[Hit], sink: &mut impl FindingSink) {
+    if hits.len() >= 2 {
+        sink.incident(duplicate(group, hits, "retried", hits.len(), None));
+    }
+}
+
+fn same_key(group: &str, key: &str, hits: &[Hit], sink: &mut impl FindingSink) {
+    let n = distinct_ids(hits).len();
+    if n >= 2 {
+        sink.incident(duplicate(group, hits, "same_key", n, Some(key.to_owned())));
+    }
+}
