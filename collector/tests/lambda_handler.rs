@@ -6,39 +6,18 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::receiver::{self, Received, hex};
 use common::*;
 use serde_json::{Value, json};
 
 fn invoke(events: &[std::path::PathBuf], otlp: &str) -> Value {
-    let mut cmd = Command::new("python3");
-    cmd.arg(repo().join("tests/harness/invoke.py"));
-    for e in events {
-        cmd.arg("--event").arg(e);
-    }
-    let out = cmd
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_thawtrace"))
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
-        // Lookback has its own test against moto; here nothing may reach
-        // past loopback, not even the SDK's credential chain.
-        .env("THAWTRACE_LOOKBACK", "off")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-        .env("AWS_REGION", "eu-west-1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    invoke_handler(
+        events,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,11 +17,13 @@ pub fn repo() -> PathBuf {
         .to_owned()
 }
 
+/// The keepalive recordings (the neighbouring failures' recording, with its
+/// own scan arguments, is [`network_fixture`]).
 pub fn fixtures() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("truth.json").exists())
+        .filter(|p| p.join("truth.json").exists() && !p.join("scan-args.json").exists())
         .collect();
     dirs.sort();
     assert!(
@@ -29,6 +31,47 @@ pub fn fixtures() -> Vec<PathBuf> {
         "no recorded fixtures under tests/fixtures"
     );
     dirs
+}
+
+/// The recording of NAT idle resets, connect stalls and duplicate
+/// invocations (tests/recorders/record_network.py).
+pub fn network_fixture() -> PathBuf {
+    repo().join("tests/fixtures/recorded-network")
+}
+
+/// The scaled thresholds a network recording is scanned with.
+pub fn scan_args(dir: &Path) -> Vec<String> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("scan-args.json")).unwrap()).unwrap()
+}
+
+/// Runs the `thawtrace` binary as a Lambda function under the local Runtime
+/// API (tests/harness/invoke.py), one invocation per event file; nothing
+/// may reach past loopback, not even the SDK's credential chain.
+pub fn invoke_handler(events: &[PathBuf], env: &[(&str, &str)]) -> Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo().join("tests/harness/invoke.py"));
+    for e in events {
+        cmd.arg("--event").arg(e);
+    }
+    cmd.arg("--")
+        .arg(env!("CARGO_BIN_EXE_thawtrace"))
+        // Lookback has its own test against moto.
+        .env("THAWTRACE_LOOKBACK", "off")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "eu-west-1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The findings a recording's ground truth expects (`truth.json`).
@@ -114,8 +157,28 @@ pub fn subscription_messages(events: &[Value], per_batch: usize) -> Vec<Value> {
     out
 }
 
-/// The keys that identify a finding and its request IDs.
+/// The keys that identify a finding and its request IDs; for the
+/// neighbouring kinds, the group, streams and request IDs it is about.
 pub fn key(f: &Value) -> String {
+    if let Some(ids) = f["request_ids"].as_array() {
+        let sorted = |v: &Value| {
+            let mut v: Vec<String> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_owned())
+                .collect();
+            v.sort();
+            v.join(",")
+        };
+        return format!(
+            "{} {} [{}] [{}]",
+            f["kind"],
+            f["log_group"],
+            sorted(&f["log_streams"]),
+            sorted(&Value::Array(ids.clone()))
+        );
+    }
     format!(
         "{} {} {} {} {} {}",
         f["kind"],

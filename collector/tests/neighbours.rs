@@ -1,0 +1,278 @@
+//! The neighbouring failures, from real clients: NAT idle resets (grpc-js
+//! and botocore behind an idle-dropping proxy), connect stalls (bursts of
+//! environments against a listener that drops SYNs, in a private network
+//! namespace) and duplicate invocations (async retries, SQS and EventBridge
+//! redeliveries). The recording's ground truth comes from the proxy's and
+//! the emulator's own logs (tests/recorders/record_network.py).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn scan(dir: &std::path::Path, extra: &[String]) -> Vec<Value> {
+    let mut args = vec![
+        "scan".to_owned(),
+        "--format".into(),
+        "json".into(),
+        dir.join("events.jsonl").display().to_string(),
+    ];
+    args.extend(extra.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = thawtrace(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn kinds(findings: &[Value]) -> BTreeSet<String> {
+    findings
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn assert_matches_truth(dir: &std::path::Path, what: &str) {
+    let truth = truth(dir);
+    let want: BTreeSet<String> = ["nat_idle_reset", "connect_stall", "duplicate_invocation"]
+        .map(String::from)
+        .into();
+    assert_eq!(
+        kinds(&truth),
+        want,
+        "{what}: every kind must be in the truth"
+    );
+    let found = scan(dir, &scan_args(dir));
+    assert_eq!(keys(&found), keys(&truth), "{what}");
+}
+
+#[test]
+fn every_recorded_neighbouring_failure_is_found() {
+    assert_matches_truth(&network_fixture(), "recorded-network");
+}
+
+#[test]
+fn incidents_carry_their_facts_and_advice() {
+    let dir = network_fixture();
+    let found = scan(&dir, &scan_args(&dir));
+    for f in &found {
+        for field in [
+            "kind",
+            "log_group",
+            "log_stream",
+            "log_streams",
+            "request_ids",
+            "evidence",
+            "first_at",
+            "advice",
+        ] {
+            assert!(!f[field].is_null(), "{field} missing in {f}");
+        }
+        match f["kind"].as_str().unwrap() {
+            "nat_idle_reset" => {
+                assert!(f["idle_ms"].as_i64().unwrap() >= 6000, "{f}");
+                assert!(["reset", "read_timeout"].contains(&f["cause"].as_str().unwrap()));
+            }
+            "connect_stall" => {
+                assert!(f["environments"].as_u64().unwrap() >= 3, "{f}");
+                assert!(!f["destinations"].as_array().unwrap().is_empty(), "{f}");
+                assert!(
+                    f["advice"]
+                        .as_str()
+                        .unwrap()
+                        .contains("ErrorPortAllocation")
+                );
+            }
+            "duplicate_invocation" => {
+                assert!(f["attempts"].as_u64().unwrap() >= 2, "{f}");
+            }
+            other => panic!("unexpected kind {other}: {f}"),
+        }
+    }
+    // An async invocation retried twice: three STARTs of one request ID,
+    // in two environments.
+    assert!(found.iter().any(|f| f["reason"] == "retried"
+        && f["attempts"] == 3
+        && f["log_streams"].as_array().unwrap().len() == 2));
+    // The key names what was delivered twice.
+    assert!(found.iter().any(|f| f["reason"] == "same_key"
+        && f["key"].as_str().unwrap().starts_with("detail.orderId=o-")));
+}
+
+#[test]
+fn aws_defaults_do_not_call_a_seconds_long_idle_a_nat_reset() {
+    // At 350 s (the default) the recording's 6-9 s idles are nothing; the
+    // stalls of 5 and 3 environments stay; without the custom key the
+    // EventBridge redelivery is not seen.
+    let found = scan(&network_fixture(), &[]);
+    let count = |k: &str| found.iter().filter(|f| f["kind"] == k).count();
+    assert_eq!(count("nat_idle_reset"), 0);
+    assert_eq!(count("connect_stall"), 2);
+    assert!(!found.iter().any(|f| f["reason"] == "same_key"
+        && f["key"].as_str().is_some_and(|k| k.starts_with("detail."))));
+    // A higher bar for a stall: 4 environments leave only the 5-environment one.
+    let found = scan(
+        &network_fixture(),
+        &["--connect-stall-min-envs".into(), "4".into()],
+    );
+    let stalls: Vec<&Value> = found
+        .iter()
+        .filter(|f| f["kind"] == "connect_stall")
+        .collect();
+    assert_eq!(stalls.len(), 1);
+    assert_eq!(stalls[0]["environments"], 5);
+}
+
+#[test]
+fn bad_thresholds_are_refused_with_the_option_named() {
+    for (args, needle) in [
+        (vec!["--nat-idle-timeout", "soon"], "--nat-idle-timeout"),
+        (
+            vec!["--connect-stall-min-envs", "0"],
+            "--connect-stall-min-envs",
+        ),
+        (vec!["--idempotency-key", "detail..id"], "idempotency key"),
+    ] {
+        let mut all = vec!["scan", "--format", "json"];
+        all.extend(&args);
+        let events = network_fixture().join("events.jsonl");
+        let path = events.display().to_string();
+        all.push(&path);
+        let out = thawtrace(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn the_lambda_collector_reports_them_batch_by_batch_with_emf_metrics() {
+    // One subscription message per stream, as CloudWatch Logs delivers
+    // them; the cross-stream kinds come from the warm process's memory.
+    let dir = network_fixture();
+    let messages = subscription_messages(&events(&dir), 100_000);
+    let tmp = std::env::temp_dir().join(format!("thawtrace-neighbours-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let files: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let path = tmp.join(format!("{i:03}.json"));
+            let data = b64(&gzip(m.to_string().as_bytes()));
+            std::fs::write(&path, json!({"awslogs": {"data": data}}).to_string()).unwrap();
+            path
+        })
+        .collect();
+    let result = invoke_handler(
+        &files,
+        &[
+            ("THAWTRACE_NAT_IDLE_TIMEOUT", "6s"),
+            ("THAWTRACE_CONNECT_STALL_WINDOW", "10s"),
+            ("THAWTRACE_CONNECT_STALL_MIN_ENVS", "3"),
+            ("THAWTRACE_IDEMPOTENCY_KEYS", "messageId, detail.orderId"),
+        ],
+    );
+    let lines: Vec<Value> = result["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l.as_str()?).ok())
+        .collect();
+    let incidents: Vec<Value> = lines
+        .iter()
+        .filter(|l| l["request_ids"].is_array())
+        .cloned()
+        .collect();
+    // Streams come one batch at a time: a stall is reported when enough
+    // environments are in (an early alarm, with those seen so far), a
+    // duplicate each time it gains an attempt; each is a part of a truth
+    // entry, and every truth entry is reported whole in the end.
+    let truth = truth(&dir);
+    let set = |v: &Value| -> BTreeSet<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for i in &incidents {
+        assert!(
+            truth.iter().any(|t| t["kind"] == i["kind"]
+                && t["log_group"] == i["log_group"]
+                && set(&i["log_streams"]).is_subset(&set(&t["log_streams"]))
+                && set(&i["request_ids"]).is_subset(&set(&t["request_ids"]))),
+            "not in the truth: {i}"
+        );
+    }
+    for t in &truth {
+        let mine: Vec<&Value> = incidents
+            .iter()
+            .filter(|i| i["kind"] == t["kind"] && i["log_group"] == t["log_group"])
+            .collect();
+        let reported = match t["kind"].as_str().unwrap() {
+            // Once enough environments are in.
+            "connect_stall" => mine.iter().any(|i| set(&i["log_streams"]).len() >= 3),
+            // Whole: one stream's story, or all the request IDs by the last attempt.
+            _ => mine
+                .iter()
+                .any(|i| set(&i["request_ids"]) == set(&t["request_ids"])),
+        };
+        assert!(reported, "missed: {t}");
+    }
+    let metric = |name: &str| -> u64 {
+        lines
+            .iter()
+            .filter(|l| l["_aws"].is_object())
+            .filter_map(|l| l[name].as_u64())
+            .sum()
+    };
+    let count = |k: &str| truth.iter().filter(|t| t["kind"] == k).count() as u64;
+    assert_eq!(metric("NatIdleResets"), count("nat_idle_reset"));
+    assert_eq!(metric("ConnectStalls"), count("connect_stall"));
+    assert!(metric("DuplicateInvocations") >= count("duplicate_invocation"));
+    // What leaves the account holds no raw log message.
+    for i in &incidents {
+        assert!(!i.to_string().contains("Traceback"), "{i}");
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_fresh_network_recording_is_scored_perfectly() {
+    let python = std::env::var("THAWTRACE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let boto = Command::new(&python)
+        .args(["-c", "import boto3, grpc"])
+        .status();
+    assert!(
+        boto.is_ok_and(|s| s.success()),
+        "the recorders' dependencies are missing: run `bash tests/setup.sh` and set THAWTRACE_PYTHON=tests/.deps/venv/bin/python (or run `bash tests/run-all.sh`)"
+    );
+    let seed = std::env::var("THAWTRACE_SEED").unwrap_or_else(|_| {
+        (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 100_000)
+            .to_string()
+    });
+    let out = std::env::temp_dir().join(format!("thawtrace-net-{}-{seed}", std::process::id()));
+    eprintln!("recording with seed {seed} into {}", out.display());
+    let status = Command::new(&python)
+        .arg(repo().join("tests/recorders/record_network.py"))
+        .args(["--out", out.to_str().unwrap(), "--seed", &seed])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the recorder failed (seed {seed})");
+    assert_matches_truth(&out, &format!("fresh recording, seed {seed}"));
+    let _ = std::fs::remove_dir_all(&out);
+}
