@@ -19,11 +19,16 @@ def main():
     stream = events[0]["logStream"]
     mine = [e for e in events if e["logStream"] == stream]
     span = mine[-1]["timestamp"] - mine[0]["timestamp"] + 1000
+    rids = sorted({m.split("RequestId: ", 1)[1].split()[0] for m in (e["message"] for e in mine) if "START RequestId: " in m})
     out, n, rnd = [], 0, 0
     while True:
         for e in mine:
             n += 1
-            out.append({"id": "%056d" % n, "timestamp": e["timestamp"] + rnd * span, "message": e["message"]})
+            # Each round is new invocations: request IDs get the round number.
+            message = e["message"]
+            for rid in rids:
+                message = message.replace(rid, "%08x%s" % (rnd, rid[8:]))
+            out.append({"id": "%056d" % n, "timestamp": e["timestamp"] + rnd * span, "message": message})
         rnd += 1
         msg = {"messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": mine[0]["logGroup"],
                "logStream": stream, "subscriptionFilters": ["thawtrace"], "logEvents": out}

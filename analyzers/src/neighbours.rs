@@ -43,6 +43,11 @@ use std::collections::{BTreeSet, HashMap};
 use crate::correlate::Config;
 use crate::finding::{Detail, FindingKind, FindingSink, Incident, Signal, SignalKind};
 
+/// At most this many starts of one request ID, or logged copies of one
+/// idempotency key, are kept: enough for any real retry count, and it
+/// keeps the check for an event read twice short.
+const MAX_HITS: usize = 64;
+
 #[derive(Clone, Debug)]
 struct Hit {
     stream: String,
@@ -69,6 +74,8 @@ pub struct Neighbours {
     held: usize,
     dropped: u64,
     stalls: HashMap<String, Vec<Hit>>,
+    /// The connect timeouts held, by event ID.
+    stall_events: std::collections::HashSet<String>,
     /// Stalls already reported (streaming mode), by their first event.
     reported_stalls: std::collections::HashSet<String>,
     starts: HashMap<(String, String), Tracked>,
@@ -87,6 +94,7 @@ impl Neighbours {
             dropped: 0,
             stalls: HashMap::new(),
             reported_stalls: std::collections::HashSet::new(),
+            stall_events: std::collections::HashSet::new(),
             starts: HashMap::new(),
             keys: HashMap::new(),
         }
@@ -126,8 +134,15 @@ impl Neighbours {
                 &mut self.starts.entry((log_group, rid)).or_default().hits
             }
             SignalKind::ConnectTimeout { destination } => {
+                // The same event read twice (a batch and its lookback
+                // context) counts once.
+                if !self.stall_events.insert(hit.event_id.clone()) {
+                    return;
+                }
                 hit.destination = destination;
-                self.stalls.entry(log_group).or_default()
+                self.stalls.entry(log_group).or_default().push(hit);
+                self.held += 1;
+                return;
             }
             SignalKind::Key { key } => {
                 if hit.request_id.is_none() {
@@ -136,7 +151,12 @@ impl Neighbours {
                 &mut self.keys.entry((log_group, key)).or_default().hits
             }
         };
-        // The same event read twice (a batch and its lookback context) counts once.
+        // Once per event, as above; past MAX_HITS, more of one request ID or
+        // key adds nothing but cost.
+        if hits.len() >= MAX_HITS {
+            self.dropped += 1;
+            return;
+        }
         if hits.iter().any(|h| h.event_id == hit.event_id) {
             return;
         }
@@ -161,6 +181,7 @@ impl Neighbours {
             }
         }
         self.reported_stalls.clear();
+        self.stall_events.clear();
         for (key, tracked) in sorted(std::mem::take(&mut self.starts)) {
             retried(&key.0, &tracked.hits, sink);
         }
@@ -207,6 +228,7 @@ impl Neighbours {
             .map(|h| h.event_id.as_str())
             .collect();
         self.reported_stalls.retain(|id| live.contains(id.as_str()));
+        self.stall_events.retain(|id| live.contains(id.as_str()));
         for (tracked, same) in [(&mut self.starts, false), (&mut self.keys, true)] {
             let mut ready: Vec<_> = tracked
                 .iter_mut()

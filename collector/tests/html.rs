@@ -119,3 +119,43 @@ fn every_recorded_freeze_timeout_is_drawn() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_recorded_neighbouring_failure_is_listed() {
+    let dir = std::env::temp_dir().join(format!("thawtrace-html-net-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = network_fixture();
+    let mut args = vec![
+        "scan".to_owned(),
+        "--format".into(),
+        "html".into(),
+        fixture.join("events.jsonl").display().to_string(),
+    ];
+    args.extend(scan_args(&fixture));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = thawtrace(&args);
+    assert!(out.status.success());
+    let page = dir.join("report.html");
+    std::fs::write(&page, &out.stdout).unwrap();
+    let dom = headless(
+        &["--dump-dom", &format!("file://{}", page.display())],
+        &dir.join("profile"),
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let truth = truth(&fixture);
+    let rows = dom.matches(r#"<tr class="incident""#).count();
+    assert_eq!(rows, truth.len(), "one row per incident");
+    for kind in ["nat_idle_reset", "connect_stall", "duplicate_invocation"] {
+        let want = truth.iter().filter(|t| t["kind"] == kind).count();
+        assert_eq!(
+            dom.matches(&format!(r#"data-kind="{kind}""#)).count(),
+            want,
+            "{kind}"
+        );
+    }
+    assert!(
+        dom.contains("ErrorPortAllocation"),
+        "the stall's advice is shown"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -72,12 +72,26 @@ fn data(collected: &Collected, summary: &Summary) -> Value {
     };
     streams.sort_by_key(rank);
     let count = |k: FindingKind| collected.findings.iter().filter(|f| f.kind == k).count();
+    let incidents: Vec<Value> = collected
+        .incidents
+        .iter()
+        .map(|i| {
+            let mut v = serde_json::to_value(i).expect("an incident always serializes");
+            v["function"] = json!(function_name(&i.log_group));
+            v["first_iso"] = json!(rfc3339(i.first_at_ms));
+            v["last_iso"] = json!(rfc3339(i.last_at_ms));
+            v["advice"] = json!(i.kind.advice());
+            v
+        })
+        .collect();
     json!({
         "summary": {
             "streams": summary.streams, "events": summary.totals.lines, "invocations": summary.totals.invocations,
             "freeze": count(FindingKind::KeepaliveFreezeTimeout), "genuine": count(FindingKind::KeepaliveTimeout),
+            "incidents": incidents.len(),
         },
         "streams": streams,
+        "incidents": incidents,
     })
 }
 
@@ -131,6 +145,8 @@ const PAGE: &str = r##"<!doctype html>
 <div id="streams"></div>
 <h2>Findings</h2>
 <table id="findings"><thead><tr><th>kind</th><th>function / stream</th><th>ping sent in</th><th>timed out in</th><th>frozen</th><th>connection</th><th>failed call</th></tr></thead><tbody></tbody></table>
+<h2>Neighbouring failures</h2>
+<table id="incidents"><thead><tr><th>kind</th><th>function</th><th>when</th><th>what</th><th>invocations</th><th>fix</th></tr></thead><tbody></tbody></table>
 <script type="application/json" id="data">/*DATA*/null</script>
 <script>
 (function () {
@@ -157,7 +173,29 @@ const PAGE: &str = r##"<!doctype html>
   var s = data.summary;
   document.getElementById("summary").textContent =
     s.events + " events, " + s.streams + " execution environments, " + s.invocations + " invocations: " +
-    s.freeze + " freeze timeouts, " + s.genuine + " genuine keepalive timeouts";
+    s.freeze + " freeze timeouts, " + s.genuine + " genuine keepalive timeouts, " + s.incidents + " neighbouring failures";
+
+  var ibody = document.querySelector("#incidents tbody");
+  if (!data.incidents.length) html("td", "none", html("tr", null, ibody));
+  data.incidents.forEach(function (i) {
+    var tr = html("tr", null, ibody, "incident");
+    tr.setAttribute("data-kind", i.kind);
+    tr.setAttribute("data-first-event", i.evidence[0]);
+    html("td", i.kind.replace(/_/g, " "), tr, "kind-" + i.kind);
+    html("td", i.function, tr);
+    html("td", i.first_iso.slice(11, 23) + (i.last_iso !== i.first_iso ? " .. " + i.last_iso.slice(11, 23) : ""), tr);
+    var what;
+    if (i.kind === "nat_idle_reset") {
+      what = (i.cause === "read_timeout" ? "no reply after " : "reset after ") + secs(i.idle_ms) + " idle (NAT idle timeout " + secs(i.nat_idle_timeout_ms) + ")" + (i.destination ? ", to " + i.destination : "");
+    } else if (i.kind === "connect_stall") {
+      what = i.environments + " environments timed out connecting to " + (i.destinations.join(", ") || "?") + " within " + secs(i.window_ms);
+    } else {
+      what = i.reason === "retried" ? "one request ID started " + i.attempts + " times" : i.key + " handled " + i.attempts + " times";
+    }
+    html("td", what, tr);
+    html("td", i.request_ids.map(short).join(" "), tr);
+    html("td", i.advice, tr, "advice");
+  });
 
   var body = document.querySelector("#findings tbody");
   var seenAdvice = {};
