@@ -20,6 +20,10 @@ const LINES: &[&str] = &[
     "I1128 08:08:24.724498    2751 chttp2_transport.cc:2072] ipv4:10.0.0.1:443: Ping timeout. Closing transport.",
     "{\"time\":\"x\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"cccccccc-0000-4000-8000-000000000003\"}}",
     "hello world",
+    "2026-11-28T10:24:16.896Z\taaaaaaaa-0000-4000-8000-000000000001\tERROR\techo call 0 failed: 14 14 UNAVAILABLE: No connection established. Last error: Error: connect ETIMEDOUT 127.0.0.1:37299. Resolution note: ",
+    "[ERROR] ReadTimeoutError: Read timeout on endpoint URL: \"http://127.0.0.1:39339/slow-8000?list-type=2\"\rTraceback (most recent call last):",
+    "{\"timestamp\": \"2026-11-28T10:25:16.318Z\", \"level\": \"ERROR\", \"errorMessage\": \"Connect timeout on endpoint URL: \\\"http://localhost:37299/x\\\"\"}",
+    "[INFO]\t2026-11-28T10:25:04.517Z\tbbbbbbbb-0000-4000-8000-000000000002\tevent {\"Records\": [{\"messageId\": \"ff04f3f5-6ed3\"}]}",
 ];
 
 proptest! {

@@ -322,8 +322,14 @@ def main():
     if not args.in_namespace:
         if not shutil.which("unshare"):
             sys.exit("record_network.py needs `unshare` (util-linux) to run in a private network namespace")
-        cmd = ["unshare", "-rn", sys.executable, os.path.abspath(__file__), "--in-namespace"] + sys.argv[1:]
-        sys.exit(subprocess.call(cmd))
+        inner = [sys.executable, os.path.abspath(__file__), "--in-namespace"] + sys.argv[1:]
+        # As an unprivileged user (a user namespace maps us to root in it),
+        # or as root where user namespaces are off.
+        for flags in (["-rn"], ["-n"]):
+            probe = subprocess.run(["unshare"] + flags + ["true"], capture_output=True)
+            if probe.returncode == 0:
+                sys.exit(subprocess.call(["unshare"] + flags + inner))
+        sys.exit("record_network.py cannot make a network namespace (unshare -rn and unshare -n failed: %s)" % probe.stderr.decode().strip())
     network.enter_private_network()
     lock = threading.Lock()
 
