@@ -95,34 +95,50 @@ fn streams_without_platform_lines_are_flagged() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn grpc_js_streams_without_platform_lines_still_name_the_right_invocations() {
-    // grpc-js prints its keepalive interval and ack timeout: a timer line
-    // that fired late fired at a thaw, which places it without START/END.
-    let fixture = &fixtures()[0];
-    let dir = without_platform_lines(fixture, "thawtrace-noplatform-js");
+/// Scans `fixture` without its platform records and requires the findings
+/// of `library`'s streams to be the recorder's.
+fn same_without_platform_lines(fixture: &std::path::Path, library: &str) {
+    let dir = without_platform_lines(fixture, &format!("thawtrace-noplatform-{library}"));
     let envs: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("environments.json")).unwrap())
             .unwrap();
-    let js: Vec<&str> = envs
+    let mine: Vec<&str> = envs
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["library"] == "grpc-js")
+        .filter(|e| e["library"] == library)
         .map(|e| e["log_stream"].as_str().unwrap())
         .collect();
     let want: Vec<Value> = truth(fixture)
         .iter()
-        .filter(|t| js.contains(&t["log_stream"].as_str().unwrap()))
+        .filter(|t| mine.contains(&t["log_stream"].as_str().unwrap()))
         .cloned()
         .collect();
     assert!(want.iter().any(|t| t["kind"] == "keepalive_freeze_timeout"));
     let found: Vec<Value> = scan_json(&[&dir.join("events.jsonl")])
         .into_iter()
-        .filter(|f| js.contains(&f["log_stream"].as_str().unwrap()))
+        .filter(|f| mine.contains(&f["log_stream"].as_str().unwrap()))
         .collect();
-    assert_eq!(keys(&found), keys(&want));
+    assert_eq!(keys(&found), keys(&want), "{library}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn grpc_js_streams_without_platform_lines_still_name_the_right_invocations() {
+    // grpc-js prints its keepalive interval and ack timeout: a timer line
+    // that fired late fired at a thaw, which places it without START/END.
+    same_without_platform_lines(&fixtures()[0], "grpc-js");
+}
+
+#[test]
+fn tonic_streams_without_platform_lines_use_the_instruments_thaw_event() {
+    // tonic prints no timers; thawtrace-instrument logs how long each
+    // invocation was frozen, which places the lines written at the thaw.
+    let rust = fixtures()
+        .into_iter()
+        .find(|d| d.ends_with("recorded-rust"))
+        .unwrap();
+    same_without_platform_lines(&rust, "tonic");
 }
 
 /// A copy of a recording without its platform records (what a subscription

@@ -11,7 +11,9 @@
 //! - without platform records (a filter dropped them), windows come from the
 //!   request IDs printed on application lines: a new ID starts a window, and
 //!   the boundary with the previous one is the longest silence since that
-//!   one started (timer lines printed at the thaw carry the old ID).
+//!   one started (timer lines printed at the thaw carry the old ID); a
+//!   timer line that fired late, or a line between a freeze and
+//!   thawtrace-instrument's `thaw` event, was written at the thaw.
 //!
 //! A ping timeout is then paired with the ping it gave up on (the oldest
 //! unanswered ping on its connection) and reported as a freeze timeout when
@@ -220,6 +222,16 @@ struct Run {
     first_event: String,
 }
 
+/// A freeze the instrument reported, placed in the stream.
+#[derive(Debug, Clone, Copy)]
+struct Thawed {
+    /// The first line after the silence of the freeze.
+    from: u32,
+    /// The `thaw` event.
+    thaw: u32,
+    frozen_ms: i64,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Place {
     Init,
@@ -283,6 +295,11 @@ pub struct StreamCorrelator {
     betweens: Vec<Between>,
     runs: Vec<Run>,
     marks: Vec<Mark>,
+    /// Recent silences of 100 ms or more: (length, position after it).
+    silences: std::collections::VecDeque<(i64, u32)>,
+    /// Without platform records: lines from a freeze to the instrument's
+    /// `thaw` event (positions `from..thaw`) were written at the thaw.
+    thaws: Vec<Thawed>,
     watch_failures_until: i64,
     relevant: Vec<u32>,
     stats: StreamStats,
@@ -302,6 +319,8 @@ impl StreamCorrelator {
             betweens: Vec::new(),
             runs: Vec::new(),
             marks: Vec::new(),
+            silences: std::collections::VecDeque::new(),
+            thaws: Vec::new(),
             watch_failures_until: i64::MIN,
             relevant: Vec::new(),
             stats: StreamStats::default(),
@@ -323,6 +342,12 @@ impl StreamCorrelator {
                 between.freeze_pos = pos;
             }
         }
+        if gap >= 100 {
+            if self.silences.len() == 16 {
+                self.silences.pop_front();
+            }
+            self.silences.push_back((gap, pos));
+        }
         let line = parse_line(event.text, ts <= self.watch_failures_until);
         if self.invocations.is_empty() {
             self.track_run(pos, line.printed_request_id, &event.id);
@@ -340,6 +365,23 @@ impl StreamCorrelator {
             }
             LineKind::Platform(phase, request_id) => {
                 self.platform(phase, request_id, pos, ts, &event.id);
+                return;
+            }
+            LineKind::Thaw(frozen_ms) => {
+                // The freeze is the latest silence at least that long (the
+                // log's clock saw it whole, give or take a few ms).
+                if let Some(&(_, from)) = self
+                    .silences
+                    .iter()
+                    .rev()
+                    .find(|&&(gap, _)| gap + 50 >= frozen_ms)
+                {
+                    self.thaws.push(Thawed {
+                        from,
+                        thaw: pos,
+                        frozen_ms,
+                    });
+                }
                 return;
             }
             LineKind::Keepalive(k) => {

@@ -101,6 +101,24 @@ impl StreamCorrelator {
     /// falls in, or, for a timer line that fired late (at a thaw), the run
     /// that starts next.
     pub(super) fn run_owner(&self, mark: &Mark, late: bool) -> Owner {
+        // Written between a freeze and the instrument's `thaw` event: at the
+        // thaw, in the invocation that logged the event.
+        if let Some(t) = self
+            .thaws
+            .iter()
+            .find(|t| (t.from..t.thaw).contains(&mark.pos))
+        {
+            let k = self.runs.partition_point(|r| r.first_pos <= t.thaw);
+            if k > 0 {
+                let run = &self.runs[k - 1];
+                return Owner {
+                    epoch: 2 * (k as i64 - 1),
+                    request_id: Some(run.request_id.clone()),
+                    frozen_before_ms: Some(t.frozen_ms),
+                    settled: Settled::Event(run.first_pos, run.first_event.clone()),
+                };
+            }
+        }
         let at = self.runs.partition_point(|r| r.first_pos <= mark.pos);
         let run_owner = |k: usize, settled| Owner {
             epoch: 2 * k as i64,

@@ -11,6 +11,7 @@
 //! | `ping_sent` | PING sent on connection `conn` |
 //! | `ping_ack` | its ack read |
 //! | `keepalive_timeout` | hyper closed the connection with the PING unanswered |
+//! | `thaw` | logged at an invocation's start after a freeze, with `frozen_ms` |
 //!
 //! The connection key is `#<conn> <peer>`. The `request_id` field is what the
 //! instrument knew when the event fired: at a thaw it can still be the
@@ -74,6 +75,9 @@ pub fn parse_text(text: RawText<'_>) -> Option<Line<'_>> {
         text_field(fields, "conn"),
         text_field(fields, "peer"),
     ) {
+        (Some("thaw"), _, _) => text_field(fields, "frozen_ms")
+            .and_then(|v| v.parse().ok())
+            .map_or(LineKind::Other, LineKind::Thaw),
         (Some(event), Some(conn), Some(peer)) => {
             keepalive(event, conn, peer).map_or(LineKind::Other, LineKind::Keepalive)
         }
@@ -86,7 +90,7 @@ pub fn parse_text(text: RawText<'_>) -> Option<Line<'_>> {
 }
 
 /// Parses an instrument JSON line (fmt's `.json()`); `None` when not one.
-pub fn parse_json(text: RawText<'_>) -> Option<Line<'static>> {
+pub fn parse_json(text: RawText<'_>) -> Option<Line<'_>> {
     let raw = text.raw();
     let b = raw.as_bytes();
     let target = memmem::find(b, b"\"target\":\"thawtrace\"")
@@ -97,6 +101,7 @@ pub fn parse_json(text: RawText<'_>) -> Option<Line<'static>> {
         event: Option<String>,
         conn: Option<serde_json::Value>,
         peer: Option<String>,
+        frozen_ms: Option<i64>,
     }
     #[derive(serde::Deserialize)]
     struct Record {
@@ -104,6 +109,16 @@ pub fn parse_json(text: RawText<'_>) -> Option<Line<'static>> {
     }
     let decoded = text.unescape();
     let record: Record = serde_json::from_str(&decoded).ok()?;
+    let printed = super::platform::json_string_field(raw, "request_id");
+    if record.fields.event.as_deref() == Some("thaw") {
+        return Some(Line {
+            kind: record
+                .fields
+                .frozen_ms
+                .map_or(LineKind::Other, LineKind::Thaw),
+            printed_request_id: printed,
+        });
+    }
     let conn = match record.fields.conn? {
         serde_json::Value::Number(n) => n.to_string(),
         serde_json::Value::String(s) => s,
@@ -116,7 +131,7 @@ pub fn parse_json(text: RawText<'_>) -> Option<Line<'static>> {
     )?;
     Some(Line {
         kind: LineKind::Keepalive(k),
-        printed_request_id: None,
+        printed_request_id: printed,
     })
 }
 
@@ -156,5 +171,23 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(l.kind, LineKind::Other);
+    }
+
+    #[test]
+    fn thaw_events_text_and_json() {
+        let t = r#"2026-11-28T08:28:16.358911Z  INFO Lambda runtime invoke{requestId="e5ad8bd3-f579-4c12-ac59-0270dd6cff93"}: thawtrace: thawed after the previous invocation event="thaw" request_id="e5ad8bd3-f579-4c12-ac59-0270dd6cff93" previous_request_id="06e965b5-9bab-4cc6-95f0-d0b7746933aa" frozen_ms=525"#;
+        let line = parse_text(RawText::Plain(t)).unwrap();
+        assert_eq!(line.kind, LineKind::Thaw(525));
+        assert_eq!(
+            line.printed_request_id,
+            Some("e5ad8bd3-f579-4c12-ac59-0270dd6cff93")
+        );
+        let j = r#"{"timestamp":"2026-11-28T08:28:16.358911Z","level":"INFO","fields":{"message":"thawed after the previous invocation","event":"thaw","request_id":"1ea2ba07-2d2f-4d0b-8ce7-5c6cb7338d5d","previous_request_id":"ff93e30c-9f1a-406d-88a0-bada5e6a0e88","frozen_ms":450},"target":"thawtrace"}"#;
+        let line = parse_json(RawText::Plain(j)).unwrap();
+        assert_eq!(line.kind, LineKind::Thaw(450));
+        assert_eq!(
+            line.printed_request_id,
+            Some("1ea2ba07-2d2f-4d0b-8ce7-5c6cb7338d5d")
+        );
     }
 }

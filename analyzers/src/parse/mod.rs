@@ -116,6 +116,9 @@ pub enum LineKind<'a> {
     /// network cause (`ECONNRESET`, botocore's `Read timeout on endpoint
     /// URL`, ...), or both. Looked for on error lines, or when asked.
     CallFailed(Failure),
+    /// `thawtrace-instrument`'s `thaw` event: the environment was frozen
+    /// this many ms before the invocation that logged it.
+    Thaw(i64),
     /// Anything else.
     Other,
 }

@@ -37,7 +37,7 @@ use thawtrace_analyzers::{
 pub const FILTER_PATTERN: &str = concat!(
     r#"?"START RequestId" ?"END RequestId" ?"platform.start" ?"platform.runtimeDone" "#,
     r#"?"| keepalive |" ?"Closing transport" ?"received ping ack" ?" sent [" ?"keepalive ping" "#,
-    r#"?"ping_sent" ?"ping_ack" ?"keepalive_timeout" "#,
+    r#"?"ping_sent" ?"ping_ack" ?"keepalive_timeout" ?frozen_ms "#,
     r#"?UNAVAILABLE ?DEADLINE_EXCEEDED ?CANCELLED ?Unavailable ?Cancelled ?DeadlineExceeded "#,
     r#"?ECONNRESET ?"Connection dropped" ?"socket hang up" ?"Connection reset by peer" "#,
     r#"?"timeout on endpoint URL" ?"valid response from endpoint URL" ?ETIMEDOUT ?messageId"#
