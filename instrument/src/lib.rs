@@ -58,6 +58,11 @@
 //! | `connect_start` / `connect_done` / `connect_error` | DEBUG / INFO / WARN | `conn`, `peer`, `duration_ms`, `error` |
 //! | `thaw` | INFO | `previous_request_id`, `frozen_ms`: time since the previous invocation ended |
 //! | `lb_endpoint_insert` / `lb_endpoint_remove` | INFO | `key`, `uri` ([`balance_channel`]) |
+//! | `lb_pick` | INFO | `key`, `uri`, `path`: the endpoint the balancer chose for a request |
+//!
+//! Not reported: the end of a TLS handshake. tonic's TLS runs inside its
+//! own connector, over the socket this crate hands it, and its end cannot
+//! be seen from there without parsing TLS records.
 
 #![warn(missing_docs)]
 
@@ -68,7 +73,7 @@ mod layer;
 mod task;
 mod thaw;
 
-pub use balance::{BalanceSender, balance_channel};
+pub use balance::{BalanceSender, BalancedChannel, balance_channel};
 pub use connector::{Connector, ObservedStream};
 pub use invocation::{Stamp, Thaw, current};
 pub use layer::{ThawtraceFilter, ThawtraceLayer};

@@ -1,5 +1,5 @@
-//! A balanced channel (tonic's own connector, stamped tasks) still reports
-//! its keepalive: PINGs out, acks in, attributed to the connection's task.
+//! A balanced channel reports its endpoint changes, every pick, and each
+//! endpoint's connection and keepalive: PINGs out, acks in, with the peer.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -29,7 +29,7 @@ struct EchoMessage {
 }
 
 #[test]
-fn balanced_channel_reports_keepalive_and_endpoint_changes() {
+fn balanced_channel_reports_picks_keepalive_and_endpoint_changes() {
     let examples = std::env::current_exe()
         .unwrap()
         .parent()
@@ -102,8 +102,18 @@ fn balanced_channel_reports_keepalive_and_endpoint_changes() {
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains(r#"event="lb_endpoint_insert""#), "{log}");
     assert!(log.contains(r#"event="lb_endpoint_remove""#), "{log}");
+    // The pick names the endpoint, and the request it carried.
     assert!(
-        log.contains(r#"event="ping_sent""#) && log.contains("peer=unknown"),
+        log.contains(r#"event="lb_pick" key="#)
+            && log.contains(&format!("uri=http://127.0.0.1:{port}/"))
+            && log.contains(r#"path="/thawtrace.Echo/Echo""#),
+        "{log}"
+    );
+    // The endpoint connects with the instrumented connector: DNS-free
+    // connect events and PINGs with their peer.
+    assert!(log.contains(r#"event="connect_done""#), "{log}");
+    assert!(
+        log.contains(r#"event="ping_sent""#) && log.contains(&format!("peer=127.0.0.1:{port}")),
         "{log}"
     );
     assert!(log.contains(r#"event="ping_ack""#), "{log}");
