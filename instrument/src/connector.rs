@@ -102,7 +102,11 @@ async fn connect(uri: Uri, nodelay: bool) -> io::Result<TokioIo<ObservedStream>>
                 let connection = Connection::new(Some(peer));
                 tracing::info!(target: "thawtrace", event = "connect_done", conn = connection.id, peer = %peer,
                     duration_ms = ms(started.elapsed()), request_id, between_invocations = between, "connected");
-                return Ok(TokioIo::new(ObservedStream { stream, connection }));
+                return Ok(TokioIo::new(ObservedStream {
+                    stream,
+                    connection,
+                    tls: TlsWatch::new(),
+                }));
             }
             Err(e) => {
                 tracing::warn!(target: "thawtrace", event = "connect_error", peer = %peer, error = %e,
@@ -144,6 +148,117 @@ impl tower::Service<Uri> for Connector {
 pub struct ObservedStream {
     stream: TcpStream,
     connection: Arc<Connection>,
+    tls: TlsWatch,
+}
+
+/// Watches the TLS records the client writes (when tonic runs TLS over this
+/// socket) for the end of the handshake: the client's final flight starts
+/// with a ChangeCipherSpec (TLS 1.2, and 1.3 in compatibility mode) or an
+/// encrypted record (TLS 1.3), written right after it read the server's
+/// Finished. Only record headers are read; nothing is kept.
+#[derive(Debug)]
+enum TlsWatch {
+    /// Nothing written yet.
+    Start(Instant),
+    /// In the handshake: the header bytes of the next record gathered so
+    /// far, and what is left of the current record's body.
+    Handshake {
+        started: Instant,
+        header: [u8; 5],
+        have: usize,
+        remaining: usize,
+    },
+    /// Not TLS, or done: nothing more to look at.
+    Off,
+}
+
+const TLS_CHANGE_CIPHER_SPEC: u8 = 20;
+const TLS_HANDSHAKE: u8 = 22;
+const TLS_APPLICATION_DATA: u8 = 23;
+
+impl TlsWatch {
+    fn new() -> Self {
+        TlsWatch::Start(Instant::now())
+    }
+
+    /// Looks at bytes written; the handshake's duration once it is over.
+    fn written(&mut self, mut bytes: &[u8]) -> Option<Duration> {
+        loop {
+            match self {
+                TlsWatch::Off => return None,
+                TlsWatch::Start(started) => {
+                    // A ClientHello record: handshake type, TLS major version 3.
+                    if bytes.is_empty() {
+                        return None;
+                    }
+                    if bytes[0] != TLS_HANDSHAKE || bytes.get(1).is_some_and(|&v| v != 3) {
+                        *self = TlsWatch::Off;
+                        return None;
+                    }
+                    *self = TlsWatch::Handshake {
+                        started: *started,
+                        header: [0; 5],
+                        have: 0,
+                        remaining: 0,
+                    };
+                }
+                TlsWatch::Handshake {
+                    started,
+                    header,
+                    have,
+                    remaining,
+                } => {
+                    if bytes.is_empty() {
+                        return None;
+                    }
+                    if *remaining > 0 {
+                        let skip = (*remaining).min(bytes.len());
+                        *remaining -= skip;
+                        bytes = &bytes[skip..];
+                        continue;
+                    }
+                    let take = (5 - *have).min(bytes.len());
+                    header[*have..*have + take].copy_from_slice(&bytes[..take]);
+                    *have += take;
+                    bytes = &bytes[take..];
+                    if *have < 5 {
+                        return None;
+                    }
+                    *have = 0;
+                    match header[0] {
+                        TLS_CHANGE_CIPHER_SPEC | TLS_APPLICATION_DATA => {
+                            let took = started.elapsed();
+                            *self = TlsWatch::Off;
+                            return Some(took);
+                        }
+                        TLS_HANDSHAKE => {
+                            *remaining = usize::from(u16::from_be_bytes([header[3], header[4]]));
+                        }
+                        // An alert or anything else: not a handshake we follow.
+                        _ => {
+                            *self = TlsWatch::Off;
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ObservedStream {
+    fn watch_tls(&mut self, written: &[u8]) {
+        if let Some(took) = self.tls.written(written) {
+            let stamp = invocation::current();
+            let peer = self
+                .connection
+                .peer
+                .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+            tracing::info!(target: "thawtrace", event = "tls_done", conn = self.connection.id, peer = %peer,
+                duration_ms = ms(took), request_id = stamp.request_id.as_deref().unwrap_or("-"),
+                between_invocations = stamp.between_invocations, "TLS handshake done");
+        }
+    }
 }
 
 impl AsyncRead for ObservedStream {
@@ -164,7 +279,13 @@ impl AsyncWrite for ObservedStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         task::bind(&self.connection);
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let result = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = result
+            && !matches!(self.tls, TlsWatch::Off)
+        {
+            self.watch_tls(&buf[..n]);
+        }
+        result
     }
 
     fn poll_write_vectored(
@@ -173,7 +294,20 @@ impl AsyncWrite for ObservedStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         task::bind(&self.connection);
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let result = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(mut n)) = result
+            && !matches!(self.tls, TlsWatch::Off)
+        {
+            for b in bufs {
+                if n == 0 {
+                    break;
+                }
+                let take = n.min(b.len());
+                self.watch_tls(&b[..take]);
+                n -= take;
+            }
+        }
+        result
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -186,5 +320,48 @@ impl AsyncWrite for ObservedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind: u8, len: usize) -> Vec<u8> {
+        let mut r = vec![kind, 3, 3, (len >> 8) as u8, len as u8];
+        r.resize(5 + len, 0xaa);
+        r
+    }
+
+    #[test]
+    fn the_handshake_ends_at_the_clients_final_flight_however_it_is_split() {
+        let mut hello = record(TLS_HANDSHAKE, 300);
+        hello.extend(record(TLS_CHANGE_CIPHER_SPEC, 1));
+        hello.extend(record(TLS_APPLICATION_DATA, 60));
+        // Byte by byte: the header of each record spans writes.
+        let mut watch = TlsWatch::new();
+        let mut done = None;
+        for (i, b) in hello.iter().enumerate() {
+            if let Some(d) = watch.written(std::slice::from_ref(b)) {
+                done = Some((i, d));
+            }
+        }
+        // The ChangeCipherSpec header's last byte.
+        assert_eq!(done.map(|(i, _)| i), Some(305 + 4));
+        // All at once (TLS 1.3 without the compatibility record).
+        let mut watch = TlsWatch::new();
+        let mut flight = record(TLS_HANDSHAKE, 512);
+        assert!(watch.written(&flight).is_none());
+        flight = record(TLS_APPLICATION_DATA, 80);
+        assert!(watch.written(&flight).is_some());
+        assert!(matches!(watch, TlsWatch::Off));
+    }
+
+    #[test]
+    fn plaintext_http2_is_not_tls() {
+        let mut watch = TlsWatch::new();
+        assert!(watch.written(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").is_none());
+        assert!(matches!(watch, TlsWatch::Off));
+        assert!(watch.written(&record(TLS_APPLICATION_DATA, 1)).is_none());
     }
 }

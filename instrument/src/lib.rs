@@ -59,10 +59,7 @@
 //! | `thaw` | INFO | `previous_request_id`, `frozen_ms`: time since the previous invocation ended |
 //! | `lb_endpoint_insert` / `lb_endpoint_remove` | INFO | `key`, `uri` ([`balance_channel`]) |
 //! | `lb_pick` | INFO | `key`, `uri`, `path`: the endpoint the balancer chose for a request |
-//!
-//! Not reported: the end of a TLS handshake. tonic's TLS runs inside its
-//! own connector, over the socket this crate hands it, and its end cannot
-//! be seen from there without parsing TLS records.
+//! | `tls_done` | INFO | `conn`, `peer`, `duration_ms` since connected: tonic's TLS (over the [`Connector`]'s socket) finished its handshake, read from the TLS record headers the client writes |
 
 #![warn(missing_docs)]
 
