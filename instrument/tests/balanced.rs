@@ -1,32 +1,12 @@
 //! A balanced channel reports its endpoint changes, every pick, and each
 //! endpoint's connection and keepalive: PINGs out, acks in, with the peer.
 
-use std::io::Write;
+mod common;
+
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::prelude::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct EchoMessage {
-    #[prost(bytes = "vec", tag = "1")]
-    payload: Vec<u8>,
-}
+use common::{Captured, echo, subscriber};
 
 #[test]
 fn balanced_channel_reports_picks_keepalive_and_endpoint_changes() {
@@ -39,11 +19,20 @@ fn balanced_channel_reports_picks_keepalive_and_endpoint_changes() {
         .join("examples");
     let port_file =
         std::env::temp_dir().join(format!("thawtrace-balanced-{}.port", std::process::id()));
-    let mut server = Command::new(examples.join("echo_server"))
+    let server = Command::new(examples.join("echo_server"))
         .arg(&port_file)
         .stdout(Stdio::null())
         .spawn()
         .expect("cargo test builds the echo_server example");
+    // Killed however the test ends, so no server outlives it.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Kill(server);
     let mut port = None;
     for _ in 0..100 {
         if let Ok(p) = std::fs::read_to_string(&port_file) {
@@ -55,15 +44,7 @@ fn balanced_channel_reports_picks_keepalive_and_endpoint_changes() {
     let port = port.expect("the echo server wrote its port");
 
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .with_filter(LevelFilter::INFO),
-        )
-        .with(thawtrace_instrument::layer());
+    let subscriber = subscriber(&captured);
     let _guard = tracing::subscriber::set_default(subscriber);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -77,29 +58,15 @@ fn balanced_channel_reports_picks_keepalive_and_endpoint_changes() {
             .keep_alive_timeout(Duration::from_secs(1))
             .keep_alive_while_idle(true);
         endpoints.insert(port, endpoint).await.unwrap();
-        let mut client = tonic::client::Grpc::new(channel);
-        client.ready().await.unwrap();
-        let codec = tonic_prost::ProstCodec::<EchoMessage, EchoMessage>::default();
-        let path = http::uri::PathAndQuery::from_static("/thawtrace.Echo/Echo");
-        let reply = client
-            .unary(
-                tonic::Request::new(EchoMessage {
-                    payload: b"hi".to_vec(),
-                }),
-                path,
-                codec,
-            )
-            .await
-            .unwrap();
-        assert_eq!(reply.into_inner().payload, b"hi");
+        assert_eq!(echo(channel.clone(), b"hi").await, b"hi");
         // Idle for a few keepalive intervals: PINGs go out and come back.
         tokio::time::sleep(Duration::from_millis(1200)).await;
         endpoints.remove(port).await.unwrap();
+        drop(channel);
     });
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let _ = std::fs::remove_file(&port_file);
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     assert!(log.contains(r#"event="lb_endpoint_insert""#), "{log}");
     assert!(log.contains(r#"event="lb_endpoint_remove""#), "{log}");
     // The pick names the endpoint, and the request it carried.

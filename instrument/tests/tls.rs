@@ -4,34 +4,14 @@
 //! keepalive PING. Real parts: a tonic TLS server on loopback, certificates
 //! made by openssl for the test.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{Captured, EchoMessage, echo, subscriber};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::prelude::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct EchoMessage {
-    #[prost(bytes = "vec", tag = "1")]
-    payload: Vec<u8>,
-}
 
 /// A CA and a `localhost` certificate it signed, in `dir`.
 fn certificates(dir: &Path) {
@@ -103,18 +83,13 @@ fn a_tls_handshake_is_reported_between_connect_and_the_first_ping() {
     let dir = std::env::temp_dir().join(format!("thawtrace-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     certificates(&dir);
+    // More than one crypto provider is compiled into the workspace's test
+    // build (the AWS SDK brings one): name the one tonic's TLS uses.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
 
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .with_filter(LevelFilter::INFO),
-        )
-        .with(thawtrace_instrument::layer());
+    let subscriber = subscriber(&captured);
     let _guard = tracing::subscriber::set_default(subscriber);
     // One thread: the subscriber above is this thread's default.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -143,23 +118,13 @@ fn a_tls_handshake_is_reported_between_connect_and_the_first_ping() {
             .http2_keep_alive_interval(Duration::from_millis(300))
             .keep_alive_while_idle(true);
         let channel = thawtrace_instrument::connect(endpoint).await.unwrap();
-        let mut client = tonic::client::Grpc::new(channel);
-        client.ready().await.unwrap();
-        let reply = client
-            .unary(
-                tonic::Request::new(EchoMessage {
-                    payload: b"over tls".to_vec(),
-                }),
-                http::uri::PathAndQuery::from_static("/thawtrace.Echo/Echo"),
-                tonic_prost::ProstCodec::<EchoMessage, EchoMessage>::default(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(reply.into_inner().payload, b"over tls");
+        assert_eq!(echo(channel.clone(), b"over tls").await, b"over tls");
+        // Idle, the connection kept: keepalive PINGs go out.
         tokio::time::sleep(Duration::from_millis(700)).await;
+        drop(channel);
         server.abort();
     });
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     let at = |event: &str| {
         log.find(&format!(r#"event="{event}""#))
             .unwrap_or_else(|| panic!("no {event}:\n{log}"))
