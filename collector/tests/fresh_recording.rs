@@ -16,23 +16,8 @@ use serde_json::Value;
 
 #[test]
 fn a_fresh_recording_is_scored_perfectly() {
-    let python = std::env::var("THAWTRACE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let grpc = Command::new(&python).args(["-c", "import grpc"]).status();
-    assert!(
-        grpc.is_ok_and(|s| s.success())
-            && repo()
-                .join("tests/recorders/node/node_modules/@grpc/grpc-js")
-                .exists(),
-        "the recorders' dependencies are missing: run `bash tests/setup.sh` and set THAWTRACE_PYTHON=tests/.deps/venv/bin/python (or run `bash tests/run-all.sh`)"
-    );
-    let seed = std::env::var("THAWTRACE_SEED").unwrap_or_else(|_| {
-        (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            % 100_000)
-            .to_string()
-    });
+    let python = recorder_python();
+    let seed = fresh_seed();
     let out_dir =
         std::env::temp_dir().join(format!("thawtrace-fresh-{}-{seed}", std::process::id()));
     eprintln!("recording with seed {seed} into {}", out_dir.display());

@@ -14,25 +14,7 @@ use common::*;
 use serde_json::{Value, json};
 
 fn scan(dir: &std::path::Path, extra: &[String]) -> Vec<Value> {
-    let mut args = vec![
-        "scan".to_owned(),
-        "--format".into(),
-        "json".into(),
-        dir.join("events.jsonl").display().to_string(),
-    ];
-    args.extend(extra.iter().cloned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = thawtrace(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    scan_json_with(&[&dir.join("events.jsonl")], extra)
 }
 
 fn kinds(findings: &[Value]) -> BTreeSet<String> {
@@ -249,22 +231,8 @@ fn the_lambda_collector_reports_them_batch_by_batch_with_emf_metrics() {
 
 #[test]
 fn a_fresh_network_recording_is_scored_perfectly() {
-    let python = std::env::var("THAWTRACE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let boto = Command::new(&python)
-        .args(["-c", "import boto3, grpc"])
-        .status();
-    assert!(
-        boto.is_ok_and(|s| s.success()),
-        "the recorders' dependencies are missing: run `bash tests/setup.sh` and set THAWTRACE_PYTHON=tests/.deps/venv/bin/python (or run `bash tests/run-all.sh`)"
-    );
-    let seed = std::env::var("THAWTRACE_SEED").unwrap_or_else(|_| {
-        (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            % 100_000)
-            .to_string()
-    });
+    let python = recorder_python();
+    let seed = fresh_seed();
     let out = std::env::temp_dir().join(format!("thawtrace-net-{}-{seed}", std::process::id()));
     eprintln!("recording with seed {seed} into {}", out.display());
     let status = Command::new(&python)

@@ -186,24 +186,15 @@ fn finding_span(f: &Finding, origin: &Origin) -> SpanData {
         }
         _ => "keepalive ping unanswered within the invocation",
     };
-    SpanData {
-        span_context: context(
-            ids::invocation_trace_id(group, stream, timeout_rid),
-            ids::finding_span_id(group, stream, f.kind.as_str(), &f.timeout_event_id),
-        ),
-        parent_span_id: ids::invocation_span_id(group, stream, timeout_rid),
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Internal,
-        name: Cow::Borrowed(f.kind.span_name()),
-        start_time: time(f.ping_at_ms),
-        end_time: time(f.timeout_at_ms.max(f.ping_at_ms)),
+    problem_span(
+        (group, stream, timeout_rid),
+        ids::finding_span_id(group, stream, f.kind.as_str(), &f.timeout_event_id),
+        f.kind.span_name(),
+        (f.ping_at_ms, f.timeout_at_ms),
         attributes,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
         links,
-        status: Status::error(description),
-        instrumentation_scope: scope(),
-    }
+        description,
+    )
 }
 
 /// At most this many links from an incident span to the invocations it
@@ -293,17 +284,36 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
         )));
     }
     let first_event = i.evidence.first().map_or("-", String::as_str);
+    problem_span(
+        (group, stream, rid),
+        ids::finding_span_id(group, stream, i.kind.as_str(), first_event),
+        i.kind.span_name(),
+        (i.first_at_ms, i.last_at_ms),
+        attributes,
+        links,
+        description,
+    )
+}
+
+/// The span of a finding or incident: status error, a child of the span of
+/// the invocation `(group, stream, request ID)` it happened in.
+fn problem_span(
+    (group, stream, request_id): (&str, &str, &str),
+    span_id: SpanId,
+    name: &'static str,
+    (start, end): (i64, i64),
+    attributes: Vec<KeyValue>,
+    links: SpanLinks,
+    description: &'static str,
+) -> SpanData {
     SpanData {
-        span_context: context(
-            ids::invocation_trace_id(group, stream, rid),
-            ids::finding_span_id(group, stream, i.kind.as_str(), first_event),
-        ),
-        parent_span_id: ids::invocation_span_id(group, stream, rid),
+        span_context: context(ids::invocation_trace_id(group, stream, request_id), span_id),
+        parent_span_id: ids::invocation_span_id(group, stream, request_id),
         parent_span_is_remote: false,
         span_kind: SpanKind::Internal,
-        name: Cow::Borrowed(i.kind.span_name()),
-        start_time: time(i.first_at_ms),
-        end_time: time(i.last_at_ms.max(i.first_at_ms)),
+        name: Cow::Borrowed(name),
+        start_time: time(start),
+        end_time: time(end.max(start)),
         attributes,
         dropped_attributes_count: 0,
         events: SpanEvents::default(),

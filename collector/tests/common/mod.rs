@@ -74,6 +74,35 @@ pub fn invoke_handler(events: &[PathBuf], env: &[(&str, &str)]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The Python the recorders run with (`THAWTRACE_PYTHON`, or `python3`),
+/// once it is known to have their packages, and npm's.
+pub fn recorder_python() -> String {
+    let python = std::env::var("THAWTRACE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import grpc, boto3"])
+        .status();
+    assert!(
+        ok.is_ok_and(|s| s.success())
+            && repo()
+                .join("tests/recorders/node/node_modules/@grpc/grpc-js")
+                .exists(),
+        "the recorders' dependencies are missing: run `bash tests/setup.sh` and set THAWTRACE_PYTHON=tests/.deps/venv/bin/python (or run `bash tests/run-all.sh`)"
+    );
+    python
+}
+
+/// A fresh recording's scenario seed: `THAWTRACE_SEED`, or from the clock.
+pub fn fresh_seed() -> String {
+    std::env::var("THAWTRACE_SEED").unwrap_or_else(|_| {
+        (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 100_000)
+            .to_string()
+    })
+}
+
 /// The findings a recording's ground truth expects (`truth.json`).
 pub fn truth(dir: &Path) -> Vec<Value> {
     let truth: Value =
@@ -89,9 +118,15 @@ pub fn thawtrace(args: &[&str]) -> Output {
 }
 
 pub fn scan_json(paths: &[&Path]) -> Vec<Value> {
+    scan_json_with(paths, &[])
+}
+
+/// `scan --format json` of `paths` with more options (`extra`).
+pub fn scan_json_with(paths: &[&Path], extra: &[String]) -> Vec<Value> {
     let mut args = vec!["scan", "--format", "json"];
     let owned: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     args.extend(owned.iter().map(String::as_str));
+    args.extend(extra.iter().map(String::as_str));
     let out = thawtrace(&args);
     assert!(
         out.status.success(),
