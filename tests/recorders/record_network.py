@@ -13,7 +13,8 @@ tests/harness/lambda_sim.py, frozen with SIGSTOP between invocations:
   than that make the next call meet an RST; a long S3 call outlives the
   mapping and never gets its reply. Freezes and calls shorter than it are the
   controls.
-- connect_stall: a burst of environments of two functions connect to a
+- connect_stall: a burst of environments of three functions (grpc-js,
+  botocore, grpcio) connect to a
   listener whose accept queue is full (the kernel drops their SYNs, as a NAT
   gateway out of ports or an ENI out of connections does). Controls: a burst
   that is refused (ECONNREFUSED, not a stall), one lone environment that
@@ -218,11 +219,18 @@ def stall_family(rec):
         for i in range(n):
             if runtime == "node":
                 env = {"THAWTRACE_TARGET": "localhost:%d" % port}
+            elif runtime == "grpcio":
+                env = {"THAWTRACE_GRPC_TARGET": "localhost:%d" % port}
             else:
                 env = {"THAWTRACE_S3_ENDPOINT": "http://localhost:%d" % port}
-            envs.append(rec.environment("%s-%d" % (function, i), function, runtime, env=env))
+            kind = "python" if runtime == "grpcio" else runtime
+            envs.append(rec.environment("%s-%d" % (function, i), function, kind, env=env))
         ids = [rec.rid() for _ in envs]
-        event = {"calls": 1, "deadline_ms": 6000} if runtime == "node" else {"bucket": "checkout"}
+        event = {
+            "node": {"calls": 1, "deadline_ms": 6000},
+            "grpcio": {"grpc_calls": 1, "deadline_s": 8},
+            "python": {"bucket": "checkout"},
+        }[runtime]
         threads = [threading.Thread(target=rec.invoke, args=(e, r, event)) for e, r in zip(envs, ids)]
         for t in threads:
             t.start()
@@ -235,13 +243,16 @@ def stall_family(rec):
             rec.expect("connect_stall", [e for e, _ in failing], [r for _, r in failing])
         rec.log("burst %s: %d of %d failed" % (function, len(failing), n))
 
-    # Two functions of one VPC stall together.
-    a = threading.Thread(target=burst, args=("checkout-node", "node", 5, sat.port, True))
-    b = threading.Thread(target=burst, args=("checkout-python", "python", 3, sat.port, True))
-    a.start()
-    b.start()
-    a.join()
-    b.join()
+    # Three functions of one VPC stall together: grpc-js, botocore, grpcio.
+    bursts = [
+        threading.Thread(target=burst, args=("checkout-node", "node", 5, sat.port, True)),
+        threading.Thread(target=burst, args=("checkout-python", "python", 3, sat.port, True)),
+        threading.Thread(target=burst, args=("checkout-grpcio", "grpcio", 3, sat.port, True)),
+    ]
+    for t in bursts:
+        t.start()
+    for t in bursts:
+        t.join()
     time.sleep(STALL_WINDOW_S + 2)
     burst("catalog-node", "node", 4, refused_port, False)  # refused at once: not a stall
     time.sleep(STALL_WINDOW_S + 2)

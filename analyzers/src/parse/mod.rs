@@ -198,6 +198,7 @@ impl Failure {
 /// | `Reset` | `14 UNAVAILABLE: read ECONNRESET`, `14 UNAVAILABLE: Connection dropped` (grpc-js 1.14); `ConnectionClosedError: Connection was closed before we received a valid response from endpoint URL: "http://127.0.0.1:39339/reports?list-type=2&encoding-type=url".` (botocore 1.44); Node's `socket hang up`, `Connection reset by peer` |
 /// | `ReadTimeout` | `ReadTimeoutError: Read timeout on endpoint URL: "http://127.0.0.1:39339/slow-8000?list-type=2&encoding-type=url"` (botocore) |
 /// | `ConnectTimeout` | `14 UNAVAILABLE: No connection established. Last error: Error: connect ETIMEDOUT 127.0.0.1:37299.` (grpc-js); `ConnectTimeoutError: Connect timeout on endpoint URL: "http://localhost:37299/checkout?list-type=2&encoding-type=url"` (botocore) |
+/// | `ConnectTimeout` (C-core) | `StatusCode.UNAVAILABLE failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:53777: Failed to connect to remote host: getsockopt(SO_ERROR): Connection timed out` (grpcio 1.85) |
 /// | `ConnectRefused` | `No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:34533.` (grpc-js) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -263,9 +264,39 @@ enum Dest {
     Url,
 }
 
+/// gRPC C-core (grpcio 1.85) names the address, then the socket error:
+/// `failed to connect to all addresses; last error: UNKNOWN:
+/// ipv4:127.0.0.1:53777: Failed to connect to remote host:
+/// getsockopt(SO_ERROR): Connection timed out`.
+fn ccore_connect_failure(body: &str) -> Option<NetFailure> {
+    use memchr::memmem;
+    const NEEDLE: &str = ": Failed to connect to remote host: ";
+    let at = memmem::find(body.as_bytes(), NEEDLE.as_bytes())?;
+    let error = &body.as_bytes()[at + NEEDLE.len()..];
+    let cause = if memmem::find(error, b"timed out").is_some() {
+        NetCause::ConnectTimeout
+    } else if memmem::find(error, b"Connection refused").is_some() {
+        NetCause::ConnectRefused
+    } else {
+        return None;
+    };
+    let address = body[..at].rsplit(' ').next().unwrap_or("");
+    let address = address
+        .strip_prefix("ipv4:")
+        .or_else(|| address.strip_prefix("ipv6:"))
+        .unwrap_or(address);
+    Some(NetFailure {
+        cause,
+        destination: (!address.is_empty()).then(|| address.to_owned()),
+    })
+}
+
 fn net_failure(body: &str) -> Option<NetFailure> {
     use memchr::memmem;
     let b = body.as_bytes();
+    if let Some(f) = ccore_connect_failure(body) {
+        return Some(f);
+    }
     NET_CAUSES.iter().find_map(|&(needle, cause, dest)| {
         let at = memmem::find(b, needle.as_bytes())? + needle.len();
         let rest = &body[at..];
@@ -405,6 +436,13 @@ mod tests {
                 r#"ConnectionClosedError: Connection was closed before we received a valid response from endpoint URL: "http://127.0.0.1:39339/reports?list-type=2&encoding-type=url"."#
             ),
             Some((NetCause::Reset, Some("127.0.0.1:39339".into())))
+        );
+        // grpcio 1.85 (C-core), recorded against the SYN-dropping listener.
+        assert_eq!(
+            net(
+                "echo call 0 failed: StatusCode.UNAVAILABLE failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:53777: Failed to connect to remote host: getsockopt(SO_ERROR): Connection timed out"
+            ),
+            Some((NetCause::ConnectTimeout, Some("127.0.0.1:53777".into())))
         );
         assert_eq!(net("echo call 0 failed: 14 UNAVAILABLE: http2 error"), None);
         assert_eq!(net("all good"), None);
