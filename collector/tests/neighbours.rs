@@ -63,7 +63,10 @@ fn incidents_carry_their_facts_and_advice() {
         match f["kind"].as_str().unwrap() {
             "nat_idle_reset" => {
                 assert!(f["idle_ms"].as_i64().unwrap() >= 6000, "{f}");
-                assert!(["reset", "read_timeout"].contains(&f["cause"].as_str().unwrap()));
+                assert!(
+                    ["reset", "read_timeout", "function_timeout"]
+                        .contains(&f["cause"].as_str().unwrap())
+                );
             }
             "connect_stall" => {
                 assert!(f["environments"].as_u64().unwrap() >= 3, "{f}");

@@ -345,10 +345,16 @@ class Environment:
         if self.fmt == "json":
             env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
         env["PYTHONUNBUFFERED"] = "1"
+        self.env = env
+        # The function's timeout (Lambda's Timeout setting), if the spec sets one.
+        self.timeout_s = spec.get("timeout_s")
+        self._start_process()
+
+    def _start_process(self):
         self.proc = subprocess.Popen(
-            spec["command"],
-            cwd=spec["cwd"],
-            env=env,
+            self.spec["command"],
+            cwd=self.spec["cwd"],
+            env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -413,8 +419,30 @@ class Environment:
         self.api.deliver(rid, event)
         if on_running:
             on_running(rid)
-        kind, _, _ = self.api.wait_response(rid)
+        try:
+            kind, _, _ = self.api.wait_response(rid, timeout=self.timeout_s or 40)
+        except RuntimeError:
+            if not self.timeout_s:
+                raise
+            self.timed_out(rid, started)
+            return
         self.platform_end(rid, started, "success" if kind == "response" else "error")
+
+    def timed_out(self, rid, started):
+        """Lambda's timeout: its line, END and REPORT with the timeout status,
+        then a new runtime process in the same environment (the next
+        invocation starts it again, with a fresh init)."""
+        if self.fmt == "json":
+            self.stream.add(json.dumps({"time": iso(now_ms()), "type": "platform.runtimeDone", "record": {"requestId": rid, "status": "timeout", "metrics": {"durationMs": now_ms() - started, "producedBytes": 0}}}), True)
+            self.stream.add(json.dumps({"time": iso(now_ms()), "type": "platform.report", "record": {"requestId": rid, "metrics": {"durationMs": now_ms() - started, "billedDurationMs": now_ms() - started, "memorySizeMB": 128, "maxMemoryUsedMB": 80}, "status": "timeout"}}), True)
+        else:
+            self.stream.add("%s %s Task timed out after %.2f seconds" % (iso(now_ms()), rid, (now_ms() - started) / 1000.0), True)
+            self.stream.add("END RequestId: %s" % rid, True)
+            self.stream.add("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: 128 MB\tMax Memory Used: 80 MB\tStatus: timeout" % (rid, now_ms() - started, now_ms() - started), True)
+        self.proc.kill()
+        self.proc.wait()
+        self.reader.join(timeout=5)
+        self._start_process()
 
     def close(self):
         if self.frozen:

@@ -81,7 +81,7 @@ class Recording:
         with self.lock:
             return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def environment(self, name, function, runtime, fmt="text", start="platform", env=None):
+    def environment(self, name, function, runtime, fmt="text", start="platform", env=None, timeout_s=None):
         """Start one execution environment of `function` with its own log stream."""
         with self.lock:
             self.seq += 1
@@ -99,7 +99,7 @@ class Recording:
         extra["THAWTRACE_HANDLER"] = handler
         extra.setdefault("THAWTRACE_S3_ENDPOINT", "http://127.0.0.1:9")
         extra.update(env or {})
-        spec = dict(function=function, command=command, cwd=cwd, format=fmt, start=start, env=extra)
+        spec = dict(function=function, command=command, cwd=cwd, format=fmt, start=start, env=extra, timeout_s=timeout_s)
         target = extra.pop("THAWTRACE_TARGET", "127.0.0.1:9")
         e = lambda_sim.Environment(spec, stream, target, self.work)
         e.owners = []  # (ms, request ID) from when each invocation owns new lines
@@ -109,7 +109,7 @@ class Recording:
         """One invocation, then the freeze and a frozen gap; returns "response" or "error"."""
         env.owners.append((lambda_sim.now_ms(), rid))
         env.invoke(rid, event)
-        kind = env.api.responses[rid][0]
+        kind = env.api.responses.get(rid, ("timeout",))[0]
         env.freeze()
         time.sleep(gap_s)
         return kind
@@ -118,6 +118,28 @@ class Recording:
         streams = sorted({e.stream.name for e in stream_envs})
         with self.lock:
             self.truth.append(dict(kind=kind, log_group=stream_envs[0].stream.group, log_streams=streams, request_ids=sorted(set(request_ids)), **detail))
+
+
+def run_all(targets):
+    """Runs (function, args) pairs in threads; raises if any of them failed,
+    so a recording never silently misses part of its scenario."""
+    failures = []
+
+    def guarded(f, a):
+        try:
+            f(*a)
+        except Exception:  # re-raised below, with the others
+            import traceback
+
+            failures.append(traceback.format_exc())
+
+    threads = [threading.Thread(target=guarded, args=(f, a)) for f, a in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    if failures:
+        raise RuntimeError("\n".join(failures))
 
 
 def owner_at(env, ms):
@@ -131,7 +153,8 @@ def owner_at(env, ms):
 def failed(env, rid):
     """Did invocation `rid` report a failed call or raise (the function's own lines)?"""
     return any(
-        ev["_owner"] == rid and (" failed: " in ev["message"] or "[ERROR]" in ev["message"] or '"level": "ERROR"' in ev["message"])
+        ev["_owner"] == rid and (" failed: " in ev["message"] or "[ERROR]" in ev["message"] or '"level": "ERROR"' in ev["message"]
+                                 or " Task timed out after " in ev["message"])
         for ev in env.stream.events
     )
 
@@ -181,18 +204,33 @@ def nat_family(rec, idle_s):
             proxy.close()
         runs.append((env, proxy))
 
-    threads = [
-        threading.Thread(target=grpc_env, args=("nat-grpc-js-text", "text", "platform")),
-        threading.Thread(target=grpc_env, args=("nat-grpc-js-json-late-start", "json", "function")),
-        threading.Thread(target=boto_env, args=("nat-boto3-text", "text", "platform")),
-        threading.Thread(target=boto_env, args=("nat-boto3-json-late-start", "json", "function")),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    grpc_server.stop()
-    s3.close()
+    def boto_timeout_env(name):
+        # A call longer than the function's timeout: Lambda ends it, not botocore.
+        proxy = network.IdleNatProxy(s3.port, idle_s)
+        env = rec.environment(name, "exports-python", "python", "text", "platform",
+                              {"THAWTRACE_S3_ENDPOINT": "http://127.0.0.1:%d" % proxy.port}, timeout_s=idle_s + 3)
+        try:
+            ids = [rec.rid() for _ in range(4)]
+            rec.invoke(env, ids[0], {"bucket": "exports"}, short())
+            rec.invoke(env, ids[1], {"bucket": "slow-%d" % int(idle_s * 400)}, 0.3)  # long, but let through
+            rec.invoke(env, ids[2], {"bucket": "slow-%d" % int(idle_s * 1000 + 2000)}, 0.3)  # never answered
+            rec.invoke(env, ids[3], {"bucket": "exports"}, 0.1)
+        finally:
+            env.close()
+            proxy.close()
+        runs.append((env, proxy))
+
+    try:
+        run_all([
+            (boto_timeout_env, ("nat-boto3-function-timeout",)),
+            (grpc_env, ("nat-grpc-js-text", "text", "platform")),
+            (grpc_env, ("nat-grpc-js-json-late-start", "json", "function")),
+            (boto_env, ("nat-boto3-text", "text", "platform")),
+            (boto_env, ("nat-boto3-json-late-start", "json", "function")),
+        ])
+    finally:
+        grpc_server.stop()
+        s3.close()
     for env, proxy in runs:
         # Truth: an invocation whose call met the proxy's RST, or whose call
         # was waiting when its mapping expired, and that reported the failure.
@@ -231,28 +269,22 @@ def stall_family(rec):
             "grpcio": {"grpc_calls": 1, "deadline_s": 8},
             "python": {"bucket": "checkout"},
         }[runtime]
-        threads = [threading.Thread(target=rec.invoke, args=(e, r, event)) for e, r in zip(envs, ids)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        for e in envs:
-            e.close()
+        try:
+            run_all([(rec.invoke, (e, r, event)) for e, r in zip(envs, ids)])
+        finally:
+            for e in envs:
+                e.close()
         failing = [(e, r) for e, r in zip(envs, ids) if failed(e, r)]
         if expect:
             rec.expect("connect_stall", [e for e, _ in failing], [r for _, r in failing])
         rec.log("burst %s: %d of %d failed" % (function, len(failing), n))
 
     # Three functions of one VPC stall together: grpc-js, botocore, grpcio.
-    bursts = [
-        threading.Thread(target=burst, args=("checkout-node", "node", 5, sat.port, True)),
-        threading.Thread(target=burst, args=("checkout-python", "python", 3, sat.port, True)),
-        threading.Thread(target=burst, args=("checkout-grpcio", "grpcio", 3, sat.port, True)),
-    ]
-    for t in bursts:
-        t.start()
-    for t in bursts:
-        t.join()
+    run_all([
+        (burst, ("checkout-node", "node", 5, sat.port, True)),
+        (burst, ("checkout-python", "python", 3, sat.port, True)),
+        (burst, ("checkout-grpcio", "grpcio", 3, sat.port, True)),
+    ])
     time.sleep(STALL_WINDOW_S + 2)
     burst("catalog-node", "node", 4, refused_port, False)  # refused at once: not a stall
     time.sleep(STALL_WINDOW_S + 2)
@@ -310,13 +342,11 @@ def duplicate_family(rec):
         rec.invoke(e1, r[3], order("o-2003"), 0.1)
         rec.expect("duplicate_invocation", [e1], [r[0], r[2]])
 
-    threads = [threading.Thread(target=f) for f in (async_run, sqs_run, events_run)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    for e in (a1, a2, s1, s2, e1):
-        e.close()
+    try:
+        run_all([(async_run, ()), (sqs_run, ()), (events_run, ())])
+    finally:
+        for e in (a1, a2, s1, s2, e1):
+            e.close()
 
 
 # ---------------------------------------------------------------- main

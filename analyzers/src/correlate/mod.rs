@@ -222,6 +222,16 @@ struct Run {
     first_event: String,
 }
 
+/// A JSON `platform.runtimeDone` whose status is `timeout`.
+fn is_timeout_status(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    b.first() == Some(&b'{')
+        && memchr::memmem::find_iter(b, b"timeout").any(|at| {
+            let before = &b[at.saturating_sub(14)..at];
+            memchr::memmem::find(before, b"status").is_some()
+        })
+}
+
 /// A freeze the instrument reported, placed in the stream.
 #[derive(Debug, Clone, Copy)]
 struct Thawed {
@@ -364,6 +374,13 @@ impl StreamCorrelator {
                 return;
             }
             LineKind::Platform(phase, request_id) => {
+                if phase == PlatformPhase::End && is_timeout_status(event.text.raw()) {
+                    let timeout = NetFailure {
+                        cause: crate::parse::NetCause::FunctionTimeout,
+                        destination: None,
+                    };
+                    self.mark(pos, ts, event, Some(request_id), What::Net(timeout, gap));
+                }
                 self.platform(phase, request_id, pos, ts, &event.id);
                 return;
             }

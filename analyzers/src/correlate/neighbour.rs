@@ -31,7 +31,9 @@ impl StreamCorrelator {
                     Some(frozen) if frozen >= threshold => frozen,
                     _ => continue,
                 },
-                NetCause::ReadTimeout if *gap_before >= threshold => *gap_before,
+                NetCause::ReadTimeout | NetCause::FunctionTimeout if *gap_before >= threshold => {
+                    *gap_before
+                }
                 _ => continue,
             };
             let incident = || Incident {

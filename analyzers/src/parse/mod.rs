@@ -199,6 +199,7 @@ impl Failure {
 /// | `ReadTimeout` | `ReadTimeoutError: Read timeout on endpoint URL: "http://127.0.0.1:39339/slow-8000?list-type=2&encoding-type=url"` (botocore) |
 /// | `ConnectTimeout` | `14 UNAVAILABLE: No connection established. Last error: Error: connect ETIMEDOUT 127.0.0.1:37299.` (grpc-js); `ConnectTimeoutError: Connect timeout on endpoint URL: "http://localhost:37299/checkout?list-type=2&encoding-type=url"` (botocore) |
 /// | `ConnectTimeout` (C-core) | `StatusCode.UNAVAILABLE failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:53777: Failed to connect to remote host: getsockopt(SO_ERROR): Connection timed out` (grpcio 1.85) |
+/// | `FunctionTimeout` | `2026-11-28T12:01:09.611Z 9d0e3c5a-… Task timed out after 9.00 seconds` (Lambda's own line; in the JSON log format, `platform.runtimeDone` with `"status": "timeout"`) |
 /// | `ConnectRefused` | `No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:34533.` (grpc-js) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -211,6 +212,23 @@ pub enum NetCause {
     ConnectTimeout,
     /// The connection was refused at once: something answered, no listener.
     ConnectRefused,
+    /// Lambda ended the invocation at its timeout (`Task timed out after N
+    /// seconds`, or a `platform.runtimeDone` with status `timeout`): often a
+    /// call whose reply never came.
+    FunctionTimeout,
+}
+
+impl NetCause {
+    /// The name used in JSON output and span attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetCause::Reset => "reset",
+            NetCause::ReadTimeout => "read_timeout",
+            NetCause::ConnectTimeout => "connect_timeout",
+            NetCause::ConnectRefused => "connect_refused",
+            NetCause::FunctionTimeout => "function_timeout",
+        }
+    }
 }
 
 /// A network failure and where the call was going.
@@ -445,6 +463,21 @@ mod tests {
             Some((NetCause::ConnectTimeout, Some("127.0.0.1:53777".into())))
         );
         assert_eq!(net("echo call 0 failed: 14 UNAVAILABLE: http2 error"), None);
+        // Lambda's own timeout line, as the emulator prints it.
+        let line = parse_line(
+            RawText::Plain(
+                "2026-11-28T11:55:49.730Z 903c2ac9-3167-44fe-981e-290aae9af169 Task timed out after 9.00 seconds",
+            ),
+            false,
+        );
+        assert_eq!(
+            line.printed_request_id,
+            Some("903c2ac9-3167-44fe-981e-290aae9af169")
+        );
+        let LineKind::CallFailed(Failure { net: Some(f), .. }) = line.kind else {
+            panic!("{line:?}")
+        };
+        assert_eq!(f.cause, NetCause::FunctionTimeout);
         assert_eq!(net("all good"), None);
     }
 }

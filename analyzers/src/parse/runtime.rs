@@ -63,6 +63,23 @@ fn rust_fmt_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         return line;
     }
     let raw = text.raw();
+    // Lambda's own `<ts> <requestId> Task timed out after 9.00 seconds`.
+    if let Some((rid, rest)) = raw
+        .split_once(' ')
+        .map(|(_, r)| r.split_once(' ').unwrap_or((r, "")))
+        && rest.starts_with("Task timed out after ")
+    {
+        return Line {
+            kind: LineKind::CallFailed(super::Failure {
+                code: None,
+                net: Some(super::NetFailure {
+                    cause: super::NetCause::FunctionTimeout,
+                    destination: None,
+                }),
+            }),
+            printed_request_id: request_id_prefix(rid),
+        };
+    }
     let level = raw
         .split_once(' ')
         .map_or("", |(_, rest)| rest.trim_start());

@@ -231,7 +231,7 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
             destination,
         } => {
             attributes.extend([
-                KeyValue::new("thawtrace.cause", format!("{cause:?}").to_lowercase()),
+                KeyValue::new("thawtrace.cause", cause.as_str()),
                 KeyValue::new("thawtrace.idle_ms", *idle_ms),
                 KeyValue::new("thawtrace.nat_idle_timeout_ms", *nat_idle_timeout_ms),
             ]);

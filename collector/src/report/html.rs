@@ -186,7 +186,7 @@ const PAGE: &str = r##"<!doctype html>
     html("td", i.first_iso.slice(11, 23) + (i.last_iso !== i.first_iso ? " .. " + i.last_iso.slice(11, 23) : ""), tr);
     var what;
     if (i.kind === "nat_idle_reset") {
-      what = (i.cause === "read_timeout" ? "no reply after " : "reset after ") + secs(i.idle_ms) + " idle (NAT idle timeout " + secs(i.nat_idle_timeout_ms) + ")" + (i.destination ? ", to " + i.destination : "");
+      what = ({read_timeout: "no reply after ", function_timeout: "timed out, silent, after "}[i.cause] || "reset after ") + secs(i.idle_ms) + " idle (NAT idle timeout " + secs(i.nat_idle_timeout_ms) + ")" + (i.destination ? ", to " + i.destination : "");
     } else if (i.kind === "connect_stall") {
       what = i.environments + " environments timed out connecting to " + (i.destinations.join(", ") || "?") + " within " + secs(i.window_ms);
     } else {

@@ -106,6 +106,9 @@ pub fn render_incident(i: &Incident) -> String {
                 thawtrace_analyzers::parse::NetCause::ReadTimeout => {
                     "a call waited for a reply that never came"
                 }
+                thawtrace_analyzers::parse::NetCause::FunctionTimeout => {
+                    "the function timed out waiting, silent"
+                }
                 _ => "the first use of the connection was reset",
             };
             let _ = writeln!(s, "  stream      {}", i.log_stream);
