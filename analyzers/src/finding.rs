@@ -162,10 +162,10 @@ pub enum Detail {
 /// [`crate::Neighbours`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signal {
-    /// The log group.
-    pub log_group: String,
-    /// The log stream.
-    pub log_stream: String,
+    /// The log group (shared by a stream's signals).
+    pub log_group: std::sync::Arc<str>,
+    /// The log stream (shared by a stream's signals).
+    pub log_stream: std::sync::Arc<str>,
     /// The invocation that owns the line.
     pub request_id: Option<String>,
     /// When, ms since the Unix epoch.

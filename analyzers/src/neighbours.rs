@@ -39,6 +39,7 @@
 //! ```
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::correlate::Config;
 use crate::finding::{Detail, FindingKind, FindingSink, Incident, Signal, SignalKind};
@@ -50,7 +51,7 @@ const MAX_HITS: usize = 64;
 
 #[derive(Clone, Debug)]
 struct Hit {
-    stream: String,
+    stream: Arc<str>,
     request_id: Option<String>,
     at_ms: i64,
     event_id: String,
@@ -73,13 +74,13 @@ pub struct Neighbours {
     cap: usize,
     held: usize,
     dropped: u64,
-    stalls: HashMap<String, Vec<Hit>>,
+    stalls: HashMap<Arc<str>, Vec<Hit>>,
     /// The connect timeouts held, by event ID.
     stall_events: std::collections::HashSet<String>,
     /// Stalls already reported (streaming mode), by their first event.
     reported_stalls: std::collections::HashSet<String>,
-    starts: HashMap<(String, String), Tracked>,
-    keys: HashMap<(String, String), Tracked>,
+    starts: HashMap<(Arc<str>, String), Tracked>,
+    keys: HashMap<(Arc<str>, String), Tracked>,
 }
 
 impl Neighbours {
@@ -128,7 +129,8 @@ impl Neighbours {
         };
         let hits = match what {
             SignalKind::Start => {
-                let Some(rid) = hit.request_id.clone() else {
+                // The key holds the request ID; the hit need not.
+                let Some(rid) = hit.request_id.take() else {
                     return;
                 };
                 &mut self.starts.entry((log_group, rid)).or_default().hits
@@ -182,10 +184,11 @@ impl Neighbours {
         }
         self.reported_stalls.clear();
         self.stall_events.clear();
-        for (key, tracked) in sorted(std::mem::take(&mut self.starts)) {
-            retried(&key.0, &tracked.hits, sink);
+        // Only what happened more than once is sorted and reported.
+        for (key, tracked) in sorted(std::mem::take(&mut self.starts), |t| t.hits.len() >= 2) {
+            retried(&key.0, &key.1, &tracked.hits, sink);
         }
-        for (key, tracked) in sorted(std::mem::take(&mut self.keys)) {
+        for (key, tracked) in sorted(std::mem::take(&mut self.keys), |t| t.hits.len() >= 2) {
             same_key(&key.0, &key.1, &tracked.hits, sink);
         }
         self.held = 0;
@@ -199,7 +202,7 @@ impl Neighbours {
     /// `now_ms` minus [`Config::duplicate_window_ms`] are forgotten.
     pub fn emit_ready(&mut self, now_ms: i64, sink: &mut impl FindingSink) {
         let horizon = now_ms.saturating_sub(self.duplicate_window_ms.max(self.window_ms));
-        let mut groups: Vec<String> = self.stalls.keys().cloned().collect();
+        let mut groups: Vec<Arc<str>> = self.stalls.keys().cloned().collect();
         groups.sort();
         for group in groups {
             let mut hits = self.stalls.remove(&group).expect("listed");
@@ -239,7 +242,7 @@ impl Neighbours {
                 if same {
                     same_key(group, key, &t.hits, sink);
                 } else {
-                    retried(group, &t.hits, sink);
+                    retried(group, key, &t.hits, sink);
                 }
                 t.reported = attempts(&t.hits, same);
             }
@@ -257,7 +260,7 @@ impl Neighbours {
     /// Reports the hits of one window as a stall if enough environments
     /// are in it; says whether it did.
     fn stall(&self, group: &str, hits: &[Hit], sink: &mut impl FindingSink) -> bool {
-        let streams: BTreeSet<&str> = hits.iter().map(|h| h.stream.as_str()).collect();
+        let streams: BTreeSet<&str> = hits.iter().map(|h| &*h.stream).collect();
         if streams.len() < self.min_envs {
             return false;
         }
@@ -266,7 +269,7 @@ impl Neighbours {
         sink.incident(Incident {
             kind: FindingKind::ConnectStall,
             log_group: group.to_owned(),
-            log_stream: hits[0].stream.clone(),
+            log_stream: hits[0].stream.to_string(),
             log_streams: streams.iter().map(|s| (*s).to_owned()).collect(),
             request_ids: distinct_ids(hits),
             first_at_ms: hits[0].at_ms,
@@ -282,8 +285,11 @@ impl Neighbours {
     }
 }
 
-fn sorted<V>(map: HashMap<(String, String), V>) -> Vec<((String, String), V)> {
-    let mut v: Vec<_> = map.into_iter().collect();
+fn sorted<V>(
+    map: HashMap<(Arc<str>, String), V>,
+    keep: impl Fn(&V) -> bool,
+) -> Vec<((Arc<str>, String), V)> {
+    let mut v: Vec<_> = map.into_iter().filter(|(_, t)| keep(t)).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -313,20 +319,20 @@ fn distinct_ids(hits: &[Hit]) -> Vec<String> {
 fn duplicate(
     group: &str,
     hits: &[Hit],
+    request_ids: Vec<String>,
     reason: &'static str,
     attempts: usize,
     key: Option<String>,
 ) -> Incident {
     let mut hits: Vec<&Hit> = hits.iter().collect();
     hits.sort_by_key(|h| h.at_ms);
-    let streams: BTreeSet<&str> = hits.iter().map(|h| h.stream.as_str()).collect();
-    let owned: Vec<Hit> = hits.iter().map(|h| (*h).clone()).collect();
+    let streams: BTreeSet<&str> = hits.iter().map(|h| &*h.stream).collect();
     Incident {
         kind: FindingKind::DuplicateInvocation,
         log_group: group.to_owned(),
-        log_stream: hits[0].stream.clone(),
+        log_stream: hits[0].stream.to_string(),
         log_streams: streams.iter().map(|s| (*s).to_owned()).collect(),
-        request_ids: distinct_ids(&owned),
+        request_ids,
         first_at_ms: hits[0].at_ms,
         last_at_ms: hits[hits.len() - 1].at_ms,
         detail: Detail::DuplicateInvocation {
@@ -338,15 +344,24 @@ fn duplicate(
     }
 }
 
-fn retried(group: &str, hits: &[Hit], sink: &mut impl FindingSink) {
+fn retried(group: &str, request_id: &str, hits: &[Hit], sink: &mut impl FindingSink) {
     if hits.len() >= 2 {
-        sink.incident(duplicate(group, hits, "retried", hits.len(), None));
+        let ids = vec![request_id.to_owned()];
+        sink.incident(duplicate(group, hits, ids, "retried", hits.len(), None));
     }
 }
 
 fn same_key(group: &str, key: &str, hits: &[Hit], sink: &mut impl FindingSink) {
-    let n = distinct_ids(hits).len();
+    let ids = distinct_ids(hits);
+    let n = ids.len();
     if n >= 2 {
-        sink.incident(duplicate(group, hits, "same_key", n, Some(key.to_owned())));
+        sink.incident(duplicate(
+            group,
+            hits,
+            ids,
+            "same_key",
+            n,
+            Some(key.to_owned()),
+        ));
     }
 }

@@ -76,9 +76,11 @@ impl StreamCorrelator {
     /// Invocation starts, connect timeouts and idempotency keys, each with
     /// the invocation that owns it.
     pub(super) fn signals(&self, sink: &mut impl FindingSink) {
+        let group: std::sync::Arc<str> = self.log_group.as_str().into();
+        let stream: std::sync::Arc<str> = self.log_stream.as_str().into();
         let signal = |request_id: Option<String>, at_ms, event_id: &str, what| Signal {
-            log_group: self.log_group.clone(),
-            log_stream: self.log_stream.clone(),
+            log_group: group.clone(),
+            log_stream: stream.clone(),
             request_id,
             at_ms,
             event_id: event_id.to_owned(),
