@@ -222,16 +222,6 @@ struct Run {
     first_event: String,
 }
 
-/// A JSON `platform.runtimeDone` whose status is `timeout`.
-fn is_timeout_status(raw: &str) -> bool {
-    let b = raw.as_bytes();
-    b.first() == Some(&b'{')
-        && memchr::memmem::find_iter(b, b"timeout").any(|at| {
-            let before = &b[at.saturating_sub(14)..at];
-            memchr::memmem::find(before, b"status").is_some()
-        })
-}
-
 /// A freeze the instrument reported, placed in the stream.
 #[derive(Debug, Clone, Copy)]
 struct Thawed {
@@ -352,7 +342,8 @@ impl StreamCorrelator {
                 between.freeze_pos = pos;
             }
         }
-        if gap >= 100 {
+        // Only streams without platform records place lines by thaw events.
+        if gap >= 100 && self.invocations.is_empty() {
             if self.silences.len() == 16 {
                 self.silences.pop_front();
             }
@@ -374,7 +365,9 @@ impl StreamCorrelator {
                 return;
             }
             LineKind::Platform(phase, request_id) => {
-                if phase == PlatformPhase::End && is_timeout_status(event.text.raw()) {
+                if phase == PlatformPhase::End
+                    && crate::parse::platform::timed_out(event.text.raw())
+                {
                     let timeout = NetFailure {
                         cause: crate::parse::NetCause::FunctionTimeout,
                         destination: None,

@@ -388,6 +388,17 @@ pub(crate) fn parse_body<'a>(
     }
 }
 
+/// Whether a JSON record (plain or escaped, any spacing) has `value` just
+/// after `key`: a `value` whose last few bytes before it hold the key
+/// (`"level":"ERROR"`, `\"level\": \"ERROR`). No decoding.
+pub(crate) fn json_value_after_key(b: &[u8], key: &[u8], value: &[u8]) -> bool {
+    use memchr::memmem;
+    memmem::find_iter(b, value).any(|at| {
+        let before = &b[at.saturating_sub(14)..at];
+        memmem::find(before, key).is_some()
+    })
+}
+
 /// Takes a request ID (UUID-like token) at the start of `s`.
 pub(crate) fn request_id_prefix(s: &str) -> Option<&str> {
     let end = s

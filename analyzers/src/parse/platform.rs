@@ -65,6 +65,12 @@ pub fn parse_json(raw: &str) -> Option<Line<'_>> {
     })
 }
 
+/// A JSON `platform.runtimeDone` (or `platform.report`) whose status is
+/// `timeout`: Lambda ended the invocation at the function's timeout.
+pub(crate) fn timed_out(raw: &str) -> bool {
+    raw.starts_with('{') && super::json_value_after_key(raw.as_bytes(), b"status", b"timeout")
+}
+
 /// The value of a `"key": "<token>"` field in raw (possibly escaped) JSON,
 /// when it is a request-ID-like token.
 pub(crate) fn json_string_field<'a>(raw: &'a str, key: &str) -> Option<&'a str> {

@@ -142,7 +142,7 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     // failure we are looking for is worth decoding.
     let b = raw.as_bytes();
     let maybe_trace = memmem::find(b, b" | ").is_some();
-    let error = is_error_level(b);
+    let error = super::json_value_after_key(b, b"level", b"ERROR");
     let want_failures = want_failures || error;
     if !maybe_trace && !want_failures {
         return other(printed);
@@ -167,16 +167,6 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         _ => return other(printed),
     };
     parse_body(RawText::Plain(&message), printed, want_failures)
-}
-
-/// `"level":"ERROR"` in any spacing or escaping (`"level": "ERROR"`,
-/// `\"level\":\"ERROR`): an `ERROR` whose last few bytes before it hold
-/// the `level` key.
-fn is_error_level(b: &[u8]) -> bool {
-    memmem::find_iter(b, b"ERROR").any(|at| {
-        let before = &b[at.saturating_sub(14)..at];
-        memmem::find(before, b"level").is_some()
-    })
 }
 
 #[cfg(test)]
