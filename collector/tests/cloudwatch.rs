@@ -104,17 +104,6 @@ fn client(port: u16) -> Client {
     Client::from_conf(config)
 }
 
-/// The AWS environment of a child process pointed at loopback only.
-fn aws_env(cmd: &mut Command, endpoint: &str) {
-    cmd.env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env_remove("AWS_PROFILE")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
-}
-
 /// The recorded events, moved to the last hour (CloudWatch refuses old events).
 fn shifted(fixture: &std::path::Path) -> Vec<Value> {
     let mut evs = events(fixture);
@@ -137,16 +126,7 @@ fn shifted(fixture: &std::path::Path) -> Vec<Value> {
 /// Puts the events into moto, one stream each, and reads them back with the
 /// IDs CloudWatch gave them (subscriptions deliver those IDs).
 async fn put(cw: &Client, evs: &[Value]) -> Vec<Value> {
-    let mut keys: Vec<(String, String)> = Vec::new();
-    for e in evs {
-        let k = (
-            e["logGroup"].as_str().unwrap().to_owned(),
-            e["logStream"].as_str().unwrap().to_owned(),
-        );
-        if !keys.contains(&k) {
-            keys.push(k);
-        }
-    }
+    let keys = streams_of(evs);
     let mut back = Vec::new();
     for (group, stream) in &keys {
         let _ = cw.create_log_group().log_group_name(group).send().await;

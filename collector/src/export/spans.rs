@@ -98,13 +98,17 @@ fn context(trace_id: opentelemetry::trace::TraceId, span_id: SpanId) -> SpanCont
     )
 }
 
-fn common(group: &str, stream: &str, origin: &Origin) -> Vec<KeyValue> {
+fn common<'a>(
+    group: &str,
+    streams: impl IntoIterator<Item = &'a str>,
+    origin: &Origin,
+) -> Vec<KeyValue> {
     let mut kv = vec![
         KeyValue::new("cloud.provider", "aws"),
         KeyValue::new("cloud.platform", "aws_lambda"),
         KeyValue::new("faas.name", function_name(group).to_owned()),
         KeyValue::new("aws.log.group.names", strings([group])),
-        KeyValue::new("aws.log.stream.names", strings([stream])),
+        KeyValue::new("aws.log.stream.names", strings(streams)),
     ];
     if let Some(region) = &origin.region {
         kv.push(KeyValue::new("cloud.region", region.clone()));
@@ -126,7 +130,7 @@ fn invocation_span(
     end: i64,
     origin: &Origin,
 ) -> SpanData {
-    let mut attributes = common(group, stream, origin);
+    let mut attributes = common(group, [stream], origin);
     attributes.push(KeyValue::new("faas.invocation_id", request_id.to_owned()));
     SpanData {
         span_context: context(
@@ -153,7 +157,7 @@ fn finding_span(f: &Finding, origin: &Origin) -> SpanData {
     let stream = &f.log_stream;
     let timeout_rid = f.timeout_request_id.as_deref().unwrap_or("-");
     let ping_rid = f.ping_request_id.as_deref().unwrap_or("-");
-    let mut attributes = common(group, stream, origin);
+    let mut attributes = common(group, [stream.as_ref()], origin);
     attributes.extend([
         KeyValue::new("faas.invocation_id", timeout_rid.to_owned()),
         KeyValue::new("thawtrace.kind", f.kind.as_str()),
@@ -205,13 +209,8 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
     let group = &i.log_group;
     let stream = &i.log_stream;
     let rid = i.request_ids.first().map_or("-", String::as_str);
-    let mut attributes = common(group, stream, origin);
-    attributes.retain(|kv| kv.key.as_str() != "aws.log.stream.names");
+    let mut attributes = common(group, i.log_streams.iter().map(String::as_str), origin);
     attributes.extend([
-        KeyValue::new(
-            "aws.log.stream.names",
-            strings(i.log_streams.iter().map(String::as_str)),
-        ),
         KeyValue::new("faas.invocation_id", rid.to_owned()),
         KeyValue::new("thawtrace.kind", i.kind.as_str()),
         KeyValue::new(

@@ -44,6 +44,17 @@ pub fn scan_args(dir: &Path) -> Vec<String> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("scan-args.json")).unwrap()).unwrap()
 }
 
+/// The AWS environment of a child process pointed at loopback only.
+pub fn aws_env(cmd: &mut Command, endpoint: &str) {
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env_remove("AWS_PROFILE")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+}
+
 /// Runs the `thawtrace` binary as a Lambda function under the local Runtime
 /// API (tests/harness/invoke.py), one invocation per event file; nothing
 /// may reach past loopback, not even the SDK's credential chain.
@@ -53,14 +64,10 @@ pub fn invoke_handler(events: &[PathBuf], env: &[(&str, &str)]) -> Value {
     for e in events {
         cmd.arg("--event").arg(e);
     }
-    cmd.arg("--")
-        .arg(env!("CARGO_BIN_EXE_thawtrace"))
-        // Lookback has its own test against moto.
-        .env("THAWTRACE_LOOKBACK", "off")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    cmd.arg("--").arg(env!("CARGO_BIN_EXE_thawtrace"));
+    aws_env(&mut cmd, "http://127.0.0.1:9");
+    // Lookback has its own test against moto.
+    cmd.env("THAWTRACE_LOOKBACK", "off")
         .env("AWS_REGION", "eu-west-1");
     for (k, v) in env {
         cmd.env(k, v);
@@ -158,9 +165,8 @@ pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
-/// Subscription messages, as CloudWatch Logs builds them: one per stream,
-/// split into batches of at most `per_batch` events.
-pub fn subscription_messages(events: &[Value], per_batch: usize) -> Vec<Value> {
+/// The `(logGroup, logStream)` pairs of `events`, in order of first appearance.
+pub fn streams_of(events: &[Value]) -> Vec<(String, String)> {
     let mut streams: Vec<(String, String)> = Vec::new();
     for e in events {
         let key = (
@@ -171,8 +177,14 @@ pub fn subscription_messages(events: &[Value], per_batch: usize) -> Vec<Value> {
             streams.push(key);
         }
     }
+    streams
+}
+
+/// Subscription messages, as CloudWatch Logs builds them: one per stream,
+/// split into batches of at most `per_batch` events.
+pub fn subscription_messages(events: &[Value], per_batch: usize) -> Vec<Value> {
     let mut out = Vec::new();
-    for (group, stream) in streams {
+    for (group, stream) in streams_of(events) {
         let mine: Vec<Value> = events
             .iter()
             .filter(|e| e["logGroup"] == group.as_str() && e["logStream"] == stream.as_str())
