@@ -243,7 +243,7 @@ enum Place {
 enum What {
     Keepalive(Keepalive),
     Failure(&'static str),
-    /// A network failure, with the silence just before its line.
+    /// A network failure, with the function's silence before its line.
     Net(NetFailure, i64),
     /// An idempotency key: `name=value`.
     Key(String),
@@ -290,6 +290,9 @@ pub struct StreamCorrelator {
     config: Config,
     pos: u32,
     prev_ts: Option<i64>,
+    /// When the function last spoke: its last line of its own, or the
+    /// START of its invocation (platform records are not the function's).
+    spoke_at: Option<i64>,
     place: Place,
     invocations: Vec<Invocation>,
     betweens: Vec<Between>,
@@ -314,6 +317,7 @@ impl StreamCorrelator {
             config,
             pos: 0,
             prev_ts: None,
+            spoke_at: None,
             place: Place::Init,
             invocations: Vec::new(),
             betweens: Vec::new(),
@@ -350,6 +354,12 @@ impl StreamCorrelator {
             self.silences.push_back((gap, pos));
         }
         let line = parse_line(event.text, ts <= self.watch_failures_until);
+        // A failure's silence is the function's: a platform record written
+        // in between (END flushed before the error line) does not end it.
+        let silence = self.spoke_at.map_or(-1, |at| ts - at);
+        if !matches!(line.kind, LineKind::Platform(phase, _) if phase != PlatformPhase::Start) {
+            self.spoke_at = Some(ts);
+        }
         if self.invocations.is_empty() {
             self.track_run(pos, line.printed_request_id, &event.id);
         }
@@ -372,7 +382,13 @@ impl StreamCorrelator {
                         cause: crate::parse::NetCause::FunctionTimeout,
                         destination: None,
                     };
-                    self.mark(pos, ts, event, Some(request_id), What::Net(timeout, gap));
+                    self.mark(
+                        pos,
+                        ts,
+                        event,
+                        Some(request_id),
+                        What::Net(timeout, silence),
+                    );
                 }
                 self.platform(phase, request_id, pos, ts, &event.id);
                 return;
@@ -403,7 +419,7 @@ impl StreamCorrelator {
             }
             LineKind::CallFailed(failure) => {
                 if let Some(net) = failure.net {
-                    self.mark(pos, ts, event, printed, What::Net(net, gap));
+                    self.mark(pos, ts, event, printed, What::Net(net, silence));
                 }
                 match failure.code {
                     Some(code) => What::Failure(code),

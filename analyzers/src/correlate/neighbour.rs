@@ -12,7 +12,8 @@ impl StreamCorrelator {
     /// `nat_idle_reset`: a reset on the first use after a freeze at least as
     /// long as the NAT idle timeout (one finding per invocation, every reset
     /// line of it as evidence), or a read timeout whose call sat silent that
-    /// long (a reply the NAT could no longer deliver).
+    /// long (a reply the NAT could no longer deliver): the function silent,
+    /// since its own last line or its invocation's START, for that long.
     pub(super) fn nat_idle_resets(&self, sink: &mut impl FindingSink) {
         let threshold = self.config.nat_idle_timeout_ms;
         // Per owning invocation (by epoch, in order): the incident so far.
@@ -170,6 +171,42 @@ mod tests {
                 .incidents
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_read_timeout_logged_after_end_keeps_the_functions_silence() {
+        // Recorded: the runtime flushed botocore's error line in the same
+        // millisecond as END and REPORT, which sort before it.
+        let config = Config {
+            nat_idle_timeout_ms: 6_000,
+            ..Config::default()
+        };
+        let error = r#"[ERROR] ReadTimeoutError: Read timeout on endpoint URL: "http://127.0.0.1:46669/slow-8000?list-type=2&encoding-type=url""#;
+        let lines = vec![
+            (0, format!("START RequestId: {A} Version: $LATEST")),
+            (
+                1,
+                format!(
+                    "[INFO]\t2026-11-28T12:23:53.887Z\t{A}\tevent {{\"bucket\": \"slow-8000\"}}"
+                ),
+            ),
+            (12_045, format!("END RequestId: {A}")),
+            (
+                12_045,
+                format!("REPORT RequestId: {A}\tDuration: 12045.37 ms"),
+            ),
+            (12_045, error.to_owned()),
+        ];
+        let out = run(&lines, config);
+        assert_eq!(out.incidents.len(), 1, "{:?}", out.incidents);
+        assert_eq!(out.incidents[0].request_ids, [A]);
+        assert!(matches!(
+            out.incidents[0].detail,
+            crate::Detail::NatIdleReset {
+                idle_ms: 12_044,
+                ..
+            }
+        ));
     }
 
     #[test]
