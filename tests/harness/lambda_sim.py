@@ -45,16 +45,16 @@ def iso(ms):
 # ---------------------------------------------------------------- proxy
 
 
-class DelayProxy:
-    """TCP proxy 127.0.0.1:<port> -> upstream, delaying every chunk each way."""
+class LoopbackProxy:
+    """A TCP listener on 127.0.0.1 that connects each client to the upstream
+    port and hands both sockets to `pair(client, upstream)`."""
 
-    def __init__(self, upstream_port, delay_ms):
+    def __init__(self, upstream_port, backlog=16):
         self.upstream_port = upstream_port
-        self.delay = delay_ms / 1000.0
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
         self.closed = False
         threading.Thread(target=self._accept, daemon=True).start()
@@ -71,8 +71,26 @@ class DelayProxy:
             except OSError:
                 client.close()
                 continue
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            self.pair(client, upstream)
+
+    def pair(self, client, upstream):
+        raise NotImplementedError
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+class DelayProxy(LoopbackProxy):
+    """TCP proxy 127.0.0.1:<port> -> upstream, delaying every chunk each way."""
+
+    def __init__(self, upstream_port, delay_ms):
+        self.delay = delay_ms / 1000.0
+        super().__init__(upstream_port)
+
+    def pair(self, client, upstream):
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     def _pump(self, src, dst):
         # A reader thread stamps chunks; a writer thread sends each one when its
@@ -107,10 +125,6 @@ class DelayProxy:
             q.put((time.monotonic() + self.delay, data or None))
             if not data:
                 return
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
 
 
 # ---------------------------------------------------------------- server

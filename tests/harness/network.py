@@ -23,51 +23,35 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from lambda_sim import LoopbackProxy
+
 
 def now_ms():
     return int(time.time() * 1000)
 
 
-class IdleNatProxy:
+class IdleNatProxy(LoopbackProxy):
     def __init__(self, upstream_port, idle_s):
-        self.upstream_port = upstream_port
         self.idle_s = idle_s
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.conns = []
         self.log = []  # (ms, connection number, "open"|"expired"|"expired_pending"|"reset"|"dropped_reply")
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.n = 0
+        super().__init__(upstream_port, backlog=64)
         threading.Thread(target=self._reap, daemon=True).start()
 
     def _note(self, conn, what):
         with self.lock:
             self.log.append((now_ms(), conn["n"], what))
 
-    def _accept(self):
-        n = 0
-        while not self.closed:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            n += 1
-            conn = {"n": n, "client": client, "upstream": upstream, "last": time.monotonic(), "expired": False, "done": False, "last_from_client": False}
-            with self.lock:
-                self.conns.append(conn)
-            self._note(conn, "open")
-            threading.Thread(target=self._pump, args=(conn, client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(conn, upstream, client, False), daemon=True).start()
+    def pair(self, client, upstream):
+        self.n += 1
+        conn = {"n": self.n, "client": client, "upstream": upstream, "last": time.monotonic(), "expired": False, "done": False, "last_from_client": False}
+        with self.lock:
+            self.conns.append(conn)
+        self._note(conn, "open")
+        threading.Thread(target=self._pump, args=(conn, client, upstream, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(conn, upstream, client, False), daemon=True).start()
 
     def _reap(self):
         while not self.closed:
@@ -122,8 +106,7 @@ class IdleNatProxy:
             return list(self.log)
 
     def close(self):
-        self.closed = True
-        self.sock.close()
+        super().close()
         with self.lock:
             conns = list(self.conns)
         for c in conns:
