@@ -11,13 +11,19 @@
 //!   (an async invocation retried), or one idempotency key under more than
 //!   one request ID (an event delivered again).
 //!
-//! Memory is bounded: at most [`Config::max_tracked`] signals are held;
-//! past that, new ones are counted in [`Neighbours::dropped`] and ignored.
+//! Time is event time: "now" is the [watermark](Neighbours::watermark_ms),
+//! the newest signal time seen, never the wall clock, so a backlog replayed
+//! hours or months late gives the same findings as a live feed. Memory is
+//! bounded by count: at most [`Config::max_tracked`] signals are held; past
+//! that, new ones are counted in [`Neighbours::dropped`] and ignored.
 //! A batch caller reads everything and calls [`Neighbours::flush`]; a
 //! long-running one calls [`Neighbours::emit_ready`] after each batch,
 //! which reports what is new at once (streams arrive one batch at a time,
 //! so a stall is reported when enough environments are in, a duplicate
-//! when an attempt is added) and forgets what is older than the windows.
+//! when an attempt is added) and forgets what is older than the windows,
+//! measured back from the watermark. Signals that arrive later than a
+//! window behind the watermark are still reported with what is held, but
+//! cannot be joined to signals already forgotten.
 //!
 //! ```
 //! use thawtrace_analyzers::{Collected, Config, FindingKind, Neighbours, Signal, SignalKind};
@@ -74,6 +80,8 @@ pub struct Neighbours {
     cap: usize,
     held: usize,
     dropped: u64,
+    /// The newest signal time seen (event time, ms since the epoch).
+    watermark_ms: Option<i64>,
     stalls: HashMap<Arc<str>, Vec<Hit>>,
     /// The connect timeouts held, by event ID.
     stall_events: std::collections::HashSet<String>,
@@ -93,6 +101,7 @@ impl Neighbours {
             cap: config.max_tracked,
             held: 0,
             dropped: 0,
+            watermark_ms: None,
             stalls: HashMap::new(),
             reported_stalls: std::collections::HashSet::new(),
             stall_events: std::collections::HashSet::new(),
@@ -106,8 +115,18 @@ impl Neighbours {
         self.dropped
     }
 
+    /// The newest event time among the signals pushed so far: the clock
+    /// [`Neighbours::emit_ready`] forgets by. `None` before the first one.
+    pub fn watermark_ms(&self) -> Option<i64> {
+        self.watermark_ms
+    }
+
     /// Takes one signal.
     pub fn push(&mut self, signal: Signal) {
+        self.watermark_ms = Some(
+            self.watermark_ms
+                .map_or(signal.at_ms, |w| w.max(signal.at_ms)),
+        );
         if self.held >= self.cap {
             self.dropped += 1;
             return;
@@ -198,9 +217,15 @@ impl Neighbours {
     /// connect stall is reported once, when its window holds
     /// [`Config::connect_stall_min_envs`] environments (with those seen so
     /// far: an early alarm); a duplicate when a request ID or key gains an
-    /// attempt (again with each further one). Signals older than
-    /// `now_ms` minus [`Config::duplicate_window_ms`] are forgotten.
-    pub fn emit_ready(&mut self, now_ms: i64, sink: &mut impl FindingSink) {
+    /// attempt (again with each further one). Signals older than the
+    /// [watermark](Neighbours::watermark_ms) minus the longer of
+    /// [`Config::duplicate_window_ms`] and [`Config::connect_stall_window_ms`]
+    /// are forgotten: event time, so a replayed backlog joins as a live
+    /// feed does.
+    pub fn emit_ready(&mut self, sink: &mut impl FindingSink) {
+        let Some(now_ms) = self.watermark_ms else {
+            return;
+        };
         let horizon = now_ms.saturating_sub(self.duplicate_window_ms.max(self.window_ms));
         let mut groups: Vec<Arc<str>> = self.stalls.keys().cloned().collect();
         groups.sort();
@@ -363,5 +388,71 @@ fn same_key(group: &str, key: &str, hits: &[Hit], sink: &mut impl FindingSink) {
             n,
             Some(key.to_owned()),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Collected;
+
+    const DAY_MS: i64 = 86_400_000;
+
+    fn start(stream: &str, event: &str, at_ms: i64) -> Signal {
+        Signal {
+            log_group: "/aws/lambda/orders".into(),
+            log_stream: stream.into(),
+            request_id: Some("5d1a0000-0000-4000-8000-000000000001".into()),
+            at_ms,
+            event_id: event.into(),
+            what: SignalKind::Start,
+        }
+    }
+
+    fn emitted(n: &mut Neighbours) -> Vec<Incident> {
+        let mut out = Collected::default();
+        n.emit_ready(&mut out);
+        out.incidents
+    }
+
+    #[test]
+    fn a_backlog_years_old_is_joined_across_batches_as_a_live_feed_is() {
+        // Two attempts of one invocation, an hour apart, delivered in two
+        // batches, years before whatever the wall clock says.
+        for base in [0, 365 * DAY_MS, 40 * 365 * DAY_MS] {
+            let mut n = Neighbours::new(&Config::default());
+            n.push(start("a", "1", base + 1_000));
+            assert!(emitted(&mut n).is_empty());
+            n.push(start("b", "2", base + 3_600_000));
+            let found = emitted(&mut n);
+            assert_eq!(found.len(), 1, "base {base}");
+            assert_eq!(found[0].log_streams, ["a", "b"]);
+            assert_eq!(n.watermark_ms(), Some(base + 3_600_000));
+        }
+    }
+
+    #[test]
+    fn what_falls_a_window_behind_the_newest_event_is_forgotten() {
+        let config = Config::default();
+        let mut n = Neighbours::new(&config);
+        n.push(start("a", "1", 1_000));
+        assert!(emitted(&mut n).is_empty());
+        // Another stream's line, more than the duplicate window later, moves
+        // event time on: the first start is forgotten, by event time alone.
+        n.push(Signal {
+            request_id: Some("00000000-0000-4000-8000-0000000000ff".into()),
+            ..start("c", "3", 1_000 + config.duplicate_window_ms + 1)
+        });
+        assert!(emitted(&mut n).is_empty());
+        n.push(start("b", "2", 1_000 + config.duplicate_window_ms + 2));
+        assert!(emitted(&mut n).is_empty(), "joined to a forgotten start");
+    }
+
+    #[test]
+    fn a_late_signal_does_not_move_event_time_back() {
+        let mut n = Neighbours::new(&Config::default());
+        n.push(start("a", "1", 10 * DAY_MS));
+        n.push(start("b", "2", DAY_MS));
+        assert_eq!(n.watermark_ms(), Some(10 * DAY_MS));
     }
 }

@@ -117,7 +117,7 @@ fn awslogs_event_to_spans_and_emf(bencher: divan::Bencher) {
         )
         .unwrap();
         let spans = spans::spans(&collected, &origin);
-        let lines = emf::lines(&collected.findings, &collected.incidents, 0);
+        let lines = emf::lines(&collected.findings, &collected.incidents);
         (spans.len(), lines.len())
     });
 }

@@ -34,12 +34,6 @@ struct Collector {
     neighbours: std::sync::Mutex<Neighbours>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Collector {
     async fn from_env() -> Result<Collector, Error> {
         let mb = |k: &str, default: usize| {
@@ -126,10 +120,10 @@ impl Collector {
                 neighbours.push(signal);
             }
             let mut ready = crate::export::Collected::default();
-            neighbours.emit_ready(now_ms(), &mut ready);
+            neighbours.emit_ready(&mut ready);
             collected.incidents.append(&mut ready.incidents);
         }
-        for line in emf::lines(&collected.findings, &collected.incidents, now_ms()) {
+        for line in emf::lines(&collected.findings, &collected.incidents) {
             println!("{line}");
         }
         for f in &collected.findings {

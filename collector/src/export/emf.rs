@@ -18,26 +18,34 @@ pub const DIMENSION: &str = "FunctionName";
 /// One EMF line per function with findings, counting each kind (zeros
 /// included, so a dashboard shows the contrast).
 ///
+/// A line is stamped with the event time of the newest failure it counts,
+/// never the collector's clock, the way CloudWatch Logs' own metric filters
+/// stamp their data points: a batch delivered again, or a backlog replayed
+/// late, puts its counts at the minute the failures happened.
+///
 /// ```
-/// let lines = thawtrace::export::emf::lines(&[], &[], 1_700_000_000_000);
-/// assert!(lines.is_empty());
+/// assert!(thawtrace::export::emf::lines(&[], &[]).is_empty());
 /// ```
-pub fn lines(findings: &[Finding], incidents: &[Incident], now_ms: i64) -> Vec<String> {
-    let mut per_function: BTreeMap<&str, BTreeMap<FindingKind, u64>> = BTreeMap::new();
+pub fn lines(findings: &[Finding], incidents: &[Incident]) -> Vec<String> {
+    let mut per_function: BTreeMap<&str, (i64, BTreeMap<FindingKind, u64>)> = BTreeMap::new();
     let kinds = findings
         .iter()
-        .map(|f| (f.log_group.as_str(), f.kind))
-        .chain(incidents.iter().map(|i| (i.log_group.as_str(), i.kind)));
-    for (group, kind) in kinds {
-        *per_function
+        .map(|f| (f.log_group.as_str(), f.kind, f.timeout_at_ms))
+        .chain(
+            incidents
+                .iter()
+                .map(|i| (i.log_group.as_str(), i.kind, i.last_at_ms)),
+        );
+    for (group, kind, at_ms) in kinds {
+        let (newest, counts) = per_function
             .entry(function_name(group))
-            .or_default()
-            .entry(kind)
-            .or_default() += 1;
+            .or_insert((at_ms, BTreeMap::new()));
+        *newest = (*newest).max(at_ms);
+        *counts.entry(kind).or_default() += 1;
     }
     per_function
         .into_iter()
-        .map(|(function, counts)| {
+        .map(|(function, (at_ms, counts))| {
             let metrics: Vec<Value> = FindingKind::ALL
                 .iter()
                 .map(|k| json!({"Name": k.metric_name(), "Unit": "Count"}))
@@ -46,7 +54,7 @@ pub fn lines(findings: &[Finding], incidents: &[Incident], now_ms: i64) -> Vec<S
             line.insert(
                 "_aws".into(),
                 json!({
-                    "Timestamp": now_ms,
+                    "Timestamp": at_ms,
                     "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [[DIMENSION]], "Metrics": metrics}],
                 }),
             );
