@@ -8,4 +8,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/tests/setup.sh"
 export THAWTRACE_PYTHON="$root/tests/.deps/venv/bin/python"
 cd "$root"
-cargo test --workspace
+# Every test binary runs even when one fails, so one failure hides no other.
+cargo test --workspace --no-fail-fast

@@ -14,12 +14,16 @@ fi
 if [ ! -d "$here/recorders/node/node_modules/@grpc/grpc-js" ] || [ ! -d "$here/recorders/node/node_modules/grpc-js-1-8" ]; then
   (cd "$here/recorders/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
-# Headless Chromium (Debian's package) for the HTML report test.
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian's packages: headless Chromium for the HTML report test, faketime
+# for the tests that run the collector with its clock years ahead.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "tests/setup.sh: install Debian's chromium for the HTML report test (needs root)" >&2
+    echo "tests/setup.sh: install Debian's ${missing[*]} for the browser and clock tests (needs root)" >&2
   fi
 fi
 echo "recorder dependencies ready: $deps/venv, tests/recorders/node/node_modules" >&2

@@ -146,19 +146,68 @@ fn the_lambda_collector_reports_them_batch_by_batch_with_emf_metrics() {
     // them; the cross-stream kinds come from the warm process's memory.
     let dir = network_fixture();
     let messages = subscription_messages(&events(&dir), 100_000);
-    let tmp = std::env::temp_dir().join(format!("thawtrace-neighbours-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    assert_collector_reports_the_truth(&dir, &messages, None, "one batch per stream");
+}
+
+#[test]
+fn a_backlog_replayed_hours_late_in_many_batches_is_joined_as_a_live_feed() {
+    // After an outage, a Kinesis backlog arrives seven hours late, longer
+    // than the duplicate window, in small batches whose streams interleave
+    // in time order. Event time decides what is joined and forgotten, not
+    // the collector's clock.
+    let dir = network_fixture();
+    let evs = events(&dir);
+    let mut messages = subscription_messages(&evs, 8);
+    messages.sort_by_key(|m| m["logEvents"][0]["timestamp"].as_i64().unwrap());
+    assert!(messages.len() > 60, "{} batches", messages.len());
+    let newest = evs
+        .iter()
+        .map(|e| e["timestamp"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    let seven_hours = 7 * 3_600_000;
+    assert_collector_reports_the_truth(
+        &dir,
+        &messages,
+        Some(newest + seven_hours),
+        "a backlog 7 h late",
+    );
+}
+
+#[test]
+fn the_collector_gives_the_same_answer_with_its_clock_ten_years_ahead() {
+    let dir = network_fixture();
+    let messages = subscription_messages(&events(&dir), 100_000);
+    let ten_years = 10 * 365 * 86_400_000;
+    let first = events(&dir)[0]["timestamp"].as_i64().unwrap();
+    assert_collector_reports_the_truth(&dir, &messages, Some(first + ten_years), "clock +10 years");
+}
+
+/// Delivers `messages` (subscription messages) to the Lambda collector, one
+/// invocation each, with its clock at `clock_ms` if given, and checks what
+/// it printed against the recording's truth: a stall is reported when
+/// enough environments are in (an early alarm, with those seen so far), a
+/// duplicate each time it gains an attempt; each is a part of a truth
+/// entry, and every truth entry is reported whole in the end. The EMF
+/// lines count every truth entry, at the time it happened.
+fn assert_collector_reports_the_truth(
+    dir: &std::path::Path,
+    messages: &[Value],
+    clock_ms: Option<i64>,
+    what: &str,
+) {
+    let tmp = tempfile::tempdir().unwrap();
     let files: Vec<_> = messages
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let path = tmp.join(format!("{i:03}.json"));
+            let path = tmp.path().join(format!("{i:03}.json"));
             let data = b64(&gzip(m.to_string().as_bytes()));
             std::fs::write(&path, json!({"awslogs": {"data": data}}).to_string()).unwrap();
             path
         })
         .collect();
-    let result = invoke_handler(
+    let result = invoke_handler_at(
         &files,
         &[
             ("THAWTRACE_NAT_IDLE_TIMEOUT", "6s"),
@@ -166,6 +215,12 @@ fn the_lambda_collector_reports_them_batch_by_batch_with_emf_metrics() {
             ("THAWTRACE_CONNECT_STALL_MIN_ENVS", "3"),
             ("THAWTRACE_IDEMPOTENCY_KEYS", "messageId, detail.orderId"),
         ],
+        clock_ms,
+    );
+    let responses = result["responses"].as_array().unwrap();
+    assert!(
+        responses.iter().all(|r| r["kind"] == "response"),
+        "{what}: {responses:?}"
     );
     let lines: Vec<Value> = result["output"]
         .as_array()
@@ -178,11 +233,7 @@ fn the_lambda_collector_reports_them_batch_by_batch_with_emf_metrics() {
         .filter(|l| l["request_ids"].is_array())
         .cloned()
         .collect();
-    // Streams come one batch at a time: a stall is reported when enough
-    // environments are in (an early alarm, with those seen so far), a
-    // duplicate each time it gains an attempt; each is a part of a truth
-    // entry, and every truth entry is reported whole in the end.
-    let truth = truth(&dir);
+    let truth = truth(dir);
     let set = |v: &Value| -> BTreeSet<String> {
         v.as_array()
             .unwrap()
@@ -196,7 +247,7 @@ fn the_lambda_collector_reports_them_batch_by_batch_with_emf_metrics() {
                 && t["log_group"] == i["log_group"]
                 && set(&i["log_streams"]).is_subset(&set(&t["log_streams"]))
                 && set(&i["request_ids"]).is_subset(&set(&t["request_ids"]))),
-            "not in the truth: {i}"
+            "{what}: not in the truth: {i}"
         );
     }
     for t in &truth {
@@ -212,24 +263,36 @@ fn the_lambda_collector_reports_them_batch_by_batch_with_emf_metrics() {
                 .iter()
                 .any(|i| set(&i["request_ids"]) == set(&t["request_ids"])),
         };
-        assert!(reported, "missed: {t}");
+        assert!(reported, "{what}: missed: {t}");
     }
-    let metric = |name: &str| -> u64 {
-        lines
-            .iter()
-            .filter(|l| l["_aws"].is_object())
-            .filter_map(|l| l[name].as_u64())
-            .sum()
-    };
+    let emf: Vec<&Value> = lines.iter().filter(|l| l["_aws"].is_object()).collect();
+    let metric = |name: &str| -> u64 { emf.iter().filter_map(|l| l[name].as_u64()).sum() };
     let count = |k: &str| truth.iter().filter(|t| t["kind"] == k).count() as u64;
-    assert_eq!(metric("NatIdleResets"), count("nat_idle_reset"));
-    assert_eq!(metric("ConnectStalls"), count("connect_stall"));
-    assert!(metric("DuplicateInvocations") >= count("duplicate_invocation"));
+    assert_eq!(metric("NatIdleResets"), count("nat_idle_reset"), "{what}");
+    assert_eq!(metric("ConnectStalls"), count("connect_stall"), "{what}");
+    assert!(
+        metric("DuplicateInvocations") >= count("duplicate_invocation"),
+        "{what}"
+    );
+    // Metrics are stamped when the failures happened, whatever the clock.
+    let (first, last) = span_of(&events(dir));
+    for l in &emf {
+        let at = l["_aws"]["Timestamp"].as_i64().unwrap();
+        assert!(
+            (first..=last).contains(&at),
+            "{what}: EMF at {at}, events {first}..{last}"
+        );
+    }
     // What leaves the account holds no raw log message.
     for i in &incidents {
         assert!(!i.to_string().contains("Traceback"), "{i}");
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The first and last timestamps of `events`.
+fn span_of(events: &[Value]) -> (i64, i64) {
+    let times = events.iter().map(|e| e["timestamp"].as_i64().unwrap());
+    (times.clone().min().unwrap(), times.max().unwrap())
 }
 
 #[test]

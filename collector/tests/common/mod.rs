@@ -59,12 +59,30 @@ pub fn aws_env(cmd: &mut Command, endpoint: &str) {
 /// API (tests/harness/invoke.py), one invocation per event file; nothing
 /// may reach past loopback, not even the SDK's credential chain.
 pub fn invoke_handler(events: &[PathBuf], env: &[(&str, &str)]) -> Value {
+    invoke_handler_at(events, env, None)
+}
+
+/// [`invoke_handler`] with the collector's wall clock set to `clock_ms`
+/// (ms since the Unix epoch) by Debian's faketime, which intercepts the
+/// process's clock calls: what the collector does must not depend on when
+/// it runs. The monotonic clock (timers, deadlines) is left alone.
+pub fn invoke_handler_at(events: &[PathBuf], env: &[(&str, &str)], clock_ms: Option<i64>) -> Value {
     let mut cmd = Command::new("python3");
     cmd.arg(repo().join("tests/harness/invoke.py"));
     for e in events {
         cmd.arg("--event").arg(e);
     }
-    cmd.arg("--").arg(env!("CARGO_BIN_EXE_thawtrace"));
+    cmd.arg("--");
+    if let Some(ms) = clock_ms {
+        let at = thawtrace_analyzers::time::rfc3339(ms);
+        let faketime = which("faketime")
+            .expect("faketime is missing: run `bash tests/setup.sh` (Debian's faketime package)");
+        cmd.arg(faketime)
+            .arg("-f")
+            .arg(format!("@{} {}", &at[..10], &at[11..19]));
+        cmd.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
+    cmd.arg(env!("CARGO_BIN_EXE_thawtrace"));
     aws_env(&mut cmd, "http://127.0.0.1:9");
     // Lookback has its own test against moto.
     cmd.env("THAWTRACE_LOOKBACK", "off")
@@ -79,6 +97,13 @@ pub fn invoke_handler(events: &[PathBuf], env: &[(&str, &str)]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The full path of a program on `PATH`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 /// The Python the recorders run with (`THAWTRACE_PYTHON`, or `python3`),
