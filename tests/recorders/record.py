@@ -100,6 +100,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", action="append", help="record only environments whose name contains this")
     ap.add_argument("--proxy-delay-ms", type=int, default=40)
+    ap.add_argument("--grpc-trace", action="append", default=[], metavar="LIBRARY=TRACERS",
+                    help="the GRPC_TRACE a library's functions run with (grpc-js=keepalive, grpcio=http_keepalive,http2_ping; empty for none)")
     ap.add_argument("--rust-bin", default=os.path.join(ROOT, "target", "debug", "examples"),
                     help="where the instrument's examples lambda_grpc and echo_server are built")
     args = ap.parse_args()
@@ -107,6 +109,11 @@ def main():
         return retruth(args.out)
     rng = random.Random(args.seed)
     envs = environments(rng, args.only, args.rust_bin)
+    for setting in args.grpc_trace:
+        library, _, tracers = setting.partition("=")
+        for e in envs:
+            if e["library"] == library:
+                e["env"]["GRPC_TRACE"] = tracers
     for e in envs:
         for exe in [e["command"][0]] + e.get("server", [])[:1]:
             if e["library"] == "tonic" and not os.path.exists(exe):
