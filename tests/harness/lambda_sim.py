@@ -92,7 +92,10 @@ class DelayProxy(LoopbackProxy):
         for a, b in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    def _pump(self, src, dst):
+    def _pump(self, src, dst, on_recv=None, on_sent=None, on_end=None):
+        """Copy src to dst, each chunk `delay` late. Hooks, if given:
+        on_recv(data) as a chunk is read, on_sent(data) once it is written,
+        on_end("eof" | "reset") when src ends."""
         # A reader thread stamps chunks; a writer thread sends each one when its
         # delay is up, so order is kept and throughput is not cut by the delay.
         import queue
@@ -111,6 +114,8 @@ class DelayProxy(LoopbackProxy):
                     dst.sendall(data)
                 except OSError:
                     break
+                if on_sent:
+                    on_sent(data)
             try:
                 dst.shutdown(socket.SHUT_WR)
             except OSError:
@@ -118,13 +123,48 @@ class DelayProxy(LoopbackProxy):
 
         threading.Thread(target=writer, daemon=True).start()
         while True:
+            how = "eof"
             try:
                 data = src.recv(65536)
             except OSError:
-                data = b""
+                data, how = b"", "reset"
+            if data and on_recv:
+                on_recv(data)
+            if not data and on_end:
+                on_end(how)
             q.put((time.monotonic() + self.delay, data or None))
             if not data:
                 return
+
+
+class H2DelayProxy(DelayProxy):
+    """A DelayProxy that watches the HTTP/2 frames it carries (plaintext h2c):
+    `connections` holds one h2truth.H2Connection per proxied connection, with
+    wall-clock times (now_ms) of client pings as the proxy received them,
+    their acks as it handed them to the client's socket, GOAWAYs and
+    closes."""
+
+    def __init__(self, upstream_port, delay_ms):
+        self.connections = []
+        self._n = 0
+        super().__init__(upstream_port, delay_ms)
+
+    def pair(self, client, upstream):
+        import h2truth
+
+        self._n += 1
+        conn = h2truth.H2Connection(self._n, now_ms())
+        self.connections.append(conn)
+        threading.Thread(
+            target=self._pump, args=(client, upstream),
+            kwargs=dict(on_recv=lambda d: conn.client_bytes(now_ms(), d), on_end=lambda how: conn.client_closed(now_ms(), how)),
+            daemon=True,
+        ).start()
+        threading.Thread(
+            target=self._pump, args=(upstream, client),
+            kwargs=dict(on_sent=lambda d: conn.server_bytes_delivered(now_ms(), d), on_end=lambda how: conn.server_closed(now_ms(), how)),
+            daemon=True,
+        ).start()
 
 
 # ---------------------------------------------------------------- server
@@ -340,9 +380,12 @@ class RuntimeApi:
 class Environment:
     """One execution environment: a function process, its log stream, its freezes."""
 
-    def __init__(self, spec, stream, target, workdir):
+    def __init__(self, spec, stream, target, workdir, timeline=None):
         self.spec = spec
         self.stream = stream
+        # The emulator's own events, for the harness truth (h2truth.Timeline):
+        # (now_ms, "start" | "owner" | "freeze" | "thaw" | "kill" | "close", detail).
+        self.timeline = timeline if timeline is not None else []
         self.api = RuntimeApi()
         self.fmt = spec.get("format", "text")
         self.start_order = spec.get("start", "platform")
@@ -373,6 +416,7 @@ class Environment:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+        self.timeline.append((now_ms(), "start", self.proc.pid))
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.frozen = False
@@ -406,11 +450,17 @@ class Environment:
         self.api.wait_polling()
         time.sleep(0.002)
         os.kill(self.proc.pid, signal.SIGSTOP)
+        self.timeline.append((now_ms(), "freeze", None))
         self.frozen = True
 
     def thaw(self):
+        self.timeline.append((now_ms(), "thaw", None))
         os.kill(self.proc.pid, signal.SIGCONT)
         self.frozen = False
+
+    def set_owner(self, rid):
+        self.stream.owner = rid
+        self.timeline.append((now_ms(), "owner", rid))
 
     def invoke(self, rid, event, on_running=None):
         """Deliver one invocation; returns after the response, before the freeze."""
@@ -418,13 +468,13 @@ class Environment:
         if self.start_order == "platform":
             # START when the invocation is delivered, then the thaw: timers that
             # expired while frozen print after START.
-            self.stream.owner = rid
+            self.set_owner(rid)
             self.platform_start(rid)
             if self.frozen:
                 self.thaw()
         else:
             # The function side writes START after the thaw: thaw lines come first.
-            self.stream.owner = rid
+            self.set_owner(rid)
             if self.frozen:
                 self.thaw()
                 time.sleep(0.05)
@@ -453,18 +503,23 @@ class Environment:
             self.stream.add("%s %s Task timed out after %.2f seconds" % (iso(now_ms()), rid, (now_ms() - started) / 1000.0), True)
             self.stream.add("END RequestId: %s" % rid, True)
             self.stream.add("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: 128 MB\tMax Memory Used: 80 MB\tStatus: timeout" % (rid, now_ms() - started, now_ms() - started), True)
+        self.timeline.append((now_ms(), "kill", self.proc.pid))
         self.proc.kill()
         self.proc.wait()
         self.reader.join(timeout=5)
         self._start_process()
 
     def close(self):
+        # From here on the process is shut down by the harness: its closes
+        # are no keepalive timeouts.
+        self.timeline.append((now_ms(), "close", self.proc.pid))
         if self.frozen:
             self.thaw()
         self.api.close()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
+            self.timeline.append((now_ms(), "kill", self.proc.pid))
             self.proc.kill()
             self.proc.wait()
         self.reader.join(timeout=5)
@@ -473,10 +528,11 @@ class Environment:
 # ---------------------------------------------------------------- scenarios
 
 
-def run_environment(spec, stream, target, server, workdir, rng, log):
-    """Run one environment's script of invocations with real freezes between them."""
+def run_environment(spec, stream, target, server, workdir, rng, log, timeline=None):
+    """Run one environment's script of invocations with real freezes between
+    them; `timeline`, if given, receives the emulator's events (Environment.timeline)."""
     lib = spec["library"]
-    env = Environment(spec, stream, target, workdir)
+    env = Environment(spec, stream, target, workdir, timeline)
     try:
         for step in spec["script"]:
             rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))

@@ -12,6 +12,12 @@ for Rust) behind a delaying proxy, and writes:
                    {id, timestamp, message, logStream, logGroup}
     truth.json     the findings the recorder expects, from its own knowledge
                    of which invocation was running when each line was written
+                   and the libraries' log lines
+    harness_truth.json  the keepalive timeouts the harness itself saw, from
+                   the HTTP/2 frames its proxy carried and its own timeline
+                   of owners, freezes and thaws, whatever the libraries log
+                   (h2truth.harness_truth)
+    harness_observations.json  those frames and timelines, per environment
     environments.json  what each environment was (library, format, ordering)
 
 Needs: `bash tests/setup.sh` (npm and pip packages) and the instrument's
@@ -30,6 +36,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
 
+import h2truth  # noqa: E402
 import lambda_sim  # noqa: E402
 
 NODE_DIR = os.path.join(ROOT, "tests", "recorders", "node")
@@ -88,7 +95,11 @@ def environments(rng, which, rust_bin):
     if which:
         envs = [e for e in envs if any(w in e["name"] for w in which)]
     for e in envs:
-        e["script"] = script(rng, e.pop("keepalive", True))
+        keepalive = e.pop("keepalive", True)
+        e["script"] = script(rng, keepalive)
+        # The ack timeout the function's pings run with (function.py,
+        # function.js, lambda_grpc.rs: 1 s); without keepalive no ping has one.
+        e.setdefault("ack_timeout_ms", 1000 if keepalive else None)
     return envs
 
 
@@ -133,16 +144,17 @@ def main():
         sdir = os.path.join(work, spec["name"])
         os.makedirs(sdir)
         server = lambda_sim.EchoServer(sdir, spec.get("server"))
-        proxy = lambda_sim.DelayProxy(server.port, args.proxy_delay_ms)
+        proxy = lambda_sim.H2DelayProxy(server.port, args.proxy_delay_ms)
         day = time.strftime("%Y/%m/%d", time.gmtime())
         stream = lambda_sim.LogStream("/aws/lambda/" + spec["function"], "%s/[$LATEST]%032x" % (day, rng.getrandbits(128)), i * 10**6)
-        streams.append((spec, stream))
+        timeline = []
+        streams.append((spec, stream, proxy, timeline))
         env_rng = random.Random(rng.getrandbits(64))
 
-        def run(spec=spec, stream=stream, server=server, proxy=proxy, sdir=sdir, env_rng=env_rng):
+        def run(spec=spec, stream=stream, server=server, proxy=proxy, sdir=sdir, env_rng=env_rng, timeline=timeline):
             try:
                 log("%s: %d invocations" % (spec["name"], len(spec["script"])))
-                lambda_sim.run_environment(spec, stream, "127.0.0.1:%d" % proxy.port, server, sdir, env_rng, log)
+                lambda_sim.run_environment(spec, stream, "127.0.0.1:%d" % proxy.port, server, sdir, env_rng, log, timeline)
             except Exception as exc:  # reported below, fails the recording
                 errors.append("%s: %r" % (spec["name"], exc))
             finally:
@@ -157,11 +169,17 @@ def main():
     if errors:
         sys.exit("recording failed:\n" + "\n".join(errors))
 
-    all_events, truth, meta = [], [], []
-    for spec, stream in streams:
+    all_events, truth, meta, observations = [], [], [], []
+    for spec, stream, proxy, timeline in streams:
         truth += lambda_sim.truth_for(stream.events, spec["library"])
         all_events += stream.events
         meta.append({"name": spec["name"], "library": spec["library"].name, "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"], "invocations": len(spec["script"])})
+        observations.append({
+            "name": spec["name"], "log_group": stream.group, "log_stream": stream.name,
+            "ack_timeout_ms": spec["ack_timeout_ms"],
+            "timeline": [{"t": t, "what": what, "detail": detail} for t, what, detail in timeline],
+            "connections": [c.to_json() for c in proxy.connections],
+        })
     all_events.sort(key=lambda e: (e["timestamp"], e["id"]))
     with open(os.path.join(args.out, "events.jsonl"), "w") as f:
         for ev in all_events:
@@ -173,10 +191,47 @@ def main():
         json.dump({"seed": args.seed, "findings": truth}, f, indent=1)
     with open(os.path.join(args.out, "environments.json"), "w") as f:
         json.dump(meta, f, indent=1)
+    with open(os.path.join(args.out, "harness_observations.json"), "w") as f:
+        json.dump({"seed": args.seed, "proxy_delay_ms": args.proxy_delay_ms, "environments": observations}, f, indent=1)
+    harness = write_harness_truth(args.out, args.seed, observations)
+    log("recorded %d events, expected findings: %s; harness truth: %s" % (len(all_events), kind_counts(truth), kind_counts(harness)))
+    for line in truth_differences(truth, harness):
+        log("  " + line)
+
+
+def kind_counts(findings):
     kinds = {}
-    for t in truth:
+    for t in findings:
         kinds[t["kind"]] = kinds.get(t["kind"], 0) + 1
-    log("recorded %d events, expected findings: %s" % (len(all_events), kinds))
+    return kinds
+
+
+def truth_differences(truth, harness):
+    """Findings on which truth.json and harness_truth.json disagree, on
+    (kind, log stream, ping and timeout request IDs)."""
+    key = lambda f: (f["kind"], f["log_stream"], f["ping_request_id"], f["timeout_request_id"])
+    a, b = sorted(map(key, truth)), sorted(map(key, harness))
+    out = []
+    for k in a:
+        if k not in b:
+            out.append("only in truth.json: %s %s ping %s timeout %s" % k)
+    for k in b:
+        if k not in a:
+            out.append("only in harness_truth.json: %s %s ping %s timeout %s" % k)
+    return out
+
+
+def write_harness_truth(out, seed, observations):
+    """harness_truth.json from the proxy's frames and the emulator's timelines."""
+    findings, near = [], []
+    for o in observations:
+        tl = h2truth.Timeline([(e["t"], e["what"], e["detail"]) for e in o["timeline"]])
+        f, n = h2truth.harness_truth(o["connections"], tl, o["ack_timeout_ms"], o["log_group"], o["log_stream"])
+        findings += f
+        near += n
+    with open(os.path.join(out, "harness_truth.json"), "w") as fh:
+        json.dump({"seed": seed, "source": "proxy", "findings": findings, "near_misses": near}, fh, indent=1)
+    return findings
 
 
 def retruth(out):
@@ -197,6 +252,13 @@ def retruth(out):
     with open(os.path.join(out, "truth.json"), "w") as f:
         json.dump({"seed": old.get("seed"), "findings": truth}, f, indent=1)
     print("truth: %d findings (was %d)" % (len(truth), len(old["findings"])), file=sys.stderr)
+    obs_path = os.path.join(out, "harness_observations.json")
+    if os.path.exists(obs_path):
+        obs = json.load(open(obs_path))
+        harness = write_harness_truth(out, obs.get("seed"), obs["environments"])
+        print("harness truth: %s" % kind_counts(harness), file=sys.stderr)
+        for line in truth_differences(truth, harness):
+            print("  " + line, file=sys.stderr)
 
 
 if __name__ == "__main__":

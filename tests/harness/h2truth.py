@@ -1,0 +1,366 @@
+"""Ground truth for keepalive timeouts from what the harness itself saw.
+
+Two sources, neither of them the libraries' logs:
+
+- the HTTP/2 frames the delaying proxy carried on each connection
+  (`H2FrameParser`, `H2Connection`): when a client PING reached the proxy,
+  when its ACK was handed to the client's socket, when the client sent
+  GOAWAY or closed;
+- the emulator's timeline of each environment (`lambda_sim.Environment`):
+  owner switches, freezes (SIGSTOP), thaws (SIGCONT), kills and restarts.
+
+`harness_truth` joins them with the ack timeout the function is configured
+with. Everything here is pure (no sockets, no clocks) so that
+`test_h2_truth.py` can check it on synthetic bytes.
+"""
+
+import struct
+import threading
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
+FRAME_NAMES = ["DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PUSH_PROMISE", "PING", "GOAWAY", "WINDOW_UPDATE", "CONTINUATION"]
+ACK = 0x1
+
+# Payload bytes kept of a frame: all of PING (8) and GOAWAY's last stream id
+# and error code (8) plus a little debug data; the rest of any frame is
+# skipped without being buffered.
+KEEP = {PING: 8, GOAWAY: 8 + 64, RST_STREAM: 4}
+
+
+def frame_name(ftype):
+    return FRAME_NAMES[ftype] if ftype < len(FRAME_NAMES) else "0x%x" % ftype
+
+
+class H2FrameParser:
+    """Incremental HTTP/2 frame parser for one direction of one connection.
+
+    `feed(data)` returns the frames completed by `data` as
+    (type, flags, stream_id, length, payload) tuples, where payload holds at
+    most KEEP[type] bytes (empty for other types). Memory is bounded: at most
+    a frame header and a kept payload are buffered, whatever the frame sizes
+    and however the bytes are split. If the bytes are not HTTP/2 (a wrong
+    client preface), the parser gives up: `broken` is set and feed returns [].
+    """
+
+    def __init__(self, client_side):
+        self.need_preface = client_side
+        self.buf = b""
+        self.skip = 0  # payload bytes of the current frame still to discard
+        self.pending = None  # (type, flags, stream, length, kept payload) of the current frame
+        self.broken = None
+        self.bytes = 0
+
+    def feed(self, data):
+        frames = []
+        if self.broken:
+            return frames
+        self.bytes += len(data)
+        buf = self.buf + data
+        self.buf = b""
+        pos = 0
+        while True:
+            if self.need_preface:
+                n = min(len(PREFACE), len(buf))
+                if buf[:n] != PREFACE[:n]:
+                    self.broken = "no HTTP/2 client preface"
+                    return frames
+                if n < len(PREFACE):
+                    self.buf = buf
+                    return frames
+                buf = buf[len(PREFACE):]
+                self.need_preface = False
+            if self.pending is not None:
+                ftype, flags, stream, length, kept = self.pending
+                want = min(KEEP.get(ftype, 0), length)
+                take = min(want - len(kept), len(buf) - pos)
+                if take > 0:
+                    kept += buf[pos:pos + take]
+                    pos += take
+                if len(kept) < want:
+                    self.pending = (ftype, flags, stream, length, kept)
+                    return frames
+                self.skip = length - want
+                self.pending = None
+                frames.append((ftype, flags, stream, length, kept))
+            if self.skip:
+                drop = min(self.skip, len(buf) - pos)
+                self.skip -= drop
+                pos += drop
+                if self.skip:
+                    return frames
+            if len(buf) - pos < 9:
+                self.buf = buf[pos:]
+                return frames
+            length = int.from_bytes(buf[pos:pos + 3], "big")
+            ftype, flags = buf[pos + 3], buf[pos + 4]
+            stream = struct.unpack(">I", buf[pos + 5:pos + 9])[0] & 0x7FFFFFFF
+            pos += 9
+            self.pending = (ftype, flags, stream, length, b"")
+
+
+def frame(ftype, flags=0, stream=0, payload=b""):
+    """The bytes of one HTTP/2 frame (for tests)."""
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + struct.pack(">I", stream & 0x7FFFFFFF) + payload
+
+
+class H2Connection:
+    """What the proxy saw on one proxied connection, in wall-clock ms.
+
+    The proxy calls `client_bytes(t, data)` when it receives bytes from the
+    client, `client_closed(t, how)` at the client's EOF or reset,
+    `server_bytes_delivered(t, data)` once it has written server bytes to the
+    client's socket, `server_closed(t, how)` at the server's EOF."""
+
+    MAX_PINGS = 100000
+
+    def __init__(self, n, opened_at):
+        self.n = n
+        self.opened_at = opened_at
+        self.lock = threading.Lock()
+        self.up = H2FrameParser(client_side=True)
+        self.down = H2FrameParser(client_side=False)
+        self.pings = []  # {"sent", "payload", "ack_delivered"}: client pings, in order
+        self.server_pings = []  # {"sent", "payload", "ack_received"}: server pings, in order
+        self.client_goaway = None  # (t, last_stream, error_code)
+        self.client_eof = None  # (t, "eof" | "reset")
+        self.server_goaway = None  # (t delivered, last_stream, error_code)
+        self.server_eof = None  # (t, "eof" | "reset")
+        self.goaways = []  # every GOAWAY either way: ("client" | "server", t, last_stream, error_code, debug), at most 8
+        self.counts = {"up": {}, "down": {}}
+        self.unmatched_acks = 0
+
+    def _count(self, way, ftype, flags):
+        name = frame_name(ftype) + ("+ACK" if ftype in (PING, SETTINGS) and flags & ACK else "")
+        c = self.counts[way]
+        c[name] = c.get(name, 0) + 1
+
+    def client_bytes(self, t, data):
+        with self.lock:
+            for ftype, flags, _stream, _length, payload in self.up.feed(data):
+                self._count("up", ftype, flags)
+                if ftype == PING and not flags & ACK:
+                    if len(self.pings) < self.MAX_PINGS:
+                        self.pings.append({"sent": t, "payload": payload.hex(), "ack_delivered": None})
+                elif ftype == PING:
+                    for p in self.server_pings:
+                        if p["payload"] == payload.hex() and p["ack_received"] is None:
+                            p["ack_received"] = t
+                            break
+                elif ftype == GOAWAY:
+                    g = _goaway(t, payload)
+                    if self.client_goaway is None:
+                        self.client_goaway = g
+                    if len(self.goaways) < 8:
+                        self.goaways.append(("client",) + g)
+
+    def client_closed(self, t, how):
+        with self.lock:
+            if self.client_eof is None:
+                self.client_eof = (t, how)
+
+    def server_bytes_delivered(self, t, data):
+        with self.lock:
+            for ftype, flags, _stream, _length, payload in self.down.feed(data):
+                self._count("down", ftype, flags)
+                if ftype == PING and flags & ACK:
+                    # Acks answer pings in order; a repeated payload (hyper's
+                    # keepalive uses a fixed one) matches the oldest unanswered.
+                    for p in self.pings:
+                        if p["payload"] == payload.hex() and p["ack_delivered"] is None:
+                            p["ack_delivered"] = t
+                            break
+                    else:
+                        self.unmatched_acks += 1
+                elif ftype == PING:
+                    if len(self.server_pings) < self.MAX_PINGS:
+                        self.server_pings.append({"sent": t, "payload": payload.hex(), "ack_received": None})
+                elif ftype == GOAWAY:
+                    g = _goaway(t, payload)
+                    if self.server_goaway is None:
+                        self.server_goaway = g
+                    if len(self.goaways) < 8:
+                        self.goaways.append(("server",) + g)
+
+    def server_closed(self, t, how):
+        with self.lock:
+            if self.server_eof is None:
+                self.server_eof = (t, how)
+
+    def client_close_at(self):
+        """When the client closed the connection (its GOAWAY, else its EOF or reset)."""
+        times = [x[0] for x in (self.client_goaway, self.client_eof) if x is not None]
+        return min(times) if times else None
+
+    def to_json(self):
+        with self.lock:
+            return {
+                "connection": str(self.n),
+                "opened_at": self.opened_at,
+                "pings": [dict(p) for p in self.pings],
+                "server_pings": [dict(p) for p in self.server_pings],
+                "client_goaway": _goaway_json(self.client_goaway),
+                "client_eof": {"t": self.client_eof[0], "how": self.client_eof[1]} if self.client_eof else None,
+                "server_goaway": _goaway_json(self.server_goaway),
+                "server_eof": {"t": self.server_eof[0], "how": self.server_eof[1]} if self.server_eof else None,
+                "goaways": [dict(_goaway_json(g[1:]), side=g[0]) for g in self.goaways],
+                "frames": {k: dict(v) for k, v in self.counts.items()},
+                "unmatched_acks": self.unmatched_acks,
+                "broken": self.up.broken or self.down.broken,
+            }
+
+
+def _goaway(t, payload):
+    last = struct.unpack(">I", payload[:4])[0] & 0x7FFFFFFF if len(payload) >= 4 else None
+    code = struct.unpack(">I", payload[4:8])[0] if len(payload) >= 8 else None
+    return (t, last, code, payload[8:].decode("utf-8", "replace"))
+
+
+def _goaway_json(g):
+    if g is None:
+        return None
+    return {"t": g[0], "last_stream": g[1], "error_code": g[2], "debug": g[3]}
+
+
+# ---------------------------------------------------------------- truth
+
+
+class Timeline:
+    """An environment's emulator events: [(t, what, detail)] in order, with
+    what in "start", "owner" (detail: request ID), "freeze", "thaw", "kill",
+    "close"."""
+
+    def __init__(self, events):
+        self.events = sorted(events, key=lambda e: e[0])
+
+    def owner_at(self, t):
+        """The request ID of the last owner switch at or before t."""
+        owner = None
+        for et, what, detail in self.events:
+            if et > t:
+                break
+            if what == "owner":
+                owner = detail
+        return owner
+
+    def freezes(self):
+        """[(freeze_t, thaw_t or None)], in order."""
+        out, start = [], None
+        for et, what, _ in self.events:
+            if what == "freeze" and start is None:
+                start = et
+            elif what in ("thaw", "kill") and start is not None:
+                out.append((start, et))
+                start = None
+        if start is not None:
+            out.append((start, None))
+        return out
+
+    def frozen_until(self, t):
+        """If the process was frozen at t, the time it was thawed (None if
+        never); else False."""
+        for f, th in self.freezes():
+            if f <= t and (th is None or t < th):
+                return th
+        return False
+
+    def alive_at(self, t):
+        """False once the harness has killed the process (until it restarts)
+        or has begun to shut it down (`close`)."""
+        alive = True
+        for et, what, _ in self.events:
+            if et > t:
+                break
+            if what in ("kill", "close"):
+                alive = False
+            elif what == "start":
+                alive = True
+        return alive
+
+
+def effective_ack(timeline, delivered):
+    """When an ack delivered to the client socket at `delivered` reaches the
+    process: then, or at the thaw ending the freeze it arrived in (None if
+    the process never thawed)."""
+    if delivered is None:
+        return None
+    th = timeline.frozen_until(delivered)
+    if th is False:
+        return delivered
+    return th
+
+
+def harness_truth(conns, timeline, ack_timeout_ms, log_group, log_stream, slack_ms=5):
+    """Keepalive timeouts of one environment, from the proxy's connections
+    (H2Connection.to_json() dicts) and its emulator timeline (Timeline).
+
+    A client-initiated close at tc while the process is alive is a keepalive
+    timeout when a ping p on that connection has p.sent + ack_timeout <=
+    tc + slack and its ack never reached the process, or reached it after
+    p.sent + ack_timeout; the latest such ping is the one that timed out.
+    Returns (findings, near_misses)."""
+    findings, near = [], []
+    if not ack_timeout_ms:
+        return findings, near
+    chosen = set()
+    for c in conns:
+        tc = _client_close_at(c)
+        if tc is None or not timeline.alive_at(tc):
+            continue
+        late = []
+        for i, p in enumerate(c["pings"]):
+            expiry = p["sent"] + ack_timeout_ms
+            if expiry > tc + slack_ms:
+                continue
+            eff = effective_ack(timeline, p["ack_delivered"])
+            if eff is None or eff > expiry:
+                late.append((p["sent"], i, p))
+        if not late:
+            continue
+        _, i, p = max(late, key=lambda x: (x[0], x[1]))
+        # Every ping whose timer had expired unanswered is accounted for by
+        # this close, not only the one it is paired with.
+        chosen.update((c["connection"], j) for _, j, _ in late)
+        ping_owner = timeline.owner_at(p["sent"])
+        close_owner = timeline.owner_at(tc)
+        findings.append({
+            "kind": "keepalive_freeze_timeout" if ping_owner != close_owner else "keepalive_timeout",
+            "log_group": log_group,
+            "log_stream": log_stream,
+            "ping_request_id": ping_owner,
+            "timeout_request_id": close_owner,
+            "ping_at": p["sent"],
+            "closed_at": tc,
+            "connection": c["connection"],
+            "close": "goaway" if c.get("client_goaway") and c["client_goaway"]["t"] == tc else (c.get("client_eof") or {}).get("how"),
+            # What the client said it closed for, if it said (C-core: 11
+            # ENHANCE_YOUR_CALM "ping_timeout"; grpc-js: 0 NO_ERROR, no text).
+            "goaway_error_code": (c.get("client_goaway") or {}).get("error_code"),
+            "goaway_debug": (c.get("client_goaway") or {}).get("debug"),
+            "ack_reached_at": effective_ack(timeline, p["ack_delivered"]),
+            "frozen_at_expiry": timeline.frozen_until(p["sent"] + ack_timeout_ms) is not False,
+        })
+    freezes = timeline.freezes()
+    for c in conns:
+        for i, p in enumerate(c["pings"]):
+            if (c["connection"], i) in chosen:
+                continue
+            eff = effective_ack(timeline, p["ack_delivered"])
+            # In flight at a freeze: sent before it, its ack not yet delivered.
+            hit = [f for f, _ in freezes if p["sent"] <= f and (p["ack_delivered"] is None or p["ack_delivered"] >= f)]
+            if not hit:
+                continue
+            near.append({
+                "log_stream": log_stream,
+                "ping_request_id": timeline.owner_at(p["sent"]),
+                "connection": c["connection"],
+                "ping_at": p["sent"],
+                "margin_ms": None if eff is None else ack_timeout_ms - (eff - p["sent"]),
+            })
+    return findings, near
+
+
+def _client_close_at(c):
+    times = [x["t"] for x in (c.get("client_goaway"), c.get("client_eof")) if x]
+    return min(times) if times else None

@@ -1,0 +1,154 @@
+"""Checks of h2truth (the HTTP/2 frame parser and the harness truth rule) on
+synthetic frames and timelines. Plain python3, no dependencies:
+
+    python3 tests/harness/test_h2_truth.py
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from h2truth import (  # noqa: E402
+    ACK, DATA, GOAWAY, HEADERS, PING, PREFACE, SETTINGS, WINDOW_UPDATE,
+    H2Connection, H2FrameParser, Timeline, effective_ack, frame, harness_truth,
+)
+
+FAILED = []
+
+
+def check(name, got, want):
+    if got != want:
+        FAILED.append(name)
+        print("FAIL %s:\n  got  %r\n  want %r" % (name, got, want))
+    else:
+        print("ok   %s" % name)
+
+
+def feed_split(parser, data, sizes):
+    """Feed data in chunks of the given sizes (cycled), collecting frames."""
+    out, pos, i = [], 0, 0
+    while pos < len(data):
+        n = sizes[i % len(sizes)]
+        out += parser.feed(data[pos:pos + n])
+        pos += n
+        i += 1
+    return out
+
+
+def test_parser():
+    big = b"x" * 70000
+    stream = (PREFACE + frame(SETTINGS, 0, 0, b"\x00\x03\x00\x00\x00\x64")
+              + frame(PING, 0, 0, b"ABCDEFGH")
+              + frame(HEADERS, 0x4, 1, b"h" * 20)
+              + frame(DATA, 0x1, 1, big)
+              + frame(PING, ACK, 0, b"12345678")
+              + frame(WINDOW_UPDATE, 0, 0, b"\x00\x00\x10\x00")
+              + frame(GOAWAY, 0, 0, b"\x00\x00\x00\x05\x00\x00\x00\x0bping timeout"))
+    want = [
+        (SETTINGS, 0, 0, 6, b""),
+        (PING, 0, 0, 8, b"ABCDEFGH"),
+        (HEADERS, 4, 1, 20, b""),
+        (DATA, 1, 1, 70000, b""),
+        (PING, ACK, 0, 8, b"12345678"),
+        (WINDOW_UPDATE, 0, 0, 4, b""),
+        (GOAWAY, 0, 0, 20, b"\x00\x00\x00\x05\x00\x00\x00\x0bping timeout"),
+    ]
+    check("parser: one chunk", H2FrameParser(True).feed(stream), want)
+    for sizes in ([1], [3, 7], [9], [10, 1, 65536], [23, 24, 25]):
+        p = H2FrameParser(True)
+        got = feed_split(p, stream, sizes)
+        check("parser: chunks of %s" % sizes, got, want)
+        check("parser: bounded buffer %s" % sizes, len(p.buf) < 9 + len(PREFACE), True)
+    # The server side starts without a preface.
+    check("parser: server side", H2FrameParser(False).feed(frame(PING, ACK, 0, b"abcdefgh")), [(PING, ACK, 0, 8, b"abcdefgh")])
+    # Not HTTP/2: gives up instead of reading garbage as frames.
+    p = H2FrameParser(True)
+    check("parser: not h2", p.feed(b"GET / HTTP/1.1\r\n\r\n") + p.feed(frame(PING, 0, 0, b"abcdefgh")), [])
+    check("parser: broken", bool(p.broken), True)
+    # A large frame is skipped without being buffered.
+    p = H2FrameParser(False)
+    p.feed(frame(DATA, 0, 1, b"y" * 100)[:50])
+    check("parser: big frame not buffered", (len(p.buf), p.skip), (0, 59))
+
+
+def test_connection():
+    c = H2Connection(1, 1000)
+    c.client_bytes(1000, PREFACE + frame(SETTINGS) + frame(PING, 0, 0, b"P1P1P1P1")[:5])
+    c.client_bytes(1001, frame(PING, 0, 0, b"P1P1P1P1")[5:] + frame(PING, 0, 0, b"KAKAKAKA"))
+    c.client_bytes(1500, frame(PING, 0, 0, b"KAKAKAKA"))  # repeated payload (hyper)
+    c.server_bytes_delivered(1100, frame(SETTINGS, ACK) + frame(PING, ACK, 0, b"P1P1P1P1") + frame(PING, ACK, 0, b"KAKAKAKA"))
+    c.server_bytes_delivered(1200, frame(PING, ACK, 0, b"zzzzzzzz"))
+    c.client_bytes(3000, frame(GOAWAY, 0, 0, b"\x00\x00\x00\x00\x00\x00\x00\x02"))
+    c.client_closed(3001, "eof")
+    j = c.to_json()
+    check("conn: pings", [(p["sent"], p["payload"], p["ack_delivered"]) for p in j["pings"]],
+          [(1001, b"P1P1P1P1".hex(), 1100), (1001, b"KAKAKAKA".hex(), 1100), (1500, b"KAKAKAKA".hex(), None)])
+    check("conn: goaway", (j["client_goaway"]["t"], j["client_goaway"]["error_code"]), (3000, 2))
+    check("conn: unmatched ack", j["unmatched_acks"], 1)
+    check("conn: close at", c.client_close_at(), 3000)
+    check("conn: counts", j["frames"]["up"], {"SETTINGS": 1, "PING": 3, "GOAWAY": 1})
+
+
+def conn(n, pings, goaway=None, eof=None):
+    return {
+        "connection": str(n),
+        "pings": [{"sent": s, "payload": "00", "ack_delivered": a} for s, a in pings],
+        "client_goaway": {"t": goaway} if goaway is not None else None,
+        "client_eof": {"t": eof, "how": "eof"} if eof is not None else None,
+    }
+
+
+def test_truth():
+    tl = Timeline([
+        (0, "start", 1), (10, "owner", "A"),
+        (500, "freeze", None), (4000, "owner", "B"), (4001, "thaw", None),
+        (5000, "freeze", None), (5200, "owner", "C"), (5201, "thaw", None),
+        (6000, "freeze", None), (9000, "owner", "D"), (9001, "thaw", None),
+        (12000, "kill", 1), (12100, "start", 2), (12200, "owner", "E"),
+        (20000, "close", 2),
+    ])
+    check("timeline: owner", [tl.owner_at(t) for t in (5, 10, 3999, 4000, 12150)], [None, "A", "A", "B", "D"])
+    check("timeline: frozen", [tl.frozen_until(t) for t in (499, 500, 4000, 4001)], [False, 4001, 4001, False])
+    check("timeline: alive", [tl.alive_at(t) for t in (11999, 12000, 12100, 20000)], [True, False, True, False])
+    check("effective ack", [effective_ack(tl, t) for t in (100, 600, None)], [100, 4001, None])
+
+    conns = [
+        # A ping in flight at the freeze, acked while frozen, closed at the thaw.
+        conn(1, [(100, 200), (490, 580)], goaway=4003, eof=4004),
+        # The same, but the freeze was short: the ack reached the process in time.
+        conn(2, [(4990, 5100)]),
+        # Genuine: never acked, closed 1 s later, same owner; C-core's new ping
+        # at the thaw does not qualify (its timer has not expired).
+        conn(3, [(9500, None), (10490, None)], eof=10500),
+        # Killed by the harness with a ping unanswered: no finding.
+        conn(4, [(10000, None)], eof=12001),
+        # Closed at shutdown: no finding.
+        conn(5, [(15000, None)], eof=20010),
+        # Several expired pings: the latest one is paired.
+        conn(6, [(5900, None), (5950, 6500)], eof=9003),
+    ]
+    findings, near = harness_truth(conns, tl, 1000, "g", "s")
+    got = [(f["connection"], f["kind"], f["ping_request_id"], f["timeout_request_id"], f["ping_at"], f["closed_at"]) for f in findings]
+    check("truth: findings", got, [
+        ("1", "keepalive_freeze_timeout", "A", "B", 490, 4003),
+        ("3", "keepalive_timeout", "D", "D", 9500, 10500),
+        ("6", "keepalive_freeze_timeout", "C", "D", 5950, 9003),
+    ])
+    check("truth: near misses", [(n["connection"], n["ping_request_id"], n["margin_ms"]) for n in near],
+          [("2", "B", 1000 - (5201 - 4990))])
+    # The slack: a close 5 ms before the timer's expiry still counts.
+    f, _ = harness_truth([conn(7, [(9100, None)], eof=10095)], tl, 1000, "g", "s")
+    check("truth: slack", len(f), 1)
+    f, _ = harness_truth([conn(7, [(9100, None)], eof=10094)], tl, 1000, "g", "s")
+    check("truth: too early", len(f), 0)
+    f, _ = harness_truth(conns, tl, None, "g", "s")
+    check("truth: no ack timeout", f, [])
+
+
+if __name__ == "__main__":
+    test_parser()
+    test_connection()
+    test_truth()
+    print("%d failed" % len(FAILED) if FAILED else "all passed")
+    sys.exit(1 if FAILED else 0)
