@@ -264,6 +264,9 @@ pub struct Finding {
     pub failed_call: Option<FailedCall>,
     /// Every event ID this finding rests on.
     pub evidence: Vec<String>,
+    /// What stood in for a line the library did not print, when the
+    /// finding rests on inference; `None` when every line was printed.
+    pub inferred_from: Option<Inference>,
     /// Index of the ping line in its sorted stream (for local display only).
     #[serde(skip)]
     pub ping_line: u32,
@@ -276,6 +279,36 @@ pub struct Finding {
     /// reading batches reports the finding with the batch holding this event.
     #[serde(skip)]
     pub settled_by: Option<String>,
+}
+
+/// What stood in for a line a library did not print (the trace flags the
+/// user chose leave it out): the `inferred_from` field of the JSON output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Inference {
+    /// No ping-timeout line: the ping's ack deadline (its timer line) had
+    /// passed without an ack read in time, and the connection's transport
+    /// shut down (C-core's `READY -> SHUTDOWN`). The shutdown is the
+    /// finding's timeout line.
+    TransportShutdown,
+}
+
+impl Inference {
+    /// The name used in JSON output and span attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Inference::TransportShutdown => "transport_shutdown",
+        }
+    }
+
+    /// What was inferred, for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Inference::TransportShutdown => {
+                "no timeout line was printed (trace flags): the ack deadline passed unanswered and the transport shut down"
+            }
+        }
+    }
 }
 
 /// Receives findings as the correlator produces them.

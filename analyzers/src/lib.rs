@@ -44,8 +44,8 @@ use std::collections::HashMap;
 
 pub use correlate::{Config, IdempotencyKey, LogEvent, StreamCorrelator, StreamStats};
 pub use finding::{
-    Collected, Detail, FailedCall, Finding, FindingKind, FindingSink, Incident, InvocationWindow,
-    Signal, SignalKind,
+    Collected, Detail, FailedCall, Finding, FindingKind, FindingSink, Incident, Inference,
+    InvocationWindow, Signal, SignalKind,
 };
 pub use neighbours::Neighbours;
 

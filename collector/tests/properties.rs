@@ -18,6 +18,8 @@ const LINES: &[&str] = &[
     "I1128 08:07:43.150213    2483 writing.cc:144] CLIENT[0x7f]: Ping 7 sent [ipv4:10.0.0.1:443]: x",
     "I1128 08:07:43.272972    2483 frame_ping.cc:96] CLIENT[0x7f]: received ping ack 7",
     "I1128 08:08:24.724498    2751 chttp2_transport.cc:2072] ipv4:10.0.0.1:443: Ping timeout. Closing transport.",
+    "I1206 00:34:32.753136   30804 writing.cc:792] CLIENT[0x7f]: Set ping timeout timer of 1000ms for ping id 7",
+    "I1206 00:34:32.629762   30801 connectivity_state.cc:150] ConnectivityStateTracker client_transport[0x80]: READY -> SHUTDOWN (close_transport, OK)",
     "{\"time\":\"x\",\"type\":\"platform.start\",\"record\":{\"requestId\":\"cccccccc-0000-4000-8000-000000000003\"}}",
     "hello world",
     "2026-11-28T10:24:16.896Z\taaaaaaaa-0000-4000-8000-000000000001\tERROR\techo call 0 failed: 14 14 UNAVAILABLE: No connection established. Last error: Error: connect ETIMEDOUT 127.0.0.1:37299. Resolution note: ",

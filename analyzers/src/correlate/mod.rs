@@ -412,7 +412,10 @@ impl StreamCorrelator {
             }
             LineKind::Keepalive(k) => {
                 self.stats.keepalive_lines += 1;
-                if k.event == KeepaliveEvent::PingTimeout {
+                if matches!(
+                    k.event,
+                    KeepaliveEvent::PingTimeout | KeepaliveEvent::TransportShutdown
+                ) {
                     self.watch_failures_until = ts.saturating_add(self.config.failure_window_ms);
                 }
                 What::Keepalive(k)

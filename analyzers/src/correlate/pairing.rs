@@ -1,12 +1,17 @@
 //! Pairing each ping timeout with the ping it gave up on, and building the
 //! findings: kind by the owners of the two lines, the ack that came too
 //! late, the failed call after it.
+//!
+//! A timeout is a library's timeout line, or, where the trace flags leave
+//! that line out, what it stands for: a C-core transport that shut down
+//! while one of its pings was past its ack deadline with no ack read in
+//! time ([`Inference::TransportShutdown`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::owner::Settled;
 use super::{Mark, StreamCorrelator, StreamStats, What};
-use crate::finding::{FailedCall, Finding, FindingKind, FindingSink, InvocationWindow};
+use crate::finding::{FailedCall, Finding, FindingKind, FindingSink, Inference, InvocationWindow};
 use crate::parse::{Keepalive, KeepaliveEvent};
 
 impl StreamCorrelator {
@@ -29,6 +34,12 @@ impl StreamCorrelator {
         // the pings sent well after it: sent at a thaw.
         let mut due: HashMap<String, i64> = HashMap::new();
         let mut late_pings: Vec<usize> = Vec::new();
+        // C-core: the connection (peer) of each transport its lines name.
+        let mut transports: BTreeMap<u64, String> = BTreeMap::new();
+        // Findings inferred from a transport shutdown, per connection, with
+        // the ping and ack they rest on: a timeout line printed right after
+        // (every tracer on) takes the shutdown's place.
+        let mut inferred: HashMap<String, (usize, usize, Option<usize>)> = HashMap::new();
         for (i, mark) in self.marks.iter().enumerate() {
             match &mark.what {
                 What::Keepalive(k) => match &k.event {
@@ -41,6 +52,9 @@ impl StreamCorrelator {
                     } => {
                         if let Some(t) = timeout_ms {
                             expiry.insert(i, mark.ts + i64::from(*t));
+                        }
+                        if let Some(t) = k.transport {
+                            transports.insert(t, k.connection.clone());
                         }
                         if due
                             .remove(&k.connection)
@@ -108,24 +122,91 @@ impl StreamCorrelator {
                     KeepaliveEvent::PingTimeout => {
                         let pending = outstanding.remove(&k.connection).unwrap_or_default();
                         let late = acked.remove(&k.connection).unwrap_or_default();
-                        let Some((ping_idx, ack)) = self.timed_out(mark, &pending, &late, &expiry)
+                        let paired = self.timed_out(mark, &pending, &late, &expiry);
+                        let (f, (ping_idx, ack)) = match (paired, inferred.remove(&k.connection)) {
+                            (Some(paired), _) => (findings.len(), paired),
+                            // The shutdown came first and stood in for this line.
+                            (None, Some((f, ping_idx, ack)))
+                                if mark.ts - findings[f].timeout_at_ms
+                                    <= self.config.late_ack_window_ms =>
+                            {
+                                (f, (ping_idx, ack))
+                            }
+                            (None, _) => {
+                                self.stats.unpaired_timeouts += 1;
+                                sink.unpaired_timeout(&mark.id, mark.ts);
+                                continue;
+                            }
+                        };
+                        last_on.insert(k.connection.clone(), f);
+                        let finding = self.timeout_finding(
+                            ping_idx,
+                            ack,
+                            mark,
+                            k,
+                            &expiry,
+                            &late_pings,
+                            None,
+                        );
+                        if f == findings.len() {
+                            findings.push(finding);
+                        } else {
+                            findings[f] = finding;
+                        }
+                    }
+                    KeepaliveEvent::TransportShutdown => {
+                        let Some(tracker) = k.transport else { continue };
+                        // The tracker is a member of its transport: the
+                        // nearest transport at or below its address.
+                        let Some((&transport, connection)) = transports
+                            .range(..=tracker)
+                            .next_back()
+                            .filter(|(t, _)| tracker - **t < TRACKER_SPAN)
                         else {
-                            self.stats.unpaired_timeouts += 1;
-                            sink.unpaired_timeout(&mark.id, mark.ts);
                             continue;
                         };
-                        last_on.insert(k.connection.clone(), findings.len());
-                        // A timeout well after its ack timer was due fired at a thaw.
-                        let late_timeout = expiry
-                            .get(&ping_idx)
-                            .is_some_and(|&e| mark.ts - e > self.config.late_timer_ms);
-                        let late = (late_pings.contains(&ping_idx), late_timeout);
-                        let mut finding = self.finding(&self.marks[ping_idx], mark, k, late);
-                        if let Some(ack) = ack {
-                            finding.ack_event_id = Some(self.marks[ack].id.clone());
-                            finding.evidence.push(self.marks[ack].id.clone());
-                        }
-                        findings.push(finding);
+                        let connection = connection.clone();
+                        let of_transport = |p: usize| matches!(&self.marks[p].what, What::Keepalive(ping) if ping.transport == Some(transport));
+                        let pending: Vec<usize> = outstanding
+                            .get_mut(&connection)
+                            .map(|v| {
+                                let (mine, rest) = v.iter().partition(|&&p| of_transport(p));
+                                *v = rest;
+                                mine
+                            })
+                            .unwrap_or_default();
+                        let late: Vec<(usize, usize)> = acked
+                            .get_mut(&connection)
+                            .map(|v| {
+                                let (mine, rest) = v.iter().partition(|&&(p, _)| of_transport(p));
+                                *v = rest;
+                                mine
+                            })
+                            .unwrap_or_default();
+                        // Only a ping whose deadline the library printed,
+                        // and which had passed: a shutdown for any other
+                        // reason (idle, GOAWAY, the process ending) is none.
+                        let Some((ping_idx, ack)) = self
+                            .timed_out(mark, &pending, &late, &expiry)
+                            .filter(|(p, _)| expiry.contains_key(p))
+                        else {
+                            continue;
+                        };
+                        let k = Keepalive {
+                            connection: connection.clone(),
+                            ..k.clone()
+                        };
+                        inferred.insert(connection.clone(), (findings.len(), ping_idx, ack));
+                        last_on.insert(connection, findings.len());
+                        findings.push(self.timeout_finding(
+                            ping_idx,
+                            ack,
+                            mark,
+                            &k,
+                            &expiry,
+                            &late_pings,
+                            Some(Inference::TransportShutdown),
+                        ));
                     }
                 },
                 What::Failure(_) | What::Net(..) | What::Key(_) => {}
@@ -141,6 +222,45 @@ impl StreamCorrelator {
             self.signals(sink);
         }
         self.stats
+    }
+
+    /// The finding of a ping that timed out at `timeout` (a timeout line,
+    /// or what stood in for it), with the ack that came too late for it.
+    #[allow(clippy::too_many_arguments)]
+    fn timeout_finding(
+        &self,
+        ping_idx: usize,
+        ack: Option<usize>,
+        timeout: &Mark,
+        k: &Keepalive,
+        expiry: &HashMap<usize, i64>,
+        late_pings: &[usize],
+        inferred_from: Option<Inference>,
+    ) -> Finding {
+        // A timeout well after its ack timer was due fired at a thaw.
+        let late_timeout = expiry
+            .get(&ping_idx)
+            .is_some_and(|&e| timeout.ts - e > self.config.late_timer_ms);
+        let late = (late_pings.contains(&ping_idx), late_timeout);
+        let mut finding = self.finding(&self.marks[ping_idx], timeout, k, late);
+        if let Some(timer) = self.timer_line(ping_idx) {
+            finding.evidence.push(timer.id.clone());
+        }
+        if let Some(ack) = ack {
+            finding.ack_event_id = Some(self.marks[ack].id.clone());
+            finding.evidence.push(self.marks[ack].id.clone());
+        }
+        finding.inferred_from = inferred_from;
+        finding
+    }
+
+    /// C-core's `Set ping timeout timer` line of a ping, when the deadline
+    /// it gives is what a finding rests on.
+    fn timer_line(&self, ping_idx: usize) -> Option<&Mark> {
+        let id = ping_id_of(&self.marks[ping_idx])?;
+        self.marks[ping_idx..].iter().take(64).find(|m| {
+            matches!(&m.what, What::Keepalive(Keepalive { event: KeepaliveEvent::PingTimerSet { ping_id, .. }, .. }) if *ping_id == id)
+        })
     }
 
     fn report_invocations(&self, sink: &mut impl FindingSink) {
@@ -298,12 +418,17 @@ impl StreamCorrelator {
             ack_event_id: None,
             failed_call: None,
             evidence: vec![ping.id.clone(), timeout.id.clone()],
+            inferred_from: None,
             ping_line: ping.pos,
             timeout_line: timeout.pos,
             settled_by,
         }
     }
 }
+
+/// A C-core connectivity tracker lies inside its transport object, this
+/// close above the transport's own address (0x288 bytes in grpcio 1.85).
+const TRACKER_SPAN: u64 = 0x1_0000;
 
 fn ping_id_of(mark: &Mark) -> Option<u64> {
     match &mark.what {

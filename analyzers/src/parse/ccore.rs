@@ -22,6 +22,15 @@
 //! | `<peer>: Keepalive timeout. Closing transport.` | `chttp2_transport.cc` (absl era, before `ping_timeout`) | ack timeout fired |
 //! | `<peer>: Start keepalive ping` | `chttp2_transport.cc`, `init_keepalive_ping_locked` (gpr era) | keepalive PING sent |
 //! | `<peer>: Finish keepalive ping` | `chttp2_transport.cc`, `finish_keepalive_ping_locked` (recorded, 1.85) | keepalive ack read |
+//! | `ConnectivityStateTracker client_transport[<tracker>]: READY -> SHUTDOWN (close_transport, OK)` | `connectivity_state.cc` (recorded, 1.85, `connectivity_state` tracer) | the transport shut down |
+//!
+//! Which lines a user sees depends on the tracers they set. Without `http`
+//! (say `GRPC_TRACE=http_keepalive,http2_ping,subchannel,connectivity_state`,
+//! a common choice when debugging keepalive) C-core prints no timeout line
+//! at all: the ping, its `Set ping timeout timer`, no ack, and the
+//! transport's `READY -> SHUTDOWN` are all there is. The tracker's address
+//! is a member of the transport, a few hundred bytes above its
+//! `CLIENT[<t>]` address (`0x7f8fc40026a8` for `CLIENT[0x7f8fc4002420]`).
 
 use memchr::memmem;
 
@@ -79,18 +88,21 @@ pub fn message(raw: &str) -> Option<&str> {
 /// ```
 pub fn parse(text: RawText<'_>) -> Option<Keepalive> {
     let msg = message(text.raw())?;
-    let keepalive = |connection: &str, event| Keepalive {
+    let keepalive = |connection: &str, transport, event| Keepalive {
         library: Library::Grpcio,
         connection: connection.to_owned(),
+        transport,
         event,
     };
     if let Some(rest) = msg.strip_prefix("CLIENT[") {
-        let (_, said) = rest.split_once("]: ")?;
+        let (address, said) = rest.split_once("]: ")?;
+        let transport = hex_address(address);
         if let Some(ping) = said.strip_prefix("Ping ") {
             let (id, rest) = ping.split_once(' ')?;
             let peer = rest.strip_prefix("sent [")?.split(']').next()?;
             return Some(keepalive(
                 peer,
+                transport,
                 KeepaliveEvent::PingSent {
                     ping_id: Some(id.parse().ok()?),
                     timeout_ms: None,
@@ -101,6 +113,7 @@ pub fn parse(text: RawText<'_>) -> Option<Keepalive> {
             let (ms, id) = timer.split_once("ms for ping id ")?;
             return Some(keepalive(
                 "",
+                transport,
                 KeepaliveEvent::PingTimerSet {
                     ping_id: id.trim().parse().ok()?,
                     timeout_ms: ms.parse().ok()?,
@@ -110,9 +123,22 @@ pub fn parse(text: RawText<'_>) -> Option<Keepalive> {
         let id = said.strip_prefix("received ping ack ")?;
         return Some(keepalive(
             "",
+            transport,
             KeepaliveEvent::PingAck {
                 ping_id: Some(id.trim().parse().ok()?),
             },
+        ));
+    }
+    if let Some(rest) = msg.strip_prefix("ConnectivityStateTracker client_transport[") {
+        let (address, said) = rest.split_once("]: ")?;
+        let (_, to) = said.split_once(" -> ")?;
+        if !to.starts_with("SHUTDOWN") {
+            return None;
+        }
+        return Some(keepalive(
+            "",
+            Some(hex_address(address)?),
+            KeepaliveEvent::TransportShutdown,
         ));
     }
     // `<peer>: <text>`; peers look like `ipv4:…`, `ipv6:[…]:…`, `unix:…`.
@@ -122,7 +148,12 @@ pub fn parse(text: RawText<'_>) -> Option<Keepalive> {
     let split = memmem::find(msg.as_bytes(), b": ")?;
     let (peer, said) = (&msg[..split], &msg[split + 2..]);
     let (_, event) = PEER_TEXTS.iter().find(|(t, _)| said.starts_with(t))?;
-    Some(keepalive(peer, event.clone()))
+    Some(keepalive(peer, None, event.clone()))
+}
+
+/// `0x7f8fc4002420` as a number.
+fn hex_address(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.strip_prefix("0x")?, 16).ok()
 }
 
 #[cfg(test)]
@@ -151,6 +182,20 @@ mod tests {
                 ping_id: Some(14023096099743521631)
             }
         );
+    }
+
+    #[test]
+    fn a_transport_shut_down_names_its_tracker() {
+        // Recorded from grpcio 1.85 with GRPC_TRACE=http_keepalive,http2_ping,subchannel,connectivity_state.
+        let k = p("I1206 00:34:32.629762   30801 connectivity_state.cc:150] ConnectivityStateTracker client_transport[0x7f8fc4004008]: READY -> SHUTDOWN (close_transport, OK)").unwrap();
+        assert_eq!(k.event, KeepaliveEvent::TransportShutdown);
+        assert_eq!(k.transport, Some(0x7f8fc4004008));
+        let k = p("I1206 00:34:32.753136   30804 writing.cc:792] CLIENT[0x7f8fc4003d80]: Set ping timeout timer of 1000ms for ping id 7748786850433527177").unwrap();
+        assert_eq!(k.transport, Some(0x7f8fc4003d80));
+        // The channel's own tracker, and other transitions, are not a transport's end.
+        assert!(p("I1206 00:34:32.629938   30804 connectivity_state.cc:150] ConnectivityStateTracker client_channel[0x564ff75ddd98]: READY -> IDLE (helper, OK)").is_none());
+        assert!(p("I1206 00:34:32.629938   30804 connectivity_state.cc:150] ConnectivityStateTracker client_transport[0x564ff75ddd98]: CONNECTING -> READY (helper, OK)").is_none());
+        assert!(p("I1206 00:34:32.629938   30804 connectivity_state.cc:150] ConnectivityStateTracker client_transport[zz]: READY -> SHUTDOWN (x)").is_none());
     }
 
     #[test]

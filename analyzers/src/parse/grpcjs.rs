@@ -106,6 +106,7 @@ pub fn parse(body: RawText<'_>) -> Option<Keepalive> {
     Some(Keepalive {
         library: Library::GrpcJs,
         connection,
+        transport: None,
         event: event(rest.trim()),
     })
 }

@@ -60,6 +60,7 @@ fn keepalive(event: &str, conn: &str, peer: &str) -> Option<Keepalive> {
     Some(Keepalive {
         library: Library::Tonic,
         connection: format!("#{conn} {peer}"),
+        transport: None,
         event: e.clone(),
     })
 }

@@ -89,6 +89,11 @@ pub enum KeepaliveEvent {
         /// The ack timeout.
         timeout_ms: u32,
     },
+    /// The connection's transport shut down (C-core's connectivity tracker:
+    /// `READY -> SHUTDOWN`), for whatever reason: with a ping whose ack
+    /// deadline had passed, it stands in for a timeout line the trace flags
+    /// did not print.
+    TransportShutdown,
 }
 
 /// One keepalive line: what happened, on which connection, from which library.
@@ -100,6 +105,11 @@ pub struct Keepalive {
     /// peer (`ipv4:10.0.0.1:443`). Empty for a C-core ack, which names only
     /// its ping id.
     pub connection: String,
+    /// C-core: the address the line names, `CLIENT[<transport>]` or the
+    /// connectivity tracker's `client_transport[<tracker>]` (a member of
+    /// the transport, so a little above its address). One transport is one
+    /// connection for its life, where a peer is reused by every reconnect.
+    pub transport: Option<u64>,
     /// What happened.
     pub event: KeepaliveEvent,
 }

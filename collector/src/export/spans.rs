@@ -178,6 +178,9 @@ fn finding_span(f: &Finding, origin: &Origin) -> SpanData {
     if let Some(call) = &f.failed_call {
         attributes.push(KeyValue::new("thawtrace.failed_call.code", call.code));
     }
+    if let Some(inference) = f.inferred_from {
+        attributes.push(KeyValue::new("thawtrace.inferred_from", inference.as_str()));
+    }
     let ping_link = Link::with_context(context(
         ids::invocation_trace_id(group, stream, ping_rid),
         ids::invocation_span_id(group, stream, ping_rid),

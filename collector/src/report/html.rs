@@ -53,6 +53,7 @@ fn data(collected: &Collected, summary: &Summary) -> Value {
                         "ping_event_id": f.ping_event_id, "timeout_event_id": f.timeout_event_id,
                         "failed_at": f.failed_call.as_ref().map(|c| c.at_ms),
                         "failed_code": f.failed_call.as_ref().map(|c| c.code),
+                        "inferred": f.inferred_from.map(|i| i.describe()),
                         "advice": advice(f),
                     })
                 })
@@ -218,6 +219,7 @@ const PAGE: &str = r##"<!doctype html>
       var t = html("td", short(f.timeout_request_id) + " at " + f.timeout_iso.slice(11, 23), tr);
       if (f.timeout_line_request_id && f.timeout_line_request_id !== f.timeout_request_id)
         html("div", "(line prints " + short(f.timeout_line_request_id) + ")", t, "advice");
+      if (f.inferred) html("div", "(inferred: " + f.inferred + ")", t, "advice");
       html("td", secs(f.frozen_ms), tr);
       html("td", f.connection, tr);
       html("td", f.failed_code || "", tr);

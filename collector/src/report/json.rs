@@ -33,6 +33,9 @@ struct FindingOut<'a> {
     timeout_event_id: &'a str,
     ack_event_id: Option<&'a str>,
     failed_call: Option<FailedCallOut<'a>>,
+    /// Absent when every line the finding rests on was printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inferred_from: Option<&'static str>,
 }
 
 /// The finding as one line of JSON (no trailing newline).
@@ -60,6 +63,7 @@ pub fn to_line(f: &Finding) -> String {
             at: rfc3339(c.at_ms),
             code: c.code,
         }),
+        inferred_from: f.inferred_from.map(|i| i.as_str()),
     };
     serde_json::to_string(&out).expect("a finding always serializes")
 }

@@ -65,6 +65,9 @@ pub fn render(f: &Finding) -> String {
             id(f.timeout_line_request_id.as_deref())
         );
     }
+    if let Some(inference) = f.inferred_from {
+        let _ = writeln!(s, "  {:>24}  inferred: {}", "", inference.describe());
+    }
     if f.ack_event_id.is_some() {
         let _ = writeln!(
             s,
