@@ -120,6 +120,7 @@ impl<'a> Batch<'a> {
             summary.totals.keepalive_lines += stats.keepalive_lines;
             summary.totals.unpaired_timeouts += stats.unpaired_timeouts;
             summary.totals.guessed_windows += stats.guessed_windows;
+            summary.totals.unjudged += stats.unjudged;
         }
         sink.neighbours.flush(sink.sink);
         summary.dropped_signals = sink.neighbours.dropped();

@@ -192,6 +192,10 @@ pub struct StreamStats {
     /// Streams whose invocation windows were guessed from printed request
     /// IDs: they had no platform records (`START`/`END`).
     pub guessed_windows: u64,
+    /// Streams with failed gRPC calls but not one keepalive trace line:
+    /// the trace flags hide pings and their timeouts, so a keepalive
+    /// timeout there can be neither found nor ruled out.
+    pub unjudged: u64,
 }
 
 #[derive(Debug)]

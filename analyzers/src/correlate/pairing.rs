@@ -21,6 +21,13 @@ impl StreamCorrelator {
             self.stats.invocations = self.runs.len() as u64;
             self.stats.guessed_windows = u64::from(self.stats.keepalive_lines > 0);
         }
+        self.stats.unjudged = u64::from(
+            self.stats.keepalive_lines == 0
+                && self
+                    .marks
+                    .iter()
+                    .any(|m| matches!(m.what, What::Failure(_))),
+        );
         let mut outstanding: HashMap<String, Vec<usize>> = HashMap::new();
         let mut findings: Vec<Finding> = Vec::new();
         // Index of the last finding per connection, for late acks.

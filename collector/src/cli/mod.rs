@@ -500,4 +500,12 @@ fn print_summary(
             summary.totals.guessed_windows
         );
     }
+    if summary.totals.unjudged > 0 {
+        eprintln!(
+            "thawtrace: warning: {} log stream(s) have failed gRPC calls but no keepalive trace line: \
+             their trace flags hide keepalive pings and timeouts, so none can be found or ruled out there; \
+             log keepalive with GRPC_TRACE=keepalive (grpc-js) or GRPC_TRACE=http_keepalive,http2_ping (grpcio)",
+            summary.totals.unjudged
+        );
+    }
 }
