@@ -299,7 +299,9 @@ enum Dest {
 fn ccore_connect_failure(body: &str) -> Option<NetFailure> {
     use memchr::memmem;
     const NEEDLE: &str = ": Failed to connect to remote host: ";
-    let at = memmem::find(body.as_bytes(), NEEDLE.as_bytes())?;
+    static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(NEEDLE));
+    let at = FINDER.find(body.as_bytes())?;
     let error = &body.as_bytes()[at + NEEDLE.len()..];
     let cause = if memmem::find(error, b"timed out").is_some() {
         NetCause::ConnectTimeout
@@ -319,36 +321,46 @@ fn ccore_connect_failure(body: &str) -> Option<NetFailure> {
     })
 }
 
+/// One searcher per needle of a table, built once: building a searcher
+/// costs more than searching a line with it.
+fn finders<const N: usize>(needles: [&'static str; N]) -> [memchr::memmem::Finder<'static>; N] {
+    needles.map(memchr::memmem::Finder::new)
+}
+
 fn net_failure(body: &str) -> Option<NetFailure> {
-    use memchr::memmem;
+    static FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; NET_CAUSES.len()]> =
+        std::sync::LazyLock::new(|| finders(std::array::from_fn(|i| NET_CAUSES[i].0)));
     let b = body.as_bytes();
     if let Some(f) = ccore_connect_failure(body) {
         return Some(f);
     }
-    NET_CAUSES.iter().find_map(|&(needle, cause, dest)| {
-        let at = memmem::find(b, needle.as_bytes())? + needle.len();
-        let rest = &body[at..];
-        let destination = match dest {
-            Dest::None => None,
-            Dest::Address => {
-                let end = rest
-                    .find(|c: char| c.is_whitespace() || c == '"' || c == ',')
-                    .unwrap_or(rest.len());
-                Some(rest[..end].trim_end_matches('.').to_owned())
-            }
-            Dest::Url => {
-                // Quoted, and the quotes escaped when the line is a JSON record.
-                let rest = rest.trim_start_matches(['\\', '"']);
-                let url = &rest[..rest.find(['"', '\\']).unwrap_or(rest.len())];
-                let host = url.split_once("://").map_or(url, |(_, h)| h);
-                Some(host[..host.find('/').unwrap_or(host.len())].to_owned())
-            }
-        };
-        Some(NetFailure {
-            cause,
-            destination: destination.filter(|d| !d.is_empty()),
+    NET_CAUSES
+        .iter()
+        .zip(FINDERS.iter())
+        .find_map(|(&(needle, cause, dest), finder)| {
+            let at = finder.find(b)? + needle.len();
+            let rest = &body[at..];
+            let destination = match dest {
+                Dest::None => None,
+                Dest::Address => {
+                    let end = rest
+                        .find(|c: char| c.is_whitespace() || c == '"' || c == ',')
+                        .unwrap_or(rest.len());
+                    Some(rest[..end].trim_end_matches('.').to_owned())
+                }
+                Dest::Url => {
+                    // Quoted, and the quotes escaped when the line is a JSON record.
+                    let rest = rest.trim_start_matches(['\\', '"']);
+                    let url = &rest[..rest.find(['"', '\\']).unwrap_or(rest.len())];
+                    let host = url.split_once("://").map_or(url, |(_, h)| h);
+                    Some(host[..host.find('/').unwrap_or(host.len())].to_owned())
+                }
+            };
+            Some(NetFailure {
+                cause,
+                destination: destination.filter(|d| !d.is_empty()),
+            })
         })
-    })
 }
 
 /// Looks for a failed call in an application message (plain text).
@@ -359,10 +371,9 @@ pub(crate) fn call_failure(body: &str) -> Option<Failure> {
 }
 
 fn grpc_status(body: &str) -> Option<&'static str> {
-    use memchr::memmem;
     // Status codes as grpc-js (`14 UNAVAILABLE: ...`) and grpcio
     // (`StatusCode.UNAVAILABLE`) put them in error messages.
-    const FAILURES: &[(&str, &str)] = &[
+    const FAILURES: [(&str, &str); 7] = [
         ("UNAVAILABLE", "UNAVAILABLE"),
         ("DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED"),
         ("CANCELLED", "CANCELLED"),
@@ -372,10 +383,13 @@ fn grpc_status(body: &str) -> Option<&'static str> {
         ("Cancelled", "CANCELLED"),
         ("DeadlineExceeded", "DEADLINE_EXCEEDED"),
     ];
+    static FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; FAILURES.len()]> =
+        std::sync::LazyLock::new(|| finders(FAILURES.map(|(needle, _)| needle)));
     FAILURES
         .iter()
-        .find(|(needle, _)| memmem::find(body.as_bytes(), needle.as_bytes()).is_some())
-        .map(|&(_, code)| code)
+        .zip(FINDERS.iter())
+        .find(|(_, finder)| finder.find(body.as_bytes()).is_some())
+        .map(|(&(_, code), _)| code)
 }
 
 /// The body of a message after its runtime prefix: grpc-js traces and
