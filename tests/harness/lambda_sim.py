@@ -15,7 +15,10 @@ Ground truth comes from what the emulator knows, never from thawtrace: each
 line is owned by the invocation that was running when it was written (lines
 written after `END A` and before the freeze belong to A, lines written at the
 thaw to the invocation being delivered). A delaying TCP proxy sits between
-client and server so a ping can be in flight when the freeze comes.
+client and server so a ping can be in flight when the freeze comes; it reads
+the HTTP/2 frames it carries, and the scenarios are timed by what it sees
+(a client ping, a client's close), never by the library's log lines, so they
+run the same under any trace setting.
 """
 
 import json
@@ -142,22 +145,26 @@ class H2DelayProxy(DelayProxy):
     `connections` holds one h2truth.H2Connection per proxied connection, with
     wall-clock times (now_ms) of client pings as the proxy received them,
     their acks as it handed them to the client's socket, GOAWAYs and
-    closes."""
+    closes.
+
+    The recorder drives its scenarios from these observations, whatever the
+    function logs: `mark()` then `wait_client_ping(mark, timeout)` or
+    `wait_client_close(mark, timeout)`."""
 
     def __init__(self, upstream_port, delay_ms):
         self.connections = []
         self._n = 0
+        # Notified whenever a client's bytes or close have been parsed.
+        self.changed = threading.Condition()
         super().__init__(upstream_port, delay_ms)
 
     def pair(self, client, upstream):
         import h2truth
 
-        self._n += 1
-        conn = h2truth.H2Connection(self._n, now_ms())
-        self.connections.append(conn)
+        conn = self.opened(h2truth.H2Connection(self._n + 1, now_ms()))
         threading.Thread(
             target=self._pump, args=(client, upstream),
-            kwargs=dict(on_recv=lambda d: conn.client_bytes(now_ms(), d), on_end=lambda how: conn.client_closed(now_ms(), how)),
+            kwargs=dict(on_recv=lambda d: self.client_bytes(conn, now_ms(), d), on_end=lambda how: self.client_closed(conn, now_ms(), how)),
             daemon=True,
         ).start()
         threading.Thread(
@@ -165,6 +172,74 @@ class H2DelayProxy(DelayProxy):
             kwargs=dict(on_sent=lambda d: conn.server_bytes_delivered(now_ms(), d), on_end=lambda how: conn.server_closed(now_ms(), how)),
             daemon=True,
         ).start()
+
+    # What the client side of a connection does, recorded and announced to
+    # the waits below.
+    def opened(self, conn):
+        with self.changed:
+            self._n = max(self._n, conn.n)
+            self.connections.append(conn)
+            self.changed.notify_all()
+        return conn
+
+    def client_bytes(self, conn, t, data):
+        conn.client_bytes(t, data)
+        with self.changed:
+            self.changed.notify_all()
+
+    def client_closed(self, conn, t, how):
+        conn.client_closed(t, how)
+        with self.changed:
+            self.changed.notify_all()
+
+    def mark(self):
+        """What the proxy has seen so far, for the waits below: per
+        connection, how many client pings and HEADERS (requests), and
+        whether the client had closed it."""
+        with self.changed:
+            return {c.n: (len(c.pings), c.counts["up"].get("HEADERS", 0), c.client_close_at() is not None)
+                    for c in self.connections}
+
+    def _wait(self, found, timeout):
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for c in list(self.connections):
+                    hit = found(c)
+                    if hit is not None:
+                        return hit
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.changed.wait(left)
+
+    def wait_client_ping(self, since, timeout, unanswered=False):
+        """Wait for a client PING (not an ack) the proxy received after
+        `since` (a mark()), on any connection, old or new (with
+        `unanswered`, one whose ack the proxy has not yet delivered: a ping
+        in flight now); returns (connection number, ping) or None after
+        `timeout` seconds."""
+        def found(c):
+            seen = since.get(c.n, (0, 0, False))[0]
+            for p in c.pings[seen:]:
+                if not unanswered or p["ack_delivered"] is None:
+                    return (c.n, dict(p))
+            return None
+        return self._wait(found, timeout)
+
+    def wait_client_close(self, since, timeout):
+        """Wait until the client closes (GOAWAY, EOF or reset) a connection
+        on which it sent a request (HEADERS) after `since` (a mark()): the
+        connection the calls made since went out on, not one the client
+        gave up at a thaw before them. Returns (connection number, close
+        time) or None after `timeout` seconds."""
+        def found(c):
+            _, headers, closed = since.get(c.n, (0, 0, False))
+            t = c.client_close_at()
+            if t is None or closed or c.counts["up"].get("HEADERS", 0) <= headers:
+                return None
+            return (c.n, t)
+        return self._wait(found, timeout)
 
 
 # ---------------------------------------------------------------- server
@@ -265,6 +340,7 @@ class RuntimeApi:
         self.responses = {}  # request_id -> ("response"|"error", body, time)
         self.holds = {}  # request_id -> threading.Event
         self.hold_responses = set()  # request IDs whose /response reply waits for release
+        self.holding = set()  # request IDs whose function is done and waits for release
         self.shutdown = False
         api = self
 
@@ -311,6 +387,8 @@ class RuntimeApi:
                     rid = self.path.rsplit("/", 1)[1]
                     with api.lock:
                         ev = api.holds.setdefault(rid, threading.Event())
+                        api.holding.add(rid)
+                        api.lock.notify_all()
                     ev.wait(30)
                     return self._reply(200, b"{}")
                 self._reply(404)
@@ -325,6 +403,8 @@ class RuntimeApi:
                         api.responses[rid] = (parts[5], body, now_ms())
                         api.lock.notify_all()
                         hold = api.holds.setdefault(rid, threading.Event()) if rid in api.hold_responses else None
+                        if hold is not None:
+                            api.holding.add(rid)
                     if hold is not None:
                         # The function answered (END is written); its runtime
                         # waits for this reply before polling /next, so the
@@ -363,6 +443,18 @@ class RuntimeApi:
                 self.lock.wait(left)
             return self.responses[rid]
 
+    def wait_holding(self, rid, timeout):
+        """Wait until the function of invocation rid is done with its work
+        and waits to be released (True), or `timeout` seconds (False)."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while rid not in self.holding:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.lock.wait(left)
+            return True
+
     def release(self, rid):
         with self.lock:
             self.holds.setdefault(rid, threading.Event()).set()
@@ -390,7 +482,12 @@ class Environment:
         self.fmt = spec.get("format", "text")
         self.start_order = spec.get("start", "platform")
         env = dict(os.environ)
-        env.update(spec.get("env", {}))
+        for k, v in spec.get("env", {}).items():
+            # None: the variable is unset (e.g. no GRPC_TRACE at all).
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         env["AWS_LAMBDA_RUNTIME_API"] = self.api.address
         env["THAWTRACE_TARGET"] = target
         env["GRPC_TARGET"] = "http://" + target
@@ -528,30 +625,42 @@ class Environment:
 # ---------------------------------------------------------------- scenarios
 
 
-def run_environment(spec, stream, target, server, workdir, rng, log, timeline=None):
+def run_environment(spec, stream, proxy, server, workdir, rng, log, timeline=None):
     """Run one environment's script of invocations with real freezes between
-    them; `timeline`, if given, receives the emulator's events (Environment.timeline)."""
-    lib = spec["library"]
+    them, the function's gRPC client connecting through `proxy` (an
+    H2DelayProxy, whose observations time the race and genuine scenarios);
+    `timeline`, if given, receives the emulator's events (Environment.timeline)."""
+    target = "127.0.0.1:%d" % proxy.port
     env = Environment(spec, stream, target, workdir, timeline)
     try:
         for step in spec["script"]:
             rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             role = step["role"]
-            mark = stream.mark()
+            # Taken before the thaw: what the proxy sees from here on is this
+            # invocation's (a ping sent at the thaw included, as its line is
+            # owned by this invocation).
+            mark = proxy.mark()
 
             def on_running(rid, role=role, mark=mark):
+                # Driven by what the proxy sees on the wire, not by the
+                # library's log lines, which some trace settings never print.
                 if role == "race":
-                    # End the invocation right after a keepalive ping went out,
-                    # so the freeze catches it in flight.
-                    ev = stream.wait_for(lambda e: e["_owner"] == rid and lib.is_ping(e["message"]), mark, 8)
-                    log("  %s race: ping %s" % (rid[:8], "seen" if ev else "NOT seen"))
+                    # End the invocation right after a ping went out, so the
+                    # freeze catches it in flight: once the function is done
+                    # with its calls, the first ping of this invocation that
+                    # is still unanswered (not the one C-core sends with the
+                    # first call after a thaw, long answered by then).
+                    env.api.wait_holding(rid, 30)
+                    hit = proxy.wait_client_ping(mark, 8, unanswered=True)
+                    log("  %s race: ping %s" % (rid[:8], "seen (connection %d)" % hit[0] if hit else "NOT seen"))
                     env.api.release(rid)
                 elif role == "genuine":
                     # The server stops answering inside the invocation: a real
-                    # network timeout, in one invocation.
+                    # network timeout, in one invocation, which ends when the
+                    # client gives up the connection its call went out on.
                     server.pause()
-                    ev = stream.wait_for(lambda e: e["_owner"] == rid and lib.is_timeout(e["message"]), mark, 12)
-                    log("  %s genuine: timeout %s" % (rid[:8], "seen" if ev else "NOT seen"))
+                    hit = proxy.wait_client_close(mark, 12)
+                    log("  %s genuine: client close %s" % (rid[:8], "seen (connection %d)" % hit[0] if hit else "NOT seen"))
                     time.sleep(0.3)
                     server.resume()
                     env.api.release(rid)

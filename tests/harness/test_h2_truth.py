@@ -1,11 +1,15 @@
 """Checks of h2truth (the HTTP/2 frame parser and the harness truth rule) on
-synthetic frames and timelines. Plain python3, no dependencies:
+synthetic frames and timelines, and of the proxy's waits that time the
+recorder's scenarios (lambda_sim.H2DelayProxy, fed synthetic frames, no
+sockets). Plain python3, no dependencies:
 
     python3 tests/harness/test_h2_truth.py
 """
 
 import os
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -146,9 +150,55 @@ def test_truth():
     check("truth: no ack timeout", f, [])
 
 
+def test_proxy_waits():
+    import lambda_sim
+
+    # The proxy's bookkeeping without its listener.
+    proxy = lambda_sim.H2DelayProxy.__new__(lambda_sim.H2DelayProxy)
+    proxy.connections, proxy._n, proxy.changed = [], 0, threading.Condition()
+    check("waits: empty mark", proxy.mark(), {})
+    c1 = proxy.opened(H2Connection(1, 0))
+    proxy.client_bytes(c1, 10, PREFACE + frame(SETTINGS) + frame(HEADERS, 0x4, 1, b"h") + frame(PING, 0, 0, b"AAAAAAAA"))
+    c1.server_bytes_delivered(90, frame(PING, ACK, 0, b"AAAAAAAA"))
+    m = proxy.mark()
+    check("waits: mark", m, {1: (1, 1, False)})
+    check("waits: no ping since", proxy.wait_client_ping(m, 0), None)
+    check("waits: no close since", proxy.wait_client_close(m, 0), None)
+    # A ping at the thaw, answered; then one in flight.
+    proxy.client_bytes(c1, 100, frame(PING, 0, 0, b"BBBBBBBB"))
+    c1.server_bytes_delivered(180, frame(PING, ACK, 0, b"BBBBBBBB"))
+    check("waits: ping since", proxy.wait_client_ping(m, 0)[1]["sent"], 100)
+    check("waits: no unanswered ping", proxy.wait_client_ping(m, 0, unanswered=True), None)
+    proxy.client_bytes(c1, 5000, frame(PING, 0, 0, b"CCCCCCCC"))
+    check("waits: unanswered ping", proxy.wait_client_ping(m, 0, unanswered=True), (1, {"sent": 5000, "payload": b"CCCCCCCC".hex(), "ack_delivered": None}))
+    # The client gives up a connection on which it sent nothing since the
+    # mark (at a thaw): not the one the wait is for.
+    proxy.client_bytes(c1, 5001, frame(GOAWAY, 0, 0, b"\x00\x00\x00\x00\x00\x00\x00\x00"))
+    check("waits: close without a request since", proxy.wait_client_close(m, 0), None)
+    # A new connection carries the call, then is closed: found, also when it
+    # comes while waiting.
+    c2 = proxy.opened(H2Connection(2, 5002))
+    proxy.client_bytes(c2, 5003, PREFACE + frame(SETTINGS) + frame(HEADERS, 0x4, 1, b"h"))
+
+    def later():
+        time.sleep(0.05)
+        proxy.client_closed(c2, 6003, "eof")
+
+    threading.Thread(target=later).start()
+    started = time.monotonic()
+    check("waits: close of the call's connection", proxy.wait_client_close(m, 5), (2, 6003))
+    check("waits: woken, not timed out", time.monotonic() - started < 2, True)
+    check("waits: closed before the mark", proxy.wait_client_close(proxy.mark(), 0), None)
+    m2 = proxy.mark()
+    started = time.monotonic()
+    check("waits: timeout", proxy.wait_client_ping(m2, 0.1), None)
+    check("waits: bounded", 0.1 <= time.monotonic() - started < 2, True)
+
+
 if __name__ == "__main__":
     test_parser()
     test_connection()
     test_truth()
+    test_proxy_waits()
     print("%d failed" % len(FAILED) if FAILED else "all passed")
     sys.exit(1 if FAILED else 0)

@@ -18,7 +18,16 @@ for Rust) behind a delaying proxy, and writes:
                    of owners, freezes and thaws, whatever the libraries log
                    (h2truth.harness_truth)
     harness_observations.json  those frames and timelines, per environment
-    environments.json  what each environment was (library, format, ordering)
+    environments.json  what each environment was (library, trace setting
+                   and the variables it ran with, format, ordering)
+
+    python3 tests/recorders/record.py --out /tmp/matrix --seed 1 --matrix
+
+records instead the Python (grpcio) and Node.js (grpc-js) text functions once
+per trace setting users choose (SETTINGS), each an environment named
+<base>@<setting> with a log group of its own, and a keepalive-off function
+per library; the scenarios are timed by what the proxy sees on the wire, so
+they are the same whatever a setting prints.
 
 Needs: `bash tests/setup.sh` (npm and pip packages) and the instrument's
 examples built (`cargo build -p thawtrace-instrument --examples`).
@@ -43,6 +52,26 @@ NODE_DIR = os.path.join(ROOT, "tests", "recorders", "node")
 PY_DIR = os.path.join(ROOT, "tests", "recorders", "python")
 NODE_TRACE = {"GRPC_TRACE": "keepalive,transport,subchannel,dns_resolver,resolving_load_balancer", "GRPC_VERBOSITY": "DEBUG"}
 CCORE_TRACE = {"GRPC_TRACE": "http_keepalive,http2_ping,http", "GRPC_VERBOSITY": "debug"}
+
+# The trace settings users choose, per library: the environment variables a
+# function runs with (None: unset). `--matrix` records each; the first is the
+# library's default in an ordinary recording.
+SETTINGS = {
+    "grpc-js": {
+        "default": dict(NODE_TRACE),
+        "keepalive": {"GRPC_TRACE": "keepalive", "GRPC_VERBOSITY": "DEBUG"},
+        "transport": {"GRPC_TRACE": "transport,subchannel", "GRPC_VERBOSITY": "DEBUG"},
+        # Nothing set: grpc-js logs errors only.
+        "none": {"GRPC_TRACE": None, "GRPC_VERBOSITY": None},
+    },
+    "grpcio": {
+        "http": dict(CCORE_TRACE),
+        "no-http": {"GRPC_TRACE": "http_keepalive,http2_ping,subchannel,connectivity_state", "GRPC_VERBOSITY": "debug"},
+        "all": {"GRPC_TRACE": "all", "GRPC_VERBOSITY": "debug"},
+    },
+}
+# Log group (function name) suffixes, so that each setting is its own log group.
+SETTING_SUFFIX = {"default": "", "http": "", "no-http": "-nohttp"}
 
 
 def script(rng, keepalive=True):
@@ -94,13 +123,61 @@ def environments(rng, which, rust_bin):
     ]
     if which:
         envs = [e for e in envs if any(w in e["name"] for w in which)]
+    return finish(rng, envs)
+
+
+def finish(rng, envs):
     for e in envs:
         keepalive = e.pop("keepalive", True)
+        e["keepalive"] = keepalive
         e["script"] = script(rng, keepalive)
         # The ack timeout the function's pings run with (function.py,
         # function.js, lambda_grpc.rs: 1 s); without keepalive no ping has one.
         e.setdefault("ack_timeout_ms", 1000 if keepalive else None)
     return envs
+
+
+def matrix_environments(rng, which):
+    """--matrix: the Python (grpcio) and Node.js (grpc-js) text functions once
+    per trace setting, and a keepalive-off function per library, each named
+    <base>@<setting> with its own log group."""
+    node = ["node", "runtime.js"]
+    py = [sys.executable, "runtime.py"]
+    bases = [
+        dict(base="python-text", library="grpcio", function="orders-python", command=py, cwd=PY_DIR),
+        dict(base="node-text", library="grpc-js", function="orders-node", command=node, cwd=NODE_DIR),
+    ]
+    envs = []
+    for b in bases:
+        settings = SETTINGS[b["library"]]
+        for setting, trace in settings.items():
+            envs.append(dict(
+                name="%s@%s" % (b["base"], setting), library=b["library"], setting=setting,
+                function=b["function"] + SETTING_SUFFIX.get(setting, "-" + setting),
+                command=b["command"], cwd=b["cwd"], format="text", start="platform", env=dict(trace),
+            ))
+        # The negative: keepalive off, under the library's default setting.
+        default = next(iter(settings))
+        envs.append(dict(
+            name="%s-keepalive-off@%s" % (b["base"].split("-")[0], default), library=b["library"], setting=default,
+            function=b["function"] + "-nokeepalive", command=b["command"], cwd=b["cwd"], format="text", start="platform",
+            env=dict(settings[default], THAWTRACE_KEEPALIVE="0"), keepalive=False,
+        ))
+    if which:
+        envs = [e for e in envs if any(w in e["name"] for w in which)]
+    return finish(rng, envs)
+
+
+def setting_of(library, env):
+    """The name of the trace setting `env` sets for `library` (SETTINGS),
+    else GRPC_TRACE=<its value>; tonic has only its default."""
+    known = SETTINGS.get(library)
+    if not known:
+        return "default"
+    for name, trace in known.items():
+        if all(env.get(k) == v for k, v in trace.items()):
+            return name
+    return "GRPC_TRACE=%s" % env.get("GRPC_TRACE")
 
 
 def main():
@@ -110,6 +187,9 @@ def main():
                     help="recompute truth.json of the recording in --out (after a change to the truth rules)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", action="append", help="record only environments whose name contains this")
+    ap.add_argument("--matrix", action="store_true",
+                    help="record the Python (grpcio) and Node.js (grpc-js) functions once per trace setting users choose "
+                         "(environments <base>@<setting>, log groups per setting) and a keepalive-off function per library")
     ap.add_argument("--proxy-delay-ms", type=int, default=40)
     ap.add_argument("--grpc-trace", action="append", default=[], metavar="LIBRARY=TRACERS",
                     help="the GRPC_TRACE a library's functions run with (grpc-js=keepalive, grpcio=http_keepalive,http2_ping; empty for none)")
@@ -119,17 +199,27 @@ def main():
     if args.retruth:
         return retruth(args.out)
     rng = random.Random(args.seed)
-    envs = environments(rng, args.only, args.rust_bin)
+    if args.matrix:
+        if args.grpc_trace:
+            sys.exit("--matrix records every trace setting; --grpc-trace does not go with it")
+        envs = matrix_environments(rng, args.only)
+    else:
+        envs = environments(rng, args.only, args.rust_bin)
+    if not envs:
+        sys.exit("no environment to record")
     for setting in args.grpc_trace:
         library, _, tracers = setting.partition("=")
         for e in envs:
             if e["library"] == library:
                 e["env"]["GRPC_TRACE"] = tracers
     for e in envs:
+        e.setdefault("setting", setting_of(e["library"], e["env"]))
+    for e in envs:
         for exe in [e["command"][0]] + e.get("server", [])[:1]:
             if e["library"] == "tonic" and not os.path.exists(exe):
                 sys.exit("%s is not built: cargo build -p thawtrace-instrument --examples (or pass --rust-bin)" % exe)
     os.makedirs(args.out, exist_ok=True)
+    started = time.monotonic()
     work = tempfile.mkdtemp(prefix="thawtrace-rec-")
     libs = {"grpc-js": lambda_sim.GrpcJs, "grpcio": lambda_sim.CCore, "tonic": lambda_sim.Instrument}
     streams, threads, errors = [], [], []
@@ -154,18 +244,22 @@ def main():
         def run(spec=spec, stream=stream, server=server, proxy=proxy, sdir=sdir, env_rng=env_rng, timeline=timeline):
             try:
                 log("%s: %d invocations" % (spec["name"], len(spec["script"])))
-                lambda_sim.run_environment(spec, stream, "127.0.0.1:%d" % proxy.port, server, sdir, env_rng, log, timeline)
+                lambda_sim.run_environment(spec, stream, proxy, server, sdir, env_rng,
+                                           lambda msg: log("  %s %s" % (spec["name"], msg.strip())), timeline)
             except Exception as exc:  # reported below, fails the recording
                 errors.append("%s: %r" % (spec["name"], exc))
             finally:
                 proxy.close()
                 server.stop()
 
-        t = threading.Thread(target=run)
+        t = threading.Thread(target=run, name=spec["name"], daemon=True)
         t.start()
         threads.append(t)
+    deadline = time.monotonic() + 600
     for t in threads:
-        t.join(timeout=600)
+        t.join(timeout=max(0, deadline - time.monotonic()))
+        if t.is_alive():
+            errors.append("%s: still running after 600 s" % t.name)
     if errors:
         sys.exit("recording failed:\n" + "\n".join(errors))
 
@@ -173,7 +267,11 @@ def main():
     for spec, stream, proxy, timeline in streams:
         truth += lambda_sim.truth_for(stream.events, spec["library"])
         all_events += stream.events
-        meta.append({"name": spec["name"], "library": spec["library"].name, "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"], "invocations": len(spec["script"])})
+        meta.append({"name": spec["name"], "library": spec["library"].name, "setting": spec["setting"],
+                     # The variables the function ran with beyond the Lambda ones (null: unset).
+                     "env": spec["env"], "keepalive": spec["keepalive"],
+                     "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"],
+                     "invocations": len(spec["script"]), "lines": len(stream.events)})
         observations.append({
             "name": spec["name"], "log_group": stream.group, "log_stream": stream.name,
             "ack_timeout_ms": spec["ack_timeout_ms"],
@@ -194,9 +292,20 @@ def main():
     with open(os.path.join(args.out, "harness_observations.json"), "w") as f:
         json.dump({"seed": args.seed, "proxy_delay_ms": args.proxy_delay_ms, "environments": observations}, f, indent=1)
     harness = write_harness_truth(args.out, args.seed, observations)
-    log("recorded %d events, expected findings: %s; harness truth: %s" % (len(all_events), kind_counts(truth), kind_counts(harness)))
-    for line in truth_differences(truth, harness):
-        log("  " + line)
+    log("recorded %d events in %.1f s, expected findings: %s; harness truth: %s" % (len(all_events), time.monotonic() - started, kind_counts(truth), kind_counts(harness)))
+    report_environments(meta, truth, harness, log)
+
+
+def report_environments(meta, truth, harness, log):
+    """Per environment: its lines, both truths' counts and where they differ
+    (truth.json, from the library's lines, cannot see what a setting does
+    not print; on the default settings the two agree)."""
+    for env in meta:
+        mine = lambda fs: [f for f in fs if f["log_stream"] == env["log_stream"]]
+        log("  %s (%s): %s lines, truth.json %s, harness_truth.json %s" % (
+            env["name"], env.get("setting", "default"), env.get("lines", "?"), kind_counts(mine(truth)), kind_counts(mine(harness))))
+        for line in truth_differences(mine(truth), mine(harness)):
+            log("    " + line)
 
 
 def kind_counts(findings):
@@ -257,8 +366,8 @@ def retruth(out):
         obs = json.load(open(obs_path))
         harness = write_harness_truth(out, obs.get("seed"), obs["environments"])
         print("harness truth: %s" % kind_counts(harness), file=sys.stderr)
-        for line in truth_differences(truth, harness):
-            print("  " + line, file=sys.stderr)
+        report_environments(json.load(open(os.path.join(out, "environments.json"))), truth, harness,
+                            lambda msg: print(msg, file=sys.stderr))
 
 
 if __name__ == "__main__":
