@@ -182,7 +182,7 @@ impl StreamCorrelator {
                                 mine
                             })
                             .unwrap_or_default();
-                        let late: Vec<(usize, usize)> = acked
+                        let mut late: Vec<(usize, usize)> = acked
                             .get_mut(&connection)
                             .map(|v| {
                                 let (mine, rest) = v.iter().partition(|&&(p, _)| of_transport(p));
@@ -190,6 +190,13 @@ impl StreamCorrelator {
                                 mine
                             })
                             .unwrap_or_default();
+                        // An ack read after the deadline stopped nothing only
+                        // when the timer fired with it, at the same thaw;
+                        // read well before the shutdown, it won the race
+                        // and the shutdown is another's.
+                        late.retain(|&(_, a)| {
+                            mark.ts - self.marks[a].ts <= self.config.ack_race_window_ms
+                        });
                         // Only a ping whose deadline the library printed,
                         // and which had passed: a shutdown for any other
                         // reason (idle, GOAWAY, the process ending) is none.
