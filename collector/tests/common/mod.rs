@@ -17,13 +17,19 @@ pub fn repo() -> PathBuf {
         .to_owned()
 }
 
-/// The keepalive recordings (the neighbouring failures' recording, with its
-/// own scan arguments, is [`network_fixture`]).
+/// The keepalive recordings scored by their line truth (the neighbouring
+/// failures' recording, with its own scan arguments, is
+/// [`network_fixture`]; the settings matrix, scored by the harness's truth,
+/// is [`settings_fixture`]).
 pub fn fixtures() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("truth.json").exists() && !p.join("scan-args.json").exists())
+        .filter(|p| {
+            p.join("truth.json").exists()
+                && !p.join("scan-args.json").exists()
+                && !p.join("harness_truth.json").exists()
+        })
         .collect();
     dirs.sort();
     assert!(
@@ -37,6 +43,12 @@ pub fn fixtures() -> Vec<PathBuf> {
 /// invocations (tests/recorders/record_network.py).
 pub fn network_fixture() -> PathBuf {
     repo().join("tests/fixtures/recorded-network")
+}
+
+/// The recording of every trace setting of the settings matrix
+/// (`record.py --matrix`), with the truth the harness saw on the wire.
+pub fn settings_fixture() -> PathBuf {
+    repo().join("tests/fixtures/recorded-settings")
 }
 
 /// The scaled thresholds a network recording is scanned with.
