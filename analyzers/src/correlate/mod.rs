@@ -25,6 +25,7 @@ use crate::parse::{
     Keepalive, KeepaliveEvent, LineKind, NetFailure, PlatformPhase, RawText, parse_line,
 };
 
+mod ledger;
 mod neighbour;
 mod owner;
 mod pairing;

@@ -7,8 +7,9 @@
 //! while one of its pings was past its ack deadline with no ack read in
 //! time ([`Inference::TransportShutdown`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
+use super::ledger::{InFlight, Ledger, ping_id_of};
 use super::owner::Settled;
 use super::{Mark, StreamCorrelator, StreamStats, What};
 use crate::finding::{FailedCall, Finding, FindingKind, FindingSink, Inference, InvocationWindow};
@@ -28,202 +29,102 @@ impl StreamCorrelator {
                     .iter()
                     .any(|m| matches!(m.what, What::Failure(_))),
         );
-        let mut outstanding: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut ledger = Ledger::default();
         let mut findings: Vec<Finding> = Vec::new();
         // Index of the last finding per connection, for late acks.
         let mut last_on: HashMap<String, usize> = HashMap::new();
-        // Pings acked too late to stop their timer (at or after its expiry,
-        // or of unknown timer), with their acks, per connection.
-        let mut acked: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
-        // When each ping's ack timer expires, where the library says.
-        let mut expiry: HashMap<usize, i64> = HashMap::new();
-        // When each connection's next keepalive ping is due (grpc-js), and
-        // the pings sent well after it: sent at a thaw.
-        let mut due: HashMap<String, i64> = HashMap::new();
-        let mut late_pings: Vec<usize> = Vec::new();
-        // C-core: the connection (peer) of each transport its lines name.
-        let mut transports: BTreeMap<u64, String> = BTreeMap::new();
         // Findings inferred from a transport shutdown, per connection, with
         // the ping and ack they rest on: a timeout line printed right after
         // (every tracer on) takes the shutdown's place.
         let mut inferred: HashMap<String, (usize, usize, Option<usize>)> = HashMap::new();
         for (i, mark) in self.marks.iter().enumerate() {
-            match &mark.what {
-                What::Keepalive(k) => match &k.event {
-                    KeepaliveEvent::KeepaliveTimerStarted { interval_ms } => {
-                        due.insert(k.connection.clone(), mark.ts + i64::from(*interval_ms));
-                    }
-                    KeepaliveEvent::PingSent {
-                        ping_id,
-                        timeout_ms,
-                    } => {
-                        if let Some(t) = timeout_ms {
-                            expiry.insert(i, mark.ts + i64::from(*t));
-                        }
-                        if let Some(t) = k.transport {
-                            transports.insert(t, k.connection.clone());
-                        }
-                        if due
-                            .remove(&k.connection)
-                            .is_some_and(|d| mark.ts - d > self.config.late_timer_ms)
-                        {
-                            late_pings.push(i);
-                        }
-                        let pending = outstanding.entry(k.connection.clone()).or_default();
-                        if ping_id.is_none() {
-                            // Libraries without ping ids keep one ping in flight.
-                            pending.retain(|&p| ping_id_of(&self.marks[p]).is_some());
-                        }
-                        pending.push(i);
-                    }
-                    KeepaliveEvent::PingTimerSet {
-                        ping_id,
-                        timeout_ms,
-                    } => {
-                        let armed = outstanding
-                            .values()
-                            .flatten()
-                            .find(|&&p| ping_id_of(&self.marks[p]) == Some(*ping_id));
-                        if let Some(&p) = armed {
-                            expiry.insert(p, self.marks[p].ts + i64::from(*timeout_ms));
-                        }
-                    }
-                    KeepaliveEvent::PingAck { ping_id } => {
-                        let acks = |p: usize| match ping_id {
-                            Some(id) => ping_id_of(&self.marks[p]) == Some(*id),
-                            None => ping_id_of(&self.marks[p]).is_none(),
-                        };
-                        let connections: Vec<String> = match ping_id {
-                            // C-core names the ping, not the connection.
-                            Some(_) => outstanding.keys().cloned().collect(),
-                            None => vec![k.connection.clone()],
-                        };
-                        let mut found = false;
-                        for connection in connections {
-                            let pending = outstanding.entry(connection.clone()).or_default();
-                            let Some(at) = pending.iter().position(|&p| acks(p)) else {
-                                continue;
-                            };
-                            let p = pending.remove(at);
-                            found = true;
-                            // An ack read after the timer expired did not stop it.
-                            if expiry.get(&p).is_none_or(|&e| mark.ts >= e) {
-                                acked.entry(connection).or_default().push((p, i));
-                            }
-                        }
-                        if !found && ping_id.is_none() {
-                            // The ack of a ping that already timed out: it
-                            // was waiting in the socket through the freeze.
-                            if let Some(&f) = last_on.get(&k.connection) {
-                                let finding = &mut findings[f];
-                                if finding.ack_event_id.is_none()
-                                    && mark.ts - finding.timeout_at_ms
-                                        <= self.config.late_ack_window_ms
-                                {
-                                    finding.ack_event_id = Some(mark.id.clone());
-                                    finding.evidence.push(mark.id.clone());
-                                }
-                            }
-                        }
-                    }
-                    KeepaliveEvent::PingTimeout => {
-                        let pending = outstanding.remove(&k.connection).unwrap_or_default();
-                        let late = acked.remove(&k.connection).unwrap_or_default();
-                        let paired = self.timed_out(mark, &pending, &late, &expiry);
-                        let (f, (ping_idx, ack)) = match (paired, inferred.remove(&k.connection)) {
-                            (Some(paired), _) => (findings.len(), paired),
-                            // The shutdown came first and stood in for this line.
-                            (None, Some((f, ping_idx, ack)))
-                                if mark.ts - findings[f].timeout_at_ms
-                                    <= self.config.late_ack_window_ms =>
+            let What::Keepalive(k) = &mark.what else {
+                continue;
+            };
+            match &k.event {
+                KeepaliveEvent::PingAck { ping_id: None } => {
+                    let matched = ledger.read(&self.marks, i, k, self.config.late_timer_ms);
+                    if matched == Some(false) {
+                        // The ack of a ping that already timed out: it was
+                        // waiting in the socket through the freeze.
+                        if let Some(&f) = last_on.get(&k.connection) {
+                            let finding = &mut findings[f];
+                            if finding.ack_event_id.is_none()
+                                && mark.ts - finding.timeout_at_ms <= self.config.late_ack_window_ms
                             {
-                                (f, (ping_idx, ack))
+                                finding.ack_event_id = Some(mark.id.clone());
+                                finding.evidence.push(mark.id.clone());
                             }
-                            (None, _) => {
-                                self.stats.unpaired_timeouts += 1;
-                                sink.unpaired_timeout(&mark.id, mark.ts);
-                                continue;
-                            }
-                        };
-                        last_on.insert(k.connection.clone(), f);
-                        let finding = self.timeout_finding(
-                            ping_idx,
-                            ack,
-                            mark,
-                            k,
-                            &expiry,
-                            &late_pings,
-                            None,
-                        );
-                        if f == findings.len() {
-                            findings.push(finding);
-                        } else {
-                            findings[f] = finding;
                         }
                     }
-                    KeepaliveEvent::TransportShutdown => {
-                        let Some(tracker) = k.transport else { continue };
-                        // The tracker is a member of its transport: the
-                        // nearest transport at or below its address.
-                        let Some((&transport, connection)) = transports
-                            .range(..=tracker)
-                            .next_back()
-                            .filter(|(t, _)| tracker - **t < TRACKER_SPAN)
-                        else {
+                }
+                KeepaliveEvent::PingTimeout => {
+                    let in_flight = ledger.take(&k.connection);
+                    let paired = self.timed_out(mark, &in_flight, &ledger);
+                    let (f, (ping_idx, ack)) = match (paired, inferred.remove(&k.connection)) {
+                        (Some(paired), _) => (findings.len(), paired),
+                        // The shutdown came first and stood in for this line.
+                        (None, Some((f, ping_idx, ack)))
+                            if mark.ts - findings[f].timeout_at_ms
+                                <= self.config.late_ack_window_ms =>
+                        {
+                            (f, (ping_idx, ack))
+                        }
+                        (None, _) => {
+                            self.stats.unpaired_timeouts += 1;
+                            sink.unpaired_timeout(&mark.id, mark.ts);
                             continue;
-                        };
-                        let connection = connection.clone();
-                        let of_transport = |p: usize| matches!(&self.marks[p].what, What::Keepalive(ping) if ping.transport == Some(transport));
-                        let pending: Vec<usize> = outstanding
-                            .get_mut(&connection)
-                            .map(|v| {
-                                let (mine, rest) = v.iter().partition(|&&p| of_transport(p));
-                                *v = rest;
-                                mine
-                            })
-                            .unwrap_or_default();
-                        let mut late: Vec<(usize, usize)> = acked
-                            .get_mut(&connection)
-                            .map(|v| {
-                                let (mine, rest) = v.iter().partition(|&&(p, _)| of_transport(p));
-                                *v = rest;
-                                mine
-                            })
-                            .unwrap_or_default();
-                        // An ack read after the deadline stopped nothing only
-                        // when the timer fired with it, at the same thaw;
-                        // read well before the shutdown, it won the race
-                        // and the shutdown is another's.
-                        late.retain(|&(_, a)| {
-                            mark.ts - self.marks[a].ts <= self.config.ack_race_window_ms
-                        });
-                        // Only a ping whose deadline the library printed,
-                        // and which had passed: a shutdown for any other
-                        // reason (idle, GOAWAY, the process ending) is none.
-                        let Some((ping_idx, ack)) = self
-                            .timed_out(mark, &pending, &late, &expiry)
-                            .filter(|(p, _)| expiry.contains_key(p))
-                        else {
-                            continue;
-                        };
-                        let k = Keepalive {
-                            connection: connection.clone(),
-                            ..k.clone()
-                        };
-                        inferred.insert(connection.clone(), (findings.len(), ping_idx, ack));
-                        last_on.insert(connection, findings.len());
-                        findings.push(self.timeout_finding(
-                            ping_idx,
-                            ack,
-                            mark,
-                            &k,
-                            &expiry,
-                            &late_pings,
-                            Some(Inference::TransportShutdown),
-                        ));
+                        }
+                    };
+                    last_on.insert(k.connection.clone(), f);
+                    let finding = self.timeout_finding(ping_idx, ack, mark, k, &ledger, None);
+                    if f == findings.len() {
+                        findings.push(finding);
+                    } else {
+                        findings[f] = finding;
                     }
-                },
-                What::Failure(_) | What::Net(..) | What::Key(_) => {}
+                }
+                KeepaliveEvent::TransportShutdown => {
+                    let Some((connection, mut in_flight)) = k
+                        .transport
+                        .and_then(|tracker| ledger.take_transport(&self.marks, tracker))
+                    else {
+                        continue;
+                    };
+                    // An ack read after the deadline stopped nothing only
+                    // when the timer fired with it, at the same thaw; read
+                    // well before the shutdown, it won the race and the
+                    // shutdown is another's.
+                    in_flight.acked_late.retain(|&(_, a)| {
+                        mark.ts - self.marks[a].ts <= self.config.ack_race_window_ms
+                    });
+                    // Only a ping whose deadline the library printed, and
+                    // which had passed: a shutdown for any other reason
+                    // (idle, GOAWAY, the process ending) is none.
+                    let Some((ping_idx, ack)) = self
+                        .timed_out(mark, &in_flight, &ledger)
+                        .filter(|&(p, _)| ledger.deadline(p).is_some())
+                    else {
+                        continue;
+                    };
+                    let k = Keepalive {
+                        connection: connection.clone(),
+                        ..k.clone()
+                    };
+                    inferred.insert(connection.clone(), (findings.len(), ping_idx, ack));
+                    last_on.insert(connection, findings.len());
+                    findings.push(self.timeout_finding(
+                        ping_idx,
+                        ack,
+                        mark,
+                        &k,
+                        &ledger,
+                        Some(Inference::TransportShutdown),
+                    ));
+                }
+                _ => {
+                    ledger.read(&self.marks, i, k, self.config.late_timer_ms);
+                }
             }
         }
         self.attach_failures(&mut findings);
@@ -240,22 +141,20 @@ impl StreamCorrelator {
 
     /// The finding of a ping that timed out at `timeout` (a timeout line,
     /// or what stood in for it), with the ack that came too late for it.
-    #[allow(clippy::too_many_arguments)]
     fn timeout_finding(
         &self,
         ping_idx: usize,
         ack: Option<usize>,
         timeout: &Mark,
         k: &Keepalive,
-        expiry: &HashMap<usize, i64>,
-        late_pings: &[usize],
+        ledger: &Ledger,
         inferred_from: Option<Inference>,
     ) -> Finding {
         // A timeout well after its ack timer was due fired at a thaw.
-        let late_timeout = expiry
-            .get(&ping_idx)
-            .is_some_and(|&e| timeout.ts - e > self.config.late_timer_ms);
-        let late = (late_pings.contains(&ping_idx), late_timeout);
+        let late_timeout = ledger
+            .deadline(ping_idx)
+            .is_some_and(|e| timeout.ts - e > self.config.late_timer_ms);
+        let late = (ledger.sent_late(ping_idx), late_timeout);
         let mut finding = self.finding(&self.marks[ping_idx], timeout, k, late);
         if let Some(timer) = self.timer_line(ping_idx) {
             finding.evidence.push(timer.id.clone());
@@ -307,12 +206,16 @@ impl StreamCorrelator {
     fn timed_out(
         &self,
         timeout: &Mark,
-        pending: &[usize],
-        late: &[(usize, usize)],
-        expiry: &HashMap<usize, i64>,
+        in_flight: &InFlight,
+        ledger: &Ledger,
     ) -> Option<(usize, Option<usize>)> {
         const SLACK_MS: i64 = 5;
-        let expired = |p: usize| expiry.get(&p).is_some_and(|&e| e <= timeout.ts + SLACK_MS);
+        let (pending, late) = (&in_flight.pending, &in_flight.acked_late);
+        let expired = |p: usize| {
+            ledger
+                .deadline(p)
+                .is_some_and(|e| e <= timeout.ts + SLACK_MS)
+        };
         let candidates = pending
             .iter()
             .map(|&p| (p, None))
@@ -323,13 +226,13 @@ impl StreamCorrelator {
         {
             return Some(best);
         }
-        if let Some(&p) = pending.iter().find(|&&p| !expiry.contains_key(&p)) {
+        if let Some(&p) = pending.iter().find(|&&p| ledger.deadline(p).is_none()) {
             return Some((p, None));
         }
         late.iter()
             .rev()
             .find(|&&(p, ack)| {
-                !expiry.contains_key(&p)
+                ledger.deadline(p).is_none()
                     && timeout.ts - self.marks[ack].ts <= self.config.ack_race_window_ms
             })
             .map(|&(p, ack)| (p, Some(ack)))
@@ -437,19 +340,5 @@ impl StreamCorrelator {
             timeout_line: timeout.pos,
             settled_by,
         }
-    }
-}
-
-/// A C-core connectivity tracker lies inside its transport object, this
-/// close above the transport's own address (0x288 bytes in grpcio 1.85).
-const TRACKER_SPAN: u64 = 0x1_0000;
-
-fn ping_id_of(mark: &Mark) -> Option<u64> {
-    match &mark.what {
-        What::Keepalive(Keepalive {
-            event: KeepaliveEvent::PingSent { ping_id, .. },
-            ..
-        }) => *ping_id,
-        _ => None,
     }
 }
