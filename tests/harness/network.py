@@ -4,7 +4,12 @@
   timeout. A connection with no bytes either way for `idle_s` loses its
   mapping: the proxy forgets it without telling either side, drops whatever
   the server sends on it later, and answers the client's next bytes with an
-  RST (SO_LINGER 0), as AWS documents for NAT gateways.
+  RST (SO_LINGER 0), as AWS documents for NAT gateways (`mode="reset"`), or
+  silently drops them, never answering and never resetting, as NATs and
+  firewalls that just lose the flow do (`mode="drop"`). With
+  `watch_segments`, it also sees the client's bare TCP segments (keepalive
+  probes, pure ACKs) on the loopback interface, as a NAT does, and they keep
+  the mapping alive.
 - `SlowS3`: a small S3-compatible HTTP/1.1 endpoint for botocore; a bucket
   named `slow-<ms>` answers ListObjectsV2 after that many milliseconds.
 - `SaturatedListener`: a listener whose accept queue is full, so the kernel
@@ -12,11 +17,17 @@
   when a NAT gateway cannot allocate a port or an ENI is out of connections.
   Binds loopback only; the recorder runs in its own network namespace, where
   `net.ipv4.tcp_syn_retries` is lowered so a dropped SYN fails in ~3 s.
+  With `watch`, it knows which connects stalled: every socket of the
+  recorder's child processes seen in SYN-SENT towards it, with its process.
+- `SilentServer`: accepts connections and reads them, never writes: a
+  server that took the connection and never answers (no HTTP/2 SETTINGS
+  either).
 
 Every class keeps a timestamped log of what it did; recorders build their
 ground truth from it.
 """
 
+import os
 import socket
 import struct
 import threading
@@ -31,14 +42,42 @@ def now_ms():
 
 
 class IdleNatProxy(LoopbackProxy):
-    def __init__(self, upstream_port, idle_s):
+    """See the module documentation. `events()` is the proxy's log, (ms,
+    connection number, what), what one of:
+
+    - "open": a client connected (a new mapping);
+    - "expired": the mapping was forgotten, idle for `idle_s`, nothing
+      pending; "expired_pending": forgotten while the client, which spoke
+      last, was waiting for a reply;
+    - "reset": the client's bytes met the forgotten mapping and were
+      answered with an RST (mode "reset");
+    - "dropped_request": the client's bytes met it and were silently
+      dropped (mode "drop"); "dropped_reply": the server's were;
+    - "keepalive_probe": (watch_segments) a TCP keepalive probe from the
+      client kept the mapping alive; "probe_after_expiry": one came too late.
+    """
+
+    def __init__(self, upstream_port, idle_s, mode="reset", watch_segments=False):
+        if mode not in ("reset", "drop"):
+            raise ValueError("mode is reset or drop, not %r" % mode)
         self.idle_s = idle_s
+        self.mode = mode
         self.lock = threading.Lock()
         self.conns = []
-        self.log = []  # (ms, connection number, "open"|"expired"|"expired_pending"|"reset"|"dropped_reply")
+        self.by_port = {}  # client port -> connection (watch_segments)
+        self.idle_since = {}  # connection number -> ms of its last bytes (or segment), once expired
+        self.log = []  # (ms, connection number, what): see the class documentation
         self.n = 0
+        self.sniffer = None
+        if watch_segments:
+            # Every frame on loopback, as a NAT sees every packet of a flow.
+            self.sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+            self.sniffer.bind(("lo", 0))
+            self.sniffer.settimeout(0.2)
         super().__init__(upstream_port, backlog=64)
         threading.Thread(target=self._reap, daemon=True).start()
+        if self.sniffer is not None:
+            threading.Thread(target=self._sniff, daemon=True).start()
 
     def _note(self, conn, what):
         with self.lock:
@@ -46,9 +85,11 @@ class IdleNatProxy(LoopbackProxy):
 
     def pair(self, client, upstream):
         self.n += 1
-        conn = {"n": self.n, "client": client, "upstream": upstream, "last": time.monotonic(), "expired": False, "done": False, "last_from_client": False}
+        conn = {"n": self.n, "client": client, "upstream": upstream, "last": time.monotonic(), "last_ms": now_ms(), "expired": False, "done": False, "last_from_client": False,
+                "client_port": client.getpeername()[1], "client_next_seq": None}
         with self.lock:
             self.conns.append(conn)
+            self.by_port[conn["client_port"]] = conn
         self._note(conn, "open")
         threading.Thread(target=self._pump, args=(conn, client, upstream, True), daemon=True).start()
         threading.Thread(target=self._pump, args=(conn, upstream, client, False), daemon=True).start()
@@ -61,6 +102,8 @@ class IdleNatProxy(LoopbackProxy):
             for c in conns:
                 if time.monotonic() - c["last"] >= self.idle_s:
                     c["expired"] = True
+                    with self.lock:
+                        self.idle_since[c["n"]] = c["last_ms"]
                     # The client spoke last: it is waiting for a reply that
                     # can no longer reach it.
                     self._note(c, "expired_pending" if c["last_from_client"] else "expired")
@@ -80,6 +123,11 @@ class IdleNatProxy(LoopbackProxy):
                         pass
                 return
             if conn["expired"]:
+                if from_client and self.mode == "drop":
+                    # No mapping any more, and this NAT says nothing: the
+                    # bytes go nowhere, the client waits for a reply.
+                    self._note(conn, "dropped_request")
+                    continue
                 if from_client:
                     # No mapping any more: the NAT answers with an RST.
                     self._note(conn, "reset")
@@ -94,6 +142,7 @@ class IdleNatProxy(LoopbackProxy):
                 self._note(conn, "dropped_reply")
                 continue
             conn["last"] = time.monotonic()
+            conn["last_ms"] = now_ms()
             conn["last_from_client"] = from_client
             try:
                 dst.sendall(data)
@@ -101,12 +150,64 @@ class IdleNatProxy(LoopbackProxy):
                 conn["done"] = True
                 return
 
+    def _sniff(self):
+        """Client segments to this proxy's port, bare ones included: any of
+        them keeps the mapping alive (a NAT counts packets, not payload); a
+        keepalive probe (no payload, sequence number one below the next
+        one) is logged."""
+        while not self.closed:
+            try:
+                frame, addr = self.sniffer.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            # Loopback shows each frame twice: as sent and as received.
+            if addr[2] == socket.PACKET_OUTGOING or len(frame) < 54 or frame[12:14] != b"\x08\x00":
+                continue
+            ip = frame[14:]
+            ihl = (ip[0] & 15) * 4
+            if ip[9] != 6:
+                continue
+            total = struct.unpack("!H", ip[2:4])[0]
+            tcp = ip[ihl:]
+            sport, dport, seq = struct.unpack("!HHI", tcp[:8])
+            if dport != self.port:
+                continue
+            with self.lock:
+                conn = self.by_port.get(sport)
+            if conn is None or conn["done"]:
+                continue
+            flags = tcp[13]
+            payload = total - ihl - (tcp[12] >> 4) * 4
+            nxt = conn["client_next_seq"]
+            probe = nxt is not None and payload == 0 and not flags & 0x07 and seq == (nxt - 1) & 0xFFFFFFFF
+            end = (seq + payload + (1 if flags & 0x03 else 0)) & 0xFFFFFFFF
+            if nxt is None or (end - nxt) & 0xFFFFFFFF < 0x80000000:
+                conn["client_next_seq"] = end
+            if conn["expired"]:
+                if probe:
+                    self._note(conn, "probe_after_expiry")
+                continue
+            conn["last"] = time.monotonic()
+            conn["last_ms"] = now_ms()
+            if probe:
+                self._note(conn, "keepalive_probe")
+
     def events(self):
         with self.lock:
             return list(self.log)
 
+    def last_bytes_ms(self, n):
+        """When expired connection `n` last carried bytes (or, watching
+        segments, any segment): its idle began then."""
+        with self.lock:
+            return self.idle_since.get(n)
+
     def close(self):
         super().close()
+        if self.sniffer is not None:
+            self.sniffer.close()
         with self.lock:
             conns = list(self.conns)
         for c in conns:
@@ -122,6 +223,8 @@ class SlowS3:
 
     def __init__(self):
         server = self
+        self.lock = threading.Lock()
+        self.requests = []  # (ms, client port, bucket): each request as it arrived
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -131,6 +234,8 @@ class SlowS3:
 
             def do_GET(self):
                 bucket = self.path.lstrip("/").split("?", 1)[0].split("/", 1)[0]
+                with server.lock:
+                    server.requests.append((now_ms(), self.client_address[1], bucket))
                 if bucket.startswith("slow-"):
                     time.sleep(min(int(bucket[5:]), 60000) / 1000.0)
                 body = (
@@ -151,7 +256,6 @@ class SlowS3:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        del server
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
@@ -159,9 +263,17 @@ class SlowS3:
 
 
 class SaturatedListener:
-    """A listener that never accepts, its queue filled: new SYNs are dropped."""
+    """A listener that never accepts, its queue filled: new SYNs are dropped.
 
-    def __init__(self):
+    With `watch`, `stalled()` lists the connects that stalled on it: each
+    socket seen in SYN-SENT towards its port (polled from /proc/net/tcp{,6}
+    every 50 ms), with the process that owns it (a child of this one) and
+    when it was first and last seen so."""
+
+    def __init__(self, watch=False):
+        self.lock = threading.Lock()
+        self.connects = {}  # socket inode -> {"pid", "local_port", "first_ms", "last_ms"}
+        self.closed = False
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(0)
@@ -176,10 +288,135 @@ class SaturatedListener:
             except OSError:
                 pass
             self.fillers.append(s)
+        # The fillers' own connects are not the clients'.
+        self.own_ports = set()
+        for s in self.fillers:
+            try:
+                self.own_ports.add(s.getsockname()[1])
+            except OSError:
+                pass
+        if watch:
+            threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self):
+        port = ":%04X" % self.port
+        while not self.closed:
+            now = now_ms()
+            for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+                try:
+                    with open(path) as f:
+                        rows = f.read().splitlines()[1:]
+                except OSError:
+                    continue
+                for row in rows:
+                    f = row.split()
+                    # local, remote, state (02 = SYN-SENT), ..., inode
+                    if len(f) < 10 or f[3] != "02" or not f[2].endswith(port):
+                        continue
+                    local_port = int(f[1].rsplit(":", 1)[1], 16)
+                    if local_port in self.own_ports:
+                        continue
+                    c = self.connects.get(f[9])
+                    if c is None:
+                        c = {"pid": socket_owner(f[9]), "local_port": local_port, "first_ms": now, "last_ms": now}
+                        with self.lock:
+                            self.connects[f[9]] = c
+                    c["last_ms"] = now
+            time.sleep(0.05)
+
+    def stalled(self):
+        with self.lock:
+            return [dict(c) for c in self.connects.values()]
 
     def close(self):
+        self.closed = True
         for s in self.fillers + [self.sock]:
             s.close()
+
+
+def socket_owner(inode):
+    """The pid of this process's child that holds socket `inode`, or None."""
+    me = str(os.getpid())
+    target = "socket:[%s]" % inode
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                ppid = f.read().rsplit(")", 1)[1].split()[1]
+            if ppid != me:
+                continue
+            for fd in os.listdir("/proc/%s/fd" % pid):
+                if os.readlink("/proc/%s/fd/%s" % (pid, fd)) == target:
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+class SilentServer:
+    """Accepts every connection and reads it, never writes a byte: a server
+    that took the connection and then says nothing. `events()`: (ms, client
+    port, "accepted" | "bytes" | "closed")."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.log = []
+        self.conns = []
+        self.closed = False
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _note(self, port, what):
+        with self.lock:
+            self.log.append((now_ms(), port, what))
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, addr = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            self._note(addr[1], "accepted")
+            threading.Thread(target=self._read, args=(conn, addr[1]), daemon=True).start()
+
+    def _read(self, conn, port):
+        first = True
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                self._note(port, "closed")
+                return
+            if first:
+                self._note(port, "bytes")
+                first = False
+
+    def events(self):
+        with self.lock:
+            return list(self.log)
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def set_syn_retries(n):
+    """`net.ipv4.tcp_syn_retries` of this (private) namespace: a dropped SYN
+    fails after 2^(n+1) - 1 seconds (1: 3 s, 3: 15 s; 6, the default, 127 s)."""
+    with open("/proc/sys/net/ipv4/tcp_syn_retries", "w") as f:
+        f.write(str(n))
 
 
 def enter_private_network():

@@ -2,6 +2,7 @@
 """Record the neighbouring Lambda network failures from real clients.
 
     python3 tests/recorders/record_network.py --out tests/fixtures/recorded-network --seed 1
+    python3 tests/recorders/record_network.py --out /tmp/net-matrix --seed 1 --matrix
 
 Three families, each from real function processes (Node.js with
 @grpc/grpc-js, Python with boto3/botocore) under the Runtime API emulator of
@@ -24,6 +25,34 @@ tests/harness/lambda_sim.py, frozen with SIGSTOP between invocations:
   delivered to two invocations; an EventBridge event is delivered twice
   (found with `--idempotency-key detail.orderId`).
 
+With --matrix, the same families also in the shapes users' settings give
+them (each environment labelled with its `setting` in environments.json):
+
+- nat-matrix: a NAT that drops instead of resetting (grpc-js with a 2 s
+  deadline, several invocations in a row on the same dead connection;
+  grpc-js without a deadline, ended by Lambda's timeout of 4 s or 9 s;
+  botocore with a 2 s read timeout, one attempt or retried); idle past the
+  NAT's timeout inside one invocation, no freeze; botocore's retries hiding
+  the reset (standard, legacy, one attempt; at INFO, at DEBUG through the
+  runtime's handler, and with boto3.set_stream_logger); botocore's
+  tcp_keepalive with the kernel's 7200 s keepalive idle (still reset) and
+  with a 2 s one (the proxy sees the probes: survives); negatives: calls
+  more often than the timeout, freezes shorter than it.
+- stall-matrix (after the stall family, with tcp_syn_retries raised to 3
+  so the kernel gives up after 15 s): bursts whose connects stall with no
+  connect timeout (botocore's defaults, 60 s; grpc-js without a deadline,
+  with and without GRPC_TRACE=transport,subchannel), Lambda's 3 s timeout
+  the only error; negatives: a lone stalled environment, a healthy burst,
+  bursts that time out on a slow server (botocore, grpc-js) or on a server
+  that accepted the connection and never spoke.
+
+Truth for the matrix comes from the harness alone (the proxy's log, the
+saturated listener's SYN-SENT sockets and their processes, the emulator's
+owner and freeze timeline), with the setting, the NAT event, where the
+idle was (after_freeze or in_invocation) and the invocation's outcome
+(response, error, timeout) as detail. tests/recorders/network_report.py
+scores a scan against it per setting.
+
 The whole recording runs in a private network namespace (the script
 re-executes itself under `unshare -rn`): loopback only, and a dropped SYN
 fails after ~3 s because `tcp_syn_retries` is lowered there.
@@ -44,6 +73,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
@@ -81,14 +111,18 @@ class Recording:
         with self.lock:
             return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def environment(self, name, function, runtime, fmt="text", start="platform", env=None, timeout_s=None):
-        """Start one execution environment of `function` with its own log stream."""
+    def environment(self, name, function, runtime, fmt="text", start="platform", env=None, timeout_s=None, setting=None, library=None):
+        """Start one execution environment of `function` with its own log stream
+        (`setting` and `library` label it in environments.json)."""
         with self.lock:
             self.seq += 1
             day = time.strftime("%Y/%m/%d", time.gmtime())
             stream = lambda_sim.LogStream("/aws/lambda/" + function, "%s/[$LATEST]%032x" % (day, self.rng.getrandbits(128)), self.seq * 10**6)
             self.streams.append(stream)
-            self.meta.append({"name": name, "runtime": runtime, "log_group": stream.group, "log_stream": stream.name, "format": fmt, "start": start})
+            meta = {"name": name, "runtime": runtime, "log_group": stream.group, "log_stream": stream.name, "format": fmt, "start": start}
+            if setting:
+                meta.update(setting=setting, library=library, timeout_s=timeout_s)
+            self.meta.append(meta)
         if runtime == "node":
             command, cwd, handler = NODE, NODE_DIR, "./net_function.js"
             extra = dict(NODE_TRACE)
@@ -113,6 +147,13 @@ class Recording:
         env.freeze()
         time.sleep(gap_s)
         return kind
+
+    def annotate(self, env, **harness):
+        """What the harness saw of one environment, in environments.json."""
+        with self.lock:
+            for meta in self.meta:
+                if meta["log_stream"] == env.stream.name:
+                    meta.setdefault("harness", {}).update(harness)
 
     def expect(self, kind, stream_envs, request_ids, **detail):
         streams = sorted({e.stream.name for e in stream_envs})
@@ -349,6 +390,304 @@ def duplicate_family(rec):
             e.close()
 
 
+# ---------------------------------------------------------------- the matrix (--matrix)
+#
+# The same families in the shapes users' settings give them, each
+# environment labelled with its `setting` in environments.json. Truth comes
+# from the harness alone: the NAT proxy's log (which connection's mapping
+# expired, whose bytes it then reset or dropped), the saturated listener's
+# (which process's connects sat in SYN-SENT), placed in invocations by the
+# emulator's owner timeline; never from the function's lines.
+
+SLOW_GRPC_SERVER = os.path.join(ROOT, "tests", "harness", "slow_grpc_server.py")
+# Lambda's timeout for the stalled bursts: well before the kernel gives up
+# on the SYNs (15 s with tcp_syn_retries 3, as 127 s is in AWS) and before
+# botocore's 60 s connect timeout, so Lambda's line is the only error.
+STALL_FUNCTION_TIMEOUT_S = 3
+STALL_SYN_RETRIES = 3
+# A NAT hit: the proxy reset, or dropped, a client's bytes on an expired
+# mapping. (Not "expired_pending": grpc-js's own last bytes, a WINDOW_UPDATE
+# after a reply, make most of its idle connections expire "pending"; no
+# matrix scenario has a call outlive the mapping.)
+NAT_HITS = ("reset", "dropped_request")
+
+
+def boto(config, level=None, stream_logger=False, keepidle=None):
+    """The environment of a botocore function with this Config (kwargs)."""
+    env = {"THAWTRACE_BOTO_CONFIG": json.dumps(config)}
+    if level:
+        env["THAWTRACE_LOG_LEVEL"] = level
+    if stream_logger:
+        env["THAWTRACE_STREAM_LOGGER"] = "1"
+    if keepidle:
+        env["THAWTRACE_TCP_KEEPIDLE"] = str(keepidle)
+    return env
+
+
+def outcome(env, rid):
+    """How the emulator saw invocation `rid` end: response, error or timeout."""
+    return env.api.responses.get(rid, ("timeout",))[0]
+
+
+def nat_matrix_scenarios(rng, idle_s):
+    short = lambda: round(rng.uniform(0.3, 0.5) * idle_s, 2)  # noqa: E731
+    long_ = lambda: round(idle_s + rng.uniform(1.5, 3.0), 2)  # noqa: E731
+    pause = idle_s + 2.5  # idle inside one invocation, past the NAT's timeout
+    brisk = idle_s * 0.5  # calls more often than the NAT's timeout
+
+    def G(**kw):  # a grpc-js event
+        return dict({"calls": 1}, **kw)
+
+    def B(**kw):  # a botocore event
+        return dict({"bucket": "reports"}, **kw)
+
+    d2 = {"deadline_ms": 2000}
+    nd = {"no_deadline": True}
+    max1 = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+    standard = {"retries": {"mode": "standard"}}
+    legacy = {"retries": {"mode": "legacy"}}
+    # botocore's 60 s read timeout against the NAT's 350 s, scaled.
+    drop_max1 = {"read_timeout": 2, "retries": {"mode": "standard", "total_max_attempts": 1}}
+    drop_standard = {"read_timeout": 2, "retries": {"mode": "standard"}}
+
+    def sc(setting, library, function, steps, expect, mode="reset", env=None, timeout_s=None, sniff=False, probes=False):
+        return dict(setting=setting, library=library, function=function, steps=steps, expect=expect, mode=mode,
+                    env=env or {}, timeout_s=timeout_s, sniff=sniff, probes=probes)
+
+    after_freeze = lambda e: [(e, short()), (e, long_()), (e, 0.3), (e, 0.1)]  # noqa: E731  the third meets the NAT
+    return [
+        # 1. A NAT that drops instead of resetting.
+        sc("nat-drop-grpc-js-deadline", "grpc-js", "ledger-node-drop", mode="drop", expect="hit",
+           steps=[(G(**d2), short()), (G(**d2), long_()), (G(**d2), short()), (G(**d2), short()), (G(**d2), 0.1)]),
+        sc("nat-drop-grpc-js-no-deadline", "grpc-js", "ledger-node-drop-nodeadline", mode="drop", expect="hit", timeout_s=4,
+           steps=[(G(**nd), short()), (G(**nd), long_()), (G(**nd), short()), (G(**nd), 0.1)]),
+        sc("nat-drop-grpc-js-no-deadline-timeout-9s", "grpc-js", "ledger-node-drop-nodeadline-9s", mode="drop", expect="hit", timeout_s=9,
+           steps=[(G(**nd), short()), (G(**nd), long_()), (G(**nd), short()), (G(**nd), 0.1)]),
+        sc("nat-drop-botocore-max1", "botocore", "reports-python-drop", mode="drop", expect="hit",
+           env=boto(drop_max1), steps=after_freeze(B())),
+        sc("nat-drop-botocore-standard-info", "botocore", "reports-python-drop-retry", mode="drop", expect="hit",
+           env=boto(drop_standard), steps=after_freeze(B())),
+        sc("nat-drop-botocore-standard-debug", "botocore", "reports-python-drop-retry-debug", mode="drop", expect="hit",
+           env=boto(drop_standard, "DEBUG"), steps=after_freeze(B())),
+        # 2. Idle inside one long invocation, no freeze in between.
+        sc("idle-in-invocation-grpc-js", "grpc-js", "ledger-node-idle", expect="hit", timeout_s=20,
+           steps=[(G(calls=2, pause_ms=int(pause * 1000)), 0.3), (G(), 0.1)]),
+        sc("idle-in-invocation-grpc-js-drop", "grpc-js", "ledger-node-idle-drop", mode="drop", expect="hit", timeout_s=20,
+           steps=[(G(calls=2, pause_ms=int(pause * 1000), **d2), 0.3), (G(**d2), 0.1)]),
+        sc("idle-in-invocation-botocore-max1", "botocore", "reports-python-idle", expect="hit", timeout_s=20,
+           env=boto(max1), steps=[(B(s3_calls=2, pause_s=pause), 0.3), (B(), 0.1)]),
+        sc("idle-in-invocation-botocore-debug-standard", "botocore", "reports-python-idle-debug", expect="hit", timeout_s=20,
+           env=boto(standard, "DEBUG"), steps=[(B(s3_calls=2, pause_s=pause), 0.3), (B(), 0.1)]),
+        # 3. botocore's retries, at INFO and at DEBUG.
+        sc("botocore-info-standard", "botocore", "reports-python-info-standard", expect="hit", env=boto(standard), steps=after_freeze(B())),
+        sc("botocore-info-legacy", "botocore", "reports-python-info-legacy", expect="hit", env=boto(legacy), steps=after_freeze(B())),
+        sc("botocore-info-max1", "botocore", "reports-python-info-max1", expect="hit", env=boto(max1), steps=after_freeze(B())),
+        sc("botocore-debug-standard", "botocore", "reports-python-debug-standard", expect="hit", env=boto(standard, "DEBUG"), steps=after_freeze(B())),
+        sc("botocore-debug-legacy", "botocore", "reports-python-debug-legacy", expect="hit", env=boto(legacy, "DEBUG"), steps=after_freeze(B())),
+        sc("botocore-debug-max1", "botocore", "reports-python-debug-max1", expect="hit", env=boto(max1, "DEBUG"), steps=after_freeze(B())),
+        sc("boto3-stream-logger-standard", "botocore", "reports-python-stream-logger", expect="hit",
+           env=boto(standard, stream_logger=True), steps=after_freeze(B())),
+        # The legacy handler logs the exception it retries with exc_info: the
+        # recorded runtime's handler prints the message only, boto3's stream
+        # handler the traceback too.
+        sc("boto3-stream-logger-legacy", "botocore", "reports-python-stream-logger-legacy", expect="hit",
+           env=boto(legacy, stream_logger=True), steps=after_freeze(B())),
+        # 4. TCP keepalive: the kernel's default idle (7200 s), and one below the NAT's.
+        sc("tcp-keepalive-default", "botocore", "reports-python-keepalive", expect="hit", timeout_s=20, sniff=True,
+           env=boto(dict(max1, tcp_keepalive=True)),
+           steps=[(B(), short()), (B(), long_()), (B(), 0.3), (B(s3_calls=2, pause_s=pause), 0.1)]),
+        sc("tcp-keepalive-short", "botocore", "reports-python-keepalive-2s", expect="none", timeout_s=20, sniff=True, probes=True,
+           env=boto(dict(max1, tcp_keepalive=True), keepidle=2),
+           steps=[(B(), short()), (B(s3_calls=2, pause_s=pause), 0.3), (B(), 0.1)]),
+        # 5. Negatives: calls more often than the timeout; freezes shorter than it.
+        sc("nat-negative-frequent-grpc-js", "grpc-js", "ledger-node-frequent", expect="none", timeout_s=20,
+           steps=[(G(calls=3, pause_ms=int(brisk * 1000)), short()), (G(calls=3, pause_ms=int(brisk * 1000)), short()), (G(), 0.1)]),
+        sc("nat-negative-frequent-botocore", "botocore", "reports-python-frequent", expect="none", timeout_s=20, env=boto(max1),
+           steps=[(B(s3_calls=3, pause_s=brisk), short()), (B(s3_calls=3, pause_s=brisk), short()), (B(), 0.1)]),
+        sc("nat-negative-short-freeze-grpc-js-drop", "grpc-js", "ledger-node-short-freeze", mode="drop", expect="none",
+           steps=[(G(**d2), short()), (G(**d2), short()), (G(**d2), short()), (G(**d2), 0.1)]),
+        sc("nat-negative-short-freeze-botocore-drop", "botocore", "reports-python-short-freeze", mode="drop", expect="none",
+           env=boto(drop_max1), steps=[(B(), short()), (B(), short()), (B(), short()), (B(), 0.1)]),
+    ]
+
+
+def nat_matrix(rec, idle_s):
+    rng = random.Random(rec.rng.getrandbits(64))
+    scenarios = nat_matrix_scenarios(rng, idle_s)
+    for s in scenarios:  # request IDs drawn here, in order, not in the threads
+        s["rids"] = [rec.rid() for _ in s["steps"]]
+    grpc_server = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
+    s3 = network.SlowS3()
+    runs = []
+
+    def run(s):
+        node = s["library"] == "grpc-js"
+        proxy = network.IdleNatProxy(grpc_server.port if node else s3.port, idle_s, mode=s["mode"], watch_segments=s["sniff"])
+        env = dict(s["env"])
+        if node:
+            env["THAWTRACE_TARGET"] = "127.0.0.1:%d" % proxy.port
+        else:
+            env["THAWTRACE_S3_ENDPOINT"] = "http://127.0.0.1:%d" % proxy.port
+        e = rec.environment(s["setting"], s["function"], "node" if node else "python", env=env, timeout_s=s["timeout_s"],
+                            setting=s["setting"], library=s["library"])
+        try:
+            for (event, gap), rid in zip(s["steps"], s["rids"]):
+                rec.invoke(e, rid, event, gap)
+        finally:
+            e.close()
+            proxy.close()
+        runs.append((s, e, proxy))
+
+    try:
+        run_all([(run, (s,)) for s in scenarios])
+    finally:
+        grpc_server.stop()
+        s3.close()
+    problems = []
+    for s, env, proxy in sorted(runs, key=lambda r: r[0]["setting"]):
+        log = proxy.events()
+        freezes = [ms for ms, what, _ in env.timeline if what == "freeze"]
+        hits = {}
+        for ms, n, what in log:
+            if what in NAT_HITS:
+                rid = owner_at(env, ms)
+                if rid:
+                    hits.setdefault(rid, []).append((ms, n, what))
+        met = Counter()  # connection number -> invocations that met it dead so far
+        for rid, hs in sorted(hits.items(), key=lambda kv: kv[1][0][0]):
+            ms, n, what = hs[0]
+            last_bytes = proxy.last_bytes_ms(n)
+            rec.expect("nat_idle_reset", [env], [rid], setting=s["setting"], library=s["library"], nat_mode=s["mode"],
+                       nat_events=sorted({w for _, _, w in hs}), connection=n, idle_ms=ms - last_bytes,
+                       # 0: the first use after the idle; more: the same dead connection again.
+                       earlier_hits_on_connection=met[n],
+                       # Was the process frozen in the idle, or was it all inside one invocation?
+                       where="after_freeze" if any(last_bytes <= f < ms for f in freezes) else "in_invocation",
+                       outcome=outcome(env, rid))
+            met[n] += 1
+        probes = sum(1 for _, _, w in log if w == "keepalive_probe")
+        rec.annotate(env, nat_mode=s["mode"], nat_idle_s=idle_s, proxy_events=dict(sorted(Counter(w for _, _, w in log).items())),
+                     invocations=[{"request_id": r, "outcome": outcome(env, r), "nat_hit": r in hits} for r in s["rids"]])
+        rec.log("matrix %-42s %s; proxy: %s%s" % (
+            s["setting"], " ".join("%s:%s%s" % (r[:8], outcome(env, r), "*" if r in hits else "") for r in s["rids"]),
+            ", ".join("%s x%d" % (w, sum(1 for _, _, x in log if x == w)) for w in sorted({x for _, _, x in log})),
+            "" if not s["sniff"] else " (keepalive probes seen: %d)" % probes))
+        if s["expect"] == "hit" and not hits:
+            problems.append("%s: the NAT never reset or dropped a call (proxy log %s)" % (s["setting"], log))
+        if s["expect"] == "none" and hits:
+            problems.append("%s: a negative met the NAT (%s)" % (s["setting"], hits))
+        if s["probes"] and not probes:
+            problems.append("%s: no keepalive probe reached the proxy" % s["setting"])
+    if problems:
+        raise RuntimeError("the NAT matrix did not record what it meant to:\n" + "\n".join(problems))
+
+
+def stall_matrix(rec):
+    """Connect stalls with no connect timeout: Lambda's timeout is the only
+    error line. Bursts, then a lone environment, then bursts that time out
+    on something other than a connect (a slow server, a server that accepted
+    and never spoke) and a healthy one, each a window apart."""
+    sat = network.SaturatedListener(watch=True)
+    echo = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
+    slow_dir = tempfile.mkdtemp(dir=rec.work)
+    slow_grpc = lambda_sim.EchoServer(slow_dir, command=[sys.executable, SLOW_GRPC_SERVER, "20"])
+    silent = network.SilentServer()
+    s3 = network.SlowS3()
+    trace = {"GRPC_TRACE": "transport,subchannel"}
+    notrace = {"GRPC_TRACE": None, "GRPC_VERBOSITY": None}
+    defaults = boto({})
+    grpc_event = {"calls": 1, "no_deadline": True}
+    bursts = []
+
+    def burst(function, setting, library, n, port, event, extra, stalls):
+        envs = []
+        for i in range(n):
+            env = dict(extra)
+            if library == "grpc-js":
+                env["THAWTRACE_TARGET"] = "localhost:%d" % port
+            else:
+                env["THAWTRACE_S3_ENDPOINT"] = "http://localhost:%d" % port
+            envs.append(rec.environment("%s-%d" % (function, i), function, "node" if library == "grpc-js" else "python", env=env,
+                                        timeout_s=STALL_FUNCTION_TIMEOUT_S, setting=setting, library=library))
+        rids = [rec.rid() for _ in envs]
+        try:
+            run_all([(rec.invoke, (e, r, event)) for e, r in zip(envs, rids)])
+        finally:
+            for e in envs:
+                e.close()
+        bursts.append(dict(function=function, setting=setting, library=library, envs=envs, rids=rids, port=port, stalls=stalls))
+
+    def wave(*specs):
+        run_all([(burst, spec) for spec in specs])
+
+    network.set_syn_retries(STALL_SYN_RETRIES)
+    try:
+        wave(("checkout-botocore-debug", "stall-botocore-defaults-debug", "botocore", 3, sat.port, {"bucket": "checkout"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), True),
+             ("checkout-botocore-info", "stall-botocore-defaults-info", "botocore", 3, sat.port, {"bucket": "checkout"}, defaults, True),
+             ("checkout-grpc-js-trace", "stall-grpc-js-no-deadline-trace", "grpc-js", 4, sat.port, grpc_event, trace, True),
+             ("checkout-grpc-js-notrace", "stall-grpc-js-no-deadline-notrace", "grpc-js", 3, sat.port, grpc_event, notrace, True))
+        time.sleep(STALL_WINDOW_S + 2)
+        wave(("search-botocore-debug", "stall-lone-botocore-debug", "botocore", 1, sat.port, {"bucket": "search"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), True),
+             ("search-grpc-js-trace", "stall-lone-grpc-js-trace", "grpc-js", 1, sat.port, grpc_event, trace, True))
+        time.sleep(STALL_WINDOW_S + 2)
+        wave(("profile-botocore-debug", "stall-negative-healthy-botocore-debug", "botocore", 3, s3.port, {"bucket": "profile"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), False),
+             ("profile-grpc-js-trace", "stall-negative-healthy-grpc-js-trace", "grpc-js", 3, echo.port, grpc_event, trace, False),
+             ("reports-botocore-debug-slow", "stall-negative-slow-server-botocore-debug", "botocore", 3, s3.port, {"bucket": "slow-20000"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), False),
+             ("ledger-grpc-js-slow", "stall-negative-slow-server-grpc-js-trace", "grpc-js", 3, slow_grpc.port, grpc_event, trace, False),
+             ("ledger-grpc-js-silent", "stall-negative-accepted-no-h2-grpc-js-trace", "grpc-js", 3, silent.port, grpc_event, trace, False))
+    finally:
+        network.set_syn_retries(1)
+        sat.close()
+        echo.stop()
+        slow_grpc.stop()
+        silent.close()
+        s3.close()
+
+    # Truth: the listener's stalled connects, by the process that owned
+    # them, placed in invocations by the emulator.
+    stalled = sat.stalled()
+    owners = {}
+    for b in bursts:
+        for e in b["envs"]:
+            for _, what, pid in e.timeline:
+                if what == "start":
+                    owners[pid] = (b, e)
+    unplaced = [c for c in stalled if c["pid"] not in owners]
+    problems = ["stalled connects of no environment: %s" % unplaced] if unplaced else []
+    slow_calls = open(os.path.join(slow_dir, "echo.port.calls")).read().splitlines() if os.path.exists(os.path.join(slow_dir, "echo.port.calls")) else []
+    accepted = [x for x in silent.events() if x[2] == "accepted"]
+    for b in bursts:
+        hits = sorted(((c["first_ms"], e, owner_at(e, c["first_ms"]), c) for c in stalled for bb, e in [owners.get(c["pid"], (None, None))] if bb is b),
+                      key=lambda h: h[0])
+        window = [h for h in hits if hits and h[0] <= hits[0][0] + STALL_WINDOW_S * 1000]
+        envs = {id(h[1]): h[1] for h in window}
+        rids = sorted({h[2] for h in window if h[2]})
+        outcomes = [outcome(e, r) for e, r in zip(b["envs"], b["rids"])]
+        for e, r in zip(b["envs"], b["rids"]):
+            rec.annotate(e, destination="localhost:%d" % b["port"], function_timeout_s=STALL_FUNCTION_TIMEOUT_S,
+                         stalled_connects=sum(1 for h in hits if h[1] is e),
+                         invocations=[{"request_id": r, "outcome": outcome(e, r)}])
+        if len(envs) >= STALL_MIN_ENVS:
+            rec.expect("connect_stall", list(envs.values()), rids, setting=b["setting"], library=b["library"],
+                       destination="localhost:%d" % b["port"], stalled_connects=len(window),
+                       stalled_ms=max(c["last_ms"] - c["first_ms"] for _, _, _, c in window),
+                       outcomes={r: outcome(e, r) for e, r in zip(b["envs"], b["rids"]) if r in rids})
+        rec.log("matrix %-42s %d of %d environments stalled (%d connects in SYN-SENT); outcomes %s" % (
+            b["setting"], len(envs), len(b["envs"]), len(hits), ",".join(outcomes)))
+        if b["stalls"] and len(envs) != len(b["envs"]):
+            problems.append("%s: %d of %d environments stalled" % (b["setting"], len(envs), len(b["envs"])))
+        if not b["stalls"] and hits:
+            problems.append("%s: stalled connects in a negative" % b["setting"])
+        if b["stalls"] and set(outcomes) != {"timeout"}:
+            problems.append("%s: not every stalled invocation ended at Lambda's timeout: %s" % (b["setting"], outcomes))
+    rec.log("matrix stall negatives: slow gRPC server took %d calls, silent server accepted %d connections, SlowS3 %d slow requests" % (
+        len(slow_calls), len(accepted), sum(1 for r in s3.requests if r[2].startswith("slow-"))))
+    if len(slow_calls) < 3 or len(accepted) < 3:
+        problems.append("the slow and silent servers did not take every burst's calls")
+    if problems:
+        raise RuntimeError("the stall matrix did not record what it meant to:\n" + "\n".join(problems))
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -357,7 +696,10 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nat-idle-s", type=float, default=6.0, help="the proxy's idle timeout, standing in for 350 s")
-    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate"], help="record only this family")
+    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "stall-matrix"], help="record only this family")
+    ap.add_argument("--matrix", action="store_true",
+                    help="also record the settings matrix (nat-matrix, stall-matrix): NAT drops, idle inside an invocation, botocore retries "
+                         "and log levels, TCP keepalive, connect stalls with no connect timeout, and their negatives")
     ap.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not args.in_namespace:
@@ -378,8 +720,11 @@ def main():
         with lock:
             print(msg, file=sys.stderr, flush=True)
 
+    started = time.monotonic()
     rec = Recording(random.Random(args.seed), log)
     families = args.only or ["nat", "stall", "duplicate"]
+    if args.matrix and not args.only:
+        families += ["nat-matrix", "stall-matrix"]
     errors = []
 
     def run(name, f, *a):
@@ -393,14 +738,28 @@ def main():
     threads = []
     if "nat" in families:
         threads.append(threading.Thread(target=run, args=("nat", nat_family, args.nat_idle_s)))
+    if "nat-matrix" in families:
+        threads.append(threading.Thread(target=run, args=("nat-matrix", nat_matrix, args.nat_idle_s)))
     if "stall" in families:
         threads.append(threading.Thread(target=run, args=("stall", stall_family)))
+    if "stall-matrix" in families:
+        # After the stall family, never beside it: it raises tcp_syn_retries.
+        previous = threads[-1] if "stall" in families else None
+
+        def after_stalls(rec):
+            if previous is not None:
+                previous.join(timeout=600)
+            stall_matrix(rec)
+
+        threads.append(threading.Thread(target=run, args=("stall-matrix", after_stalls)))
     if "duplicate" in families:
         threads.append(threading.Thread(target=run, args=("duplicate", duplicate_family)))
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=600)
+    if any(t.is_alive() for t in threads):
+        errors.append("a family was still running after 600 s")
     if errors:
         sys.exit("recording failed:\n" + "\n".join(errors))
 
@@ -428,7 +787,7 @@ def main():
     kinds = {}
     for t in rec.truth:
         kinds[t["kind"]] = kinds.get(t["kind"], 0) + 1
-    log("recorded %d events, expected findings: %s" % (len(events), kinds))
+    log("recorded %d events, expected findings: %s; wall time %.0f s" % (len(events), kinds, time.monotonic() - started))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,14 @@
 // once per execution environment, without HTTP/2 keepalive (the default), so
 // only the network in between decides whether an idle connection survives.
 //
-// Event: { calls: N, deadline_ms?: ms, fail?: "message", ...anything }
-//   The event is logged first, as functions that log their input do; `fail`
-//   makes the invocation throw after its calls (an async invocation that the
-//   platform retries).
+// Event: { calls: N, deadline_ms?: ms, no_deadline?: true, pause_ms?: ms,
+//          fail?: "message", ...anything }
+//   The event is logged first, as functions that log their input do. Each
+//   call has a deadline (`deadline_ms`, 8 s by default) unless `no_deadline`:
+//   then it waits as long as the call takes (for a dead connection: until
+//   Lambda's timeout). `pause_ms` waits between calls inside the
+//   invocation, on the same connection. `fail` makes the invocation throw
+//   after its calls (an async invocation that the platform retries).
 
 const grpc = require('@grpc/grpc-js');
 
@@ -16,8 +20,8 @@ const identity = (b) => b;
 
 function echo(i, deadlineMs) {
   return new Promise((resolve) => {
-    const deadline = new Date(Date.now() + deadlineMs);
-    client.makeUnaryRequest('/thawtrace.Echo/Echo', identity, identity, Buffer.from(`call ${i}`), { deadline }, (err) => {
+    const options = deadlineMs ? { deadline: new Date(Date.now() + deadlineMs) } : {};
+    client.makeUnaryRequest('/thawtrace.Echo/Echo', identity, identity, Buffer.from(`call ${i}`), options, (err) => {
       if (err) console.error(`echo call ${i} failed: ${err.code} ${err.message}`);
       else console.log(`echo call ${i} ok`);
       resolve();
@@ -27,7 +31,11 @@ function echo(i, deadlineMs) {
 
 exports.handler = async (event) => {
   console.log(`event ${JSON.stringify(event)}`);
-  for (let i = 0; i < (event.calls || 0); i++) await echo(i, event.deadline_ms || 8000);
+  const deadlineMs = event.no_deadline ? 0 : event.deadline_ms || 8000;
+  for (let i = 0; i < (event.calls || 0); i++) {
+    if (i > 0 && event.pause_ms) await new Promise((resolve) => setTimeout(resolve, event.pause_ms));
+    await echo(i, deadlineMs);
+  }
   if (event.fail) throw new Error(event.fail);
   return { ok: true };
 };

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""What `thawtrace scan` finds in a network recording, per setting, against
+the harness's truth (record_network.py; --matrix for the settings).
+
+    python3 tests/recorders/network_report.py RECORDING [BINARY] [--lines DIR] [--json]
+
+A finding matches a truth entry on (kind, log_group, sorted log_streams,
+sorted request_ids). Prints, per setting (environments.json; environments
+without one are the default families', by function), the truth entries, true
+positives, misses and spurious findings. With --lines DIR, writes for each
+miss the lines the missed invocations' streams printed, from the START of
+the invocation before to the END of the last one (the emulator's owner of
+each line in brackets), to DIR/<setting>.txt.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter, defaultdict
+
+
+def key(f):
+    return (f["kind"], f["log_group"], tuple(sorted(f["log_streams"])), tuple(sorted(f["request_ids"])))
+
+
+def main():
+    args = sys.argv[1:]
+    as_json = "--json" in args
+    args = [a for a in args if a != "--json"]
+    lines_dir = None
+    if "--lines" in args:
+        i = args.index("--lines")
+        lines_dir = args[i + 1]
+        del args[i:i + 2]
+    rec = args[0]
+    binary = args[1] if len(args) > 1 else "target/debug/thawtrace"
+    scan_args = json.load(open(os.path.join(rec, "scan-args.json")))
+    out = subprocess.run([binary, "scan", "--format", "json", os.path.join(rec, "events.jsonl")] + scan_args, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit("thawtrace failed (%d): %s" % (out.returncode, out.stderr))
+    found = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    truth = json.load(open(os.path.join(rec, "truth.json")))["findings"]
+    envs = json.load(open(os.path.join(rec, "environments.json")))
+    # Environments of the default families: by function (log group).
+    setting_of = {e["log_stream"]: e.get("setting") or "default:" + e["log_group"].rsplit("/", 1)[1] for e in envs}
+
+    def setting(f):
+        return f.get("setting") or setting_of.get(sorted(f["log_streams"])[0], "?")
+
+    want = defaultdict(Counter)
+    got = defaultdict(Counter)
+    for t in truth:
+        want[setting(t)][key(t)] += 1
+    for f in found:
+        got[setting_of.get(sorted(f["log_streams"])[0], "?")][key(f)] += 1
+    truth_by_key = {key(t): t for t in truth}
+    rows = []
+    for s in sorted(set(setting_of.values()) | set(want) | set(got)):
+        w, g = want[s], got[s]
+        tp = w & g
+        rows.append({
+            "setting": s,
+            "truth": sum(w.values()),
+            "found": sum(g.values()),
+            "true_positives": sum(tp.values()),
+            "missed": [dict(zip(("kind", "log_group", "log_streams", "request_ids"), k), **{x: truth_by_key[k].get(x) for x in ("outcome", "where", "nat_events", "idle_ms", "outcomes") if x in truth_by_key[k]}) for k in sorted(w - g)],
+            "spurious": [dict(zip(("kind", "log_group", "log_streams", "request_ids"), k)) for k in sorted(g - w)],
+            "found_detail": [{"kind": f["kind"], "request_ids": f["request_ids"], "cause": f.get("cause"), "idle_ms": f.get("idle_ms")}
+                             for f in found if setting_of.get(sorted(f["log_streams"])[0]) == s],
+        })
+    if as_json:
+        for r in rows:
+            print(json.dumps(r))
+    else:
+        print("| setting | truth | found | TP | missed | spurious |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print("| %s | %d | %d | %d | %d | %d |" % (r["setting"], r["truth"], r["found"], r["true_positives"], len(r["missed"]), len(r["spurious"])))
+    if lines_dir:
+        os.makedirs(lines_dir, exist_ok=True)
+        events = [json.loads(line) for line in open(os.path.join(rec, "events.jsonl"))]
+        owners = {}
+        for line in open(os.path.join(rec, "owners.jsonl")):
+            o = json.loads(line)
+            owners[o["id"]] = o["owner"]
+        for r in rows:
+            if not r["missed"]:
+                continue
+            first = {}
+            for e in events:
+                for rid in [owners.get(e["id"])]:
+                    first.setdefault(rid, e["timestamp"])
+            with open(os.path.join(lines_dir, r["setting"] + ".txt"), "w") as f:
+                for m in sorted(r["missed"], key=lambda m: min(first.get(x, 0) for x in m["request_ids"])):
+                    f.write("=== missed %s %s %s\n" % (m["kind"], m["log_group"], " ".join(m["request_ids"])))
+                    for stream in m["log_streams"]:
+                        evs = [e for e in events if e["logStream"] == stream]
+                        idx = [i for i, e in enumerate(evs) if owners.get(e["id"]) in m["request_ids"]]
+                        if not idx:
+                            continue
+                        # From the previous invocation's START, to the last owned line.
+                        lo = idx[0]
+                        while lo > 0 and not evs[lo].get("message", "").startswith("START RequestId:"):
+                            lo -= 1
+                        if lo > 0:
+                            lo -= 1
+                            while lo > 0 and not evs[lo]["message"].startswith("START RequestId:"):
+                                lo -= 1
+                        hi = idx[-1]
+                        f.write("--- %s\n" % stream)
+                        base = evs[idx[0]]["timestamp"]
+                        for e in evs[lo:hi + 1]:
+                            f.write("%+7d [%s] %s\n" % (e["timestamp"] - base, (owners.get(e["id"]) or "-")[:8], e["message"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
