@@ -295,6 +295,30 @@ fn span_of(events: &[Value]) -> (i64, i64) {
     (times.clone().min().unwrap(), times.max().unwrap())
 }
 
+/// Scores a network recording per setting with
+/// tests/recorders/network_report.py: no miss where the logs can tell, no
+/// spurious finding anywhere.
+fn assert_every_setting_scores(dir: &std::path::Path, what: &str) {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/recorders/network_report.py"))
+        .arg(dir)
+        .arg(env!("CARGO_BIN_EXE_thawtrace"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{what}:\n{table}");
+    assert!(
+        out.status.success(),
+        "{what}: a setting missed a failure its logs show, or reported one that did not happen:\n{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_recorded_network_settings_are_found_where_the_logs_can_tell() {
+    assert_every_setting_scores(&network_settings_fixture(), "recorded-network-settings");
+}
+
 #[test]
 fn a_fresh_network_recording_is_scored_perfectly() {
     let python = recorder_python();
@@ -303,10 +327,19 @@ fn a_fresh_network_recording_is_scored_perfectly() {
     eprintln!("recording with seed {seed} into {}", out.display());
     let status = Command::new(&python)
         .arg(repo().join("tests/recorders/record_network.py"))
-        .args(["--out", out.to_str().unwrap(), "--seed", &seed])
+        .args(["--out", out.to_str().unwrap(), "--seed", &seed, "--matrix"])
         .status()
         .unwrap();
     assert!(status.success(), "the recorder failed (seed {seed})");
-    assert_matches_truth(&out, &format!("fresh recording, seed {seed}"));
+    let truth = truth(&out);
+    let want: BTreeSet<String> = ["nat_idle_reset", "connect_stall", "duplicate_invocation"]
+        .map(String::from)
+        .into();
+    assert_eq!(
+        kinds(&truth),
+        want,
+        "seed {seed}: every kind must be in the truth"
+    );
+    assert_every_setting_scores(&out, &format!("fresh recording, seed {seed}"));
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -30,6 +30,10 @@ mod neighbour;
 mod owner;
 mod pairing;
 
+/// Lines this close together are one burst: the work of one moment (a
+/// call's request, its failure and the client's trace lines about it).
+const BURST_MS: i64 = 200;
+
 /// Settings of the correlator.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -252,6 +256,12 @@ enum What {
     Net(NetFailure, i64),
     /// An idempotency key: `name=value`.
     Key(String),
+    /// Traffic on an HTTP connection to this destination (its last use).
+    Traffic(String),
+    /// The HTTP client is about to send a failed request again.
+    Retrying,
+    /// A connect to this destination started, or (`true`) got through.
+    Connect(String, bool),
 }
 
 #[derive(Debug)]
@@ -298,6 +308,8 @@ pub struct StreamCorrelator {
     /// When the function last spoke: its last line of its own, or the
     /// START of its invocation (platform records are not the function's).
     spoke_at: Option<i64>,
+    /// The function's silence before its current burst of lines.
+    burst_silence: i64,
     place: Place,
     invocations: Vec<Invocation>,
     betweens: Vec<Between>,
@@ -323,6 +335,7 @@ impl StreamCorrelator {
             pos: 0,
             prev_ts: None,
             spoke_at: None,
+            burst_silence: -1,
             place: Place::Init,
             invocations: Vec::new(),
             betweens: Vec::new(),
@@ -361,10 +374,17 @@ impl StreamCorrelator {
         let line = parse_line(event.text, ts <= self.watch_failures_until);
         // A failure's silence is the function's: a platform record written
         // in between (END flushed before the error line) does not end it.
-        let silence = self.spoke_at.map_or(-1, |at| ts - at);
+        // It is the silence before the burst of lines the failure ends (a
+        // reset prints the client's trace lines, a retry botocore's request
+        // lines, in the same few ms): what preceded the call that failed.
         if !matches!(line.kind, LineKind::Platform(phase, _) if phase != PlatformPhase::Start) {
+            let gap = self.spoke_at.map_or(-1, |at| ts - at);
+            if !(0..=BURST_MS).contains(&gap) {
+                self.burst_silence = gap;
+            }
             self.spoke_at = Some(ts);
         }
+        let silence = self.burst_silence;
         if self.invocations.is_empty() {
             self.track_run(pos, line.printed_request_id, &event.id);
         }
@@ -425,6 +445,9 @@ impl StreamCorrelator {
                 }
                 What::Keepalive(k)
             }
+            LineKind::Traffic(destination) => What::Traffic(destination),
+            LineKind::Retrying => What::Retrying,
+            LineKind::Connect { destination, done } => What::Connect(destination, done),
             LineKind::CallFailed(failure) => {
                 if let Some(net) = failure.net {
                     self.mark(pos, ts, event, printed, What::Net(net, silence));

@@ -2,42 +2,96 @@
 //! (decided here, from the stream alone), and the signals the cross-stream
 //! analysis ([`crate::Neighbours`]) needs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{StreamCorrelator, What};
 use crate::finding::{Detail, FindingKind, FindingSink, Incident, Signal, SignalKind};
 use crate::parse::NetCause;
 
 impl StreamCorrelator {
-    /// `nat_idle_reset`: a reset on the first use after a freeze at least as
-    /// long as the NAT idle timeout (one finding per invocation, every reset
-    /// line of it as evidence), or a read timeout whose call sat silent that
-    /// long (a reply the NAT could no longer deliver): the function silent,
-    /// since its own last line or its invocation's START, for that long.
+    /// `nat_idle_reset`: a network failure (reset, read timeout, missed
+    /// deadline, function timeout, a request retried on a new connection)
+    /// at the first use of a connection idle at least the NAT idle timeout.
+    /// A connection's idle time is the longest the log can vouch for:
+    ///
+    /// - the function's silence before the failure (its own last line, or
+    ///   its invocation's START): idle inside one invocation, or a call
+    ///   that waited that long for a reply the NAT could no longer deliver;
+    /// - the time since the end of the last invocation without a network
+    ///   failure (freezes, and the failed invocations after it, on a
+    ///   connection that stayed dead), unless a function timeout restarted
+    ///   the process (and its connections) in between;
+    /// - where the client logs its connections (urllib3 at DEBUG), the
+    ///   time since that destination's last traffic.
+    ///
+    /// One finding per invocation, every failure line of it as evidence.
     pub(super) fn nat_idle_resets(&self, sink: &mut impl FindingSink) {
         let threshold = self.config.nat_idle_timeout_ms;
+        let failed = self.invocations_with_network_failures();
+        let mut traffic: HashMap<&str, i64> = HashMap::new();
+        // The invocation (epoch) of the latest `Retry needed`.
+        let mut retrying: Option<i64> = None;
+        // gRPC connections the NAT forgot that the client still holds (a
+        // missed deadline does not close them), by destination: since when
+        // they carried nothing. The next call on one fails the same way.
+        let mut dead: HashMap<Option<String>, i64> = HashMap::new();
         // Per owning invocation (by epoch, in order): the incident so far.
-        let mut resets: BTreeMap<i64, Incident> = BTreeMap::new();
-        let mut timeouts: Vec<Incident> = Vec::new();
+        let mut found: BTreeMap<i64, Incident> = BTreeMap::new();
         for mark in &self.marks {
-            let What::Net(net, gap_before) = &mark.what else {
-                continue;
+            let (net, gap_before) = match &mark.what {
+                What::Traffic(destination) => {
+                    traffic.insert(destination, mark.ts);
+                    dead.remove(&Some(destination.clone()));
+                    continue;
+                }
+                What::Retrying => {
+                    retrying = Some(self.owner(mark).epoch);
+                    continue;
+                }
+                What::Net(net, gap_before) if is_nat_symptom(net.cause) => (net, *gap_before),
+                _ => continue,
             };
             let owner = self.owner(mark);
+            let on_connection = net
+                .destination
+                .as_deref()
+                .and_then(|d| traffic.get(d))
+                .map(|&last| mark.ts - last);
+            if let Some(d) = &net.destination {
+                // The connection is gone; whatever goes there next is new.
+                traffic.insert(d, mark.ts);
+            }
+            // A new connection is a lost one's replacement only right after
+            // a retry in the same invocation (not the next invocation's,
+            // after a failure already counted, nor a pool growing).
+            if net.cause == NetCause::Retried && retrying.take() != Some(owner.epoch) {
+                continue;
+            }
             let Some(request_id) = owner.request_id.clone() else {
                 continue;
             };
-            let idle = match net.cause {
-                NetCause::Reset => match owner.frozen_before_ms {
-                    Some(frozen) if frozen >= threshold => frozen,
-                    _ => continue,
-                },
-                NetCause::ReadTimeout | NetCause::FunctionTimeout if *gap_before >= threshold => {
-                    *gap_before
-                }
-                _ => continue,
-            };
-            let incident = || Incident {
+            let still_dead = (net.cause == NetCause::DeadlineExceeded)
+                .then(|| dead.get(&net.destination).map(|&since| mark.ts - since))
+                .flatten();
+            let idle = [
+                Some(gap_before),
+                self.idle_since_last_good(owner.epoch, &failed),
+                on_connection,
+                owner.frozen_before_ms,
+                still_dead,
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(-1);
+            if idle < threshold {
+                continue;
+            }
+            if net.cause == NetCause::DeadlineExceeded {
+                dead.entry(net.destination.clone())
+                    .or_insert(mark.ts - idle);
+            }
+            let incident = found.entry(owner.epoch).or_insert_with(|| Incident {
                 kind: FindingKind::NatIdleReset,
                 log_group: self.log_group.clone(),
                 log_stream: self.log_stream.clone(),
@@ -49,29 +103,67 @@ impl StreamCorrelator {
                     cause: net.cause,
                     idle_ms: idle,
                     nat_idle_timeout_ms: threshold,
-                    destination: net.destination.clone(),
+                    destination: None,
                 },
                 evidence: Vec::new(),
-            };
-            let found = if net.cause == NetCause::Reset {
-                resets.entry(owner.epoch).or_insert_with(incident)
-            } else {
-                timeouts.push(incident());
-                timeouts.last_mut().expect("pushed")
-            };
-            found.last_at_ms = mark.ts;
-            found.evidence.push(mark.id.clone());
-            if let Detail::NatIdleReset { destination, .. } = &mut found.detail
+            });
+            incident.last_at_ms = mark.ts;
+            incident.evidence.push(mark.id.clone());
+            if let Detail::NatIdleReset { destination, .. } = &mut incident.detail
                 && destination.is_none()
             {
                 destination.clone_from(&net.destination);
             }
         }
-        let mut all: Vec<Incident> = resets.into_values().chain(timeouts).collect();
-        all.sort_by_key(|i| i.first_at_ms);
-        for incident in all {
+        for incident in found.into_values() {
             sink.incident(incident);
         }
+    }
+
+    /// The invocations (by index) with a failure that may be a NAT's, and
+    /// those whose process Lambda restarted at a function timeout.
+    fn invocations_with_network_failures(&self) -> Failed {
+        let mut failed = Failed::default();
+        for mark in &self.marks {
+            let What::Net(net, _) = &mark.what else {
+                continue;
+            };
+            let epoch = self.owner(mark).epoch;
+            if epoch < 0 || epoch % 2 != 0 {
+                continue;
+            }
+            let idx = (epoch / 2) as u32;
+            // A request retried on a new connection left a good one.
+            if is_nat_symptom(net.cause) && net.cause != NetCause::Retried {
+                failed.network.insert(idx);
+            }
+            if net.cause == NetCause::FunctionTimeout {
+                failed.restarted.insert(idx);
+            }
+        }
+        failed
+    }
+
+    /// From the end of the last invocation before the one of `epoch` that
+    /// had no network failure, to that invocation's start: how long a
+    /// connection last used then has been idle. `None` without platform
+    /// windows, or when a function timeout restarted the process since.
+    fn idle_since_last_good(&self, epoch: i64, failed: &Failed) -> Option<i64> {
+        if self.invocations.is_empty() || epoch < 0 || epoch % 2 != 0 {
+            return None;
+        }
+        let idx = (epoch / 2) as u32;
+        let start = self.invocations[idx as usize].start_ms?;
+        for j in (0..idx).rev() {
+            if failed.restarted.contains(&j) {
+                return None;
+            }
+            if !failed.network.contains(&j) {
+                let inv = &self.invocations[j as usize];
+                return inv.end_ms.or(inv.start_ms).map(|end| start - end);
+            }
+        }
+        None
     }
 
     /// Invocation starts, connect timeouts and idempotency keys, each with
@@ -97,11 +189,33 @@ impl StreamCorrelator {
                 ));
             }
         }
+        // Connects started and not through, in the current invocation.
+        let mut connecting: Vec<(i64, &str)> = Vec::new();
         for mark in &self.marks {
             let what = match &mark.what {
+                What::Connect(destination, done) => {
+                    let epoch = self.owner(mark).epoch;
+                    connecting.retain(|&(e, d)| e == epoch && d != destination);
+                    if !done {
+                        connecting.push((epoch, destination));
+                    }
+                    continue;
+                }
                 What::Net(net, _) if net.cause == NetCause::ConnectTimeout => {
                     SignalKind::ConnectTimeout {
                         destination: net.destination.clone(),
+                    }
+                }
+                // Lambda ended the invocation while a connect was pending:
+                // a connect timeout with no timeout of its own.
+                What::Net(net, _) if net.cause == NetCause::FunctionTimeout => {
+                    let epoch = self.owner(mark).epoch;
+                    let Some(&(_, destination)) = connecting.iter().find(|&&(e, _)| e == epoch)
+                    else {
+                        continue;
+                    };
+                    SignalKind::ConnectTimeout {
+                        destination: Some(destination.to_owned()),
                     }
                 }
                 What::Key(key) => SignalKind::Key { key: key.clone() },
@@ -109,6 +223,26 @@ impl StreamCorrelator {
             };
             sink.signal(signal(self.owner(mark).request_id, mark.ts, &mark.id, what));
         }
+    }
+}
+
+/// Invocations (by index) with a NAT symptom, and those a function
+/// timeout ended (Lambda restarts the process: new connections).
+#[derive(Default)]
+struct Failed {
+    network: HashSet<u32>,
+    restarted: HashSet<u32>,
+}
+
+/// The failures a connection the NAT forgot can cause at its next use.
+fn is_nat_symptom(cause: NetCause) -> bool {
+    match cause {
+        NetCause::Reset
+        | NetCause::ReadTimeout
+        | NetCause::FunctionTimeout
+        | NetCause::DeadlineExceeded
+        | NetCause::Retried => true,
+        NetCause::ConnectTimeout | NetCause::ConnectRefused => false,
     }
 }
 

@@ -74,16 +74,7 @@ pub fn is_trace(body: &str) -> bool {
 /// assert_eq!(k.event, KeepaliveEvent::PingTimeout);
 /// ```
 pub fn parse(body: RawText<'_>) -> Option<Keepalive> {
-    let raw = body.raw();
-    if !is_trace(raw) {
-        return None;
-    }
-    let (_sev_ts, rest) = raw.split_once(" | ")?;
-    let (mut tracer, mut text) = rest.split_once(" | ")?;
-    // 1.10+: a `v<version> <pid>` field before the tracer.
-    if tracer.starts_with('v') && tracer.as_bytes().get(1).is_some_and(u8::is_ascii_digit) {
-        (tracer, text) = text.split_once(" | ")?;
-    }
+    let (tracer, text) = tracer_and_text(body.raw())?;
     if !TRACERS.contains(&tracer) {
         return None;
     }
@@ -109,6 +100,56 @@ pub fn parse(body: RawText<'_>) -> Option<Keepalive> {
         transport: None,
         event: event(rest.trim()),
     })
+}
+
+/// The tracer and the text of a grpc-js trace line.
+fn tracer_and_text(raw: &str) -> Option<(&str, &str)> {
+    if !is_trace(raw) {
+        return None;
+    }
+    let (_sev_ts, rest) = raw.split_once(" | ")?;
+    let (mut tracer, mut text) = rest.split_once(" | ")?;
+    // 1.10+: a `v<version> <pid>` field before the tracer.
+    if tracer.starts_with('v') && tracer.as_bytes().get(1).is_some_and(u8::is_ascii_digit) {
+        (tracer, text) = text.split_once(" | ")?;
+    }
+    Some((tracer, text))
+}
+
+/// A connection attempt, from the `subchannel` and `transport` tracers:
+/// `(destination, done)`, where `done` means the TCP connection was
+/// established (a connect that never gets there stalled).
+///
+/// | tracer | text (recorded, grpc-js 1.14.7) | meaning |
+/// |---|---|---|
+/// | `subchannel` | `(1) 127.0.0.1:59875 IDLE -> CONNECTING` | connect started |
+/// | `transport` | `dns:localhost:59875 127.0.0.1:59875 Established TCP connection` | TCP connected |
+/// | `subchannel` | `(1) 127.0.0.1:59875 CONNECTING -> READY` | connected (HTTP/2 up) |
+///
+/// ```
+/// use thawtrace_analyzers::parse::{grpcjs, RawText};
+/// let line = "D 2026-12-06T01:16:30.102Z | v1.14.7 7578 | subchannel | (1) 127.0.0.1:59875 IDLE -> CONNECTING";
+/// assert_eq!(grpcjs::connect(RawText::Plain(line)), Some(("127.0.0.1:59875".to_owned(), false)));
+/// ```
+pub fn connect(body: RawText<'_>) -> Option<(String, bool)> {
+    let (tracer, text) = tracer_and_text(body.raw())?;
+    let (destination, done) = match tracer {
+        "subchannel" => {
+            let (_, rest) = text.split_once(") ")?;
+            let (address, said) = rest.split_once(' ')?;
+            match said {
+                "IDLE -> CONNECTING" | "TRANSIENT_FAILURE -> CONNECTING" => (address, false),
+                "CONNECTING -> READY" => (address, true),
+                _ => return None,
+            }
+        }
+        "transport" => {
+            let rest = text.strip_suffix(" Established TCP connection")?;
+            (rest.rsplit(' ').next()?, true)
+        }
+        _ => return None,
+    };
+    Some((destination.to_owned(), done))
 }
 
 #[cfg(test)]

@@ -129,6 +129,22 @@ pub enum LineKind<'a> {
     /// `thawtrace-instrument`'s `thaw` event: the environment was frozen
     /// this many ms before the invocation that logged it.
     Thaw(i64),
+    /// Traffic on an HTTP connection to this `host:port` (urllib3 at
+    /// DEBUG: a connection opened, a response read): the connection's last
+    /// activity, for the NAT idle timeout.
+    Traffic(String),
+    /// A connection attempt to `destination` started, or (`done`) its TCP
+    /// connection was established (grpc-js `subchannel`/`transport`).
+    Connect {
+        /// `host:port`.
+        destination: String,
+        /// Established, not started.
+        done: bool,
+    },
+    /// The HTTP client decided to send a failed request again (botocore
+    /// at DEBUG: `Retry needed, …`); the reason may be a lost connection or
+    /// a throttled answer.
+    Retrying,
     /// Anything else.
     Other,
 }
@@ -210,6 +226,8 @@ impl Failure {
 /// | `ConnectTimeout` | `14 UNAVAILABLE: No connection established. Last error: Error: connect ETIMEDOUT 127.0.0.1:37299.` (grpc-js); `ConnectTimeoutError: Connect timeout on endpoint URL: "http://localhost:37299/checkout?list-type=2&encoding-type=url"` (botocore) |
 /// | `ConnectTimeout` (C-core) | `StatusCode.UNAVAILABLE failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:53777: Failed to connect to remote host: getsockopt(SO_ERROR): Connection timed out` (grpcio 1.85) |
 /// | `FunctionTimeout` | `2026-11-28T12:01:09.611Z 9d0e3c5a-… Task timed out after 9.00 seconds` (Lambda's own line; in the JSON log format, `platform.runtimeDone` with `"status": "timeout"`) |
+/// | `DeadlineExceeded` | `echo call 0 failed: 4 4 DEADLINE_EXCEEDED: Deadline exceeded after 2.000s,remote_addr=127.0.0.1:45769` (grpc-js 1.14); `StatusCode.DEADLINE_EXCEEDED` (grpcio) |
+/// | `Retried` | `[DEBUG]\t…\tStarting new HTTP connection (2): 127.0.0.1:42739` (urllib3 under botocore, after `Retry needed, retrying request after delay of: …`): the pooled connection was lost and the request sent again on a new one |
 /// | `ConnectRefused` | `No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:34533.` (grpc-js) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -226,6 +244,11 @@ pub enum NetCause {
     /// seconds`, or a `platform.runtimeDone` with status `timeout`): often a
     /// call whose reply never came.
     FunctionTimeout,
+    /// A gRPC call's deadline passed before its reply came.
+    DeadlineExceeded,
+    /// The client lost a request on a pooled connection and sent it again
+    /// on a new one (the call may have succeeded).
+    Retried,
 }
 
 impl NetCause {
@@ -237,6 +260,8 @@ impl NetCause {
             NetCause::ConnectTimeout => "connect_timeout",
             NetCause::ConnectRefused => "connect_refused",
             NetCause::FunctionTimeout => "function_timeout",
+            NetCause::DeadlineExceeded => "deadline_exceeded",
+            NetCause::Retried => "retried",
         }
     }
 }
@@ -366,8 +391,71 @@ fn net_failure(body: &str) -> Option<NetFailure> {
 /// Looks for a failed call in an application message (plain text).
 pub(crate) fn call_failure(body: &str) -> Option<Failure> {
     let code = grpc_status(body);
-    let net = net_failure(body);
+    let net = net_failure(body).or_else(|| {
+        (code == Some("DEADLINE_EXCEEDED")).then(|| NetFailure {
+            cause: NetCause::DeadlineExceeded,
+            destination: after(body, "remote_addr=").map(|rest| {
+                rest[..rest.find([',', ' ', '"', '\\']).unwrap_or(rest.len())].to_owned()
+            }),
+        })
+    });
     (code.is_some() || net.is_some()).then_some(Failure { code, net })
+}
+
+/// What follows `needle` in `body`, if it occurs.
+fn after<'b>(body: &'b str, needle: &str) -> Option<&'b str> {
+    let at = memchr::memmem::find(body.as_bytes(), needle.as_bytes())?;
+    Some(&body[at + needle.len()..])
+}
+
+/// urllib3 and botocore at DEBUG (Python runtime lines), the connection
+/// ledger of an HTTP client:
+///
+/// | message | real example (botocore 1.44, urllib3 2) | meaning |
+/// |---|---|---|
+/// | `Starting new HTTP connection (<n>): <host:port>` | `Starting new HTTP connection (1): 127.0.0.1:42739` | a connection opened; n >= 2 after a retry: the one before was lost |
+/// | `<scheme>://<host:port> "<request> HTTP/1.1" <status> <size>` | `http://127.0.0.1:42739 "GET /reports?list-type=2&encoding-type=url HTTP/1.1" 200 238` | a response read: traffic |
+/// | `Retry needed, retrying request after delay of: <s>` | `Retry needed, retrying request after delay of: 0.028323931710490153` (standard retry mode) | a retry; with a new connection after it, the old one was lost |
+/// | `Retry needed, action of: <s>` | `Retry needed, action of: 0.12676149991884944` (legacy retry mode) | likewise |
+/// | `retry needed, retryable exception caught: <error>` | `retry needed, retryable exception caught: Connection was closed before we received a valid response from endpoint URL: "http://127.0.0.1:42739/reports?list-type=2&encoding-type=url".` (legacy retry mode) | the request failed with that error, and is retried |
+pub(crate) fn http_client_debug(msg: &str) -> Option<LineKind<'static>> {
+    if let Some(rest) = msg
+        .strip_prefix("Starting new HTTP connection (")
+        .or_else(|| msg.strip_prefix("Starting new HTTPS connection ("))
+    {
+        let (n, host) = rest.split_once("): ")?;
+        let host = host.trim_end().to_owned();
+        return Some(if n.parse::<u32>().ok()? >= 2 {
+            LineKind::CallFailed(Failure {
+                code: None,
+                net: Some(NetFailure {
+                    cause: NetCause::Retried,
+                    destination: Some(host),
+                }),
+            })
+        } else {
+            LineKind::Traffic(host)
+        });
+    }
+    if msg.starts_with("Retry needed, retrying request after delay of: ")
+        || msg.starts_with("Retry needed, action of: ")
+    {
+        return Some(LineKind::Retrying);
+    }
+    if let Some(error) = msg.strip_prefix("retry needed, retryable exception caught: ") {
+        return net_failure(error).map(|net| {
+            LineKind::CallFailed(Failure {
+                code: None,
+                net: Some(net),
+            })
+        });
+    }
+    let rest = msg
+        .strip_prefix("http://")
+        .or_else(|| msg.strip_prefix("https://"))?;
+    let (host, request) = rest.split_once(" \"")?;
+    memchr::memmem::find(request.as_bytes(), b" HTTP/1.1\" ")?;
+    Some(LineKind::Traffic(host.to_owned()))
 }
 
 fn grpc_status(body: &str) -> Option<&'static str> {
@@ -401,6 +489,8 @@ pub(crate) fn parse_body<'a>(
 ) -> Line<'a> {
     let kind = if let Some(k) = grpcjs::parse(body) {
         LineKind::Keepalive(k)
+    } else if let Some((destination, done)) = grpcjs::connect(body) {
+        LineKind::Connect { destination, done }
     } else if want_failures && !grpcjs::is_trace(body.raw()) {
         call_failure(&body.unescape()).map_or(LineKind::Other, LineKind::CallFailed)
     } else {

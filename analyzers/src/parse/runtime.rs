@@ -125,6 +125,19 @@ pub fn parse_python(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         return other(None);
     };
     let printed = request_id_prefix(rid).filter(|id| id.len() == rid.len());
+    // Only DEBUG lines that open like an HTTP client's are unescaped.
+    if level == "DEBUG"
+        && (msg.starts_with("Starting new HTTP")
+            || msg.starts_with("retry needed")
+            || msg.starts_with("Retry needed")
+            || msg.starts_with("http"))
+        && let Some(kind) = super::http_client_debug(&body(text, msg).unescape())
+    {
+        return Line {
+            kind,
+            printed_request_id: printed,
+        };
+    }
     parse_body(body(text, msg), printed, want_failures || level == "ERROR")
 }
 
@@ -192,6 +205,76 @@ mod tests {
             assert_eq!(k.connection, "(2) 127.0.0.1:45905");
             assert_eq!(k.event, KeepaliveEvent::PingTimeout);
         }
+    }
+
+    #[test]
+    fn botocore_and_urllib3_at_debug_are_the_http_connection_ledger() {
+        // Recorded from botocore 1.44 / urllib3 under the Python runtime.
+        let rid = "c7038069-84c8-4999-a116-7d8fcf23cae8";
+        let line = |msg: &str| format!("[DEBUG]\t2026-12-06T01:21:20.119Z\t{rid}\t{msg}");
+        let kind = |msg: &str| {
+            // Leaked: the parsed kind borrows the line, and this is a test.
+            let raw: &'static str = Box::leak(line(msg).into_boxed_str());
+            let escaped = raw.replace('\t', "\\t").replace('"', "\\\"");
+            let plain = parse_python(RawText::Plain(raw), false).kind;
+            assert_eq!(
+                plain,
+                parse_python(RawText::JsonEscaped(&escaped), false).kind,
+                "{msg}"
+            );
+            plain
+        };
+        assert_eq!(
+            kind("Starting new HTTP connection (1): 127.0.0.1:39933"),
+            LineKind::Traffic("127.0.0.1:39933".into())
+        );
+        assert_eq!(
+            kind(
+                r#"http://127.0.0.1:39933 "GET /reports?list-type=2&encoding-type=url HTTP/1.1" 200 238"#
+            ),
+            LineKind::Traffic("127.0.0.1:39933".into())
+        );
+        let LineKind::CallFailed(f) = kind("Starting new HTTP connection (2): 127.0.0.1:39933")
+        else {
+            panic!()
+        };
+        assert_eq!(f.net.unwrap().cause, crate::parse::NetCause::Retried);
+        assert_eq!(
+            kind("Retry needed, retrying request after delay of: 0.028323931710490153"),
+            LineKind::Retrying
+        );
+        let LineKind::CallFailed(f) = kind(
+            r#"retry needed, retryable exception caught: Connection was closed before we received a valid response from endpoint URL: "http://127.0.0.1:39933/reports?list-type=2&encoding-type=url"."#,
+        ) else {
+            panic!()
+        };
+        let net = f.net.unwrap();
+        assert_eq!(net.cause, crate::parse::NetCause::Reset);
+        assert_eq!(net.destination.as_deref(), Some("127.0.0.1:39933"));
+        // Other DEBUG lines, and the same text at INFO, are nothing.
+        assert_eq!(
+            kind("Calculating signature using v4 auth."),
+            LineKind::Other
+        );
+        let info = format!(
+            "[INFO]\t2026-12-06T01:21:20.119Z\t{rid}\tStarting new HTTP connection (2): h:1"
+        );
+        assert_eq!(
+            parse_python(RawText::Plain(&info), false).kind,
+            LineKind::Other
+        );
+    }
+
+    #[test]
+    fn a_grpc_js_deadline_names_its_remote_address() {
+        let raw = "2026-12-06T01:21:16.748Z\tbe6521cc-3e24-44e3-baf0-27bc08d6af57\tERROR\techo call 1 failed: 4 4 DEADLINE_EXCEEDED: Deadline exceeded after 2.001s,name resolution: 0.001s,remote_addr=127.0.0.1:42365";
+        let LineKind::CallFailed(f) = parse_node(RawText::Plain(raw), false).kind else {
+            panic!()
+        };
+        assert_eq!(f.code, Some("DEADLINE_EXCEEDED"));
+        let net = f.net.unwrap();
+        assert_eq!(net.cause, crate::parse::NetCause::DeadlineExceeded);
+        assert_eq!(net.destination.as_deref(), Some("127.0.0.1:42365"));
     }
 
     #[test]

@@ -32,14 +32,17 @@ use thawtrace_analyzers::{
 /// A CloudWatch Logs filter pattern that keeps the lines correlation needs:
 /// platform records, keepalive lines of every supported library (C-core's
 /// ack timers and transport shutdowns too, which stand in for the timeout
-/// line when the `http` tracer is off), the
+/// line when the `http` tracer is off), connects (grpc-js) and Lambda's
+/// function timeouts, urllib3's connections and botocore's retries at
+/// DEBUG (a NAT idle reset a retry hid), the
 /// failed calls attached to findings, the network failures of the
 /// neighbouring kinds and SQS message IDs (`?` terms are ORed). A custom
 /// idempotency key needs its name added.
 pub const FILTER_PATTERN: &str = concat!(
     r#"?"START RequestId" ?"END RequestId" ?"platform.start" ?"platform.runtimeDone" "#,
     r#"?"| keepalive |" ?"Closing transport" ?"received ping ack" ?" sent [" ?"keepalive ping" "#,
-    r#"?"ping timeout timer" ?"-> SHUTDOWN" "#,
+    r#"?"ping timeout timer" ?"-> SHUTDOWN" ?"-> CONNECTING" ?"-> READY" ?"Established TCP connection" "#,
+    r#"?"Task timed out" ?"HTTP connection (" ?"Retry needed" ?"retry needed" ?"HTTP/1.1" "#,
     r#"?"ping_sent" ?"ping_ack" ?"keepalive_timeout" ?frozen_ms "#,
     r#"?UNAVAILABLE ?DEADLINE_EXCEEDED ?CANCELLED ?Unavailable ?Cancelled ?DeadlineExceeded "#,
     r#"?ECONNRESET ?"Connection dropped" ?"socket hang up" ?"Connection reset by peer" "#,

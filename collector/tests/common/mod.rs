@@ -51,6 +51,14 @@ pub fn settings_fixture() -> PathBuf {
     repo().join("tests/fixtures/recorded-settings")
 }
 
+/// The network failures under the settings users choose
+/// (`record_network.py --matrix`): NAT drops, idle inside an invocation,
+/// botocore log levels and retry modes, TCP keepalive, connects with no
+/// connect timeout.
+pub fn network_settings_fixture() -> PathBuf {
+    repo().join("tests/fixtures/recorded-network-settings")
+}
+
 /// The scaled thresholds a network recording is scanned with.
 pub fn scan_args(dir: &Path) -> Vec<String> {
     serde_json::from_str(&std::fs::read_to_string(dir.join("scan-args.json")).unwrap()).unwrap()
