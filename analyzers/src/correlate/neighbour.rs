@@ -14,9 +14,10 @@ impl StreamCorrelator {
     /// at the first use of a connection idle at least the NAT idle timeout.
     /// A connection's idle time is the longest the log can vouch for:
     ///
-    /// - the function's silence before the failure (its own last line, or
-    ///   its invocation's START): idle inside one invocation, or a call
-    ///   that waited that long for a reply the NAT could no longer deliver;
+    /// - the function's silence before the burst of lines the failure ends
+    ///   (since its own last line, or its invocation's START): idle inside
+    ///   one invocation, or a call that waited that long for a reply the
+    ///   NAT could no longer deliver;
     /// - the time since the end of the last invocation without a network
     ///   failure (freezes, and the failed invocations after it, on a
     ///   connection that stayed dead), unless a function timeout restarted
