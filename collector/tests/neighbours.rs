@@ -24,7 +24,8 @@ fn kinds(findings: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-fn assert_matches_truth(dir: &std::path::Path, what: &str) {
+/// The recording's truth holds every neighbouring kind.
+fn assert_every_kind_in_truth(dir: &std::path::Path, what: &str) -> Vec<Value> {
     let truth = truth(dir);
     let want: BTreeSet<String> = ["nat_idle_reset", "connect_stall", "duplicate_invocation"]
         .map(String::from)
@@ -34,6 +35,11 @@ fn assert_matches_truth(dir: &std::path::Path, what: &str) {
         want,
         "{what}: every kind must be in the truth"
     );
+    truth
+}
+
+fn assert_matches_truth(dir: &std::path::Path, what: &str) {
+    let truth = assert_every_kind_in_truth(dir, what);
     let found = scan(dir, &scan_args(dir));
     assert_eq!(keys(&found), keys(&truth), "{what}");
 }
@@ -331,15 +337,8 @@ fn a_fresh_network_recording_is_scored_perfectly() {
         .status()
         .unwrap();
     assert!(status.success(), "the recorder failed (seed {seed})");
-    let truth = truth(&out);
-    let want: BTreeSet<String> = ["nat_idle_reset", "connect_stall", "duplicate_invocation"]
-        .map(String::from)
-        .into();
-    assert_eq!(
-        kinds(&truth),
-        want,
-        "seed {seed}: every kind must be in the truth"
-    );
-    assert_every_setting_scores(&out, &format!("fresh recording, seed {seed}"));
+    let what = format!("fresh recording, seed {seed}");
+    assert_every_kind_in_truth(&out, &what);
+    assert_every_setting_scores(&out, &what);
     let _ = std::fs::remove_dir_all(&out);
 }
