@@ -136,3 +136,33 @@ fn a_bad_file_does_not_hide_the_findings_of_good_ones() {
         "findings of the good file are still printed"
     );
 }
+
+#[test]
+fn a_bad_event_in_a_subscription_message_is_counted_and_the_rest_read() {
+    // Read in one pass when well formed; one event that does not parse
+    // sends the message to the tolerant path, which names it.
+    let dir = tmp();
+    let ok = |id: &str| json!({"id": id, "timestamp": 1_795_853_230_000i64, "message": "hello"});
+    for (name, bad, reason) in [
+        (
+            "no-timestamp.json",
+            json!({"id": "2", "message": "x"}),
+            "event 1: no usable timestamp",
+        ),
+        ("not-an-object.json", json!(42), "event 1: not a log event"),
+    ] {
+        let message = json!({"messageType": "DATA_MESSAGE", "logGroup": "/aws/lambda/f", "logStream": "s", "logEvents": [ok("1"), bad, ok("3")]});
+        let path = dir.join(name);
+        std::fs::write(&path, message.to_string()).unwrap();
+        let out = thawtrace(&["scan", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
+        assert!(stderr.contains(reason), "{name}: {stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("2 events in 1 log streams"),
+            "{name}: {stdout}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

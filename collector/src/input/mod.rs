@@ -71,13 +71,41 @@ impl DecodeStats {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A timestamp as inputs give it: ms since the epoch (an integer, or a
+/// float) or text. Read by a visitor of its own: serde's `untagged` would
+/// buffer every event's timestamp before trying each shape.
 enum Timestamp<'a> {
     Millis(i64),
     Float(f64),
-    #[serde(borrow)]
     Text(Cow<'a, str>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Timestamp<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Timestamp<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Timestamp::Millis(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(v).map_or(Timestamp::Float(v as f64), Timestamp::Millis))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Timestamp::Float(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Timestamp::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Timestamp::Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_any(Visitor(std::marker::PhantomData))
+    }
 }
 
 impl Timestamp<'_> {
@@ -122,6 +150,26 @@ struct KinesisData<'a> {
 struct KinesisRecord<'a> {
     #[serde(borrow)]
     kinesis: Option<KinesisData<'a>>,
+}
+
+/// A subscription message read in one pass, its events with it: the
+/// common input, and the fast path. Anything unusual in it (a wrapped
+/// payload beside it, an event that does not parse, one near the size
+/// limit) sends the text to the tolerant path, which names each problem.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, rename = "logEvents")]
+    log_events: Vec<EventIn<'a>>,
+    #[serde(borrow, default, rename = "messageType")]
+    message_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "logGroup")]
+    log_group: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "logStream")]
+    log_stream: Option<Cow<'a, str>>,
+    #[serde(default)]
+    awslogs: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "Records")]
+    records: Option<serde::de::IgnoredAny>,
 }
 
 /// Any top-level JSON object we accept, told apart by its keys.
@@ -259,6 +307,9 @@ pub fn read_text<'a>(
     }
     let mut stats = DecodeStats::default();
     let first = body.trim_start().as_bytes()[0];
+    if first == b'{' && read_message_fast(name, body, limits, batch, &mut stats) {
+        return Ok(stats);
+    }
     if first == b'{' || first == b'[' {
         // Whole-text JSON values (pretty-printed CLI output, concatenated
         // subscription messages); on a syntax error, fall back to lines.
@@ -316,6 +367,47 @@ pub fn read_text<'a>(
         }
     }
     Ok(stats)
+}
+
+/// The fast path: the whole text is one well-formed subscription message.
+/// Returns false, having read nothing, when the text needs the tolerant
+/// path.
+fn read_message_fast<'a>(
+    name: &str,
+    body: &'a str,
+    limits: &Limits,
+    batch: &mut Batch<'a>,
+    stats: &mut DecodeStats,
+) -> bool {
+    // An event's size limit applies to its whole JSON, which this path
+    // does not keep: messages this close to it go the exact way.
+    const MARGIN: usize = 4096;
+    let Ok(message) = serde_json::from_str::<Message<'a>>(body) else {
+        return false;
+    };
+    if message.awslogs.is_some()
+        || message.records.is_some()
+        || message.log_events.iter().any(|e| {
+            e.message
+                .is_some_and(|m| m.get().len() + MARGIN > limits.max_event_bytes)
+        })
+    {
+        return false;
+    }
+    if message.message_type.as_deref() == Some("CONTROL_MESSAGE") {
+        return true;
+    }
+    for (i, ev) in message.log_events.into_iter().enumerate() {
+        let place = Place {
+            name,
+            group: message.log_group.clone(),
+            stream: message.log_stream.clone(),
+            line: 0,
+            index: i,
+        };
+        accept_event(place, ev, batch, stats);
+    }
+    true
 }
 
 fn read_value<'a>(
@@ -439,6 +531,47 @@ fn read_event<'a>(
         Err(e) => {
             stats.skip(wherein(), format_args!("not a log event ({e})"));
             return;
+        }
+    };
+    let place = Place {
+        name,
+        group,
+        stream,
+        line,
+        index,
+    };
+    accept_event(place, ev, batch, stats);
+}
+
+/// Where an event came from: its input, the group and stream its message
+/// names, and its line (JSON lines) or index.
+struct Place<'n, 'a> {
+    name: &'n str,
+    group: Option<Cow<'a, str>>,
+    stream: Option<Cow<'a, str>>,
+    line: usize,
+    index: usize,
+}
+
+/// Adds a parsed event to the batch, or counts why it cannot be.
+fn accept_event<'a>(
+    place: Place<'_, 'a>,
+    ev: EventIn<'a>,
+    batch: &mut Batch<'a>,
+    stats: &mut DecodeStats,
+) {
+    let Place {
+        name,
+        group,
+        stream,
+        line,
+        index,
+    } = place;
+    let wherein = || {
+        if line > 0 {
+            format!("line {line}")
+        } else {
+            format!("event {index}")
         }
     };
     let Some(ts) = ev.timestamp.as_ref().and_then(Timestamp::millis) else {
