@@ -377,14 +377,24 @@ impl StreamCorrelator {
         // It is the silence before the burst of lines the failure ends (a
         // reset prints the client's trace lines, a retry botocore's request
         // lines, in the same few ms): what preceded the call that failed.
-        if !matches!(line.kind, LineKind::Platform(phase, _) if phase != PlatformPhase::Start) {
-            let gap = self.spoke_at.map_or(-1, |at| ts - at);
-            if !(0..=BURST_MS).contains(&gap) {
-                self.burst_silence = gap;
+        // A platform record (Lambda's timeout among them) is not the
+        // function's: its silence runs to it, unless the function spoke in
+        // the moment before.
+        let since_spoke = self.spoke_at.map_or(-1, |at| ts - at);
+        let in_burst = (0..=BURST_MS).contains(&since_spoke);
+        let own =
+            !matches!(line.kind, LineKind::Platform(phase, _) if phase != PlatformPhase::Start);
+        if own {
+            if !in_burst {
+                self.burst_silence = since_spoke;
             }
             self.spoke_at = Some(ts);
         }
-        let silence = self.burst_silence;
+        let silence = if own || in_burst {
+            self.burst_silence
+        } else {
+            since_spoke
+        };
         if self.invocations.is_empty() {
             self.track_run(pos, line.printed_request_id, &event.id);
         }

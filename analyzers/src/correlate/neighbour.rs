@@ -345,6 +345,47 @@ mod tests {
     }
 
     #[test]
+    fn a_function_timeout_record_counts_the_silence_up_to_it() {
+        // The JSON log format: Lambda's `platform.runtimeDone` with status
+        // `timeout` is a platform record, not the function's own line; the
+        // silence is from the function's last line to it.
+        let config = Config {
+            nat_idle_timeout_ms: 6_000,
+            ..Config::default()
+        };
+        let lines = vec![
+            (
+                0,
+                format!(
+                    r#"{{"time":"2026-11-28T12:00:00.000Z","type":"platform.start","record":{{"requestId":"{A}","version":"$LATEST"}}}}"#
+                ),
+            ),
+            (
+                1,
+                format!(
+                    r#"{{"timestamp":"2026-11-28T12:00:00.001Z","level":"INFO","message":"event {{\"bucket\": \"slow\"}}","requestId":"{A}"}}"#
+                ),
+            ),
+            (
+                9_001,
+                format!(
+                    r#"{{"time":"2026-11-28T12:00:09.001Z","type":"platform.runtimeDone","record":{{"requestId":"{A}","status":"timeout","metrics":{{"durationMs":9001.0,"producedBytes":0}}}}}}"#
+                ),
+            ),
+        ];
+        let out = run(&lines, config);
+        assert_eq!(out.incidents.len(), 1, "{:?}", out.incidents);
+        assert!(matches!(
+            out.incidents[0].detail,
+            crate::Detail::NatIdleReset {
+                cause: crate::parse::NetCause::FunctionTimeout,
+                idle_ms: 9_000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn idempotency_keys_in_plain_and_escaped_lines() {
         let key = IdempotencyKey::new("messageId").unwrap();
         let plain = r#"event {"Records": [{"messageId": "ff04f3f5-6ed3", "body": "x"}, {"messageId": "9020d123"}]}"#;
