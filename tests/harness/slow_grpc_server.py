@@ -8,13 +8,11 @@ Usage: slow_grpc_server.py DELAY_S PORT_FILE
   line `<ms> <peer>`, to PORT_FILE.calls)
 """
 
-import os
 import sys
 import threading
 import time
-from concurrent import futures
 
-import grpc
+from echo_server import serve
 
 
 def main():
@@ -31,15 +29,7 @@ def main():
             time.sleep(0.1)
         return request
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
-    handler = grpc.method_handlers_generic_handler("thawtrace.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    with open(port_file + ".tmp", "w") as f:
-        f.write(str(port))
-    os.replace(port_file + ".tmp", port_file)
-    server.wait_for_termination(timeout=3600)
+    serve(echo, port_file, max_workers=32)
 
 
 if __name__ == "__main__":
