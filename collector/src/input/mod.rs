@@ -512,16 +512,16 @@ fn read_event<'a>(
     batch: &mut Batch<'a>,
     stats: &mut DecodeStats,
 ) {
-    let wherein = || {
-        if line > 0 {
-            format!("line {line}")
-        } else {
-            format!("event {index}")
-        }
+    let place = Place {
+        name,
+        group,
+        stream,
+        line,
+        index,
     };
     if value.get().len() > limits.max_event_bytes {
         stats.skip(
-            wherein(),
+            place.wherein(),
             format_args!("over the {} KiB event limit", limits.max_event_bytes >> 10),
         );
         return;
@@ -529,16 +529,9 @@ fn read_event<'a>(
     let ev: EventIn<'a> = match serde_json::from_str(value.get()) {
         Ok(ev) => ev,
         Err(e) => {
-            stats.skip(wherein(), format_args!("not a log event ({e})"));
+            stats.skip(place.wherein(), format_args!("not a log event ({e})"));
             return;
         }
-    };
-    let place = Place {
-        name,
-        group,
-        stream,
-        line,
-        index,
     };
     accept_event(place, ev, batch, stats);
 }
@@ -553,6 +546,17 @@ struct Place<'n, 'a> {
     index: usize,
 }
 
+impl Place<'_, '_> {
+    /// Where, for a problem's message.
+    fn wherein(&self) -> String {
+        if self.line > 0 {
+            format!("line {}", self.line)
+        } else {
+            format!("event {}", self.index)
+        }
+    }
+}
+
 /// Adds a parsed event to the batch, or counts why it cannot be.
 fn accept_event<'a>(
     place: Place<'_, 'a>,
@@ -560,23 +564,9 @@ fn accept_event<'a>(
     batch: &mut Batch<'a>,
     stats: &mut DecodeStats,
 ) {
-    let Place {
-        name,
-        group,
-        stream,
-        line,
-        index,
-    } = place;
-    let wherein = || {
-        if line > 0 {
-            format!("line {line}")
-        } else {
-            format!("event {index}")
-        }
-    };
     let Some(ts) = ev.timestamp.as_ref().and_then(Timestamp::millis) else {
         stats.skip(
-            wherein(),
+            place.wherein(),
             "no usable timestamp (ms since the epoch or RFC 3339)",
         );
         return;
@@ -586,9 +576,16 @@ fn accept_event<'a>(
         .map(RawValue::get)
         .and_then(|m| m.strip_prefix('"')?.strip_suffix('"'))
     else {
-        stats.skip(wherein(), "no message string");
+        stats.skip(place.wherein(), "no message string");
         return;
     };
+    let Place {
+        name,
+        group,
+        stream,
+        line,
+        index,
+    } = place;
     let group = ev
         .log_group
         .or(group)
