@@ -1,12 +1,26 @@
-//! The keepalive ledger of one stream: per connection, the pings in flight
-//! with their ack deadlines, the acks that came too late to stop a timer,
-//! when the next keepalive ping was due, and (C-core) which transport a
-//! connection runs on. It is read line by line, in stream order; a timeout
-//! (a library's line, or a transport's shutdown standing in for it) takes
-//! the pings it may have given up on out of the ledger.
+//! The connection ledger of one stream: what happened to each connection,
+//! from whatever lines its library printed, read in stream order.
 //!
-//! Pings are named by their mark's index in the stream; the ledger keeps
-//! no text of its own.
+//! - **Identity.** A connection is who its lines say: grpc-js `(<id>)
+//!   <addr>`, C-core's peer (and its transport, and the connectivity
+//!   tracker inside that transport), the instrument's `#<conn> <peer>`.
+//!   Lines that name only a destination (urllib3, error messages, grpc-js
+//!   connects) are about the function's only connection there; a failure
+//!   that names nothing is about the function's only connection of all
+//!   ([`Identity::Sole`]).
+//! - **Lifecycle.** A connect started and not through (per invocation);
+//!   the last activity the log vouches for (a client that logs every use);
+//!   pings in flight with their ack deadlines, acks too late to stop a
+//!   timer, when the next keepalive ping was due; whether a failure the
+//!   NAT caused left it dead (a missed gRPC deadline does not close it).
+//!
+//! Findings come from it: a timeout (a library's line, or a transport's
+//! shutdown standing in for it) takes the pings it may have given up on out
+//! of the ledger; a network failure asks how long its connection was idle;
+//! Lambda's function timeout asks which connect was still pending.
+//!
+//! Pings are named by their mark's index in the stream; the ledger keeps no
+//! text of the lines.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -17,6 +31,22 @@ use crate::parse::{Keepalive, KeepaliveEvent};
 /// close above the transport's own address (0x288 bytes in grpcio 1.85).
 const TRACKER_SPAN: u64 = 0x1_0000;
 
+/// Who a connection is, as far as its lines say.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Identity {
+    /// The library names the connection (its keepalive lines' key).
+    Named(String),
+    /// Only a destination is printed, or none (`None`): the function's only
+    /// connection there (or of all), for all the log can tell.
+    Sole(Option<String>),
+}
+
+impl Identity {
+    fn sole(destination: Option<&str>) -> Identity {
+        Identity::Sole(destination.map(str::to_owned))
+    }
+}
+
 /// The pings a timeout may have given up on: those still unanswered, and
 /// those acked too late to stop their timer (with their ack).
 #[derive(Debug, Default)]
@@ -25,17 +55,31 @@ pub(super) struct InFlight {
     pub(super) acked_late: Vec<(usize, usize)>,
 }
 
+/// One connection's record.
+#[derive(Debug, Default)]
+struct Connection {
+    /// A connect started and not yet through: (invocation epoch, position).
+    connecting: Option<(i64, u32)>,
+    /// The last use the log vouches for (only from clients that log every
+    /// request: a gap between two such lines was idle).
+    last_activity: Option<i64>,
+    /// Since when a connection the NAT forgot, which the client still
+    /// holds, has carried nothing.
+    dead_since: Option<i64>,
+    /// Unanswered pings.
+    outstanding: Vec<usize>,
+    /// Pings acked at or after their deadline (or of unknown deadline),
+    /// with their acks.
+    acked_late: Vec<(usize, usize)>,
+    /// grpc-js: when the next keepalive ping is due.
+    due: Option<i64>,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
-    /// Unanswered pings, per connection.
-    outstanding: HashMap<String, Vec<usize>>,
-    /// Pings acked at or after their deadline (or of unknown deadline),
-    /// with their acks, per connection.
-    acked_late: HashMap<String, Vec<(usize, usize)>>,
+    connections: HashMap<Identity, Connection>,
     /// When each ping's ack timer expires, where the library says.
     deadline: HashMap<usize, i64>,
-    /// grpc-js: when each connection's next keepalive ping is due.
-    due: HashMap<String, i64>,
     /// Pings sent well after they were due: at a thaw.
     sent_late: HashSet<usize>,
     /// C-core: the connection (peer) of each transport its lines name.
@@ -43,6 +87,18 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
+    fn named(&mut self, connection: &str) -> &mut Connection {
+        // Most lines are about a connection already in the ledger.
+        let key = Identity::Named(connection.to_owned());
+        self.connections.entry(key).or_default()
+    }
+
+    fn sole(&mut self, destination: Option<&str>) -> &mut Connection {
+        self.connections
+            .entry(Identity::sole(destination))
+            .or_default()
+    }
+
     /// The ack deadline of a ping, where the library printed its timeout.
     pub(super) fn deadline(&self, ping: usize) -> Option<i64> {
         self.deadline.get(&ping).copied()
@@ -66,8 +122,7 @@ impl Ledger {
         let at = marks[i].ts;
         match &k.event {
             KeepaliveEvent::KeepaliveTimerStarted { interval_ms } => {
-                self.due
-                    .insert(k.connection.clone(), at + i64::from(*interval_ms));
+                self.named(&k.connection).due = Some(at + i64::from(*interval_ms));
             }
             KeepaliveEvent::PingSent {
                 ping_id,
@@ -79,28 +134,30 @@ impl Ledger {
                 if let Some(t) = k.transport {
                     self.transports.insert(t, k.connection.clone());
                 }
-                if self
+                let connection = self.named(&k.connection);
+                let late = connection
                     .due
-                    .remove(&k.connection)
-                    .is_some_and(|d| at - d > late_timer_ms)
-                {
-                    self.sent_late.insert(i);
-                }
-                let pending = self.outstanding.entry(k.connection.clone()).or_default();
+                    .take()
+                    .is_some_and(|d| at - d > late_timer_ms);
                 if ping_id.is_none() {
                     // Libraries without ping ids keep one ping in flight.
-                    pending.retain(|&p| ping_id_of(&marks[p]).is_some());
+                    connection
+                        .outstanding
+                        .retain(|&p| ping_id_of(&marks[p]).is_some());
                 }
-                pending.push(i);
+                connection.outstanding.push(i);
+                if late {
+                    self.sent_late.insert(i);
+                }
             }
             KeepaliveEvent::PingTimerSet {
                 ping_id,
                 timeout_ms,
             } => {
                 let armed = self
-                    .outstanding
+                    .connections
                     .values()
-                    .flatten()
+                    .flat_map(|c| &c.outstanding)
                     .find(|&&p| ping_id_of(&marks[p]) == Some(*ping_id));
                 if let Some(&p) = armed {
                     self.deadline
@@ -118,32 +175,48 @@ impl Ledger {
             Some(id) => ping_id_of(&marks[p]) == Some(id),
             None => ping_id_of(&marks[p]).is_none(),
         };
-        let connections: Vec<String> = match ping_id {
-            // C-core names the ping, not the connection.
-            Some(_) => self.outstanding.keys().cloned().collect(),
-            None => vec![k.connection.clone()],
-        };
-        let mut found = false;
-        for connection in connections {
-            let pending = self.outstanding.entry(connection.clone()).or_default();
-            let Some(at) = pending.iter().position(|&p| acks(p)) else {
-                continue;
+        let at = marks[i].ts;
+        let deadline = &self.deadline;
+        let ack_on = |connection: &mut Connection| {
+            let Some(found) = connection.outstanding.iter().position(|&p| acks(p)) else {
+                return false;
             };
-            let p = pending.remove(at);
-            found = true;
+            let p = connection.outstanding.remove(found);
             // An ack read after the timer expired did not stop it.
-            if self.deadline(p).is_none_or(|e| marks[i].ts >= e) {
-                self.acked_late.entry(connection).or_default().push((p, i));
+            if deadline.get(&p).is_none_or(|&e| at >= e) {
+                connection.acked_late.push((p, i));
             }
+            true
+        };
+        match ping_id {
+            // C-core names the ping, not the connection.
+            // Every connection's ping of that id is answered (not only the first's).
+            Some(_) => {
+                self.connections
+                    .values_mut()
+                    .map(ack_on)
+                    .filter(|&found| found)
+                    .count()
+                    > 0
+            }
+            None => self
+                .connections
+                .get_mut(&Identity::Named(k.connection.clone()))
+                .is_some_and(ack_on),
         }
-        found
     }
 
     /// Takes out the pings of a connection whose timeout line was read.
     pub(super) fn take(&mut self, connection: &str) -> InFlight {
-        InFlight {
-            pending: self.outstanding.remove(connection).unwrap_or_default(),
-            acked_late: self.acked_late.remove(connection).unwrap_or_default(),
+        match self
+            .connections
+            .get_mut(&Identity::Named(connection.to_owned()))
+        {
+            Some(c) => InFlight {
+                pending: std::mem::take(&mut c.outstanding),
+                acked_late: std::mem::take(&mut c.acked_late),
+            },
+            None => InFlight::default(),
         }
     }
 
@@ -160,33 +233,70 @@ impl Ledger {
             .range(..=tracker)
             .next_back()
             .filter(|(t, _)| tracker - **t < TRACKER_SPAN)?;
-        let connection = connection.clone();
+        let name = connection.clone();
         let of_transport = |p: usize| matches!(&marks[p].what, What::Keepalive(ping) if ping.transport == Some(transport));
-        let pending = self
-            .outstanding
-            .get_mut(&connection)
-            .map(|v| {
-                let (mine, rest) = v.iter().partition(|&&p| of_transport(p));
-                *v = rest;
-                mine
+        let mut in_flight = InFlight::default();
+        if let Some(c) = self.connections.get_mut(&Identity::Named(name.clone())) {
+            (in_flight.pending, c.outstanding) =
+                c.outstanding.iter().partition(|&&p| of_transport(p));
+            (in_flight.acked_late, c.acked_late) =
+                c.acked_late.iter().partition(|&&(p, _)| of_transport(p));
+        }
+        Some((name, in_flight))
+    }
+
+    /// Traffic on the connection to `destination`: its last use so far.
+    /// A connection that carried something is not dead.
+    pub(super) fn activity(&mut self, destination: &str, at: i64) {
+        let c = self.sole(Some(destination));
+        c.last_activity = Some(at);
+        c.dead_since = None;
+    }
+
+    /// A call on the connection to `destination` failed at `at`: how long
+    /// it had been idle, where the log vouches for its last use. The
+    /// connection is gone: whatever goes there next is new, used from now.
+    pub(super) fn failed_use(&mut self, destination: Option<&str>, at: i64) -> Option<i64> {
+        destination?;
+        let c = self.sole(destination);
+        let idle = c.last_activity.map(|last| at - last);
+        c.last_activity = Some(at);
+        idle
+    }
+
+    /// How long the connection to `destination` has been dead (a NAT's
+    /// forgotten flow the client still holds), if it is.
+    pub(super) fn dead_for(&self, destination: Option<&str>, at: i64) -> Option<i64> {
+        let since = self
+            .connections
+            .get(&Identity::sole(destination))?
+            .dead_since?;
+        Some(at - since)
+    }
+
+    /// The connection to `destination` is dead since `since` (unless it was
+    /// already).
+    pub(super) fn dead_since(&mut self, destination: Option<&str>, since: i64) {
+        self.sole(destination).dead_since.get_or_insert(since);
+    }
+
+    /// A connect to `destination` started (or, `done`, got through) in the
+    /// invocation of `epoch`.
+    pub(super) fn connect(&mut self, destination: &str, done: bool, epoch: i64, pos: u32) {
+        self.sole(Some(destination)).connecting = (!done).then_some((epoch, pos));
+    }
+
+    /// The destination of the first connect still pending in the invocation
+    /// of `epoch`.
+    pub(super) fn pending_connect(&self, epoch: i64) -> Option<&str> {
+        self.connections
+            .iter()
+            .filter_map(|(id, c)| match (id, c.connecting) {
+                (Identity::Sole(Some(d)), Some((e, pos))) if e == epoch => Some((pos, d.as_str())),
+                _ => None,
             })
-            .unwrap_or_default();
-        let acked_late = self
-            .acked_late
-            .get_mut(&connection)
-            .map(|v| {
-                let (mine, rest) = v.iter().partition(|&&(p, _)| of_transport(p));
-                *v = rest;
-                mine
-            })
-            .unwrap_or_default();
-        Some((
-            connection,
-            InFlight {
-                pending,
-                acked_late,
-            },
-        ))
+            .min()
+            .map(|(_, d)| d)
     }
 }
 
@@ -198,5 +308,46 @@ pub(super) fn ping_id_of(mark: &Mark) -> Option<u64> {
             ..
         }) => *ping_id,
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_is_one_connection_until_a_failure_replaces_it() {
+        let mut l = Ledger::default();
+        l.activity("10.0.0.1:443", 1_000);
+        // The failed use was idle since the last traffic; the replacement is new.
+        assert_eq!(l.failed_use(Some("10.0.0.1:443"), 9_000), Some(8_000));
+        assert_eq!(l.failed_use(Some("10.0.0.1:443"), 9_500), Some(500));
+        // Nothing vouches for a destination never used, nor for no destination.
+        assert_eq!(l.failed_use(Some("10.0.0.2:443"), 9_000), None);
+        assert_eq!(l.failed_use(None, 9_000), None);
+    }
+
+    #[test]
+    fn a_dead_connection_stays_dead_until_it_carries_something() {
+        let mut l = Ledger::default();
+        l.dead_since(None, 100);
+        l.dead_since(None, 5_000);
+        assert_eq!(l.dead_for(None, 7_000), Some(6_900));
+        assert_eq!(l.dead_for(Some("10.0.0.1:443"), 7_000), None);
+        l.dead_since(Some("10.0.0.1:443"), 1_000);
+        l.activity("10.0.0.1:443", 2_000);
+        assert_eq!(l.dead_for(Some("10.0.0.1:443"), 7_000), None);
+    }
+
+    #[test]
+    fn the_first_connect_still_pending_in_an_invocation() {
+        let mut l = Ledger::default();
+        l.connect("10.0.0.1:443", false, 0, 3);
+        l.connect("10.0.0.1:443", true, 0, 4);
+        l.connect("10.0.0.2:443", false, 2, 7);
+        l.connect("10.0.0.3:443", false, 2, 5);
+        assert_eq!(l.pending_connect(0), None);
+        assert_eq!(l.pending_connect(2), Some("10.0.0.3:443"));
+        assert_eq!(l.pending_connect(4), None);
     }
 }

@@ -2,11 +2,21 @@
 //! (decided here, from the stream alone), and the signals the cross-stream
 //! analysis ([`crate::Neighbours`]) needs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use super::{StreamCorrelator, What};
+use super::ledger::Ledger;
+use super::{Mark, StreamCorrelator, What};
 use crate::finding::{Detail, FindingKind, FindingSink, Incident, Signal, SignalKind};
-use crate::parse::NetCause;
+use crate::parse::{NetCause, NetFailure};
+
+/// The NAT idle resets of a stream so far.
+#[derive(Default)]
+pub(super) struct Nat {
+    /// The invocation (epoch) of the latest `Retry needed`.
+    pub(super) retrying: Option<i64>,
+    /// Per owning invocation (by epoch, in order): the incident so far.
+    pub(super) found: BTreeMap<i64, Incident>,
+}
 
 impl StreamCorrelator {
     /// `nat_idle_reset`: a network failure (reset, read timeout, missed
@@ -22,108 +32,86 @@ impl StreamCorrelator {
     ///   failure (freezes, and the failed invocations after it, on a
     ///   connection that stayed dead), unless a function timeout restarted
     ///   the process (and its connections) in between;
-    /// - where the client logs its connections (urllib3 at DEBUG), the
-    ///   time since that destination's last traffic.
+    /// - where the client logs every use of its connections (urllib3 at
+    ///   DEBUG), the time since that connection's last traffic, from the
+    ///   ledger;
+    /// - for a gRPC connection that missed a deadline after the NAT forgot
+    ///   it (which does not close it), how long the ledger has had it dead.
     ///
     /// One finding per invocation, every failure line of it as evidence.
-    pub(super) fn nat_idle_resets(&self, sink: &mut impl FindingSink) {
-        let threshold = self.config.nat_idle_timeout_ms;
-        let failed = self.invocations_with_network_failures();
-        let mut traffic: HashMap<&str, i64> = HashMap::new();
-        // The invocation (epoch) of the latest `Retry needed`.
-        let mut retrying: Option<i64> = None;
-        // gRPC connections the NAT forgot that the client still holds (a
-        // missed deadline does not close them), by destination: since when
-        // they carried nothing. The next call on one fails the same way.
-        let mut dead: HashMap<Option<String>, i64> = HashMap::new();
-        // Per owning invocation (by epoch, in order): the incident so far.
-        let mut found: BTreeMap<i64, Incident> = BTreeMap::new();
-        for mark in &self.marks {
-            let (net, gap_before) = match &mark.what {
-                What::Traffic(destination) => {
-                    traffic.insert(destination, mark.ts);
-                    dead.remove(&Some(destination.clone()));
-                    continue;
-                }
-                What::Retrying => {
-                    retrying = Some(self.owner(mark).epoch);
-                    continue;
-                }
-                What::Net(net, gap_before) if is_nat_symptom(net.cause) => (net, *gap_before),
-                _ => continue,
-            };
-            let owner = self.owner(mark);
-            let on_connection = net
-                .destination
-                .as_deref()
-                .and_then(|d| traffic.get(d))
-                .map(|&last| mark.ts - last);
-            if let Some(d) = &net.destination {
-                // The connection is gone; whatever goes there next is new.
-                traffic.insert(d, mark.ts);
-            }
-            // A new connection is a lost one's replacement only right after
-            // a retry in the same invocation (not the next invocation's,
-            // after a failure already counted, nor a pool growing).
-            if net.cause == NetCause::Retried && retrying.take() != Some(owner.epoch) {
-                continue;
-            }
-            let Some(request_id) = owner.request_id.clone() else {
-                continue;
-            };
-            let still_dead = (net.cause == NetCause::DeadlineExceeded)
-                .then(|| dead.get(&net.destination).map(|&since| mark.ts - since))
-                .flatten();
-            let idle = [
-                Some(gap_before),
-                self.idle_since_last_good(owner.epoch, &failed),
-                on_connection,
-                owner.frozen_before_ms,
-                still_dead,
-            ]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(-1);
-            if idle < threshold {
-                continue;
-            }
-            if net.cause == NetCause::DeadlineExceeded {
-                dead.entry(net.destination.clone())
-                    .or_insert(mark.ts - idle);
-            }
-            let incident = found.entry(owner.epoch).or_insert_with(|| Incident {
-                kind: FindingKind::NatIdleReset,
-                log_group: self.log_group.clone(),
-                log_stream: self.log_stream.clone(),
-                log_streams: vec![self.log_stream.clone()],
-                request_ids: vec![request_id.clone()],
-                first_at_ms: mark.ts,
-                last_at_ms: mark.ts,
-                detail: Detail::NatIdleReset {
-                    cause: net.cause,
-                    idle_ms: idle,
-                    nat_idle_timeout_ms: threshold,
-                    destination: None,
-                },
-                evidence: Vec::new(),
-            });
-            incident.last_at_ms = mark.ts;
-            incident.evidence.push(mark.id.clone());
-            if let Detail::NatIdleReset { destination, .. } = &mut incident.detail
-                && destination.is_none()
-            {
-                destination.clone_from(&net.destination);
-            }
+    pub(super) fn nat_failure(
+        &self,
+        mark: &Mark,
+        net: &NetFailure,
+        silence: i64,
+        failed: &Failed,
+        ledger: &mut Ledger,
+        nat: &mut Nat,
+    ) {
+        if !is_nat_symptom(net.cause) {
+            return;
         }
-        for incident in found.into_values() {
-            sink.incident(incident);
+        let threshold = self.config.nat_idle_timeout_ms;
+        let destination = net.destination.as_deref();
+        let owner = self.owner(mark);
+        let on_connection = ledger.failed_use(destination, mark.ts);
+        // A new connection is a lost one's replacement only right after a
+        // retry in the same invocation (not the next invocation's, after a
+        // failure already counted, nor a pool growing).
+        if net.cause == NetCause::Retried && nat.retrying.take() != Some(owner.epoch) {
+            return;
+        }
+        let Some(request_id) = owner.request_id.clone() else {
+            return;
+        };
+        let still_dead = (net.cause == NetCause::DeadlineExceeded)
+            .then(|| ledger.dead_for(destination, mark.ts))
+            .flatten();
+        let idle = [
+            Some(silence),
+            self.idle_since_last_good(owner.epoch, failed),
+            on_connection,
+            owner.frozen_before_ms,
+            still_dead,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(-1);
+        if idle < threshold {
+            return;
+        }
+        if net.cause == NetCause::DeadlineExceeded {
+            ledger.dead_since(destination, mark.ts - idle);
+        }
+        let incident = nat.found.entry(owner.epoch).or_insert_with(|| Incident {
+            kind: FindingKind::NatIdleReset,
+            log_group: self.log_group.clone(),
+            log_stream: self.log_stream.clone(),
+            log_streams: vec![self.log_stream.clone()],
+            request_ids: vec![request_id],
+            first_at_ms: mark.ts,
+            last_at_ms: mark.ts,
+            detail: Detail::NatIdleReset {
+                cause: net.cause,
+                idle_ms: idle,
+                nat_idle_timeout_ms: threshold,
+                destination: None,
+            },
+            evidence: Vec::new(),
+        });
+        incident.last_at_ms = mark.ts;
+        incident.evidence.push(mark.id.clone());
+        if let Detail::NatIdleReset { destination, .. } = &mut incident.detail
+            && destination.is_none()
+        {
+            destination.clone_from(&net.destination);
         }
     }
 
     /// The invocations (by index) with a failure that may be a NAT's, and
     /// those whose process Lambda restarted at a function timeout.
-    fn invocations_with_network_failures(&self) -> Failed {
+    pub(super) fn invocations_with_network_failures(&self) -> Failed {
         let mut failed = Failed::default();
         for mark in &self.marks {
             let What::Net(net, _) = &mark.what else {
@@ -167,62 +155,53 @@ impl StreamCorrelator {
         None
     }
 
-    /// Invocation starts, connect timeouts and idempotency keys, each with
-    /// the invocation that owns it.
-    pub(super) fn signals(&self, sink: &mut impl FindingSink) {
+    /// A signal about `mark` for the cross-stream analysis, with the
+    /// invocation that owns it.
+    pub(super) fn signal(&self, mark: &Mark, what: SignalKind) -> Signal {
+        Signal {
+            log_group: self.log_group.as_str().into(),
+            log_stream: self.log_stream.as_str().into(),
+            request_id: self.owner(mark).request_id,
+            at_ms: mark.ts,
+            event_id: mark.id.clone(),
+            what,
+        }
+    }
+
+    /// A connect that timed out: a client's connect timeout, or Lambda's
+    /// function timeout while a connect was pending (which the ledger
+    /// knows), a connect timeout with no timeout of its own.
+    pub(super) fn net_signal(
+        &self,
+        mark: &Mark,
+        net: &NetFailure,
+        ledger: &Ledger,
+    ) -> Option<Signal> {
+        let destination = match net.cause {
+            NetCause::ConnectTimeout => net.destination.clone(),
+            NetCause::FunctionTimeout => {
+                Some(ledger.pending_connect(self.owner(mark).epoch)?.to_owned())
+            }
+            _ => return None,
+        };
+        Some(self.signal(mark, SignalKind::ConnectTimeout { destination }))
+    }
+
+    /// Each invocation's start.
+    pub(super) fn start_signals(&self, sink: &mut impl FindingSink) {
         let group: std::sync::Arc<str> = self.log_group.as_str().into();
         let stream: std::sync::Arc<str> = self.log_stream.as_str().into();
-        let signal = |request_id: Option<String>, at_ms, event_id: &str, what| Signal {
-            log_group: group.clone(),
-            log_stream: stream.clone(),
-            request_id,
-            at_ms,
-            event_id: event_id.to_owned(),
-            what,
-        };
         for inv in &self.invocations {
             if let (Some(at), Some((_, id))) = (inv.start_ms, &inv.start_event) {
-                sink.signal(signal(
-                    Some(inv.request_id.clone()),
-                    at,
-                    id,
-                    SignalKind::Start,
-                ));
+                sink.signal(Signal {
+                    log_group: group.clone(),
+                    log_stream: stream.clone(),
+                    request_id: Some(inv.request_id.clone()),
+                    at_ms: at,
+                    event_id: id.clone(),
+                    what: SignalKind::Start,
+                });
             }
-        }
-        // Connects started and not through, in the current invocation.
-        let mut connecting: Vec<(i64, &str)> = Vec::new();
-        for mark in &self.marks {
-            let what = match &mark.what {
-                What::Connect(destination, done) => {
-                    let epoch = self.owner(mark).epoch;
-                    connecting.retain(|&(e, d)| e == epoch && d != destination);
-                    if !done {
-                        connecting.push((epoch, destination));
-                    }
-                    continue;
-                }
-                What::Net(net, _) if net.cause == NetCause::ConnectTimeout => {
-                    SignalKind::ConnectTimeout {
-                        destination: net.destination.clone(),
-                    }
-                }
-                // Lambda ended the invocation while a connect was pending:
-                // a connect timeout with no timeout of its own.
-                What::Net(net, _) if net.cause == NetCause::FunctionTimeout => {
-                    let epoch = self.owner(mark).epoch;
-                    let Some(&(_, destination)) = connecting.iter().find(|&&(e, _)| e == epoch)
-                    else {
-                        continue;
-                    };
-                    SignalKind::ConnectTimeout {
-                        destination: Some(destination.to_owned()),
-                    }
-                }
-                What::Key(key) => SignalKind::Key { key: key.clone() },
-                _ => continue,
-            };
-            sink.signal(signal(self.owner(mark).request_id, mark.ts, &mark.id, what));
         }
     }
 }
@@ -230,7 +209,7 @@ impl StreamCorrelator {
 /// Invocations (by index) with a NAT symptom, and those a function
 /// timeout ended (Lambda restarts the process: new connections).
 #[derive(Default)]
-struct Failed {
+pub(super) struct Failed {
     network: HashSet<u32>,
     restarted: HashSet<u32>,
 }

@@ -9,11 +9,29 @@
 
 use std::collections::HashMap;
 
+use super::neighbour::Nat;
+
 use super::ledger::{InFlight, Ledger, ping_id_of};
 use super::owner::Settled;
 use super::{Mark, StreamCorrelator, StreamStats, What};
-use crate::finding::{FailedCall, Finding, FindingKind, FindingSink, Inference, InvocationWindow};
+use crate::finding::{
+    FailedCall, Finding, FindingKind, FindingSink, Inference, InvocationWindow, SignalKind,
+};
 use crate::parse::{Keepalive, KeepaliveEvent};
+
+/// The findings of a stream's keepalive lines so far.
+#[derive(Default)]
+struct Pairs {
+    findings: Vec<Finding>,
+    /// Index of the last finding per connection, for late acks.
+    last_on: HashMap<String, usize>,
+    /// Findings inferred from a transport shutdown, per connection, with
+    /// the ping and ack they rest on: a timeout line printed right after
+    /// (every tracer on) takes the shutdown's place.
+    inferred: HashMap<String, (usize, usize, Option<usize>)>,
+    /// Timeout lines whose ping is not in the input.
+    unpaired: u64,
+}
 
 impl StreamCorrelator {
     /// Ends the stream: pairs pings with timeouts and pushes the findings.
@@ -29,114 +47,154 @@ impl StreamCorrelator {
                     .iter()
                     .any(|m| matches!(m.what, What::Failure(_))),
         );
+        let failed = self.invocations_with_network_failures();
+        let wants_signals = sink.wants_signals();
         let mut ledger = Ledger::default();
-        let mut findings: Vec<Finding> = Vec::new();
-        // Index of the last finding per connection, for late acks.
-        let mut last_on: HashMap<String, usize> = HashMap::new();
-        // Findings inferred from a transport shutdown, per connection, with
-        // the ping and ack they rest on: a timeout line printed right after
-        // (every tracer on) takes the shutdown's place.
-        let mut inferred: HashMap<String, (usize, usize, Option<usize>)> = HashMap::new();
+        let mut pairs = Pairs::default();
+        let mut nat = Nat::default();
+        let mut signals = Vec::new();
+        // One pass: every line about a connection goes into the ledger, and
+        // each finding is read off the ledger as its line comes.
         for (i, mark) in self.marks.iter().enumerate() {
-            let What::Keepalive(k) = &mark.what else {
-                continue;
-            };
-            match &k.event {
-                KeepaliveEvent::PingAck { ping_id: None } => {
-                    let matched = ledger.read(&self.marks, i, k, self.config.late_timer_ms);
-                    if matched == Some(false) {
-                        // The ack of a ping that already timed out: it was
-                        // waiting in the socket through the freeze.
-                        if let Some(&f) = last_on.get(&k.connection) {
-                            let finding = &mut findings[f];
-                            if finding.ack_event_id.is_none()
-                                && mark.ts - finding.timeout_at_ms <= self.config.late_ack_window_ms
-                            {
-                                finding.ack_event_id = Some(mark.id.clone());
-                                finding.evidence.push(mark.id.clone());
-                            }
-                        }
+            match &mark.what {
+                What::Keepalive(k) => self.keepalive(i, mark, k, &mut ledger, &mut pairs, sink),
+                What::Traffic(destination) => ledger.activity(destination, mark.ts),
+                What::Retrying => nat.retrying = Some(self.owner(mark).epoch),
+                What::Connect(destination, done) => {
+                    ledger.connect(destination, *done, self.owner(mark).epoch, mark.pos);
+                }
+                What::Net(net, silence) => {
+                    if wants_signals && let Some(s) = self.net_signal(mark, net, &ledger) {
+                        signals.push(s);
+                    }
+                    self.nat_failure(mark, net, *silence, &failed, &mut ledger, &mut nat);
+                }
+                What::Key(key) => {
+                    if wants_signals {
+                        signals.push(self.signal(mark, SignalKind::Key { key: key.clone() }));
                     }
                 }
-                KeepaliveEvent::PingTimeout => {
-                    let in_flight = ledger.take(&k.connection);
-                    let paired = self.timed_out(mark, &in_flight, &ledger);
-                    let (f, (ping_idx, ack)) = match (paired, inferred.remove(&k.connection)) {
-                        (Some(paired), _) => (findings.len(), paired),
-                        // The shutdown came first and stood in for this line.
-                        (None, Some((f, ping_idx, ack)))
-                            if mark.ts - findings[f].timeout_at_ms
-                                <= self.config.late_ack_window_ms =>
-                        {
-                            (f, (ping_idx, ack))
-                        }
-                        (None, _) => {
-                            self.stats.unpaired_timeouts += 1;
-                            sink.unpaired_timeout(&mark.id, mark.ts);
-                            continue;
-                        }
-                    };
-                    last_on.insert(k.connection.clone(), f);
-                    let finding = self.timeout_finding(ping_idx, ack, mark, k, &ledger, None);
-                    if f == findings.len() {
-                        findings.push(finding);
-                    } else {
-                        findings[f] = finding;
-                    }
-                }
-                KeepaliveEvent::TransportShutdown => {
-                    let Some((connection, mut in_flight)) = k
-                        .transport
-                        .and_then(|tracker| ledger.take_transport(&self.marks, tracker))
-                    else {
-                        continue;
-                    };
-                    // An ack read after the deadline stopped nothing only
-                    // when the timer fired with it, at the same thaw; read
-                    // well before the shutdown, it won the race and the
-                    // shutdown is another's.
-                    in_flight.acked_late.retain(|&(_, a)| {
-                        mark.ts - self.marks[a].ts <= self.config.ack_race_window_ms
-                    });
-                    // Only a ping whose deadline the library printed, and
-                    // which had passed: a shutdown for any other reason
-                    // (idle, GOAWAY, the process ending) is none.
-                    let Some((ping_idx, ack)) = self
-                        .timed_out(mark, &in_flight, &ledger)
-                        .filter(|&(p, _)| ledger.deadline(p).is_some())
-                    else {
-                        continue;
-                    };
-                    let k = Keepalive {
-                        connection: connection.clone(),
-                        ..k.clone()
-                    };
-                    inferred.insert(connection.clone(), (findings.len(), ping_idx, ack));
-                    last_on.insert(connection, findings.len());
-                    findings.push(self.timeout_finding(
-                        ping_idx,
-                        ack,
-                        mark,
-                        &k,
-                        &ledger,
-                        Some(Inference::TransportShutdown),
-                    ));
-                }
-                _ => {
-                    ledger.read(&self.marks, i, k, self.config.late_timer_ms);
-                }
+                What::Failure(_) => {}
             }
         }
+        self.stats.unpaired_timeouts += pairs.unpaired;
+        let mut findings = pairs.findings;
         self.attach_failures(&mut findings);
         self.report_invocations(sink);
         for f in findings {
             sink.finding(f);
         }
-        self.nat_idle_resets(sink);
-        if sink.wants_signals() {
-            self.signals(sink);
+        for incident in nat.found.into_values() {
+            sink.incident(incident);
+        }
+        if wants_signals {
+            self.start_signals(sink);
+            for s in signals {
+                sink.signal(s);
+            }
         }
         self.stats
+    }
+
+    /// A keepalive line: into the ledger; a timeout (or a shutdown standing
+    /// in for one) paired with the ping it gave up on.
+    fn keepalive(
+        &self,
+        i: usize,
+        mark: &Mark,
+        k: &Keepalive,
+        ledger: &mut Ledger,
+        pairs: &mut Pairs,
+        sink: &mut impl FindingSink,
+    ) {
+        let findings = &mut pairs.findings;
+        match &k.event {
+            KeepaliveEvent::PingAck { ping_id: None } => {
+                let matched = ledger.read(&self.marks, i, k, self.config.late_timer_ms);
+                if matched == Some(false) {
+                    // The ack of a ping that already timed out: it was
+                    // waiting in the socket through the freeze.
+                    if let Some(&f) = pairs.last_on.get(&k.connection) {
+                        let finding = &mut findings[f];
+                        if finding.ack_event_id.is_none()
+                            && mark.ts - finding.timeout_at_ms <= self.config.late_ack_window_ms
+                        {
+                            finding.ack_event_id = Some(mark.id.clone());
+                            finding.evidence.push(mark.id.clone());
+                        }
+                    }
+                }
+            }
+            KeepaliveEvent::PingTimeout => {
+                let in_flight = ledger.take(&k.connection);
+                let paired = self.timed_out(mark, &in_flight, ledger);
+                let (f, (ping_idx, ack)) = match (paired, pairs.inferred.remove(&k.connection)) {
+                    (Some(paired), _) => (findings.len(), paired),
+                    // The shutdown came first and stood in for this line.
+                    (None, Some((f, ping_idx, ack)))
+                        if mark.ts - findings[f].timeout_at_ms
+                            <= self.config.late_ack_window_ms =>
+                    {
+                        (f, (ping_idx, ack))
+                    }
+                    (None, _) => {
+                        pairs.unpaired += 1;
+                        sink.unpaired_timeout(&mark.id, mark.ts);
+                        return;
+                    }
+                };
+                pairs.last_on.insert(k.connection.clone(), f);
+                let finding = self.timeout_finding(ping_idx, ack, mark, k, ledger, None);
+                if f == findings.len() {
+                    findings.push(finding);
+                } else {
+                    findings[f] = finding;
+                }
+            }
+            KeepaliveEvent::TransportShutdown => {
+                let Some((connection, mut in_flight)) = k
+                    .transport
+                    .and_then(|tracker| ledger.take_transport(&self.marks, tracker))
+                else {
+                    return;
+                };
+                // An ack read after the deadline stopped nothing only when
+                // the timer fired with it, at the same thaw; read well
+                // before the shutdown, it won the race and the shutdown is
+                // another's.
+                in_flight
+                    .acked_late
+                    .retain(|&(_, a)| mark.ts - self.marks[a].ts <= self.config.ack_race_window_ms);
+                // Only a ping whose deadline the library printed, and which
+                // had passed: a shutdown for any other reason (idle,
+                // GOAWAY, the process ending) is none.
+                let Some((ping_idx, ack)) = self
+                    .timed_out(mark, &in_flight, ledger)
+                    .filter(|&(p, _)| ledger.deadline(p).is_some())
+                else {
+                    return;
+                };
+                let k = Keepalive {
+                    connection: connection.clone(),
+                    ..k.clone()
+                };
+                pairs
+                    .inferred
+                    .insert(connection.clone(), (findings.len(), ping_idx, ack));
+                pairs.last_on.insert(connection, findings.len());
+                findings.push(self.timeout_finding(
+                    ping_idx,
+                    ack,
+                    mark,
+                    &k,
+                    ledger,
+                    Some(Inference::TransportShutdown),
+                ));
+            }
+            _ => {
+                ledger.read(&self.marks, i, k, self.config.late_timer_ms);
+            }
+        }
     }
 
     /// The finding of a ping that timed out at `timeout` (a timeout line,
