@@ -450,9 +450,9 @@ def nat_matrix_scenarios(rng, idle_s):
     drop_max1 = {"read_timeout": 2, "retries": {"mode": "standard", "total_max_attempts": 1}}
     drop_standard = {"read_timeout": 2, "retries": {"mode": "standard"}}
 
-    def sc(setting, library, function, steps, expect, mode="reset", env=None, timeout_s=None, sniff=False, probes=False):
+    def sc(setting, library, function, steps, expect, mode="reset", env=None, timeout_s=None, sniff=False, probes=False, fmt="text"):
         return dict(setting=setting, library=library, function=function, steps=steps, expect=expect, mode=mode,
-                    env=env or {}, timeout_s=timeout_s, sniff=sniff, probes=probes)
+                    env=env or {}, timeout_s=timeout_s, sniff=sniff, probes=probes, fmt=fmt)
 
     after_freeze = lambda e: [(e, short()), (e, long_()), (e, 0.3), (e, 0.1)]  # noqa: E731  the third meets the NAT
     return [
@@ -485,6 +485,10 @@ def nat_matrix_scenarios(rng, idle_s):
         sc("botocore-debug-standard", "botocore", "reports-python-debug-standard", expect="hit", env=boto(standard, "DEBUG"), steps=after_freeze(B())),
         sc("botocore-debug-legacy", "botocore", "reports-python-debug-legacy", expect="hit", env=boto(legacy, "DEBUG"), steps=after_freeze(B())),
         sc("botocore-debug-max1", "botocore", "reports-python-debug-max1", expect="hit", env=boto(max1, "DEBUG"), steps=after_freeze(B())),
+        # The Python runtime's JSON log format (AWS_LAMBDA_LOG_FORMAT=JSON):
+        # the same DEBUG lines, as JSON records.
+        sc("botocore-debug-standard-json", "botocore", "reports-python-debug-standard-json", expect="hit",
+           env=boto(standard, "DEBUG"), steps=after_freeze(B()), fmt="json"),
         sc("boto3-stream-logger-standard", "botocore", "reports-python-stream-logger", expect="hit",
            env=boto(standard, stream_logger=True), steps=after_freeze(B())),
         # The legacy handler logs the exception it retries with exc_info: the
@@ -503,6 +507,9 @@ def nat_matrix_scenarios(rng, idle_s):
         sc("nat-negative-frequent-grpc-js", "grpc-js", "ledger-node-frequent", expect="none", timeout_s=20,
            steps=[(G(calls=3, pause_ms=int(brisk * 1000)), short()), (G(calls=3, pause_ms=int(brisk * 1000)), short()), (G(), 0.1)]),
         sc("nat-negative-frequent-botocore", "botocore", "reports-python-frequent", expect="none", timeout_s=20, env=boto(max1),
+           steps=[(B(s3_calls=3, pause_s=brisk), short()), (B(s3_calls=3, pause_s=brisk), short()), (B(), 0.1)]),
+        sc("nat-negative-frequent-botocore-debug-json", "botocore", "reports-python-frequent-json", expect="none", timeout_s=20,
+           env=boto(standard, "DEBUG"), fmt="json",
            steps=[(B(s3_calls=3, pause_s=brisk), short()), (B(s3_calls=3, pause_s=brisk), short()), (B(), 0.1)]),
         sc("nat-negative-short-freeze-grpc-js-drop", "grpc-js", "ledger-node-short-freeze", mode="drop", expect="none",
            steps=[(G(**d2), short()), (G(**d2), short()), (G(**d2), short()), (G(**d2), 0.1)]),
@@ -528,8 +535,8 @@ def nat_matrix(rec, idle_s):
             env["THAWTRACE_TARGET"] = "127.0.0.1:%d" % proxy.port
         else:
             env["THAWTRACE_S3_ENDPOINT"] = "http://127.0.0.1:%d" % proxy.port
-        e = rec.environment(s["setting"], s["function"], "node" if node else "python", env=env, timeout_s=s["timeout_s"],
-                            setting=s["setting"], library=s["library"])
+        e = rec.environment(s["setting"], s["function"], "node" if node else "python", fmt=s["fmt"], env=env,
+                            timeout_s=s["timeout_s"], setting=s["setting"], library=s["library"])
         try:
             for (event, gap), rid in zip(s["steps"], s["rids"]):
                 rec.invoke(e, rid, event, gap)

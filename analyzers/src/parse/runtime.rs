@@ -157,7 +157,9 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     let maybe_trace = memmem::find(b, b" | ").is_some();
     let error = super::json_value_after_key(b, b"level", b"ERROR");
     let want_failures = want_failures || error;
-    if !maybe_trace && !want_failures {
+    // botocore and urllib3 at DEBUG: the HTTP client's connection ledger.
+    let debug = !error && super::json_value_after_key(b, b"level", b"DEBUG");
+    if !maybe_trace && !want_failures && !debug {
         return other(printed);
     }
     #[derive(serde::Deserialize)]
@@ -166,6 +168,17 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     }
     let decoded = text.unescape();
     let message = match serde_json::from_str::<AppLine>(&decoded) {
+        Ok(AppLine {
+            message: Some(serde_json::Value::String(s)),
+        }) if debug => match super::http_client_debug(&s) {
+            Some(kind) => {
+                return Line {
+                    kind,
+                    printed_request_id: printed,
+                };
+            }
+            None => s,
+        },
         Ok(AppLine {
             message: Some(serde_json::Value::String(s)),
         }) => s,
@@ -205,6 +218,67 @@ mod tests {
             assert_eq!(k.connection, "(2) 127.0.0.1:45905");
             assert_eq!(k.event, KeepaliveEvent::PingTimeout);
         }
+    }
+
+    #[test]
+    fn botocore_and_urllib3_at_debug_in_the_json_log_format() {
+        // The Python runtime's JSON format (AWS_LAMBDA_LOG_FORMAT=JSON), as
+        // the recorder's runtime writes it, plain and inside a subscription
+        // message.
+        let rid = "c7038069-84c8-4999-a116-7d8fcf23cae8";
+        let line = |msg: &str, logger: &str| {
+            format!(
+                r#"{{"timestamp": "2026-12-06T01:21:20.119Z", "level": "DEBUG", "message": "{msg}", "logger": "{logger}", "requestId": "{rid}"}}"#
+            )
+        };
+        fn kind(l: &str) -> LineKind<'static> {
+            let rid = "c7038069-84c8-4999-a116-7d8fcf23cae8";
+            let plain = parse_json(RawText::Plain(l), false);
+            let escaped = serde_json::to_string(l).unwrap();
+            let escaped = parse_json(RawText::JsonEscaped(&escaped[1..escaped.len() - 1]), false);
+            assert_eq!(plain, escaped);
+            assert_eq!(plain.printed_request_id, Some(rid));
+            match plain.kind {
+                LineKind::Traffic(d) => LineKind::Traffic(d),
+                LineKind::Retrying => LineKind::Retrying,
+                LineKind::CallFailed(f) => LineKind::CallFailed(f),
+                LineKind::Other => LineKind::Other,
+                k => panic!("{k:?}"),
+            }
+        }
+        assert_eq!(
+            kind(&line(
+                "Starting new HTTP connection (1): 127.0.0.1:39933",
+                "urllib3.connectionpool"
+            )),
+            LineKind::Traffic("127.0.0.1:39933".into())
+        );
+        assert_eq!(
+            kind(&line(
+                r#"http://127.0.0.1:39933 \"GET /reports?list-type=2 HTTP/1.1\" 200 238"#,
+                "urllib3.connectionpool"
+            )),
+            LineKind::Traffic("127.0.0.1:39933".into())
+        );
+        assert_eq!(
+            kind(&line(
+                "Retry needed, retrying request after delay of: 0.028",
+                "botocore.retries.standard"
+            )),
+            LineKind::Retrying
+        );
+        let LineKind::CallFailed(f) = kind(&line(
+            "Starting new HTTP connection (2): 127.0.0.1:39933",
+            "urllib3.connectionpool",
+        )) else {
+            panic!()
+        };
+        assert_eq!(f.net.unwrap().cause, crate::parse::NetCause::Retried);
+        // Other DEBUG lines stay what they were.
+        assert_eq!(
+            kind(&line("Event needs-retry.s3.ListObjects", "botocore.hooks")),
+            LineKind::Other
+        );
     }
 
     #[test]
