@@ -52,8 +52,16 @@ pub use neighbours::Neighbours;
 /// Log events of any number of streams, in any order, analysed together.
 #[derive(Default)]
 pub struct Batch<'a> {
-    streams: HashMap<(Cow<'a, str>, Cow<'a, str>), Vec<LogEvent<'a>>>,
+    /// Each stream's key and events, in order of first appearance.
+    streams: Vec<StreamEvents<'a>>,
+    /// Where each stream is in `streams`.
+    index: HashMap<(Cow<'a, str>, Cow<'a, str>), usize>,
+    /// The stream pushed to last: events come in runs of one stream, and
+    /// comparing two names is cheaper than hashing them.
+    last: usize,
 }
+
+type StreamEvents<'a> = ((Cow<'a, str>, Cow<'a, str>), Vec<LogEvent<'a>>);
 
 /// Totals over a batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,19 +84,32 @@ impl<'a> Batch<'a> {
         timestamp_ms: i64,
         text: parse::RawText<'a>,
     ) {
-        self.streams
-            .entry((log_group.into(), log_stream.into()))
-            .or_default()
-            .push(LogEvent {
-                id: id.into(),
-                timestamp_ms,
-                text,
-            });
+        let (group, stream) = (log_group.into(), log_stream.into());
+        let at = match self.streams.get(self.last) {
+            Some(((g, s), _)) if *g == group && *s == stream => self.last,
+            _ => {
+                let next = self.streams.len();
+                let at = *self
+                    .index
+                    .entry((group.clone(), stream.clone()))
+                    .or_insert(next);
+                if at == next {
+                    self.streams.push(((group, stream), Vec::new()));
+                }
+                self.last = at;
+                at
+            }
+        };
+        self.streams[at].1.push(LogEvent {
+            id: id.into(),
+            timestamp_ms,
+            text,
+        });
     }
 
     /// Number of events held.
     pub fn len(&self) -> usize {
-        self.streams.values().map(Vec::len).sum()
+        self.streams.iter().map(|(_, events)| events.len()).sum()
     }
 
     /// True when no event was pushed.
@@ -100,7 +121,7 @@ impl<'a> Batch<'a> {
     /// pushes its findings; streams in name order. Then the cross-stream
     /// incidents ([`Neighbours`]) of the whole batch.
     pub fn analyze(self, config: &Config, sink: &mut impl FindingSink) -> Summary {
-        let mut streams: Vec<_> = self.streams.into_iter().collect();
+        let mut streams = self.streams;
         streams.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut summary = Summary::default();
         let mut sink = WithNeighbours {

@@ -210,6 +210,8 @@ struct Invocation {
     end_ms: Option<i64>,
     /// Position and event ID of its START.
     start_event: Option<(u32, String)>,
+    /// The stretch before it (in `betweens`), whose `next` it is.
+    before: Option<u32>,
 }
 
 /// The stretch from `END A` to `START B`, and where its freeze was.
@@ -535,22 +537,29 @@ impl StreamCorrelator {
         match phase {
             PlatformPhase::Start => {
                 let idx = self.invocations.len() as u32;
-                match self.place {
-                    Place::Between(b) => self.betweens[b as usize].next = Some(idx),
+                let before = match self.place {
+                    Place::Between(b) => {
+                        self.betweens[b as usize].next = Some(idx);
+                        Some(b)
+                    }
                     // A window that never ended: everything before this START was its.
-                    Place::In(prev) => self.betweens.push(Between {
-                        prev,
-                        next: Some(idx),
-                        freeze_pos: pos,
-                        gap_ms: 0,
-                    }),
-                    Place::Init => {}
-                }
+                    Place::In(prev) => {
+                        self.betweens.push(Between {
+                            prev,
+                            next: Some(idx),
+                            freeze_pos: pos,
+                            gap_ms: 0,
+                        });
+                        Some(self.betweens.len() as u32 - 1)
+                    }
+                    Place::Init => None,
+                };
                 self.invocations.push(Invocation {
                     request_id: request_id.to_owned(),
                     start_ms: Some(ts),
                     end_ms: None,
                     start_event: Some((pos, event_id.to_owned())),
+                    before,
                 });
                 self.stats.invocations += 1;
                 self.place = Place::In(idx);

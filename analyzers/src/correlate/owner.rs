@@ -35,10 +35,9 @@ impl StreamCorrelator {
     pub(super) fn invocation_owner(&self, idx: u32) -> Owner {
         let inv = &self.invocations[idx as usize];
         // The freeze before an invocation: from the previous one's END to its START.
-        let frozen_before_ms = self
-            .betweens
-            .iter()
-            .find(|b| b.next == Some(idx))
+        let frozen_before_ms = inv
+            .before
+            .map(|b| &self.betweens[b as usize])
             .and_then(|b| {
                 let prev = &self.invocations[b.prev as usize];
                 match (prev.end_ms, inv.start_ms) {

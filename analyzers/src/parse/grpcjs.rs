@@ -23,8 +23,6 @@
 //! grpc-js before 1.8 wrote the same texts under the `transport` or
 //! `subchannel` tracer, which are accepted too.
 
-use memchr::memmem;
-
 use super::{Keepalive, KeepaliveEvent, Library, RawText};
 
 /// Reads what follows a keepalive text (`1000ms`) into the event.
@@ -60,7 +58,7 @@ pub fn is_trace(body: &str) -> bool {
         && b[1] == b' '
         && b[2].is_ascii_digit()
         && b[6] == b'-'
-        && memmem::find(&b[20..], b" | ").is_some()
+        && super::find_short(&b[20..], b" | ").is_some()
 }
 
 /// Parses a grpc-js keepalive trace; `None` for any other message.
@@ -82,7 +80,7 @@ pub fn parse(body: RawText<'_>) -> Option<Keepalive> {
     if !text.starts_with('(') {
         return None;
     }
-    let close = text.find(") ")?;
+    let close = super::find_short(text.as_bytes(), b") ")?;
     let after_id = &text[close + 2..];
     let space = after_id.find(' ')?;
     let connection_len = close + 2 + space;
@@ -102,16 +100,22 @@ pub fn parse(body: RawText<'_>) -> Option<Keepalive> {
     })
 }
 
+/// Splits at the first ` | `.
+fn split(s: &str) -> Option<(&str, &str)> {
+    let at = super::find_short(s.as_bytes(), b" | ")?;
+    Some((&s[..at], &s[at + 3..]))
+}
+
 /// The tracer and the text of a grpc-js trace line.
 fn tracer_and_text(raw: &str) -> Option<(&str, &str)> {
     if !is_trace(raw) {
         return None;
     }
-    let (_sev_ts, rest) = raw.split_once(" | ")?;
-    let (mut tracer, mut text) = rest.split_once(" | ")?;
+    let (_sev_ts, rest) = split(raw)?;
+    let (mut tracer, mut text) = split(rest)?;
     // 1.10+: a `v<version> <pid>` field before the tracer.
     if tracer.starts_with('v') && tracer.as_bytes().get(1).is_some_and(u8::is_ascii_digit) {
-        (tracer, text) = text.split_once(" | ")?;
+        (tracer, text) = split(text)?;
     }
     Some((tracer, text))
 }
@@ -135,7 +139,7 @@ pub fn connect(body: RawText<'_>) -> Option<(String, bool)> {
     let (tracer, text) = tracer_and_text(body.raw())?;
     let (destination, done) = match tracer {
         "subchannel" => {
-            let (_, rest) = text.split_once(") ")?;
+            let rest = &text[super::find_short(text.as_bytes(), b") ")? + 2..];
             let (address, said) = rest.split_once(' ')?;
             match said {
                 "IDLE -> CONNECTING" | "TRANSIENT_FAILURE -> CONNECTING" => (address, false),

@@ -502,6 +502,42 @@ pub(crate) fn parse_body<'a>(
     }
 }
 
+/// Where a short needle first occurs in a short haystack (a log line):
+/// memchr on the needle's least common byte, then a compare. Building a
+/// `memmem` searcher per call costs more than this on lines of a few
+/// hundred bytes; needles searched on every line belong in a static
+/// `memmem::Finder` instead when they are long.
+///
+/// ```
+/// use thawtrace_analyzers::parse::find_short;
+/// assert_eq!(find_short(b"a | b | c", b" | "), Some(1));
+/// assert_eq!(find_short(b"a\\tb", b"\\t"), Some(1));
+/// assert_eq!(find_short(b"|| |", b" | "), None);
+/// assert_eq!(find_short(b"x", b""), Some(0));
+/// ```
+pub fn find_short(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    // Bytes common in log text: a needle's rarest other byte is searched.
+    fn common(c: u8) -> bool {
+        c == b' ' || c.is_ascii_lowercase() || c.is_ascii_digit()
+    }
+    let Some(pivot) = needle
+        .iter()
+        .position(|&c| !common(c))
+        .or((!needle.is_empty()).then_some(0))
+    else {
+        return Some(0);
+    };
+    let mut from = pivot;
+    while let Some(i) = memchr::memchr(needle[pivot], hay.get(from..)?) {
+        let start = from + i - pivot;
+        if hay[start..].starts_with(needle) {
+            return Some(start);
+        }
+        from += i + 1;
+    }
+    None
+}
+
 /// Whether a JSON record (plain or escaped, any spacing) has `value` just
 /// after `key`: a `value` whose last few bytes before it hold the key
 /// (`"level":"ERROR"`, `\"level\": \"ERROR`). No decoding.

@@ -9,8 +9,6 @@
 //! Node.js prints `undefined` (Node <= 22) or `-` (Node 24, outside any
 //! async context of an invocation) where no request ID is known.
 
-use memchr::memmem;
-
 use super::{Line, LineKind, RawText, parse_body, platform, request_id_prefix};
 
 fn other(printed_request_id: Option<&str>) -> Line<'_> {
@@ -20,9 +18,10 @@ fn other(printed_request_id: Option<&str>) -> Line<'_> {
     }
 }
 
-/// Splits off the next field up to the separator.
+/// Splits off the next field up to the separator (a tab, or `\\t` in
+/// JSON-escaped text): memchr, not a searcher built per call.
 fn field<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
-    let at = memmem::find(s.as_bytes(), sep.as_bytes())?;
+    let at = super::find_short(s.as_bytes(), sep.as_bytes())?;
     Some((&s[..at], &s[at + sep.len()..]))
 }
 
@@ -154,7 +153,7 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     // Only a line that may hold a grpc-js trace (` | ` separators) or a
     // failure we are looking for is worth decoding.
     let b = raw.as_bytes();
-    let maybe_trace = memmem::find(b, b" | ").is_some();
+    let maybe_trace = super::find_short(b, b" | ").is_some();
     let error = super::json_value_after_key(b, b"level", b"ERROR");
     let want_failures = want_failures || error;
     // botocore and urllib3 at DEBUG: the HTTP client's connection ledger.
