@@ -15,15 +15,10 @@
 //! the event count; default 100,000 per payload; `-- --profile
 //! node-app-heavy` runs the scan alone, for `perf record`).
 //!
-//! Payloads look like production: one stream of invocations, each a START,
-//! its lines and an END/REPORT, in these mixes:
-//! - `node-app-heavy`: 80 % application INFO lines of ~250 bytes, 15 %
-//!   grpc-js traces (Node's runtime labels them ERROR), 5 % platform lines;
-//! - `node-trace-heavy`: 40 % application, 55 % traces, 5 % platform;
-//! - `python-error-heavy`: Python runtime lines, 60 % INFO, 35 % WARN/ERROR
-//!   application lines (failed calls among them), 5 % platform.
+//! Payloads look like production (see `benches/common/mod.rs`): one
+//! stream of invocations in four mixes, Node.js and Python, application-,
+//! trace- and error-heavy.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -32,98 +27,8 @@ use serde_json::value::RawValue;
 use thawtrace::input::{Limits, read_text, unwrap_payloads};
 use thawtrace_analyzers::{Batch, Config, Finding};
 
-#[derive(Clone, Copy)]
-enum Mix {
-    NodeApps,
-    NodeTraces,
-    PythonErrors,
-}
-
-impl Mix {
-    fn name(self) -> &'static str {
-        match self {
-            Mix::NodeApps => "node-app-heavy",
-            Mix::NodeTraces => "node-trace-heavy",
-            Mix::PythonErrors => "python-error-heavy",
-        }
-    }
-
-    /// Out of 20 lines of an invocation: how many are traces (or, for
-    /// Python, warnings and errors); one is START and one END.
-    fn special_per_20(self) -> usize {
-        match self {
-            Mix::NodeApps => 3,
-            Mix::NodeTraces => 11,
-            Mix::PythonErrors => 7,
-        }
-    }
-}
-
-const TRACES: [&str; 6] = [
-    "D 2026-11-28T08:07:10.293Z | v1.14.7 2257 | keepalive | (2) 10.0.12.7:443 Sending ping with timeout 1000ms",
-    "D 2026-11-28T08:07:10.371Z | v1.14.7 2257 | keepalive | (2) 10.0.12.7:443 Received ping response",
-    "D 2026-11-28T08:07:10.371Z | v1.14.7 2257 | keepalive | (2) 10.0.12.7:443 Starting keepalive timer for 5000ms",
-    "D 2026-11-28T08:07:05.247Z | v1.14.7 2257 | resolving_load_balancer | dns:orders.internal:443 IDLE -> CONNECTING",
-    "D 2026-11-28T08:07:05.250Z | v1.14.7 2257 | transport | dns:orders.internal:443 10.0.12.7:443 Established TCP connection",
-    "D 2026-11-28T08:07:05.260Z | v1.14.7 2257 | subchannel | (1) 10.0.12.7:443 CONNECTING -> READY",
-];
-
-const PY_TROUBLE: [&str; 4] = [
-    "[WARNING]\t2026-11-28T08:07:10.293Z\t{rid}\tinventory lookup slow: 812 ms for sku SKU-00042 (budget 500 ms)",
-    "[ERROR]\t2026-11-28T08:07:10.293Z\t{rid}\tpayment call failed: StatusCode.UNAVAILABLE failed to connect to all addresses; retrying",
-    "[WARNING]\t2026-11-28T08:07:10.293Z\t{rid}\tcache miss for customer c-001234, loading from \"orders\" table",
-    "[ERROR]\t2026-11-28T08:07:10.293Z\t{rid}\tvalidation failed for order ord-00001234: \"total\" must be positive",
-];
-
-fn app_line(mix: Mix, i: usize, rid: &str) -> String {
-    let body = format!(
-        "order {i} accepted: {{\"orderId\":\"ord-{i:08}\",\"customer\":\"c-{:06}\",\"items\":[{{\"sku\":\"SKU-{:05}\",\"qty\":{}}}],\"total\":{}.{:02},\"currency\":\"EUR\",\"note\":\"back door\"}}",
-        i * 7 % 999_999,
-        i % 99_999,
-        i % 9 + 1,
-        i % 500,
-        i % 100
-    );
-    match mix {
-        Mix::PythonErrors => format!("[INFO]\t2026-11-28T08:07:10.293Z\t{rid}\t{body}"),
-        _ => format!("2026-11-28T08:07:10.293Z\t{rid}\tINFO\t{body}"),
-    }
-}
-
-/// An awslogs event (`{"awslogs":{"data":…}}`) of `events` log events.
-fn payload(mix: Mix, events: usize) -> String {
-    let mut out = Vec::with_capacity(events);
-    let mut rid = String::new();
-    for i in 0..events {
-        let at = i % 20;
-        let message = if at == 0 {
-            rid = format!("{:08x}-c745-4468-b82a-0c884500fb30", i / 20);
-            format!("START RequestId: {rid} Version: $LATEST")
-        } else if at == 19 {
-            format!("END RequestId: {rid}")
-        } else if at <= mix.special_per_20() {
-            match mix {
-                Mix::PythonErrors => PY_TROUBLE[i % PY_TROUBLE.len()].replace("{rid}", &rid),
-                _ => format!(
-                    "2026-11-28T08:07:10.293Z\t{rid}\tERROR\t{}",
-                    TRACES[i % TRACES.len()]
-                ),
-            }
-        } else {
-            app_line(mix, i, &rid)
-        };
-        out.push(serde_json::json!({"id": format!("{:056}", i), "timestamp": 1_795_853_230_000i64 + i as i64, "message": message}));
-    }
-    let msg = serde_json::json!({
-        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/aws/lambda/orders",
-        "logStream": "2026/11/28/[$LATEST]b8b6d8fe442e3d437204e52db2221a58", "subscriptionFilters": ["thawtrace"],
-        "logEvents": out,
-    });
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(msg.to_string().as_bytes()).unwrap();
-    let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
-    serde_json::json!({"awslogs": {"data": data}}).to_string()
-}
+mod common;
+use common::{Mix, payload};
 
 #[derive(Deserialize)]
 struct Wrapper<'a> {
@@ -246,7 +151,7 @@ fn main() {
     let config = Config::default();
     // `-- --profile MIX`: the scan alone, 30 times, for `perf record`.
     if let Some(mix) = std::env::args().skip_while(|a| a != "--profile").nth(1) {
-        let mix = [Mix::NodeApps, Mix::NodeTraces, Mix::PythonErrors]
+        let mix = Mix::ALL
             .into_iter()
             .find(|m| m.name() == mix)
             .expect("a mix name");
@@ -264,7 +169,7 @@ fn main() {
         "{:<20} {:>12} {:>12} {:>12} {:>7} {:>7}",
         "mix", "floor ev/s", "tight ev/s", "scan ev/s", "/floor", "/tight"
     );
-    for mix in [Mix::NodeApps, Mix::NodeTraces, Mix::PythonErrors] {
+    for mix in Mix::ALL {
         let text = payload(mix, events);
         let mut floor = Floor::default();
         let (mut floor_t, mut tight_t, mut scan_t) = (Vec::new(), Vec::new(), Vec::new());

@@ -26,12 +26,119 @@ use crate::lookback::{LogSource, Lookback, LookbackLimits};
 use crate::report;
 
 struct Collector {
+    handler: Handler,
+    otlp: Option<(OtlpConfig, opentelemetry_otlp::SpanExporter)>,
+}
+
+/// The handler's work up to the network: decode an event, correlate each
+/// stream's batch with its context (the warm cache, and the lookback
+/// source if any), join the cross-stream kinds with this process's earlier
+/// batches, write the EMF and JSON lines. What it collected is returned
+/// for the spans. Benchmarks drive it without a source.
+pub struct Handler {
     limits: Limits,
     config: Config,
     origin: Origin,
-    otlp: Option<(OtlpConfig, opentelemetry_otlp::SpanExporter)>,
     lookback: Lookback,
     neighbours: std::sync::Mutex<Neighbours>,
+}
+
+/// What one event gave.
+pub struct Processed {
+    /// Findings, incidents and invocation windows.
+    pub collected: Collected,
+    /// Counts for the invocation's response.
+    pub response: Value,
+}
+
+impl Handler {
+    /// A handler with these settings and this lookback.
+    pub fn new(limits: Limits, config: Config, origin: Origin, lookback: Lookback) -> Self {
+        Handler {
+            limits,
+            neighbours: std::sync::Mutex::new(Neighbours::new(&config)),
+            config,
+            origin,
+            lookback,
+        }
+    }
+
+    /// The spans of what an event gave.
+    pub fn spans(&self, collected: &Collected) -> Vec<opentelemetry_sdk::trace::SpanData> {
+        spans::spans(collected, &self.origin)
+    }
+
+    /// Processes one event's payload, writing the EMF and finding lines to
+    /// `out`.
+    ///
+    /// # Errors
+    ///
+    /// An invalid payload, a lookback that failed, or `out` that cannot be
+    /// written: the batch is delivered again.
+    pub async fn process(
+        &self,
+        payload: &[u8],
+        out: &mut impl std::io::Write,
+    ) -> Result<Processed, Error> {
+        let mut collected = Collected::default();
+        let texts = decode_messages(payload, &self.limits)
+            .map_err(|e| Error::from(format!("invalid payload: {e}")))?;
+        let (mut messages, mut events, mut refused, mut fetched) = (0u64, 0u64, 0u64, 0u64);
+        for text in &texts {
+            let Some(message) = parse_message(text, &self.limits)
+                .map_err(|e| Error::from(format!("invalid payload: {e}")))?
+            else {
+                continue;
+            };
+            let outcome = self
+                .lookback
+                .analyze(
+                    message.log_group,
+                    message.log_stream,
+                    &message.events,
+                    &self.config,
+                    &mut collected,
+                )
+                .await
+                .map_err(|e| Error::from(format!("lookback for {}: {e}", message.log_stream)))?;
+            messages += 1;
+            events += message.events.len() as u64;
+            refused += message.refused;
+            fetched += outcome.fetched;
+        }
+        {
+            // Cross-stream kinds: this warm process's view of the batches it
+            // received (bounded; see `Neighbours`).
+            let mut neighbours = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
+            for signal in collected.signals.drain(..) {
+                neighbours.push(signal);
+            }
+            let mut ready = Collected::default();
+            neighbours.emit_ready(&mut ready);
+            collected.incidents.append(&mut ready.incidents);
+        }
+        for line in emf::lines(&collected.findings, &collected.incidents) {
+            writeln!(out, "{line}")?;
+        }
+        for f in &collected.findings {
+            writeln!(out, "{}", report::json::to_line(f))?;
+        }
+        for i in &collected.incidents {
+            writeln!(out, "{}", report::json::incident_line(i))?;
+        }
+        let response = json!({
+            "messages": messages,
+            "events": events,
+            "refused": refused,
+            "lookback_events": fetched,
+            "findings": collected.findings.len(),
+            "incidents": collected.incidents.len(),
+        });
+        Ok(Processed {
+            collected,
+            response,
+        })
+    }
 }
 
 impl Collector {
@@ -73,80 +180,39 @@ impl Collector {
             source,
         );
         let config = thresholds_from_env()?.config()?;
+        let origin = Origin {
+            region: std::env::var("AWS_REGION").ok(),
+        };
         Ok(Collector {
-            limits,
-            neighbours: std::sync::Mutex::new(Neighbours::new(&config)),
-            config,
-            origin: Origin {
-                region: std::env::var("AWS_REGION").ok(),
-            },
+            handler: Handler::new(limits, config, origin, lookback),
             otlp,
-            lookback,
         })
     }
 
     async fn handle(&self, event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {
-        let mut collected = Collected::default();
-        let texts = decode_messages(event.payload.get().as_bytes(), &self.limits)
-            .map_err(|e| Error::from(format!("invalid payload: {e}")))?;
-        let (mut messages, mut events, mut refused, mut fetched) = (0u64, 0u64, 0u64, 0u64);
-        for text in &texts {
-            let Some(message) = parse_message(text, &self.limits)
-                .map_err(|e| Error::from(format!("invalid payload: {e}")))?
-            else {
-                continue;
-            };
-            let outcome = self
-                .lookback
-                .analyze(
-                    message.log_group,
-                    message.log_stream,
-                    &message.events,
-                    &self.config,
-                    &mut collected,
-                )
-                .await
-                .map_err(|e| Error::from(format!("lookback for {}: {e}", message.log_stream)))?;
-            messages += 1;
-            events += message.events.len() as u64;
-            refused += message.refused;
-            fetched += outcome.fetched;
-        }
+        // The lines go out together once the event is processed.
+        let mut out = Vec::new();
+        let Processed {
+            collected,
+            mut response,
+        } = self
+            .handler
+            .process(event.payload.get().as_bytes(), &mut out)
+            .await?;
         {
-            // Cross-stream kinds: this warm process's view of the batches it
-            // received (bounded; see `Neighbours`).
-            let mut neighbours = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
-            for signal in collected.signals.drain(..) {
-                neighbours.push(signal);
-            }
-            let mut ready = crate::export::Collected::default();
-            neighbours.emit_ready(&mut ready);
-            collected.incidents.append(&mut ready.incidents);
-        }
-        for line in emf::lines(&collected.findings, &collected.incidents) {
-            println!("{line}");
-        }
-        for f in &collected.findings {
-            println!("{}", report::json::to_line(f));
-        }
-        for i in &collected.incidents {
-            println!("{}", report::json::incident_line(i));
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&out)?;
+            stdout.flush()?;
         }
         let mut exported = 0;
         if let Some((config, exporter)) = &self.otlp {
-            let batch = spans::spans(&collected, &self.origin);
+            let batch = self.handler.spans(&collected);
             exported = batch.len();
             crate::export::otlp::export(exporter, batch, &config.retry).await?;
         }
-        Ok(json!({
-            "messages": messages,
-            "events": events,
-            "refused": refused,
-            "lookback_events": fetched,
-            "findings": collected.findings.len(),
-            "incidents": collected.incidents.len(),
-            "spans": exported,
-        }))
+        response["spans"] = json!(exported);
+        Ok(response)
     }
 }
 
