@@ -24,6 +24,7 @@ use crate::export::otlp::{OtlpConfig, Protocol, Retry};
 use crate::export::{Collected, Origin, spans};
 use crate::input::{self, DecodeStats, InputError, Limits};
 use crate::report;
+use crate::report::printable::printable;
 
 /// Finds gRPC keepalive pings that AWS Lambda froze in flight, in CloudWatch Logs.
 #[derive(Parser, Debug)]
@@ -381,12 +382,13 @@ fn run(
                 )),
             ));
         } else if stats.malformed > 0 {
-            eprintln!(
+            let name = printable(name);
+            say!(
                 "thawtrace: {name}: skipped {} malformed line(s) or event(s):",
                 stats.malformed
             );
             for p in &stats.problems {
-                eprintln!("thawtrace:   {name}: {p}");
+                say!("thawtrace:   {name}: {}", printable(p));
             }
         }
     }
@@ -409,7 +411,11 @@ fn run(
         Ok(()) => false,
     };
     for (name, e) in &failures {
-        say!("thawtrace: {name}: {e}");
+        say!(
+            "thawtrace: {}: {}",
+            printable(name),
+            printable(&e.to_string())
+        );
     }
     if let Some(otlp) = otlp {
         if let Err(e) = export(&collected, &otlp) {
