@@ -159,3 +159,210 @@ fn every_recorded_neighbouring_failure_is_listed() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The page `scan --format html` writes for `events` (JSON lines), and the
+/// document Chromium holds once the page's script ran.
+fn rendered(events: &[Value], name: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = thawtrace(&["scan", "--format", "html", input.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = String::from_utf8(out.stdout).unwrap();
+    (page.clone(), dom_of(&page, dir.path()))
+}
+
+/// The document Chromium holds once `page`'s script ran.
+fn dom_of(page: &str, dir: &std::path::Path) -> String {
+    let file = dir.join("report.html");
+    std::fs::write(&file, page).unwrap();
+    let dom = headless(
+        &["--dump-dom", &format!("file://{}", file.display())],
+        &dir.join("profile"),
+    );
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}
+
+/// Every freeze or genuine timeout of `truth` in `streams` is drawn.
+fn assert_drawn(dom: &str, truth: &[Value], streams: &[&str]) {
+    let mut drawn = 0;
+    for t in truth
+        .iter()
+        .filter(|t| streams.contains(&t["log_stream"].as_str().unwrap()))
+    {
+        let needle = format!(
+            r#"data-ping-event="{}" data-timeout-event="{}""#,
+            t["ping_event_id"].as_str().unwrap(),
+            t["timeout_event_id"].as_str().unwrap()
+        );
+        assert!(dom.contains(&needle), "not drawn: {needle}");
+        drawn += 1;
+    }
+    assert!(drawn > 0, "nothing to check in {streams:?}");
+}
+
+/// The recorded fixture with its streams renamed by `rename`.
+fn renamed(rename: impl Fn(usize, &str) -> String) -> (Vec<Value>, Vec<Value>) {
+    let fixture = &fixtures()[0];
+    let mut names: Vec<String> = Vec::new();
+    let mut events = events(fixture);
+    for e in &mut events {
+        let stream = e["logStream"].as_str().unwrap().to_owned();
+        let n = match names.iter().position(|s| *s == stream) {
+            Some(n) => n,
+            None => {
+                names.push(stream.clone());
+                names.len() - 1
+            }
+        };
+        e["logStream"] = rename(n, &stream).into();
+    }
+    let mut truth = truth(fixture);
+    for t in &mut truth {
+        let stream = t["log_stream"].as_str().unwrap();
+        let n = names.iter().position(|s| s == stream).unwrap();
+        t["log_stream"] = rename(n, stream).into();
+    }
+    (events, truth)
+}
+
+#[test]
+fn hostile_stream_names_are_shown_as_text() {
+    // Each is a valid CloudWatch log stream name; each once ended the data
+    // block early, or sent the HTML parser into a state that ate the page.
+    const NAMES: [&str; 7] = [
+        "<!--<script>",
+        "</script><b>bold</b>",
+        "x]]><![CDATA[",
+        "a\u{2028}b\u{2029}c",
+        "&amp; &lt;",
+        "\"'`${1}",
+        "ordinary",
+    ];
+    let (events, truth) = renamed(|n, _| NAMES[n].to_owned());
+    let (_, dom) = rendered(&events, "hostile names");
+    assert_eq!(
+        dom.matches("<details data-stream=").count(),
+        NAMES.len(),
+        "every environment is on the page:\n{}",
+        &dom[..dom.len().min(3000)]
+    );
+    for name in [
+        "&lt;!--&lt;script&gt;",
+        "&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;",
+        "&amp;amp; &amp;lt;",
+    ] {
+        assert!(dom.contains(name), "{name} is shown as text");
+    }
+    assert!(!dom.contains("<b>bold</b>"), "the name is not markup");
+    assert_drawn(&dom, &truth, &NAMES);
+}
+
+#[test]
+fn a_timestamp_beyond_javascripts_dates_does_not_stop_the_page() {
+    // JavaScript's Date ends 8.64e15 ms from the epoch; logs' timestamps
+    // do not. Move one environment with findings past it.
+    let fixture = &fixtures()[0];
+    let truth = truth(fixture);
+    let far = truth[0]["log_stream"].as_str().unwrap();
+    let mut events = events(fixture);
+    for e in &mut events {
+        if e["logStream"] == far {
+            e["timestamp"] = (e["timestamp"].as_i64().unwrap() + 9_000_000_000_000_000).into();
+        }
+    }
+    let (_, dom) = rendered(&events, "far timestamps");
+    let streams: Vec<&str> = truth
+        .iter()
+        .map(|t| t["log_stream"].as_str().unwrap())
+        .collect();
+    assert_drawn(&dom, &truth, &streams);
+}
+
+#[test]
+fn an_environment_of_70k_invocations_is_drawn() {
+    // Spread into Math.min's arguments, this many times overflowed the stack.
+    let fixture = &fixtures()[0];
+    let truth = truth(fixture);
+    let busy = truth[0]["log_stream"].as_str().unwrap().to_owned();
+    let mut events = events(fixture);
+    let first = events
+        .iter()
+        .find(|e| e["logStream"] == busy.as_str())
+        .unwrap()
+        .clone();
+    let start = first["timestamp"].as_i64().unwrap() - 10 * 70_000 - 1000;
+    for n in 0..70_000i64 {
+        let rid = format!("00000000-0000-4000-8000-{n:012}");
+        for (k, message) in [
+            format!("START RequestId: {rid} Version: $LATEST"),
+            format!("END RequestId: {rid}"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut e = first.clone();
+            e["id"] = format!("busy-{n}-{k}").into();
+            e["timestamp"] = (start + n * 10 + k as i64 * 5).into();
+            e["message"] = message.into();
+            events.push(e);
+        }
+    }
+    let (_, dom) = rendered(&events, "70k invocations");
+    assert_drawn(&dom, &truth, &[busy.as_str()]);
+    assert!(
+        dom.matches(r#"data-request-id="00000000-0000-4000-8000-"#)
+            .count()
+            >= 70_000
+    );
+}
+
+#[test]
+fn an_environment_that_cannot_be_drawn_does_not_stop_the_others() {
+    let fixture = &fixtures()[0];
+    let dir = tempfile::tempdir().unwrap();
+    let out = thawtrace(&[
+        "scan",
+        "--format",
+        "html",
+        fixture.join("events.jsonl").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    // Spoil the first environment's data the way a bug in the page would
+    // meet it: its invocations are missing.
+    let open = r#"<script type="application/json" id="data">"#;
+    let from = page.find(open).unwrap() + open.len();
+    let to = from + page[from..].find("</script>").unwrap();
+    let mut data: Value = serde_json::from_str(&page[from..to]).unwrap();
+    let spoiled = data["streams"][0]["stream"].as_str().unwrap().to_owned();
+    data["streams"][0]["invocations"] = Value::Null;
+    let json = data.to_string().replace('<', "\\u003c");
+    let page = format!("{}{json}{}", &page[..from], &page[to..]);
+    let dom = dom_of(&page, dir.path());
+
+    let truth = truth(fixture);
+    let others: Vec<&str> = truth
+        .iter()
+        .map(|t| t["log_stream"].as_str().unwrap())
+        .filter(|s| *s != spoiled)
+        .collect();
+    assert_drawn(&dom, &truth, &others);
+    let envs = std::fs::read_to_string(fixture.join("environments.json")).unwrap();
+    let envs: Value = serde_json::from_str(&envs).unwrap();
+    assert_eq!(
+        dom.matches("<details data-stream=").count(),
+        envs.as_array().unwrap().len(),
+        "every environment is listed"
+    );
+    assert_eq!(
+        dom.matches(r#"class="draw-error""#).count(),
+        1,
+        "the one that failed says so"
+    );
+}

@@ -1,11 +1,19 @@
 //! `thawtrace scan` and `thawtrace demo`.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{ErrorKind, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use thawtrace_analyzers::{Batch, Config, Finding, FindingKind, IdempotencyKey, Incident, Summary};
+
+/// A line on stderr. Unlike `eprintln!`, it does not panic when stderr
+/// cannot be written to: there is nowhere left to say so.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 mod live;
 
@@ -16,6 +24,7 @@ use crate::export::otlp::{OtlpConfig, Protocol, Retry};
 use crate::export::{Collected, Origin, spans};
 use crate::input::{self, DecodeStats, InputError, Limits};
 use crate::report;
+use crate::report::printable::printable;
 
 /// Finds gRPC keepalive pings that AWS Lambda froze in flight, in CloudWatch Logs.
 #[derive(Parser, Debug)]
@@ -373,63 +382,97 @@ fn run(
                 )),
             ));
         } else if stats.malformed > 0 {
-            eprintln!(
+            let name = printable(name);
+            say!(
                 "thawtrace: {name}: skipped {} malformed line(s) or event(s):",
                 stats.malformed
             );
             for p in &stats.problems {
-                eprintln!("thawtrace:   {name}: {p}");
+                say!("thawtrace:   {name}: {}", printable(p));
             }
         }
     }
     let mut collected = Collected::default();
     let summary = batch.analyze(config, &mut collected);
-    let findings = &collected.findings;
-    let mut out = std::io::stdout().lock();
-    if format == Format::Html
-        && writeln!(out, "{}", report::html::render(&collected, &summary)).is_err()
-    {
-        return ExitCode::SUCCESS;
-    }
-    for f in findings.iter().filter(|_| format != Format::Html) {
-        let written = match format {
-            Format::Json => writeln!(out, "{}", report::json::to_line(f)),
-            Format::Text | Format::Html => writeln!(out, "{}", report::text::render(f)),
-        };
-        if written.is_err() {
-            // Broken pipe: the reader went away; nothing more to say.
-            return ExitCode::SUCCESS;
+    let written = write_report(
+        &mut std::io::stdout().lock(),
+        format,
+        &collected,
+        &summary,
+        malformed,
+    );
+    let unwritable = match written {
+        // The reader went away (`| head -1`): nothing more to say to it.
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            say!("thawtrace: cannot write output: {e}");
+            true
         }
-    }
-    for i in collected
-        .incidents
-        .iter()
-        .filter(|_| format != Format::Html)
-    {
-        let written = match format {
-            Format::Json => writeln!(out, "{}", report::json::incident_line(i)),
-            Format::Text | Format::Html => writeln!(out, "{}", report::text::render_incident(i)),
-        };
-        if written.is_err() {
-            return ExitCode::SUCCESS;
-        }
-    }
-    let _ = out.flush();
-    print_summary(&summary, findings, &collected.incidents, malformed, format);
+        Ok(()) => false,
+    };
     for (name, e) in &failures {
-        eprintln!("thawtrace: {name}: {e}");
+        say!(
+            "thawtrace: {}: {}",
+            printable(name),
+            printable(&e.to_string())
+        );
     }
     if let Some(otlp) = otlp {
         if let Err(e) = export(&collected, &otlp) {
-            eprintln!("thawtrace: {e}");
+            say!("thawtrace: {e}");
             return ExitCode::FAILURE;
         }
     }
-    if failures.is_empty() {
+    if failures.is_empty() && !unwritable {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
     }
+}
+
+/// Writes the findings and the summary (to `out` for people, to stderr
+/// beside JSON and HTML), stopping at the first write that fails.
+fn write_report(
+    out: &mut impl Write,
+    format: Format,
+    collected: &Collected,
+    summary: &Summary,
+    malformed: u64,
+) -> std::io::Result<()> {
+    match format {
+        Format::Html => writeln!(out, "{}", report::html::render(collected, summary))?,
+        Format::Json => {
+            for f in &collected.findings {
+                writeln!(out, "{}", report::json::to_line(f))?;
+            }
+            for i in &collected.incidents {
+                writeln!(out, "{}", report::json::incident_line(i))?;
+            }
+        }
+        Format::Text => {
+            for f in &collected.findings {
+                writeln!(out, "{}", report::text::render(f))?;
+            }
+            for i in &collected.incidents {
+                writeln!(out, "{}", report::text::render_incident(i))?;
+            }
+        }
+    }
+    let line = summary_line(
+        summary,
+        &collected.findings,
+        &collected.incidents,
+        malformed,
+    );
+    if format == Format::Text {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    if format != Format::Text {
+        say!("{line}");
+    }
+    warn_of_blind_spots(summary);
+    Ok(())
 }
 
 /// Exports the spans as the Lambda collector does.
@@ -451,13 +494,13 @@ fn export(collected: &Collected, otlp: &OtlpConfig) -> Result<(), String> {
     })
 }
 
-fn print_summary(
+/// One line of totals.
+fn summary_line(
     summary: &Summary,
     findings: &[Finding],
     incidents: &[Incident],
     malformed: u64,
-    format: Format,
-) {
+) -> String {
     let count = |k: FindingKind| {
         findings.iter().filter(|f| f.kind == k).count()
             + incidents.iter().filter(|i| i.kind == k).count()
@@ -467,7 +510,7 @@ fn print_summary(
         .filter(|&&k| count(k) > 0)
         .map(|&k| format!(", {} {}", count(k), k.as_str()))
         .collect();
-    let line = format!(
+    format!(
         "thawtrace: {} events in {} log streams, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{neighbours}{}{}",
         summary.totals.lines,
         summary.streams,
@@ -487,13 +530,13 @@ fn print_summary(
         } else {
             String::new()
         },
-    );
-    match format {
-        Format::Text => println!("{line}"),
-        Format::Json | Format::Html => eprintln!("{line}"),
-    }
+    )
+}
+
+/// What the input did not let the analysis see, on stderr.
+fn warn_of_blind_spots(summary: &Summary) {
     if summary.totals.guessed_windows > 0 {
-        eprintln!(
+        say!(
             "thawtrace: warning: {} log stream(s) with keepalive lines have no platform records (START/END): \
              invocation boundaries are guessed from printed request IDs and freeze timeouts can be missed \
              or misnamed; include the platform lines in what you export or subscribe",
@@ -501,7 +544,7 @@ fn print_summary(
         );
     }
     if summary.totals.unjudged > 0 {
-        eprintln!(
+        say!(
             "thawtrace: warning: {} log stream(s) have failed gRPC calls but no keepalive trace line: \
              their trace flags hide keepalive pings and timeouts, so none can be found or ruled out there; \
              log keepalive with GRPC_TRACE=keepalive (grpc-js) or GRPC_TRACE=http_keepalive,http2_ping (grpcio)",

@@ -5,41 +5,59 @@
 //! findings with the fix. Streams with findings are expanded; the others
 //! are drawn only when opened, so a log group of hundreds stays light.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 use thawtrace_analyzers::time::rfc3339;
-use thawtrace_analyzers::{FindingKind, Summary};
+use thawtrace_analyzers::{Finding, FindingKind, InvocationWindow, Summary};
 
 use super::advice;
 use crate::export::Collected;
 use crate::export::spans::function_name;
 
+/// One execution environment's invocations and findings, gathered in one
+/// pass over each: a log group of 100,000 streams is drawn in time linear
+/// in its size, not by filtering everything once per stream.
+#[derive(Default)]
+struct Environment<'a> {
+    invocations: Vec<&'a InvocationWindow>,
+    findings: Vec<&'a Finding>,
+}
+
+impl Environment<'_> {
+    /// Streams with freeze timeouts first, then other findings, then the rest.
+    fn rank(&self) -> (bool, bool) {
+        let freeze = self
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::KeepaliveFreezeTimeout);
+        (!freeze, self.findings.is_empty())
+    }
+}
+
 fn data(collected: &Collected, summary: &Summary) -> Value {
-    let mut keys: Vec<(&str, &str)> = collected
-        .invocations
-        .iter()
-        .map(|i| (i.log_group.as_str(), i.log_stream.as_str()))
-        .chain(
-            collected
-                .findings
-                .iter()
-                .map(|f| (f.log_group.as_str(), f.log_stream.as_str())),
-        )
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let mut streams: Vec<Value> = keys
+    let mut environments: BTreeMap<(&str, &str), Environment> = BTreeMap::new();
+    for i in &collected.invocations {
+        let key = (i.log_group.as_str(), i.log_stream.as_str());
+        environments.entry(key).or_default().invocations.push(i);
+    }
+    for f in &collected.findings {
+        let key = (f.log_group.as_str(), f.log_stream.as_str());
+        environments.entry(key).or_default().findings.push(f);
+    }
+    let mut environments: Vec<_> = environments.into_iter().collect();
+    environments.sort_by_key(|(_, env)| env.rank());
+    let streams: Vec<Value> = environments
         .into_iter()
-        .map(|(group, stream)| {
-            let invocations: Vec<Value> = collected
+        .map(|((group, stream), env)| {
+            let invocations: Vec<Value> = env
                 .invocations
                 .iter()
-                .filter(|i| i.log_group == group && i.log_stream == stream)
                 .map(|i| json!({"request_id": i.request_id, "start": i.start_ms, "end": i.end_ms}))
                 .collect();
-            let findings: Vec<Value> = collected
+            let findings: Vec<Value> = env
                 .findings
                 .iter()
-                .filter(|f| f.log_group == group && f.log_stream == stream)
                 .map(|f| {
                     json!({
                         "kind": f.kind.as_str(),
@@ -61,17 +79,6 @@ fn data(collected: &Collected, summary: &Summary) -> Value {
             json!({"group": group, "function": function_name(group), "stream": stream, "invocations": invocations, "findings": findings})
         })
         .collect();
-    // Streams with freeze timeouts first, then other findings, then the rest.
-    let rank = |s: &Value| {
-        let f = s["findings"].as_array().map_or(0, Vec::len);
-        let freeze = s["findings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|f| f["kind"] == FindingKind::KeepaliveFreezeTimeout.as_str());
-        (!freeze, f == 0)
-    };
-    streams.sort_by_key(rank);
     let count = |k: FindingKind| collected.findings.iter().filter(|f| f.kind == k).count();
     let incidents: Vec<Value> = collected
         .incidents
@@ -98,9 +105,30 @@ fn data(collected: &Collected, summary: &Summary) -> Value {
 
 /// The page.
 pub fn render(collected: &Collected, summary: &Summary) -> String {
-    // `</` would end the script element early: JSON allows `<\/`.
-    let data = data(collected, summary).to_string().replace("</", "<\\/");
+    let data = script_safe(&data(collected, summary).to_string());
     PAGE.replace("/*DATA*/null", &data)
+}
+
+/// JSON that can stand in a `<script>` element whatever its strings hold.
+/// There, `</script` ends the element, and `<!--` then `<script` sends the
+/// HTML parser into a state where the real end tag no longer ends it:
+/// either way the page loses its script and shows nothing. In JSON these
+/// characters occur only inside strings, where `\u003c` means `<`, so
+/// `<`, `>` and `&` are written that way; U+2028 and U+2029 too, which
+/// older JavaScript did not accept raw in a string.
+fn script_safe(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + json.len() / 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 const PAGE: &str = r##"<!doctype html>
@@ -136,6 +164,7 @@ const PAGE: &str = r##"<!doctype html>
   .failed { fill: #6c3483; }
   .axis { fill: var(--muted); font-size: 11px; }
   .advice { color: var(--muted); font-size: 12px; }
+  .draw-error { color: var(--freeze); font-size: 12px; }
 </style>
 </head>
 <body>
@@ -170,6 +199,19 @@ const PAGE: &str = r##"<!doctype html>
   }
   function short(id) { return id ? id.slice(0, 8) : "(none)"; }
   function secs(ms) { return ms === null || ms === undefined ? "" : (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s"; }
+  // The time of day of an RFC 3339 string, to `n` characters (a year may
+  // have more than four digits).
+  function clock(iso, n) { var t = iso.indexOf("T"); return iso.slice(t + 1, t + 1 + n); }
+  // The time of day of ms since the epoch; JavaScript's dates end
+  // 8.64e15 ms either side of it, logs' timestamps do not.
+  function clockOf(ms) {
+    var d = new Date(ms);
+    return isNaN(d.getTime()) ? "(beyond JavaScript's dates)" : clock(d.toISOString(), 8);
+  }
+  // One environment's part of the page failed: say so there, and go on.
+  function failed(parent, e) {
+    html("div", "This environment could not be drawn: " + e, parent, "draw-error");
+  }
 
   var s = data.summary;
   document.getElementById("summary").textContent =
@@ -184,7 +226,7 @@ const PAGE: &str = r##"<!doctype html>
     tr.setAttribute("data-first-event", i.evidence[0]);
     html("td", i.kind.replace(/_/g, " "), tr, "kind-" + i.kind);
     html("td", i.function, tr);
-    html("td", i.first_iso.slice(11, 23) + (i.last_iso !== i.first_iso ? " .. " + i.last_iso.slice(11, 23) : ""), tr);
+    html("td", clock(i.first_iso, 12) + (i.last_iso !== i.first_iso ? " .. " + clock(i.last_iso, 12) : ""), tr);
     var what;
     if (i.kind === "nat_idle_reset") {
       what = ({read_timeout: "no reply after ", function_timeout: "timed out, silent, after "}[i.cause] || "reset after ") + secs(i.idle_ms) + " idle (NAT idle timeout " + secs(i.nat_idle_timeout_ms) + ")" + (i.destination ? ", to " + i.destination : "");
@@ -201,6 +243,9 @@ const PAGE: &str = r##"<!doctype html>
   var body = document.querySelector("#findings tbody");
   var seenAdvice = {};
   data.streams.forEach(function (st) {
+    try { findingRows(st); } catch (e) { failed(html("td", null, html("tr", null, body)), e); }
+  });
+  function findingRows(st) {
     st.findings.forEach(function (f) {
       var tr = html("tr", null, body);
       tr.setAttribute("data-timeout-event", f.timeout_event_id);
@@ -215,8 +260,8 @@ const PAGE: &str = r##"<!doctype html>
         html("strong", (f.kind === "keepalive_freeze_timeout" ? "Freeze timeouts" : "Genuine timeouts") + " (" + f.library + "): ", li);
         li.appendChild(document.createTextNode(f.advice));
       }
-      html("td", short(f.ping_request_id) + " at " + f.ping_iso.slice(11, 23), tr);
-      var t = html("td", short(f.timeout_request_id) + " at " + f.timeout_iso.slice(11, 23), tr);
+      html("td", short(f.ping_request_id) + " at " + clock(f.ping_iso, 12), tr);
+      var t = html("td", short(f.timeout_request_id) + " at " + clock(f.timeout_iso, 12), tr);
       if (f.timeout_line_request_id && f.timeout_line_request_id !== f.timeout_request_id)
         html("div", "(line prints " + short(f.timeout_line_request_id) + ")", t, "advice");
       if (f.inferred) html("div", "(inferred: " + f.inferred + ")", t, "advice");
@@ -224,23 +269,26 @@ const PAGE: &str = r##"<!doctype html>
       html("td", f.connection, tr);
       html("td", f.failed_code || "", tr);
     });
-  });
+  }
 
-  function draw(st, svg) {
+  // Loops, not Math.min.apply or spreads: an environment can hold more
+  // invocations than a call has room for arguments.
+  function draw(st, svg, index) {
     var W = 1000, H = 130, top = 22, barH = 30;
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     svg.setAttribute("preserveAspectRatio", "none");
-    var times = [];
-    st.invocations.forEach(function (i) { if (i.start !== null) times.push(i.start); if (i.end !== null) times.push(i.end); });
-    st.findings.forEach(function (f) { times.push(f.ping_at, f.timeout_at); if (f.failed_at) times.push(f.failed_at); });
-    if (!times.length) return;
-    var t0 = Math.min.apply(null, times), t1 = Math.max.apply(null, times);
+    var t0 = Infinity, t1 = -Infinity;
+    function span(t) { if (t !== null && t !== undefined) { if (t < t0) t0 = t; if (t > t1) t1 = t; } }
+    var n, i, f;
+    for (n = 0; n < st.invocations.length; n++) { i = st.invocations[n]; span(i.start); span(i.end); }
+    for (n = 0; n < st.findings.length; n++) { f = st.findings[n]; span(f.ping_at); span(f.timeout_at); span(f.failed_at); }
+    if (t0 > t1) return;
     var pad = Math.max((t1 - t0) * 0.02, 50);
     t0 -= pad; t1 += pad;
     function x(t) { return ((t - t0) / (t1 - t0)) * W; }
     var defs = el("defs", {}, svg);
     ["freeze", "genuine"].forEach(function (k) {
-      var m = el("marker", {id: "head-" + k + "-" + st.stream.length, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse"}, defs);
+      var m = el("marker", {id: "head-" + k + "-" + index, viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse"}, defs);
       el("path", {d: "M 0 0 L 10 5 L 0 10 z", fill: k === "freeze" ? "#c0392b" : "#d68910"}, m);
     });
     var invs = st.invocations.filter(function (i) { return i.start !== null || i.end !== null; });
@@ -261,26 +309,38 @@ const PAGE: &str = r##"<!doctype html>
       var g = el("g", {"class": "finding " + k, "data-ping-event": f.ping_event_id, "data-timeout-event": f.timeout_event_id}, svg);
       el("title", {}, g, (k === "freeze" ? "freeze timeout" : "genuine timeout") + ": ping in " + f.ping_request_id + ", timed out in " + f.timeout_request_id + (f.frozen_ms ? ", frozen " + secs(f.frozen_ms) : ""));
       var xp = x(f.ping_at), xt = x(f.timeout_at);
-      el("path", {"class": "arrow " + k, d: "M " + xp + " " + y + " C " + xp + " " + (y + 14) + ", " + xt + " " + (y + 14) + ", " + xt + " " + (y + 2), "marker-end": "url(#head-" + k + "-" + st.stream.length + ")"}, g);
+      el("path", {"class": "arrow " + k, d: "M " + xp + " " + y + " C " + xp + " " + (y + 14) + ", " + xt + " " + (y + 14) + ", " + xt + " " + (y + 2), "marker-end": "url(#head-" + k + "-" + index + ")"}, g);
       el("circle", {"class": "ping", cx: xp, cy: y, r: 4}, g);
       el("circle", {"class": "timeout", cx: xt, cy: y, r: 5}, g);
       if (f.failed_at) el("rect", {"class": "failed", x: x(f.failed_at) - 3, y: y - 9, width: 6, height: 6}, g);
     });
-    el("text", {"class": "axis", x: 2, y: H - 4}, svg, new Date(t0).toISOString().slice(11, 19));
-    el("text", {"class": "axis", x: W - 2, y: H - 4, "text-anchor": "end"}, svg, new Date(t1).toISOString().slice(11, 19));
+    el("text", {"class": "axis", x: 2, y: H - 4}, svg, clockOf(t0));
+    el("text", {"class": "axis", x: W - 2, y: H - 4, "text-anchor": "end"}, svg, clockOf(t1));
   }
 
+  // Each environment on its own: one that cannot be drawn says so and
+  // the others are drawn all the same.
   var container = document.getElementById("streams");
-  data.streams.forEach(function (st) {
+  data.streams.forEach(function (st, index) {
     var d = html("details", null, container);
-    d.setAttribute("data-stream", st.stream);
-    var n = st.findings.length;
-    html("summary", st.function + "  " + st.stream + "  (" + st.invocations.length + " invocations" + (n ? ", " + n + " finding" + (n > 1 ? "s" : "") : "") + ")", d);
-    var svg = el("svg", {"class": "timeline"}, d);
-    var drawn = false;
-    function once() { if (!drawn) { drawn = true; draw(st, svg); } }
-    if (n) { d.open = true; once(); }
-    d.addEventListener("toggle", once);
+    try {
+      d.setAttribute("data-stream", st.stream);
+      var n = st.findings.length;
+      html("summary", st.function + "  " + st.stream + "  (" + st.invocations.length + " invocations" + (n ? ", " + n + " finding" + (n > 1 ? "s" : "") : "") + ")", d);
+      var svg = el("svg", {"class": "timeline"}, d);
+      var drawn = false;
+      var once = function () {
+        if (drawn) return;
+        drawn = true;
+        try { draw(st, svg, index); } catch (e) { failed(d, e); }
+      };
+      if (n) { d.open = true; once(); }
+      d.addEventListener("toggle", once);
+    } catch (e) {
+      if (!d.querySelector("summary")) html("summary", String(st && st.stream), d);
+      d.open = true;
+      failed(d, e);
+    }
   });
 })();
 </script>

@@ -2,6 +2,7 @@
 
 pub mod html;
 pub mod json;
+pub mod printable;
 pub mod text;
 
 use thawtrace_analyzers::parse::Library;

@@ -1,19 +1,24 @@
 //! The story a person needs: which invocation sent the ping, which one
 //! timed out, how long the environment was frozen, what failed, the fix.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use thawtrace_analyzers::time::rfc3339;
 use thawtrace_analyzers::{Detail, Finding, FindingKind, Incident};
 
 use super::advice;
+use super::printable::{joined, printable};
 
-fn function_name(group: &str) -> &str {
-    group.strip_prefix("/aws/lambda/").unwrap_or(group)
+// Every field that comes from the logs is shown through `printable`: a
+// stream name or an event ID may hold terminal escapes.
+
+fn function_name(group: &str) -> Cow<'_, str> {
+    printable(group.strip_prefix("/aws/lambda/").unwrap_or(group))
 }
 
-fn id(v: Option<&str>) -> &str {
-    v.unwrap_or("(none)")
+fn id(v: Option<&str>) -> Cow<'_, str> {
+    printable(v.unwrap_or("(none)"))
 }
 
 /// The finding as a paragraph of text.
@@ -29,8 +34,8 @@ pub fn render(f: &Finding) -> String {
         function_name(&f.log_group),
         f.library.name()
     );
-    let _ = writeln!(s, "  stream      {}", f.log_stream);
-    let _ = writeln!(s, "  connection  {}", f.connection);
+    let _ = writeln!(s, "  stream      {}", printable(&f.log_stream));
+    let _ = writeln!(s, "  connection  {}", printable(&f.connection));
     let timeout = f
         .ping_timeout_ms
         .map(|t| format!(", ack timeout {t} ms"))
@@ -81,10 +86,10 @@ pub fn render(f: &Finding) -> String {
             "  {}  call failed     {} (event {})",
             rfc3339(call.at_ms),
             call.code,
-            call.event_id
+            printable(&call.event_id)
         );
     }
-    let _ = writeln!(s, "  evidence    {}", f.evidence.join(" "));
+    let _ = writeln!(s, "  evidence    {}", joined(&f.evidence));
     let _ = writeln!(s, "  fix         {}", advice(f));
     s
 }
@@ -114,15 +119,15 @@ pub fn render_incident(i: &Incident) -> String {
                 }
                 _ => "the first use of the connection was reset",
             };
-            let _ = writeln!(s, "  stream      {}", i.log_stream);
-            let _ = writeln!(s, "  invocation  {}", i.request_ids.join(" "));
+            let _ = writeln!(s, "  stream      {}", printable(&i.log_stream));
+            let _ = writeln!(s, "  invocation  {}", joined(&i.request_ids));
             let _ = writeln!(
                 s,
                 "  {}  {what}: idle {idle_ms} ms, NAT idle timeout {nat_idle_timeout_ms} ms{}",
                 rfc3339(i.first_at_ms),
                 destination
                     .as_deref()
-                    .map(|d| format!(", to {d}"))
+                    .map(|d| format!(", to {}", printable(d)))
                     .unwrap_or_default()
             );
         }
@@ -137,7 +142,11 @@ pub fn render_incident(i: &Incident) -> String {
                 if destinations.is_empty() {
                     "(unnamed)".to_owned()
                 } else {
-                    destinations.join(", ")
+                    destinations
+                        .iter()
+                        .map(|d| printable(d))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             );
             let _ = writeln!(
@@ -146,8 +155,8 @@ pub fn render_incident(i: &Incident) -> String {
                 rfc3339(i.first_at_ms),
                 rfc3339(i.last_at_ms)
             );
-            let _ = writeln!(s, "  streams     {}", i.log_streams.join(" "));
-            let _ = writeln!(s, "  invocations {}", i.request_ids.join(" "));
+            let _ = writeln!(s, "  streams     {}", joined(&i.log_streams));
+            let _ = writeln!(s, "  invocations {}", joined(&i.request_ids));
         }
         Detail::DuplicateInvocation {
             reason,
@@ -157,11 +166,12 @@ pub fn render_incident(i: &Incident) -> String {
             let how = match (*reason, key) {
                 ("retried", _) => format!(
                     "request ID {} started {attempts} times",
-                    i.request_ids.join(" ")
+                    joined(&i.request_ids)
                 ),
                 (_, Some(key)) => format!(
-                    "{key} handled by {attempts} invocations: {}",
-                    i.request_ids.join(" ")
+                    "{} handled by {attempts} invocations: {}",
+                    printable(key),
+                    joined(&i.request_ids)
                 ),
                 _ => format!("{attempts} invocations"),
             };
@@ -172,10 +182,63 @@ pub fn render_incident(i: &Incident) -> String {
                 rfc3339(i.first_at_ms),
                 rfc3339(i.last_at_ms)
             );
-            let _ = writeln!(s, "  streams     {}", i.log_streams.join(" "));
+            let _ = writeln!(s, "  streams     {}", joined(&i.log_streams));
         }
     }
-    let _ = writeln!(s, "  evidence    {}", i.evidence.join(" "));
+    let _ = writeln!(s, "  evidence    {}", joined(&i.evidence));
     let _ = writeln!(s, "  fix         {}", i.kind.advice());
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use thawtrace_analyzers::parse::NetCause;
+
+    use super::*;
+
+    fn raw_controls(s: &str) -> Vec<char> {
+        s.chars().filter(|&c| c.is_control() && c != '\n').collect()
+    }
+
+    #[test]
+    fn incidents_show_what_the_logs_hold_escaped() {
+        let hostile = |what: &str| format!("{what}\u{1b}[2J\u{9b}");
+        for detail in [
+            Detail::NatIdleReset {
+                cause: NetCause::Reset,
+                idle_ms: 400_000,
+                nat_idle_timeout_ms: 350_000,
+                destination: Some(hostile("orders.internal:443")),
+            },
+            Detail::ConnectStall {
+                environments: 3,
+                destinations: vec![hostile("orders.internal:443")],
+                window_ms: 60_000,
+            },
+            Detail::DuplicateInvocation {
+                reason: "same_key",
+                attempts: 2,
+                key: Some(hostile("messageId=m-1")),
+            },
+        ] {
+            let incident = Incident {
+                kind: match detail {
+                    Detail::NatIdleReset { .. } => FindingKind::NatIdleReset,
+                    Detail::ConnectStall { .. } => FindingKind::ConnectStall,
+                    Detail::DuplicateInvocation { .. } => FindingKind::DuplicateInvocation,
+                },
+                log_group: hostile("/aws/lambda/orders"),
+                log_stream: hostile("stream-a"),
+                log_streams: vec![hostile("stream-a"), hostile("stream-b")],
+                request_ids: vec![hostile("req-1")],
+                first_at_ms: 1_795_853_230_000,
+                last_at_ms: 1_795_853_231_000,
+                detail,
+                evidence: vec![hostile("event-1")],
+            };
+            let text = render_incident(&incident);
+            assert_eq!(raw_controls(&text), Vec::<char>::new(), "{text}");
+            assert!(text.contains(r"orders\x1b[2J\u{9b}"), "{text}");
+        }
+    }
 }
