@@ -64,7 +64,7 @@ pub struct Batch<'a> {
 type StreamEvents<'a> = ((Cow<'a, str>, Cow<'a, str>), Vec<LogEvent<'a>>);
 
 /// Totals over a batch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Log streams (execution environments) read.
     pub streams: u64,
@@ -72,6 +72,18 @@ pub struct Summary {
     pub totals: StreamStats,
     /// Cross-stream signals ignored past [`Config::max_tracked`].
     pub dropped_signals: u64,
+    /// The first [`Summary::NAMED`] streams (`group`, `stream`) whose
+    /// trace output was too little to judge: failed gRPC calls, not one
+    /// keepalive line ([`StreamStats::unjudged`]).
+    pub unjudged_streams: Vec<(String, String)>,
+    /// The first [`Summary::NAMED`] streams with keepalive lines but no
+    /// platform records ([`StreamStats::guessed_windows`]).
+    pub guessed_streams: Vec<(String, String)>,
+}
+
+impl Summary {
+    /// How many streams of each warning are named.
+    pub const NAMED: usize = 10;
 }
 
 impl<'a> Batch<'a> {
@@ -142,6 +154,14 @@ impl<'a> Batch<'a> {
             summary.totals.unpaired_timeouts += stats.unpaired_timeouts;
             summary.totals.guessed_windows += stats.guessed_windows;
             summary.totals.unjudged += stats.unjudged;
+            for (flag, names) in [
+                (stats.unjudged, &mut summary.unjudged_streams),
+                (stats.guessed_windows, &mut summary.guessed_streams),
+            ] {
+                if flag > 0 && names.len() < Summary::NAMED {
+                    names.push((group.to_string(), stream.to_string()));
+                }
+            }
         }
         sink.neighbours.flush(sink.sink);
         summary.dropped_signals = sink.neighbours.dropped();

@@ -84,6 +84,30 @@ fn assert_the_matrix_tests_something(dir: &Path, rows: &[Value], kinds: &[&str],
         err.contains("no keepalive trace line"),
         "{what}: the blind settings were not reported: {err}"
     );
+    // Each stream of a setting that prints no keepalive line, and had a
+    // failed call, is named; no stream of a setting that prints them is.
+    let envs: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("environments.json")).unwrap()).unwrap();
+    for env in &envs {
+        let stream = env["log_stream"].as_str().unwrap();
+        let named = err.contains(&format!(
+            "thawtrace:   {} {stream}",
+            env["log_group"].as_str().unwrap()
+        ));
+        match env["setting"].as_str().unwrap() {
+            "none" => assert!(
+                named,
+                "{what}: the untraced stream {stream} is not named: {err}"
+            ),
+            "http" | "no-http" | "all" | "default" | "keepalive" if env["keepalive"] == true => {
+                assert!(
+                    !named,
+                    "{what}: {stream} prints keepalive lines, yet is named: {err}"
+                )
+            }
+            _ => {}
+        }
+    }
 }
 
 #[test]

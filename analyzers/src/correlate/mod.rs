@@ -357,7 +357,7 @@ impl StreamCorrelator {
         self.pos += 1;
         self.stats.lines += 1;
         let ts = event.timestamp_ms;
-        let gap = self.prev_ts.map_or(-1, |p| ts - p);
+        let gap = self.prev_ts.map_or(-1, |p| ts.saturating_sub(p));
         self.prev_ts = Some(ts);
         if let Place::Between(b) = self.place {
             let between = &mut self.betweens[b as usize];
@@ -382,7 +382,7 @@ impl StreamCorrelator {
         // A platform record (Lambda's timeout among them) is not the
         // function's: its silence runs to it, unless the function spoke in
         // the moment before.
-        let since_spoke = self.spoke_at.map_or(-1, |at| ts - at);
+        let since_spoke = self.spoke_at.map_or(-1, |at| ts.saturating_sub(at));
         let in_burst = (0..=BURST_MS).contains(&since_spoke);
         let own =
             !matches!(line.kind, LineKind::Platform(phase, _) if phase != PlatformPhase::Start);

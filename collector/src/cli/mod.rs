@@ -542,6 +542,7 @@ fn warn_of_blind_spots(summary: &Summary) {
              or misnamed; include the platform lines in what you export or subscribe",
             summary.totals.guessed_windows
         );
+        name_streams(&summary.guessed_streams, summary.totals.guessed_windows);
     }
     if summary.totals.unjudged > 0 {
         say!(
@@ -550,5 +551,21 @@ fn warn_of_blind_spots(summary: &Summary) {
              log keepalive with GRPC_TRACE=keepalive (grpc-js) or GRPC_TRACE=http_keepalive,http2_ping (grpcio)",
             summary.totals.unjudged
         );
+        name_streams(&summary.unjudged_streams, summary.totals.unjudged);
+    }
+}
+
+/// The streams a warning is about, the first few of `total`.
+fn name_streams(named: &[(String, String)], total: u64) {
+    for (group, stream) in named {
+        say!(
+            "thawtrace:   {} {}",
+            report::printable::printable(group),
+            report::printable::printable(stream)
+        );
+    }
+    let more = total.saturating_sub(named.len() as u64);
+    if more > 0 {
+        say!("thawtrace:   and {more} more");
     }
 }
