@@ -155,6 +155,41 @@ pub fn parse_message<'a>(
     text: &'a str,
     limits: &Limits,
 ) -> Result<Option<DecodedMessage<'a>>, InputError> {
+    // The one-pass reader first; serde_json for what it leaves (and to
+    // name what is wrong).
+    if let Some(m) = super::fast::scan_message(text)
+        && let (Some(message_type), Some(log_group), Some(log_stream)) =
+            (m.message_type, m.log_group, m.log_stream)
+    {
+        if message_type == "CONTROL_MESSAGE" {
+            return Ok(None);
+        }
+        let total = m.events.len();
+        // The limit is on the message as a JSON string, quotes included.
+        let mut events: Vec<LogEvent<'a>> = m
+            .events
+            .into_iter()
+            .filter(|e| e.message.len() + 2 <= limits.max_event_bytes)
+            .map(|e| LogEvent {
+                id: e.id.into(),
+                timestamp_ms: e.timestamp,
+                text: RawText::JsonEscaped(e.message),
+            })
+            .collect();
+        let refused = (total - events.len()) as u64;
+        if !events
+            .windows(2)
+            .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
+        {
+            sort_stream(&mut events);
+        }
+        return Ok(Some(DecodedMessage {
+            log_group,
+            log_stream,
+            events,
+            refused,
+        }));
+    }
     let message: Message<'a> = serde_json::from_str(text)
         .map_err(|e| InputError::new(format!("not a subscription message ({e})")))?;
     if message.message_type == "CONTROL_MESSAGE" {

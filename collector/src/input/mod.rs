@@ -14,6 +14,7 @@
 //! event at all is unusable and reported with the reason.
 
 pub mod awslogs;
+mod fast;
 mod limits;
 
 use std::borrow::Cow;
@@ -382,6 +383,38 @@ fn read_message_fast<'a>(
     // An event's size limit applies to its whole JSON, which this path
     // does not keep: messages this close to it go the exact way.
     const MARGIN: usize = 4096;
+    if let Some(m) = fast::scan_message(body) {
+        // Anything to say about an event (its size, its time) is said by
+        // the tolerant path.
+        let times: Option<Vec<i64>> = m
+            .events
+            .iter()
+            .map(|e| {
+                (e.message.len() + MARGIN <= limits.max_event_bytes)
+                    .then(|| Timestamp::Millis(e.timestamp).millis())
+                    .flatten()
+            })
+            .collect();
+        let Some(times) = times else { return false };
+        if m.message_type == Some("CONTROL_MESSAGE") {
+            return true;
+        }
+        let group = m.log_group.unwrap_or(UNKNOWN_GROUP);
+        let stream = m
+            .log_stream
+            .map_or(Cow::Owned(name.to_owned()), Cow::Borrowed);
+        stats.events += m.events.len() as u64;
+        for (e, ts) in m.events.into_iter().zip(times) {
+            batch.push(
+                group,
+                stream.clone(),
+                e.id,
+                ts,
+                RawText::JsonEscaped(e.message),
+            );
+        }
+        return true;
+    }
     let Ok(message) = serde_json::from_str::<Message<'a>>(body) else {
         return false;
     };
