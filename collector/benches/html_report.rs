@@ -80,7 +80,7 @@ fn log_group(streams: usize) -> (Collected, Summary) {
             invocations: collected.invocations.len() as u64,
             ..StreamStats::default()
         },
-        dropped_signals: 0,
+        ..Summary::default()
     };
     (collected, summary)
 }
