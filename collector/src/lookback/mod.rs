@@ -201,26 +201,32 @@ impl Lookback {
     fn remember(&self, key: (String, String), relevant: Vec<ContextEvent>) {
         let Some(cache) = &self.cache else { return };
         let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        let newest = relevant
-            .iter()
-            .map(|e| e.timestamp_ms)
-            .max()
-            .unwrap_or(i64::MIN);
         let limit = self.limits.events_per_stream;
         let window = self.limits.window_ms;
         let events = cache.streams.entry(key.clone()).or_default();
-        let mut seen: HashSet<String> = events.iter().map(|e| e.id.clone()).collect();
-        for e in relevant {
-            if seen.insert(e.id.clone()) {
-                events.push_back(e);
-            }
-        }
+        // Only what the cache does not hold yet (a batch delivered again
+        // holds nothing new).
+        let keep: Vec<bool> = {
+            let mut seen: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+            relevant
+                .iter()
+                .map(|e| seen.insert(e.id.as_str()))
+                .collect()
+        };
+        events.extend(
+            relevant
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(e, keep)| keep.then_some(e)),
+        );
         let mut sorted: Vec<ContextEvent> = events.drain(..).collect();
         sorted.sort_by(|a, b| {
             a.timestamp_ms
                 .cmp(&b.timestamp_ms)
                 .then_with(|| a.id.cmp(&b.id))
         });
+        // The window runs back from the newest line the stream has shown.
+        let newest = sorted.last().map_or(i64::MIN, |e| e.timestamp_ms);
         let keep_from = sorted.len().saturating_sub(limit);
         events.extend(
             sorted
@@ -237,10 +243,14 @@ impl Lookback {
         }
     }
 
+    /// Correlates the context (its first `in_cache` events from the
+    /// cache, the rest fetched) with the batch; returns what was found and
+    /// the lines worth caching that the cache does not hold.
     fn correlate(
         group: &str,
         stream: &str,
         context: &[ContextEvent],
+        in_cache: usize,
         batch: &[LogEvent<'_>],
         config: &Config,
     ) -> (Gathered, Vec<ContextEvent>) {
@@ -256,11 +266,15 @@ impl Lookback {
         for e in &events {
             correlator.push(e);
         }
+        // The context is in the cache already: only the batch's relevant
+        // lines are new to it.
+        let cached: HashSet<&str> = context[..in_cache].iter().map(|e| e.id.as_str()).collect();
         let relevant = correlator
             .relevant_positions()
             .iter()
-            .map(|&p| {
-                let e = &events[p as usize];
+            .map(|&p| &events[p as usize])
+            .filter(|e| !cached.contains(e.id.as_ref()))
+            .map(|e| {
                 let (message, escaped) = match e.text {
                     RawText::Plain(s) => (s.to_owned(), false),
                     RawText::JsonEscaped(s) => (s.to_owned(), true),
@@ -308,7 +322,9 @@ impl Lookback {
         let key = (group.to_owned(), stream.to_owned());
         let mut context = self.cached(&key, batch_start - self.limits.window_ms, &batch_ids);
         outcome.cached = context.len() as u64;
-        let (mut gathered, mut relevant) = Self::correlate(group, stream, &context, batch, config);
+        let in_cache = context.len();
+        let (mut gathered, mut relevant) =
+            Self::correlate(group, stream, &context, in_cache, batch, config);
         let missing: Vec<i64> = gathered
             .unpaired
             .iter()
@@ -362,7 +378,8 @@ impl Lookback {
             let before = context.len();
             context.extend(fetched.into_iter().filter(|e| !known.contains(&e.id)));
             outcome.fetched = (context.len() - before) as u64;
-            (gathered, relevant) = Self::correlate(group, stream, &context, batch, config);
+            (gathered, relevant) =
+                Self::correlate(group, stream, &context, in_cache, batch, config);
         }
         outcome.unpaired = gathered
             .unpaired
