@@ -20,7 +20,7 @@ use thawtrace_analyzers::{Config, Neighbours};
 use crate::export::otlp::OtlpConfig;
 use crate::export::{Collected, Origin, emf, spans};
 use crate::input::Limits;
-use crate::input::awslogs::{decode_messages, parse_message};
+use crate::input::awslogs::{Scratch, decode_messages_into, parse_message};
 use crate::lookback::cloudwatch::CloudWatch;
 use crate::lookback::{LogSource, Lookback, LookbackLimits};
 use crate::report;
@@ -41,6 +41,8 @@ pub struct Handler {
     origin: Origin,
     lookback: Lookback,
     neighbours: std::sync::Mutex<Neighbours>,
+    /// Decoding buffers kept from one event to the next.
+    buffers: std::sync::Mutex<(Scratch, Vec<String>)>,
 }
 
 /// What one event gave.
@@ -60,6 +62,7 @@ impl Handler {
             config,
             origin,
             lookback,
+            buffers: std::sync::Mutex::default(),
         }
     }
 
@@ -81,7 +84,10 @@ impl Handler {
         out: &mut impl std::io::Write,
     ) -> Result<Processed, Error> {
         let mut collected = Collected::default();
-        let texts = decode_messages(payload, &self.limits)
+        // Taken out, not held across the awaits below; put back at the end.
+        let (mut scratch, mut texts) =
+            std::mem::take(&mut *self.buffers.lock().unwrap_or_else(|e| e.into_inner()));
+        decode_messages_into(payload, &self.limits, &mut scratch, &mut texts)
             .map_err(|e| Error::from(format!("invalid payload: {e}")))?;
         let (mut messages, mut events, mut refused, mut fetched) = (0u64, 0u64, 0u64, 0u64);
         for text in &texts {
@@ -126,6 +132,7 @@ impl Handler {
         for i in &collected.incidents {
             writeln!(out, "{}", report::json::incident_line(i))?;
         }
+        *self.buffers.lock().unwrap_or_else(|e| e.into_inner()) = (scratch, texts);
         let response = json!({
             "messages": messages,
             "events": events,

@@ -233,20 +233,42 @@ pub fn parse_message<'a>(
 ///
 /// A payload that is neither, or whose data does not decode.
 pub fn decode_messages(payload: &[u8], limits: &Limits) -> Result<Vec<String>, InputError> {
+    let mut texts = Vec::new();
+    decode_messages_into(payload, limits, &mut Scratch::default(), &mut texts)?;
+    Ok(texts)
+}
+
+/// [`decode_messages`] into `texts`, reusing the buffers `texts` and
+/// `scratch` hold from the event before: a warm collector does not fault
+/// in fresh pages for every batch.
+///
+/// # Errors
+///
+/// As [`decode_messages`]; `texts` is then left in no useful state.
+pub fn decode_messages_into(
+    payload: &[u8],
+    limits: &Limits,
+    scratch: &mut Scratch,
+    texts: &mut Vec<String>,
+) -> Result<(), InputError> {
     let datas = subscription_data(payload)?;
-    let mut scratch = Scratch::default();
-    datas
-        .into_iter()
-        .enumerate()
-        .map(|(i, data)| {
-            decode_data(data, &mut scratch, limits)
-                .and_then(|()| {
-                    String::from_utf8(std::mem::take(&mut scratch.text))
-                        .map_err(|_| InputError::new("subscription data is not UTF-8"))
-                })
-                .map_err(|e| InputError::new(format!("record {i}: {e}")))
-        })
-        .collect()
+    texts.truncate(datas.len());
+    for (i, data) in datas.into_iter().enumerate() {
+        if let Some(old) = texts.get_mut(i) {
+            scratch.text = std::mem::take(old).into_bytes();
+        }
+        let text = decode_data(data, scratch, limits)
+            .and_then(|()| {
+                String::from_utf8(std::mem::take(&mut scratch.text))
+                    .map_err(|_| InputError::new("subscription data is not UTF-8"))
+            })
+            .map_err(|e| InputError::new(format!("record {i}: {e}")))?;
+        match texts.get_mut(i) {
+            Some(slot) => *slot = text,
+            None => texts.push(text),
+        }
+    }
+    Ok(())
 }
 
 fn decode_data(data: &str, scratch: &mut Scratch, limits: &Limits) -> Result<(), InputError> {
