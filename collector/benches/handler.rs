@@ -22,7 +22,7 @@ use thawtrace::lookback::{Lookback, LookbackLimits};
 use thawtrace_analyzers::Config;
 
 mod common;
-use common::{Mix, batches, payload};
+use common::{Mix, batches, median, payload};
 
 fn handler() -> Handler {
     Handler::new(
@@ -51,26 +51,14 @@ fn run(runtime: &tokio::runtime::Runtime, events: &[String]) -> (Duration, usize
     (t.elapsed(), count)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
-    let events: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let (events, profile) = common::args();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     // `-- --profile MIX`: that mix's batches alone, 20 times, for `perf record`.
-    if let Some(mix) = std::env::args().skip_while(|a| a != "--profile").nth(1) {
-        let mix = Mix::ALL
-            .into_iter()
-            .find(|m| m.name() == mix)
-            .expect("a mix name");
+    if let Some(mix) = profile {
         let batched = batches(mix, events, 1 << 20);
         let n: usize = (0..20).map(|_| run(&runtime, &batched).1).sum();
         println!("{n}");

@@ -28,7 +28,7 @@ use thawtrace::input::{Limits, read_text, unwrap_payloads};
 use thawtrace_analyzers::{Batch, Config, Finding};
 
 mod common;
-use common::{Mix, payload};
+use common::{Mix, median, payload};
 
 #[derive(Deserialize)]
 struct Wrapper<'a> {
@@ -137,24 +137,12 @@ fn scan(text: &str, limits: &Limits, config: &Config) -> usize {
     findings.len()
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn main() {
-    let events: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let (events, profile) = common::args();
     let limits = Limits::default();
     let config = Config::default();
     // `-- --profile MIX`: the scan alone, 30 times, for `perf record`.
-    if let Some(mix) = std::env::args().skip_while(|a| a != "--profile").nth(1) {
-        let mix = Mix::ALL
-            .into_iter()
-            .find(|m| m.name() == mix)
-            .expect("a mix name");
+    if let Some(mix) = profile {
         let text = payload(mix, events);
         let found: usize = (0..30).map(|_| scan(&text, &limits, &config)).sum();
         println!("{found}");

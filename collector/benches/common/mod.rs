@@ -154,3 +154,28 @@ pub fn batches(mix: Mix, n: usize, batch_bytes: usize) -> Vec<String> {
     }
     out
 }
+
+/// The median of some timings.
+pub fn median(mut v: Vec<std::time::Duration>) -> std::time::Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The command line: the event count (default 100,000), and the mix named
+/// after `--profile`, if any (that mix alone, for `perf record`).
+pub fn args() -> (usize, Option<Mix>) {
+    let events = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let profile = std::env::args()
+        .skip_while(|a| a != "--profile")
+        .nth(1)
+        .map(|name| {
+            Mix::ALL
+                .into_iter()
+                .find(|m| m.name() == name)
+                .expect("a mix name")
+        });
+    (events, profile)
+}
