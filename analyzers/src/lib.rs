@@ -79,6 +79,9 @@ pub struct Summary {
     /// The first [`Summary::NAMED`] streams with keepalive lines but no
     /// platform records ([`StreamStats::guessed_windows`]).
     pub guessed_streams: Vec<(String, String)>,
+    /// Events dropped as duplicates: the same event ID, timestamp and
+    /// message in one stream (overlapping exports, a file read twice).
+    pub duplicates: u64,
 }
 
 impl Summary {
@@ -129,7 +132,8 @@ impl<'a> Batch<'a> {
         self.streams.is_empty()
     }
 
-    /// Sorts each stream by timestamp, then event ID, correlates it, and
+    /// Sorts each stream by timestamp, then event ID, drops the second
+    /// copies of events (counted in [`Summary::duplicates`]), correlates it, and
     /// pushes its findings; streams in name order. Then the cross-stream
     /// incidents ([`Neighbours`]) of the whole batch.
     pub fn analyze(self, config: &Config, sink: &mut impl FindingSink) -> Summary {
@@ -142,6 +146,13 @@ impl<'a> Batch<'a> {
         };
         for ((group, stream), mut events) in streams {
             sort_stream(&mut events);
+            // CloudWatch event IDs are unique: a second copy of an event
+            // sorts next to the first and is not counted again.
+            let before = events.len();
+            events.dedup_by(|b, a| {
+                a.timestamp_ms == b.timestamp_ms && a.id == b.id && a.text == b.text
+            });
+            summary.duplicates += (before - events.len()) as u64;
             let mut correlator = StreamCorrelator::new(&group, &stream, config.clone());
             for event in &events {
                 correlator.push(event);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use thawtrace::input::{Limits, read_text, unwrap_payloads};
+use thawtrace::input::{Budget, Limits, read_text, unwrap_payloads};
 use thawtrace_analyzers::{Batch, Config, Finding};
 
 mod common;
@@ -127,7 +127,8 @@ impl Floor {
 
 /// The CLI's path for one file's text; returns the number of findings.
 fn scan(text: &str, limits: &Limits, config: &Config) -> usize {
-    let texts = unwrap_payloads(text, limits).unwrap().unwrap().texts;
+    let mut budget = Budget::for_input(limits, 0);
+    let texts = unwrap_payloads(text, &mut budget).unwrap().unwrap().texts;
     let mut batch = Batch::default();
     for t in &texts {
         read_text("bench.json", t, limits, &mut batch).unwrap();

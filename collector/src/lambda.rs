@@ -159,6 +159,7 @@ impl Collector {
         let limits = Limits {
             max_decompressed_bytes: mb("THAWTRACE_MAX_DECOMPRESSED_MB", 64) << 20,
             max_event_bytes: mb("THAWTRACE_MAX_EVENT_KB", 1024) << 10,
+            ..Limits::default()
         };
         let otlp = match OtlpConfig::from_env() {
             Some(config) => {

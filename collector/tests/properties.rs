@@ -49,7 +49,7 @@ proptest! {
     fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let text = String::from_utf8_lossy(&bytes);
         let mut batch = Batch::default();
-        let _ = thawtrace::input::unwrap_payloads(&text, &Limits::default());
+        let _ = thawtrace::input::unwrap_payloads(&text, &mut thawtrace::input::Budget::for_input(&Limits::default(), 0));
         let _ = read_text("fuzz", &text, &Limits::default(), &mut batch);
         let mut out: Vec<Finding> = Vec::new();
         batch.analyze(&Config::default(), &mut out);

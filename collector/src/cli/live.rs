@@ -102,8 +102,5 @@ pub(super) fn live(group: &str, args: &ScanArgs) -> Result<Source, String> {
             thawtrace_analyzers::time::rfc3339(start_ms)
         ));
     }
-    Ok(Source {
-        name: format!("log group {group}"),
-        text,
-    })
+    Ok(Source::text(format!("log group {group}"), text))
 }

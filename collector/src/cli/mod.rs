@@ -1,6 +1,6 @@
 //! `thawtrace scan` and `thawtrace demo`.
 
-use std::io::{ErrorKind, IsTerminal, Read, Write};
+use std::io::{ErrorKind, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,7 +22,7 @@ pub use live::parse_duration_ms;
 
 use crate::export::otlp::{OtlpConfig, Protocol, Retry};
 use crate::export::{Collected, Origin, spans};
-use crate::input::{self, DecodeStats, InputError, Limits};
+use crate::input::{self, Budget, DecodeStats, InputError, Limits};
 use crate::report;
 use crate::report::printable::printable;
 
@@ -47,6 +47,10 @@ enum Command {
     },
 }
 
+/// The largest size limit accepted, in MiB (1 TiB): bytes of it fit in
+/// any 64-bit count.
+const MAX_MIB: u64 = 1 << 20;
+
 #[derive(clap::Args, Debug)]
 struct ScanArgs {
     /// Files or directories (read recursively); `-` or nothing reads stdin.
@@ -54,12 +58,23 @@ struct ScanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Refuse compressed input that expands beyond this many MiB.
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
-    max_decompressed_mb: usize,
+    /// Refuse an input file whose compressed content (the file itself when
+    /// gzipped, and every payload in it together) expands beyond this many
+    /// MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=MAX_MIB))]
+    max_decompressed_mb: u64,
+    /// Stop at this many MiB of text for the whole run (files read plus
+    /// everything decompressed): it bounds the scan's memory. Inputs past
+    /// it are refused, naming this limit.
+    #[arg(long, default_value_t = 1024, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=MAX_MIB))]
+    max_total_mb: u64,
     /// Refuse (count and skip) log events or lines larger than this many KiB.
-    #[arg(long, default_value_t = 1024, value_name = "KIB")]
-    max_event_kb: usize,
+    #[arg(long, default_value_t = 1024, value_name = "KIB", value_parser = clap::value_parser!(u64).range(1..=MAX_MIB << 10))]
+    max_event_kb: u64,
+    /// Follow symlinks to directories met while walking a directory
+    /// (loops are found and reported). Paths named here are always followed.
+    #[arg(long)]
+    follow: bool,
     /// Also export the findings and invocations as OTLP spans to this
     /// endpoint (as the Lambda collector does). Without it, the standard
     /// `OTEL_EXPORTER_OTLP_*` variables are used when they name an endpoint.
@@ -167,10 +182,26 @@ enum Format {
     Html,
 }
 
-/// A named input as read from disk or stdin.
+/// A named input as read from disk or stdin: its log text, or the
+/// subscription messages its payloads held, and what was skipped in it.
 struct Source {
     name: String,
-    text: String,
+    texts: Vec<String>,
+    /// Where each text came from in the input (`line 3, record 1`); empty
+    /// for the input's own text.
+    places: Vec<String>,
+    stats: DecodeStats,
+}
+
+impl Source {
+    fn text(name: String, text: String) -> Source {
+        Source {
+            name,
+            texts: vec![text],
+            places: vec![String::new()],
+            stats: DecodeStats::default(),
+        }
+    }
 }
 
 /// Runs the CLI; returns the process exit code (0 ok, 2 unusable input).
@@ -178,10 +209,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo { format } => {
-            let sources = vec![Source {
-                name: "demo".into(),
-                text: crate::DEMO_EVENTS.to_owned(),
-            }];
+            let sources = vec![Source::text("demo".into(), crate::DEMO_EVENTS.to_owned())];
             run(
                 sources,
                 Vec::new(),
@@ -192,9 +220,12 @@ pub fn main() -> ExitCode {
             )
         }
         Command::Scan(args) => {
+            // In range (clap): at most 2^40 bytes each.
+            let bytes = |n: u64, shift: u32| usize::try_from(n << shift).unwrap_or(usize::MAX);
             let limits = Limits {
-                max_decompressed_bytes: args.max_decompressed_mb.saturating_mul(1 << 20),
-                max_event_bytes: args.max_event_kb.saturating_mul(1 << 10),
+                max_decompressed_bytes: bytes(args.max_decompressed_mb, 20),
+                max_event_bytes: bytes(args.max_event_kb, 10),
+                max_total_bytes: bytes(args.max_total_mb, 20),
             };
             let config = match args.thresholds.config() {
                 Ok(c) => c,
@@ -219,99 +250,80 @@ pub fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 },
-                None => load(&args.paths, &limits),
+                None => load(&args.paths, args.follow, &limits),
             };
             run(sources, failures, args.format, &limits, &config, otlp)
         }
     }
 }
 
-fn load(paths: &[PathBuf], limits: &Limits) -> (Vec<Source>, Vec<(String, InputError)>) {
-    let mut files = Vec::new();
-    let mut failures = Vec::new();
+/// Finds the inputs and reads them one at a time, each within its
+/// budget; what the run may hold in all is bounded by the total limit.
+fn load(
+    paths: &[PathBuf],
+    follow: bool,
+    limits: &Limits,
+) -> (Vec<Source>, Vec<(String, InputError)>) {
     let stdin = PathBuf::from("-");
     let paths = if paths.is_empty() {
         std::slice::from_ref(&stdin)
     } else {
         paths
     };
-    for p in paths {
-        collect(p, &mut files, &mut failures);
+    let found = input::find_inputs(paths, follow);
+    for (name, why) in &found.skipped {
+        eprintln!("thawtrace: {name}: skipped: {why}");
     }
+    let mut failures = found.failures;
     let mut sources = Vec::new();
-    for path in files {
-        let name = path.display().to_string();
-        let bytes = if path == Path::new("-") {
+    let mut used = 0;
+    let mut inputs = found.inputs.into_iter();
+    while let Some(path) = inputs.next() {
+        let name = if path == Path::new("-") {
+            "stdin".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        let mut budget = Budget::for_input(limits, used);
+        let read = if path == Path::new("-") {
             if std::io::stdin().is_terminal() {
                 failures.push((
-                    "stdin".into(),
+                    name,
                     InputError::new("no input: give files or pipe logs in"),
                 ));
                 continue;
             }
-            let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+            input::read_input(std::io::stdin().lock(), &mut budget)
         } else {
-            std::fs::read(&path)
+            std::fs::File::open(&path)
+                .map_err(|e| InputError::new(format!("cannot read: {e}")))
+                .and_then(|f| input::read_input(f, &mut budget))
         };
-        match bytes
-            .map_err(|e| InputError::new(format!("cannot read: {e}")))
-            .and_then(|b| decode_file(b, limits))
-        {
-            Ok(text) => sources.push(Source { name, text }),
+        match read.and_then(|bytes| input::decode_input(bytes, &mut budget)) {
+            Ok(decoded) => {
+                used = budget.total_used();
+                sources.push(Source {
+                    name,
+                    texts: decoded.texts,
+                    places: decoded.places,
+                    stats: decoded.stats,
+                });
+            }
+            Err(e) if e.is_over_limit() && budget.total_left() == 0 => {
+                failures.push((name, e));
+                let rest = inputs.len();
+                if rest > 0 {
+                    failures.push((
+                        format!("{rest} more input(s)"),
+                        InputError::new("not read: the run's total (--max-total-mb) is used up"),
+                    ));
+                }
+                break;
+            }
             Err(e) => failures.push((name, e)),
         }
     }
     (sources, failures)
-}
-
-fn collect(p: &Path, files: &mut Vec<PathBuf>, failures: &mut Vec<(String, InputError)>) {
-    if p == Path::new("-") || p.is_file() {
-        files.push(p.to_owned());
-        return;
-    }
-    match std::fs::read_dir(p) {
-        Ok(dir) => {
-            let mut entries: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
-            entries.sort();
-            for e in entries {
-                if e.is_dir() || e.is_file() {
-                    collect(&e, files, failures);
-                }
-            }
-        }
-        Err(e) => failures.push((
-            p.display().to_string(),
-            InputError::new(format!("cannot read: {e}")),
-        )),
-    }
-}
-
-fn decode_file(bytes: Vec<u8>, limits: &Limits) -> Result<String, InputError> {
-    let bytes = if input::is_gzip(&bytes) {
-        let mut out = Vec::new();
-        input::gunzip_into(&bytes, limits.max_decompressed_bytes, &mut out)?;
-        out
-    } else {
-        bytes
-    };
-    match String::from_utf8(bytes) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            let bytes = e.into_bytes();
-            // Binary junk is unusable; stray invalid bytes in a text file are
-            // left to the line reader, which counts and skips their lines.
-            let sample = &bytes[..bytes.len().min(4096)];
-            let controls = sample
-                .iter()
-                .filter(|&&b| b < 0x09 || (0x0e..0x20).contains(&b))
-                .count();
-            if controls * 10 > sample.len() {
-                return Err(InputError::new("binary data, not log text"));
-            }
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
-        }
-    }
 }
 
 fn run(
@@ -322,55 +334,42 @@ fn run(
     config: &Config,
     otlp: Option<OtlpConfig>,
 ) -> ExitCode {
-    // Every text the batch borrows from: the sources and the subscription
-    // messages they wrap (awslogs and Kinesis events), unwrapped first.
-    let mut texts: Vec<(String, String)> = Vec::new();
-    let mut per_file: Vec<(String, DecodeStats)> = Vec::new();
-    let mut pending: Vec<(String, String)> =
-        sources.into_iter().map(|s| (s.name, s.text)).collect();
-    // Bounded: a wrapped payload holding another wrapped payload is unwrapped
-    // at most this many times.
-    for _ in 0..4 {
-        let mut next = Vec::new();
-        for (name, text) in pending {
-            match input::unwrap_payloads(&text, limits) {
-                Ok(Some(unwrapped)) => {
-                    next.extend(unwrapped.texts.into_iter().map(|t| (name.clone(), t)));
-                    per_file.push((name, unwrapped.stats));
-                }
-                Ok(None) => texts.push((name, text)),
-                Err(e) => failures.push((name, e)),
-            }
-        }
-        pending = next;
-    }
-    for (name, _) in pending {
-        failures.push((
-            name,
-            InputError::new("payloads wrapped more than 4 levels deep"),
-        ));
-    }
+    // Each input's texts, which the batch borrows, and its stats beside
+    // them, by position: no lookup by name.
+    type Texts = (String, Vec<String>);
+    type Stats = (Vec<String>, DecodeStats);
+    let (texts, mut stats): (Vec<Texts>, Vec<Stats>) = sources
+        .into_iter()
+        .map(|s| ((s.name, s.texts), (s.places, s.stats)))
+        .unzip();
     let mut batch = Batch::default();
-    for (name, text) in &texts {
-        match input::read_text(name, text, limits, &mut batch) {
-            Ok(stats) => per_file.push((name.clone(), stats)),
-            Err(e) => failures.push((name.clone(), e)),
-        }
-    }
-    // A file that yielded nothing but problems is unusable.
-    let mut merged: Vec<(String, DecodeStats)> = Vec::new();
-    for (name, stats) in per_file {
-        match merged.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, m)) => {
-                m.events += stats.events;
-                m.malformed += stats.malformed;
-                m.problems.extend(stats.problems);
+    for ((name, file_texts), (places, file_stats)) in texts.iter().zip(&mut stats) {
+        for (text, place) in file_texts.iter().zip(places.iter()) {
+            match input::read_text(name, text, limits, &mut batch) {
+                Ok(s) => {
+                    file_stats.events += s.events;
+                    file_stats.malformed += s.malformed;
+                    // A payload's problems say which payload.
+                    for p in s.problems {
+                        if file_stats.problems.len() < 5 {
+                            file_stats.problems.push(if place.is_empty() {
+                                p
+                            } else {
+                                format!("{place}: {p}")
+                            });
+                        }
+                    }
+                }
+                // One payload of a file unusable: a malformed record.
+                Err(e) if !place.is_empty() => file_stats.skip(place, e),
+                Err(e) => failures.push((name.clone(), e)),
             }
-            None => merged.push((name, stats)),
         }
     }
+    let stats: Vec<DecodeStats> = stats.into_iter().map(|(_, s)| s).collect();
+    // A file that yielded nothing but problems is unusable.
     let mut malformed = 0;
-    for (name, stats) in &merged {
+    for ((name, _), stats) in texts.iter().zip(&stats) {
         malformed += stats.malformed;
         if stats.events == 0 && stats.malformed > 0 {
             let first = stats.problems.first().cloned().unwrap_or_default();
@@ -511,7 +510,7 @@ fn summary_line(
         .map(|&k| format!(", {} {}", count(k), k.as_str()))
         .collect();
     format!(
-        "thawtrace: {} events in {} log streams, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{neighbours}{}{}",
+        "thawtrace: {} events in {} log streams, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{neighbours}{}{}{}",
         summary.totals.lines,
         summary.streams,
         summary.totals.invocations,
@@ -519,6 +518,11 @@ fn summary_line(
         count(FindingKind::KeepaliveTimeout),
         if malformed > 0 {
             format!("; {malformed} malformed skipped")
+        } else {
+            String::new()
+        },
+        if summary.duplicates > 0 {
+            format!("; {} duplicate events skipped", summary.duplicates)
         } else {
             String::new()
         },

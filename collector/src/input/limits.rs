@@ -1,4 +1,5 @@
-//! Limits on what one input may cost, and the gunzip that honours them.
+//! Limits on what one input, and one run, may cost, and the gunzip that
+//! honours them.
 
 use std::io::Read;
 
@@ -8,10 +9,14 @@ use super::InputError;
 /// 1 MiB, a subscription batch at most 1 MiB compressed.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Largest decompressed payload accepted (gzip bombs are refused).
+    /// Most bytes decompressed from one input file, every payload in it
+    /// together (gzip bombs, and files of many payloads, are refused).
     pub max_decompressed_bytes: usize,
     /// Largest single log event or input line accepted.
     pub max_event_bytes: usize,
+    /// Most bytes of text held for a whole run: every file read, every
+    /// payload decompressed. It bounds the memory of a scan.
+    pub max_total_bytes: usize,
 }
 
 impl Default for Limits {
@@ -19,41 +24,149 @@ impl Default for Limits {
         Limits {
             max_decompressed_bytes: 64 << 20,
             max_event_bytes: 1 << 20,
+            max_total_bytes: 1 << 30,
         }
     }
 }
 
+/// What one input may still cost: what is left of its own decompression
+/// limit and of the run's total. Decoding charges it; a decoder that would
+/// go past it stops there and says which limit it met.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    file_left: usize,
+    total_left: usize,
+    limits: Limits,
+}
+
+impl Budget {
+    /// The budget of one input of a run that has already used `used`
+    /// bytes of its total.
+    pub fn for_input(limits: &Limits, used: usize) -> Budget {
+        Budget {
+            file_left: limits.max_decompressed_bytes,
+            total_left: limits.max_total_bytes.saturating_sub(used),
+            limits: *limits,
+        }
+    }
+
+    /// Bytes of the run's total used so far, this input's included.
+    pub fn total_used(&self) -> usize {
+        self.limits.max_total_bytes.saturating_sub(self.total_left)
+    }
+
+    /// Bytes of the run's total still unused.
+    pub fn total_left(&self) -> usize {
+        self.total_left
+    }
+
+    /// Most bytes that may still be decompressed from this input.
+    pub fn decompress_left(&self) -> usize {
+        self.file_left.min(self.total_left)
+    }
+
+    /// Charges `n` bytes read as they are (plain text): the run's total only.
+    pub fn charge_read(&mut self, n: usize) {
+        self.total_left = self.total_left.saturating_sub(n);
+    }
+
+    /// Charges `n` decompressed bytes: this input's limit and the run's total.
+    fn charge_decompressed(&mut self, n: usize) {
+        self.file_left = self.file_left.saturating_sub(n);
+        self.total_left = self.total_left.saturating_sub(n);
+    }
+
+    /// Why reading plain text stopped at the run's total.
+    pub fn over_total(&self) -> InputError {
+        InputError::limit(format!(
+            "over the run's {} MiB total of text read and decompressed (--max-total-mb); not read",
+            self.limits.max_total_bytes >> 20
+        ))
+    }
+
+    /// Why decompressing stopped: the limit that ran out.
+    fn over_decompressed(&self) -> InputError {
+        if self.file_left <= self.total_left {
+            InputError::limit(format!(
+                "gzip data expands beyond the {} MiB limit of one input (--max-decompressed-mb, every payload in the file together); refused as a possible gzip bomb",
+                self.limits.max_decompressed_bytes >> 20
+            ))
+        } else {
+            self.over_total()
+        }
+    }
+
+    /// Gunzips `data` into `out` within what is left, and charges it.
+    ///
+    /// # Errors
+    ///
+    /// Invalid gzip data, or more than is left.
+    pub fn gunzip(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), InputError> {
+        match gunzip_bounded(data, self.decompress_left(), out) {
+            Ok(()) => {
+                self.charge_decompressed(out.len());
+                Ok(())
+            }
+            Err(Gunzip::TooLarge) => Err(self.over_decompressed()),
+            Err(Gunzip::Invalid(e)) => Err(InputError::new(format!("invalid gzip data: {e}"))),
+        }
+    }
+}
+
+enum Gunzip {
+    TooLarge,
+    Invalid(std::io::Error),
+}
+
 /// Gunzips `data` into `out`, refusing more than `limit` bytes.
 ///
+/// # Errors
+///
+/// Invalid gzip data, or more than `limit` bytes of it.
+pub fn gunzip_into(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), InputError> {
+    gunzip_bounded(data, limit, out).map_err(|e| match e {
+        Gunzip::TooLarge => InputError::new(format!(
+            "gzip data expands beyond the {} MiB limit (--max-decompressed-mb); refused as a possible gzip bomb",
+            limit >> 20
+        )),
+        Gunzip::Invalid(e) => InputError::new(format!("invalid gzip data: {e}")),
+    })
+}
+
 /// CloudWatch Logs sends one gzip member whose trailer states its size:
 /// libdeflate inflates that into a buffer of exactly that size in one call
-/// (the fast path). Anything else (several members, a trailer that lies,
-/// corrupt data) goes through the streaming decoder, which enforces the
-/// limit byte by byte and names the error.
-pub fn gunzip_into(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), InputError> {
+/// (the fast path). libdeflate reads one member and does not say where it
+/// ended, so the fast path stands only when no second member can follow
+/// it: a member after the first would start right after the first one's
+/// trailer, whose size field is what libdeflate returned, so the bytes of
+/// that size followed by a gzip header (`1f 8b 08`) would occur in the
+/// input. Anything else (several members, a trailer that lies, corrupt
+/// data) goes through the streaming decoder, which reads every member,
+/// enforces the limit byte by byte and names the error.
+fn gunzip_bounded(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Gunzip> {
     out.clear();
-    if let Some(trailer) = data.len().checked_sub(4).map(|at| &data[at..]) {
-        let stated = u32::from_le_bytes(trailer.try_into().expect("4 bytes")) as usize;
-        if stated <= limit {
-            out.resize(stated, 0);
+    if let Some(at) = data.len().checked_sub(4) {
+        let stated: [u8; 4] = [data[at], data[at + 1], data[at + 2], data[at + 3]];
+        let size = u32::from_le_bytes(stated) as usize;
+        if size <= limit {
+            out.resize(size, 0);
             let mut inflater = libdeflater::Decompressor::new();
             if let Ok(n) = inflater.gzip_decompress(data, out) {
-                if n == stated {
+                let [a, b, c, d] = stated;
+                let next_member = [a, b, c, d, 0x1f, 0x8b, 0x08];
+                if n == size && memchr::memmem::find(data, &next_member).is_none() {
                     return Ok(());
                 }
             }
             out.clear();
         }
     }
-    let mut decoder = flate2::read::MultiGzDecoder::new(data).take(limit as u64 + 1);
-    decoder
-        .read_to_end(out)
-        .map_err(|e| InputError::new(format!("invalid gzip data: {e}")))?;
+    let mut decoder =
+        flate2::read::MultiGzDecoder::new(data).take((limit as u64).saturating_add(1));
+    decoder.read_to_end(out).map_err(Gunzip::Invalid)?;
     if out.len() > limit {
-        return Err(InputError::new(format!(
-            "gzip data expands beyond the {} MiB limit (--max-decompressed-mb); refused as a possible gzip bomb",
-            limit >> 20
-        )));
+        out.clear();
+        return Err(Gunzip::TooLarge);
     }
     Ok(())
 }

@@ -15,31 +15,50 @@
 
 pub mod awslogs;
 mod fast;
+mod files;
 mod limits;
+mod payloads;
 
 use std::borrow::Cow;
 
-use base64::Engine;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use thawtrace_analyzers::Batch;
 use thawtrace_analyzers::parse::RawText;
 use thawtrace_analyzers::time::parse_rfc3339;
 
-pub use limits::{Limits, gunzip_into, is_gzip};
+pub use files::{Decoded, Found, decode_input, find_inputs, read_input};
+pub use limits::{Budget, Limits, gunzip_into, is_gzip};
+pub use payloads::{Unwrapped, decode_data, unwrap_payloads};
 
 /// Why an input could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {
     /// What was wrong, in words.
     pub reason: String,
+    /// True when a limit was met (`--max-decompressed-mb`,
+    /// `--max-total-mb`): the whole input is refused, not one record.
+    over_limit: bool,
 }
 
 impl InputError {
     pub(crate) fn new(reason: impl Into<String>) -> Self {
         InputError {
             reason: reason.into(),
+            over_limit: false,
         }
+    }
+
+    pub(crate) fn limit(reason: impl Into<String>) -> Self {
+        InputError {
+            reason: reason.into(),
+            over_limit: true,
+        }
+    }
+
+    /// True when the input met a limit rather than held something malformed.
+    pub fn is_over_limit(&self) -> bool {
+        self.over_limit
     }
 }
 
@@ -64,7 +83,9 @@ pub struct DecodeStats {
 }
 
 impl DecodeStats {
-    fn skip(&mut self, wherein: impl std::fmt::Display, reason: impl std::fmt::Display) {
+    /// Counts one malformed line, event or payload, and keeps the first
+    /// few reasons with where they were.
+    pub fn skip(&mut self, wherein: impl std::fmt::Display, reason: impl std::fmt::Display) {
         self.malformed += 1;
         if self.problems.len() < 5 {
             self.problems.push(format!("{wherein}: {reason}"));
@@ -112,12 +133,57 @@ impl<'de: 'a, 'a> Deserialize<'de> for Timestamp<'a> {
 impl Timestamp<'_> {
     fn millis(&self) -> Option<i64> {
         match self {
-            Timestamp::Millis(ms) => Some(*ms),
-            Timestamp::Float(f) if f.is_finite() => Some(*f as i64),
-            Timestamp::Float(_) => None,
-            Timestamp::Text(s) => s.parse().ok().or_else(|| parse_rfc3339(s)),
+            Timestamp::Millis(n) => Some(millis_of(*n)),
+            Timestamp::Float(f) => float_millis(*f),
+            Timestamp::Text(s) => match s.parse::<i64>() {
+                Ok(n) => Some(millis_of(n)),
+                Err(_) => s
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(float_millis)
+                    .or_else(|| parse_rfc3339(s)),
+            },
         }
     }
+}
+
+/// 2000-01-01 and 2100-01-01 in ms since the epoch: the times a log event
+/// can plausibly have. Seconds, milliseconds, microseconds and nanoseconds
+/// of that century fall in ranges a thousand times apart that do not
+/// overlap, so the unit of a timestamp is never ambiguous there; anything
+/// outside them is read as milliseconds, as CloudWatch Logs gives them.
+const PLAUSIBLE_MS: std::ops::Range<i64> = 946_684_800_000..4_102_444_800_000;
+
+/// A timestamp in whichever unit its size says, in ms.
+fn millis_of(n: i64) -> i64 {
+    let (lo, hi) = (PLAUSIBLE_MS.start, PLAUSIBLE_MS.end);
+    if (lo / 1000..hi / 1000).contains(&n) {
+        n * 1000
+    } else if (lo * 1000..hi * 1000).contains(&n) {
+        n / 1000
+    } else if (lo * 1_000_000..hi * 1_000_000).contains(&n) {
+        n / 1_000_000
+    } else {
+        n
+    }
+}
+
+fn float_millis(f: f64) -> Option<i64> {
+    if !f.is_finite() {
+        return None;
+    }
+    let (lo, hi) = (PLAUSIBLE_MS.start as f64, PLAUSIBLE_MS.end as f64);
+    let ms = if (lo / 1e3..hi / 1e3).contains(&f) {
+        (f * 1e3).round()
+    } else if (lo * 1e3..hi * 1e3).contains(&f) {
+        f / 1e3
+    } else if (lo * 1e6..hi * 1e6).contains(&f) {
+        f / 1e6
+    } else {
+        f
+    };
+    // `as` saturates: a float beyond i64 is no usable time.
+    (ms.abs() < 9.0e18).then_some(ms as i64)
 }
 
 /// One event in any of the accepted shapes.
@@ -194,107 +260,6 @@ struct TopLevel<'a> {
     message: Option<&'a RawValue>,
 }
 
-/// Decodes base64 + gzip subscription data into text, within the limits.
-pub fn decode_data(data: &str, limits: &Limits) -> Result<String, InputError> {
-    let compressed = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(|e| InputError::new(format!("invalid base64 in subscription data: {e}")))?;
-    let mut out = Vec::new();
-    if is_gzip(&compressed) {
-        gunzip_into(&compressed, limits.max_decompressed_bytes, &mut out)?;
-    } else {
-        return Err(InputError::new(
-            "subscription data is not gzip (CloudWatch Logs always gzips it)",
-        ));
-    }
-    String::from_utf8(out).map_err(|_| InputError::new("subscription data is not UTF-8 text"))
-}
-
-/// A text that only wraps other payloads (awslogs or Kinesis events, bare
-/// base64 subscription data), decoded.
-#[derive(Debug, Default)]
-pub struct Unwrapped {
-    /// The decoded subscription messages.
-    pub texts: Vec<String>,
-    /// Records skipped as malformed.
-    pub stats: DecodeStats,
-}
-
-#[derive(Deserialize)]
-struct Wrapper<'a> {
-    #[serde(borrow, default)]
-    awslogs: Option<AwsLogs<'a>>,
-    #[serde(borrow, default, rename = "Records")]
-    records: Option<Vec<KinesisRecord<'a>>>,
-}
-
-/// Decodes a text that wraps subscription payloads: `Some` with the
-/// decoded messages, `None` when the text holds log events itself (read it
-/// with [`read_text`]). Cheap for ordinary files: only a text naming
-/// `awslogs` or `Records`, or made of base64 alone, is parsed here.
-pub fn unwrap_payloads(text: &str, limits: &Limits) -> Result<Option<Unwrapped>, InputError> {
-    let body = text.trim_start_matches('\u{feff}').trim();
-    if body.is_empty() {
-        return Ok(None);
-    }
-    if !body.starts_with(['{', '[']) {
-        if body
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'\n' | b'\r'))
-        {
-            let texts = vec![decode_data(body, limits)?];
-            return Ok(Some(Unwrapped {
-                texts,
-                stats: DecodeStats::default(),
-            }));
-        }
-        return Ok(None);
-    }
-    let b = body.as_bytes();
-    if memchr::memmem::find(b, b"\"awslogs\"").is_none()
-        && memchr::memmem::find(b, b"\"Records\"").is_none()
-    {
-        return Ok(None);
-    }
-    let mut out = Unwrapped::default();
-    for value in serde_json::Deserializer::from_str(body).into_iter::<Wrapper<'_>>() {
-        let Ok(w) = value else { return Ok(None) };
-        if let Some(awslogs) = w.awslogs {
-            let text = decode_data(&awslogs.data, limits)
-                .map_err(|e| InputError::new(format!("awslogs event: {e}")))?;
-            out.texts.push(text);
-        } else if let Some(records) = w.records {
-            for (i, r) in records.into_iter().enumerate() {
-                match kinesis_record(r, limits) {
-                    Ok(text) => out.texts.push(text),
-                    Err(e) => out.stats.skip(format_args!("record {i}"), e),
-                }
-            }
-        } else {
-            return Ok(None);
-        }
-    }
-    Ok(Some(out))
-}
-
-/// Kinesis data is the subscription message, gzipped (CloudWatch Logs) or not.
-fn kinesis_record(r: KinesisRecord<'_>, limits: &Limits) -> Result<String, InputError> {
-    let k = r
-        .kinesis
-        .ok_or_else(|| InputError::new("no kinesis.data"))?;
-    let compressed = base64::engine::general_purpose::STANDARD
-        .decode(k.data.trim())
-        .map_err(|e| InputError::new(format!("invalid base64 ({e})")))?;
-    let bytes = if is_gzip(&compressed) {
-        let mut out = Vec::new();
-        gunzip_into(&compressed, limits.max_decompressed_bytes, &mut out)?;
-        out
-    } else {
-        compressed
-    };
-    String::from_utf8(bytes).map_err(|_| InputError::new("data is not UTF-8 text"))
-}
-
 /// Reads the log events of one text into the batch, which borrows from it.
 pub fn read_text<'a>(
     name: &str,
@@ -328,9 +293,20 @@ pub fn read_text<'a>(
             && body.lines().filter(|l| !l.trim().is_empty()).count() == values.len()
         {
             // One value per line: JSON lines, read line by line so problems name their line.
+        } else if whole && values.len() == 1 {
+            read_value(name, None, values[0], limits, batch, &mut stats)?;
+            return Ok(stats);
         } else if whole {
+            // Several values: each a unit, named by the line it starts on.
+            let mut line = 1;
+            let mut at = 0;
             for v in values {
-                read_value(name, None, v, limits, batch, &mut stats)?;
+                let start = v.get().as_ptr() as usize - body.as_ptr() as usize;
+                line += memchr::memchr_iter(b'\n', &body.as_bytes()[at..start]).count();
+                at = start;
+                if let Err(e) = read_value(name, Some(line), v, limits, batch, &mut stats) {
+                    stats.skip(format_args!("line {line}"), e);
+                }
             }
             return Ok(stats);
         }
@@ -436,7 +412,7 @@ fn read_message_fast<'a>(
             group: message.log_group.clone(),
             stream: message.log_stream.clone(),
             line: 0,
-            index: i,
+            index: Some(i),
         };
         accept_event(place, ev, batch, stats);
     }
@@ -462,7 +438,7 @@ fn read_value<'a>(
                 None,
                 item,
                 line.unwrap_or(0),
-                i,
+                Some(i),
                 limits,
                 batch,
                 stats,
@@ -490,7 +466,7 @@ fn read_value<'a>(
                 stream.clone(),
                 ev,
                 line.unwrap_or(0),
-                i,
+                Some(i),
                 limits,
                 batch,
                 stats,
@@ -506,7 +482,7 @@ fn read_value<'a>(
                 None,
                 ev,
                 line.unwrap_or(0),
-                i,
+                Some(i),
                 limits,
                 batch,
                 stats,
@@ -521,7 +497,7 @@ fn read_value<'a>(
             None,
             value,
             line.unwrap_or(0),
-            0,
+            None,
             limits,
             batch,
             stats,
@@ -540,7 +516,7 @@ fn read_event<'a>(
     stream: Option<Cow<'a, str>>,
     value: &'a RawValue,
     line: usize,
-    index: usize,
+    index: Option<usize>,
     limits: &Limits,
     batch: &mut Batch<'a>,
     stats: &mut DecodeStats,
@@ -570,22 +546,23 @@ fn read_event<'a>(
 }
 
 /// Where an event came from: its input, the group and stream its message
-/// names, and its line (JSON lines) or index.
+/// names, its line (0: none) and its index among the events of a value
+/// that holds several.
 struct Place<'n, 'a> {
     name: &'n str,
     group: Option<Cow<'a, str>>,
     stream: Option<Cow<'a, str>>,
     line: usize,
-    index: usize,
+    index: Option<usize>,
 }
 
 impl Place<'_, '_> {
     /// Where, for a problem's message.
     fn wherein(&self) -> String {
-        if self.line > 0 {
-            format!("line {}", self.line)
-        } else {
-            format!("event {}", self.index)
+        match (self.line, self.index) {
+            (0, i) => format!("event {}", i.unwrap_or(0)),
+            (line, None) => format!("line {line}"),
+            (line, Some(i)) => format!("line {line}, event {i}"),
         }
     }
 }
@@ -627,10 +604,11 @@ fn accept_event<'a>(
         Some(s) => s,
         None => Cow::Owned(name.to_owned()),
     };
-    let id = match ev.id {
-        Some(id) => id,
-        None if line > 0 => Cow::Owned(format!("{name}:{line}")),
-        None => Cow::Owned(format!("{name}#{index}")),
+    let id = match (ev.id, line, index) {
+        (Some(id), _, _) => id,
+        (None, 0, i) => Cow::Owned(format!("{name}#{}", i.unwrap_or(0))),
+        (None, line, None) => Cow::Owned(format!("{name}:{line}")),
+        (None, line, Some(i)) => Cow::Owned(format!("{name}:{line}#{i}")),
     };
     batch.push(group, stream, id, ts, RawText::JsonEscaped(message));
     stats.events += 1;
