@@ -20,8 +20,8 @@ fn line(i: usize) -> String {
 
 fn scan(path: &Path) -> Duration {
     let t = Instant::now();
-    let bin = std::env::var_os("THAWTRACE_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_thawtrace").into());
+    let bin =
+        std::env::var_os("THAWTRACE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_thawtrace").into());
     let out = Command::new(bin)
         .args(["scan", "--format", "json"])
         .arg(path)
