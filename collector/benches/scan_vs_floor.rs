@@ -13,7 +13,8 @@
 //!
 //! `cargo bench -p thawtrace --bench scan_vs_floor` (add `-- 100000` for
 //! the event count; default 100,000 per payload; `-- --profile
-//! node-app-heavy` runs the scan alone, for `perf record`).
+//! node-app-heavy` runs the scan alone, for `perf record`; `-- --write
+//! DIR` writes each mix's payload there, to measure the binary).
 //!
 //! Payloads look like production (see `benches/common/mod.rs`): one
 //! stream of invocations in four mixes, Node.js and Python, application-,
@@ -142,6 +143,16 @@ fn main() {
     let (events, profile) = common::args();
     let limits = Limits::default();
     let config = Config::default();
+    // `-- --write DIR`: each mix's payload to DIR/<mix>.json, for measuring
+    // the binary itself (`/usr/bin/time -v thawtrace scan …`).
+    if let Some(dir) = std::env::args().skip_while(|a| a != "--write").nth(1) {
+        for mix in Mix::ALL {
+            let path = std::path::Path::new(&dir).join(format!("{}.json", mix.name()));
+            std::fs::write(&path, payload(mix, events)).unwrap();
+            println!("{}", path.display());
+        }
+        return;
+    }
     // `-- --profile MIX`: the scan alone, 30 times, for `perf record`.
     if let Some(mix) = profile {
         let text = payload(mix, events);
