@@ -267,12 +267,19 @@ impl StreamCorrelator {
         in_flight: &InFlight,
         ledger: &Ledger,
     ) -> Option<(usize, Option<usize>)> {
+        // A line's event time is when the runtime read it, which lags the
+        // print by what the pipe held: a ping line read a few tens of ms
+        // late puts its deadline after the timeout that ended it (seen
+        // under load). A tenth of the ack timeout absorbs that and still
+        // tells a ping sent at the thaw, just before the expired timer
+        // fired, from the one that expired.
         const SLACK_MS: i64 = 5;
         let (pending, late) = (&in_flight.pending, &in_flight.acked_late);
         let expired = |p: usize| {
-            ledger
-                .deadline(p)
-                .is_some_and(|e| e <= timeout.ts + SLACK_MS)
+            ledger.deadline(p).is_some_and(|e| {
+                let slack = SLACK_MS.max((e - self.marks[p].ts) / 10);
+                e <= timeout.ts + slack
+            })
         };
         let candidates = pending
             .iter()
@@ -398,5 +405,56 @@ impl StreamCorrelator {
             timeout_line: timeout.pos,
             settled_by,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parse::RawText;
+    use crate::{Collected, Config, FindingKind, LogEvent, StreamCorrelator};
+
+    /// Recorded (grpcio 1.x, `GRPC_TRACE=all`, a fresh settings matrix
+    /// under load): the runtime read the ping's lines 14 ms after C-core
+    /// printed them, and the timeout's at once, so by event time the ack
+    /// deadline (ping + 1000 ms) came 12 ms after the timeout it caused.
+    #[test]
+    fn a_ping_line_read_late_still_pairs_with_its_timeout() {
+        let rid = "9d202814-c7fc-428f-8945-896c0ca65d00";
+        let start = format!("START RequestId: {rid} Version: $LATEST");
+        let lines: [(i64, &str); 5] = [
+            (1_796_531_442_109, start.as_str()),
+            (
+                1_796_531_442_124,
+                "I1206 04:30:42.110759    4337 writing.cc:144] CLIENT[0x7fd29800b610]: Ping 6389214578840072507 sent [ipv4:127.0.0.1:42167]: max_pings_without_data: 0, pings_before_data_required: 0, last_ping_sent_time_: @1796531442110ms",
+            ),
+            (
+                1_796_531_442_124,
+                "I1206 04:30:42.110861    4337 writing.cc:792] CLIENT[0x7fd29800b610]: Set ping timeout timer of 1000ms for ping id 6389214578840072507",
+            ),
+            (
+                1_796_531_443_112,
+                "I1206 04:30:43.111999    4338 chttp2_transport.cc:2072] ipv4:127.0.0.1:42167: Ping timeout. Closing transport.",
+            ),
+            (
+                1_796_531_443_118,
+                "[ERROR]\t2026-12-06T04:30:43.118Z\t9d202814-c7fc-428f-8945-896c0ca65d00\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)",
+            ),
+        ];
+        let mut c = StreamCorrelator::new("/aws/lambda/f", "s", Config::default());
+        let ids: Vec<String> = (0..lines.len()).map(|i| format!("e{i}")).collect();
+        for (i, (ts, msg)) in lines.iter().enumerate() {
+            c.push(&LogEvent {
+                id: ids[i].as_str().into(),
+                timestamp_ms: *ts,
+                text: RawText::Plain(msg),
+            });
+        }
+        let mut out = Collected::default();
+        let stats = c.finish(&mut out);
+        assert_eq!(stats.unpaired_timeouts, 0);
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.findings[0].kind, FindingKind::KeepaliveTimeout);
+        assert_eq!(out.findings[0].ping_event_id, "e1");
+        assert_eq!(out.findings[0].timeout_event_id, "e3");
     }
 }
