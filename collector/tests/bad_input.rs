@@ -7,16 +7,7 @@ use common::*;
 use serde_json::json;
 
 fn tmp() -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "thawtrace-bad-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
+    tmp_dir("bad")
 }
 
 fn expect_unusable(name: &str, data: &[u8], reason: &str) {

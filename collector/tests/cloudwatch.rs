@@ -185,9 +185,7 @@ fn write_jsonl(path: &std::path::Path, evs: &[Value]) {
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("thawtrace-cw-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&p).unwrap();
-    p
+    tmp_dir(&format!("cw-{name}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

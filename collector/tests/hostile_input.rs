@@ -13,16 +13,7 @@ use common::*;
 use serde_json::{Value, json};
 
 fn tmp(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "thawtrace-hostile-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
+    tmp_dir(&format!("hostile-{tag}"))
 }
 
 /// Runs the binary, killed after `limit` (a loop that never ends fails

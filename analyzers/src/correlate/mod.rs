@@ -589,3 +589,24 @@ impl StreamCorrelator {
         &self.relevant
     }
 }
+
+/// Runs lines `(event time, message)` through a correlator as one stream
+/// (event IDs `e0`, `e1`, …): what unit tests of the correlation need.
+#[cfg(test)]
+pub(crate) fn run_stream<S: AsRef<str>>(
+    lines: &[(i64, S)],
+    config: Config,
+) -> (crate::Collected, StreamStats) {
+    let mut c = StreamCorrelator::new("/aws/lambda/f", "s", config);
+    let ids: Vec<String> = (0..lines.len()).map(|i| format!("e{i}")).collect();
+    for (i, (ts, msg)) in lines.iter().enumerate() {
+        c.push(&LogEvent {
+            id: ids[i].as_str().into(),
+            timestamp_ms: *ts,
+            text: RawText::Plain(msg.as_ref()),
+        });
+    }
+    let mut out = crate::Collected::default();
+    let stats = c.finish(&mut out);
+    (out, stats)
+}

@@ -229,25 +229,13 @@ fn is_nat_symptom(cause: NetCause) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::correlate::IdempotencyKey;
-    use crate::parse::RawText;
-    use crate::{Collected, Config, FindingKind, LogEvent, StreamCorrelator};
+    use crate::{Collected, Config, FindingKind};
 
     const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
     const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
 
     fn run(lines: &[(i64, String)], config: Config) -> Collected {
-        let mut c = StreamCorrelator::new("/aws/lambda/f", "s", config);
-        let ids: Vec<String> = (0..lines.len()).map(|i| format!("e{i}")).collect();
-        for (i, (ts, msg)) in lines.iter().enumerate() {
-            c.push(&LogEvent {
-                id: ids[i].as_str().into(),
-                timestamp_ms: *ts,
-                text: RawText::Plain(msg),
-            });
-        }
-        let mut out = Collected::default();
-        c.finish(&mut out);
-        out
+        crate::correlate::run_stream(lines, config).0
     }
 
     fn reset_after_freeze(frozen_ms: i64) -> Vec<(i64, String)> {

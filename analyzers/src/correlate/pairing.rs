@@ -410,8 +410,7 @@ impl StreamCorrelator {
 
 #[cfg(test)]
 mod tests {
-    use crate::parse::RawText;
-    use crate::{Collected, Config, FindingKind, LogEvent, StreamCorrelator};
+    use crate::{Config, FindingKind};
 
     /// Recorded (grpcio 1.x, `GRPC_TRACE=all`, a fresh settings matrix
     /// under load): the runtime read the ping's lines 14 ms after C-core
@@ -440,17 +439,7 @@ mod tests {
                 "[ERROR]\t2026-12-06T04:30:43.118Z\t9d202814-c7fc-428f-8945-896c0ca65d00\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)",
             ),
         ];
-        let mut c = StreamCorrelator::new("/aws/lambda/f", "s", Config::default());
-        let ids: Vec<String> = (0..lines.len()).map(|i| format!("e{i}")).collect();
-        for (i, (ts, msg)) in lines.iter().enumerate() {
-            c.push(&LogEvent {
-                id: ids[i].as_str().into(),
-                timestamp_ms: *ts,
-                text: RawText::Plain(msg),
-            });
-        }
-        let mut out = Collected::default();
-        let stats = c.finish(&mut out);
+        let (out, stats) = crate::correlate::run_stream(&lines, Config::default());
         assert_eq!(stats.unpaired_timeouts, 0);
         assert_eq!(out.findings.len(), 1);
         assert_eq!(out.findings[0].kind, FindingKind::KeepaliveTimeout);

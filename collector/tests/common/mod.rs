@@ -120,6 +120,21 @@ pub fn invoke_handler_at(events: &[PathBuf], env: &[(&str, &str)], clock_ms: Opt
 }
 
 /// The full path of a program on `PATH`.
+/// A fresh directory of its own under the system's temp dir, named after
+/// `tag` (left behind for a look after a failure).
+pub fn tmp_dir(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "thawtrace-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
 pub fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))
