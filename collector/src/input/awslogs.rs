@@ -156,7 +156,8 @@ pub fn parse_message<'a>(
     limits: &Limits,
 ) -> Result<Option<DecodedMessage<'a>>, InputError> {
     // The one-pass reader first; serde_json for what it leaves (and to
-    // name what is wrong).
+    // name what is wrong). The limit is on the message as a JSON string,
+    // quotes included.
     if let Some(m) = super::fast::scan_message(text)
         && let (Some(message_type), Some(log_group), Some(log_stream)) =
             (m.message_type, m.log_group, m.log_stream)
@@ -164,53 +165,45 @@ pub fn parse_message<'a>(
         if message_type == "CONTROL_MESSAGE" {
             return Ok(None);
         }
-        let total = m.events.len();
-        // The limit is on the message as a JSON string, quotes included.
-        let mut events: Vec<LogEvent<'a>> = m
-            .events
-            .into_iter()
-            .filter(|e| e.message.len() + 2 <= limits.max_event_bytes)
-            .map(|e| LogEvent {
-                id: e.id.into(),
-                timestamp_ms: e.timestamp,
-                text: RawText::JsonEscaped(e.message),
-            })
-            .collect();
-        let refused = (total - events.len()) as u64;
-        if !events
-            .windows(2)
-            .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
-        {
-            sort_stream(&mut events);
-        }
-        return Ok(Some(DecodedMessage {
-            log_group,
-            log_stream,
-            events,
-            refused,
-        }));
+        let events = m.events.into_iter().map(|e| {
+            let body = (e.message.len() + 2 <= limits.max_event_bytes).then_some(e.message);
+            (e.id, e.timestamp, body)
+        });
+        return Ok(Some(decoded(log_group, log_stream, events)));
     }
     let message: Message<'a> = serde_json::from_str(text)
         .map_err(|e| InputError::new(format!("not a subscription message ({e})")))?;
     if message.message_type == "CONTROL_MESSAGE" {
         return Ok(None);
     }
-    let mut refused = 0;
-    let mut events: Vec<LogEvent<'a>> = Vec::with_capacity(message.log_events.len());
-    for ev in &message.log_events {
+    let events = message.log_events.iter().map(|ev| {
         let raw = ev.message.get();
         let body = (raw.len() <= limits.max_event_bytes)
             .then(|| raw.strip_prefix('"').and_then(|m| m.strip_suffix('"')))
             .flatten();
-        let Some(body) = body else {
-            refused += 1;
-            continue;
-        };
-        events.push(LogEvent {
-            id: ev.id.into(),
-            timestamp_ms: ev.timestamp,
-            text: RawText::JsonEscaped(body),
-        });
+        (ev.id, ev.timestamp, body)
+    });
+    Ok(Some(decoded(message.log_group, message.log_stream, events)))
+}
+
+/// A message's events `(id, time, message)` in stream order; those without
+/// a message (over the size limit, not a string) are counted as refused.
+fn decoded<'a>(
+    log_group: &'a str,
+    log_stream: &'a str,
+    items: impl ExactSizeIterator<Item = (&'a str, i64, Option<&'a str>)>,
+) -> DecodedMessage<'a> {
+    let mut refused = 0;
+    let mut events: Vec<LogEvent<'a>> = Vec::with_capacity(items.len());
+    for (id, timestamp_ms, body) in items {
+        match body {
+            Some(body) => events.push(LogEvent {
+                id: id.into(),
+                timestamp_ms,
+                text: RawText::JsonEscaped(body),
+            }),
+            None => refused += 1,
+        }
     }
     if !events
         .windows(2)
@@ -218,12 +211,12 @@ pub fn parse_message<'a>(
     {
         sort_stream(&mut events);
     }
-    Ok(Some(DecodedMessage {
-        log_group: message.log_group,
-        log_stream: message.log_stream,
+    DecodedMessage {
+        log_group,
+        log_stream,
         events,
         refused,
-    }))
+    }
 }
 
 /// The subscription messages of a Lambda event (awslogs or Kinesis), each
