@@ -155,19 +155,6 @@ impl StreamCorrelator {
         None
     }
 
-    /// A signal about `mark` for the cross-stream analysis, with the
-    /// invocation that owns it.
-    pub(super) fn signal(&self, mark: &Mark, what: SignalKind) -> Signal {
-        Signal {
-            log_group: self.log_group.as_str().into(),
-            log_stream: self.log_stream.as_str().into(),
-            request_id: self.owner(mark).request_id,
-            at_ms: mark.ts,
-            event_id: mark.id.clone(),
-            what,
-        }
-    }
-
     /// A connect that timed out: a client's connect timeout, or Lambda's
     /// function timeout while a connect was pending (which the ledger
     /// knows), a connect timeout with no timeout of its own.
@@ -176,7 +163,7 @@ impl StreamCorrelator {
         mark: &Mark,
         net: &NetFailure,
         ledger: &Ledger,
-    ) -> Option<Signal> {
+    ) -> Option<SignalKind> {
         let destination = match net.cause {
             NetCause::ConnectTimeout => net.destination.clone(),
             NetCause::FunctionTimeout => {
@@ -184,24 +171,39 @@ impl StreamCorrelator {
             }
             _ => return None,
         };
-        Some(self.signal(mark, SignalKind::ConnectTimeout { destination }))
+        Some(SignalKind::ConnectTimeout { destination })
     }
 
-    /// Each invocation's start.
-    pub(super) fn start_signals(&self, sink: &mut impl FindingSink) {
+    /// The signals for the cross-stream analysis: each invocation's start,
+    /// then those of lines (`marked`), each with the invocation that owns
+    /// its line.
+    pub(super) fn emit_signals(
+        &self,
+        marked: Vec<(&Mark, SignalKind)>,
+        sink: &mut impl FindingSink,
+    ) {
         let group: std::sync::Arc<str> = self.log_group.as_str().into();
         let stream: std::sync::Arc<str> = self.log_stream.as_str().into();
+        let signal = |request_id, at_ms, event_id: &str, what| Signal {
+            log_group: group.clone(),
+            log_stream: stream.clone(),
+            request_id,
+            at_ms,
+            event_id: event_id.to_owned(),
+            what,
+        };
         for inv in &self.invocations {
             if let (Some(at), Some((_, id))) = (inv.start_ms, &inv.start_event) {
-                sink.signal(Signal {
-                    log_group: group.clone(),
-                    log_stream: stream.clone(),
-                    request_id: Some(inv.request_id.clone()),
-                    at_ms: at,
-                    event_id: id.clone(),
-                    what: SignalKind::Start,
-                });
+                sink.signal(signal(
+                    Some(inv.request_id.clone()),
+                    at,
+                    id,
+                    SignalKind::Start,
+                ));
             }
+        }
+        for (mark, what) in marked {
+            sink.signal(signal(self.owner(mark).request_id, mark.ts, &mark.id, what));
         }
     }
 }

@@ -64,14 +64,14 @@ impl StreamCorrelator {
                     ledger.connect(destination, *done, self.owner(mark).epoch, mark.pos);
                 }
                 What::Net(net, silence) => {
-                    if wants_signals && let Some(s) = self.net_signal(mark, net, &ledger) {
-                        signals.push(s);
+                    if wants_signals && let Some(what) = self.net_signal(mark, net, &ledger) {
+                        signals.push((mark, what));
                     }
                     self.nat_failure(mark, net, *silence, &failed, &mut ledger, &mut nat);
                 }
                 What::Key(key) => {
                     if wants_signals {
-                        signals.push(self.signal(mark, SignalKind::Key { key: key.clone() }));
+                        signals.push((mark, SignalKind::Key { key: key.clone() }));
                     }
                 }
                 What::Failure(_) => {}
@@ -88,10 +88,7 @@ impl StreamCorrelator {
             sink.incident(incident);
         }
         if wants_signals {
-            self.start_signals(sink);
-            for s in signals {
-                sink.signal(s);
-            }
+            self.emit_signals(signals, sink);
         }
         self.stats
     }
