@@ -94,9 +94,15 @@ pub fn parse_text(text: RawText<'_>) -> Option<Line<'_>> {
 pub fn parse_json(text: RawText<'_>) -> Option<Line<'_>> {
     let raw = text.raw();
     let b = raw.as_bytes();
-    let target = memmem::find(b, b"\"target\":\"thawtrace\"")
-        .or_else(|| memmem::find(b, br#"\"target\":\"thawtrace\""#));
-    target?;
+    // Asked of every JSON line: the searchers are built once.
+    static TARGET: std::sync::LazyLock<[memmem::Finder<'static>; 2]> =
+        std::sync::LazyLock::new(|| {
+            [
+                memmem::Finder::new(b"\"target\":\"thawtrace\""),
+                memmem::Finder::new(br#"\"target\":\"thawtrace\""#),
+            ]
+        });
+    TARGET.iter().find_map(|f| f.find(b))?;
     #[derive(serde::Deserialize)]
     struct Fields {
         event: Option<String>,

@@ -542,11 +542,16 @@ pub fn find_short(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// after `key`: a `value` whose last few bytes before it hold the key
 /// (`"level":"ERROR"`, `\"level\": \"ERROR`). No decoding.
 pub(crate) fn json_value_after_key(b: &[u8], key: &[u8], value: &[u8]) -> bool {
-    use memchr::memmem;
-    memmem::find_iter(b, value).any(|at| {
-        let before = &b[at.saturating_sub(14)..at];
-        memmem::find(before, key).is_some()
-    })
+    // Called on every JSON line: short needles, no searcher built per call.
+    let mut from = 0;
+    while let Some(i) = find_short(&b[from..], value) {
+        let at = from + i;
+        if find_short(&b[at.saturating_sub(14)..at], key).is_some() {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// Takes a request ID (UUID-like token) at the start of `s`.

@@ -48,7 +48,10 @@ pub fn parse_text(raw: &str) -> Option<Line<'_>> {
 /// `platform.report`), escaped or not. `None` when the object is not one.
 pub fn parse_json(raw: &str) -> Option<Line<'_>> {
     let b = raw.as_bytes();
-    let at = memmem::find(b, b"\"platform.")?;
+    // Asked of every JSON line: the searcher is built once.
+    static PLATFORM: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(b"\"platform."));
+    let at = PLATFORM.find(b)?;
     // The match must be the value of the top-level "type" key.
     let before = raw[..at].trim_end_matches([' ', ':', '"', '\\']);
     if !before.ends_with("type") {
