@@ -6,8 +6,7 @@
 //!   tracker inside that transport), the instrument's `#<conn> <peer>`.
 //!   Lines that name only a destination (urllib3, error messages, grpc-js
 //!   connects) are about the function's only connection there; a failure
-//!   that names nothing is about the function's only connection of all
-//!   ([`Identity::Sole`]).
+//!   that names nothing is about the function's only connection of all.
 //! - **Lifecycle.** A connect started and not through (per invocation);
 //!   the last activity the log vouches for (a client that logs every use);
 //!   pings in flight with their ack deadlines, acks too late to stop a
@@ -30,22 +29,6 @@ use crate::parse::{Keepalive, KeepaliveEvent};
 /// A C-core connectivity tracker lies inside its transport object, this
 /// close above the transport's own address (0x288 bytes in grpcio 1.85).
 const TRACKER_SPAN: u64 = 0x1_0000;
-
-/// Who a connection is, as far as its lines say.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(super) enum Identity {
-    /// The library names the connection (its keepalive lines' key).
-    Named(String),
-    /// Only a destination is printed, or none (`None`): the function's only
-    /// connection there (or of all), for all the log can tell.
-    Sole(Option<String>),
-}
-
-impl Identity {
-    fn sole(destination: Option<&str>) -> Identity {
-        Identity::Sole(destination.map(str::to_owned))
-    }
-}
 
 /// The pings a timeout may have given up on: those still unanswered, and
 /// those acked too late to stop their timer (with their ack).
@@ -77,7 +60,14 @@ struct Connection {
 
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
-    connections: HashMap<Identity, Connection>,
+    /// Connections the library names: its keepalive lines' key.
+    named: HashMap<String, Connection>,
+    /// Connections known only by their destination: the function's only
+    /// connection there, for all the log can tell.
+    to: HashMap<String, Connection>,
+    /// The connection of failures that name nothing: the function's only
+    /// connection of all.
+    unnamed: Connection,
     /// When each ping's ack timer expires, where the library says.
     deadline: HashMap<usize, i64>,
     /// Pings sent well after they were due: at a thaw.
@@ -88,15 +78,24 @@ pub(super) struct Ledger {
 
 impl Ledger {
     fn named(&mut self, connection: &str) -> &mut Connection {
-        // Most lines are about a connection already in the ledger.
-        let key = Identity::Named(connection.to_owned());
-        self.connections.entry(key).or_default()
+        // Most lines are about a connection already in the ledger: its
+        // name is copied only the first time.
+        if !self.named.contains_key(connection) {
+            self.named
+                .insert(connection.to_owned(), Connection::default());
+        }
+        self.named.get_mut(connection).expect("inserted above")
     }
 
     fn sole(&mut self, destination: Option<&str>) -> &mut Connection {
-        self.connections
-            .entry(Identity::sole(destination))
-            .or_default()
+        let Some(destination) = destination else {
+            return &mut self.unnamed;
+        };
+        if !self.to.contains_key(destination) {
+            self.to
+                .insert(destination.to_owned(), Connection::default());
+        }
+        self.to.get_mut(destination).expect("inserted above")
     }
 
     /// The ack deadline of a ping, where the library printed its timeout.
@@ -155,7 +154,7 @@ impl Ledger {
                 timeout_ms,
             } => {
                 let armed = self
-                    .connections
+                    .named
                     .values()
                     .flat_map(|c| &c.outstanding)
                     .find(|&&p| ping_id_of(&marks[p]) == Some(*ping_id));
@@ -192,26 +191,20 @@ impl Ledger {
             // C-core names the ping, not the connection.
             // Every connection's ping of that id is answered (not only the first's).
             Some(_) => {
-                self.connections
+                self.named
                     .values_mut()
                     .map(ack_on)
                     .filter(|&found| found)
                     .count()
                     > 0
             }
-            None => self
-                .connections
-                .get_mut(&Identity::Named(k.connection.clone()))
-                .is_some_and(ack_on),
+            None => self.named.get_mut(&k.connection).is_some_and(ack_on),
         }
     }
 
     /// Takes out the pings of a connection whose timeout line was read.
     pub(super) fn take(&mut self, connection: &str) -> InFlight {
-        match self
-            .connections
-            .get_mut(&Identity::Named(connection.to_owned()))
-        {
+        match self.named.get_mut(connection) {
             Some(c) => InFlight {
                 pending: std::mem::take(&mut c.outstanding),
                 acked_late: std::mem::take(&mut c.acked_late),
@@ -236,7 +229,7 @@ impl Ledger {
         let name = connection.clone();
         let of_transport = |p: usize| matches!(&marks[p].what, What::Keepalive(ping) if ping.transport == Some(transport));
         let mut in_flight = InFlight::default();
-        if let Some(c) = self.connections.get_mut(&Identity::Named(name.clone())) {
+        if let Some(c) = self.named.get_mut(&name) {
             (in_flight.pending, c.outstanding) =
                 c.outstanding.iter().partition(|&&p| of_transport(p));
             (in_flight.acked_late, c.acked_late) =
@@ -267,10 +260,11 @@ impl Ledger {
     /// How long the connection to `destination` has been dead (a NAT's
     /// forgotten flow the client still holds), if it is.
     pub(super) fn dead_for(&self, destination: Option<&str>, at: i64) -> Option<i64> {
-        let since = self
-            .connections
-            .get(&Identity::sole(destination))?
-            .dead_since?;
+        let c = match destination {
+            Some(d) => self.to.get(d)?,
+            None => &self.unnamed,
+        };
+        let since = c.dead_since?;
         Some(at - since)
     }
 
@@ -289,10 +283,10 @@ impl Ledger {
     /// The destination of the first connect still pending in the invocation
     /// of `epoch`.
     pub(super) fn pending_connect(&self, epoch: i64) -> Option<&str> {
-        self.connections
+        self.to
             .iter()
-            .filter_map(|(id, c)| match (id, c.connecting) {
-                (Identity::Sole(Some(d)), Some((e, pos))) if e == epoch => Some((pos, d.as_str())),
+            .filter_map(|(d, c)| match c.connecting {
+                Some((e, pos)) if e == epoch => Some((pos, d.as_str())),
                 _ => None,
             })
             .min()
