@@ -41,7 +41,7 @@ pub struct BalanceSender<K> {
 
 impl<K: Debug + Send + 'static> BalanceSender<K> {
     /// Adds (or replaces) an endpoint; it connects with the instrumented
-    /// connector, your settings kept.
+    /// connector, its settings kept as by [`connect_lazy`](crate::connect_lazy).
     ///
     /// # Errors
     ///
@@ -113,9 +113,10 @@ impl<K: Debug + Clone + Unpin> futures_core::Stream for Discover<K> {
             None => None,
             Some(Change::Insert(key, endpoint)) => {
                 let uri = endpoint.uri().clone();
+                let connector = Connector::from(&endpoint);
                 let channel = endpoint
                     .executor(StampedExecutor)
-                    .connect_with_connector_lazy(Connector::default());
+                    .connect_with_connector_lazy(connector);
                 let member = PendingRequests::new(
                     Picked {
                         key: key.clone(),

@@ -54,13 +54,58 @@ struct State {
 /// per invocation as a `thaw` event by [`ThawLogLayer`](crate::ThawLogLayer)
 /// (or by the next stamped task), with these fields.
 ///
+/// Two invocations 30 ms apart, and the handler called twice in the
+/// second: one `thaw`, read back from the function's JSON log.
+///
 /// ```
-/// let thaw = thawtrace_instrument::Thaw {
-///     request_id: "c1e20ff7".into(),
-///     previous_request_id: Some("e5ad8bd3".into()),
-///     frozen_ms: 2469,
+/// use std::convert::Infallible;
+/// use std::time::Duration;
+/// use thawtrace_instrument::{Thaw, ThawLogLayer};
+/// use tower::{Layer, ServiceExt};
+/// use tracing_subscriber::prelude::*;
+/// # use std::sync::{Arc, Mutex};
+/// # #[derive(Clone, Default)]
+/// # struct Log(Arc<Mutex<Vec<u8>>>);
+/// # impl std::io::Write for Log {
+/// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+/// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+/// # }
+/// # impl Log { fn lines(&self) -> Vec<String> { String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_owned).collect() } }
+/// let log = Log::default(); // the function's stdout
+/// let writer = log.clone();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(tracing_subscriber::fmt::layer().json().with_writer(move || writer.clone()))
+///     .with(thawtrace_instrument::layer());
+/// let invoke = |request_id: &str| {
+///     tracing::info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = request_id)
 /// };
-/// assert!(thaw.frozen_ms > 1000); // longer than a 1 s keepalive ack timeout
+/// let handler = ThawLogLayer.layer(tower::service_fn(|_: ()| async { Ok::<_, Infallible>(()) }));
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// tracing::subscriber::with_default(subscriber, || {
+///     drop(invoke("e5ad8bd3")); // answered: Lambda freezes the environment
+///     std::thread::sleep(Duration::from_millis(30));
+///     let _second = invoke("c1e20ff7").entered();
+///     runtime.block_on(async {
+///         handler.clone().oneshot(()).await.unwrap();
+///         handler.clone().oneshot(()).await.unwrap();
+///     });
+/// });
+///
+/// let thaws: Vec<Thaw> = log
+///     .lines()
+///     .iter()
+///     .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["fields"].take())
+///     .filter(|fields| fields["event"] == "thaw")
+///     .map(|f| Thaw {
+///         request_id: f["request_id"].as_str().unwrap().into(),
+///         previous_request_id: f["previous_request_id"].as_str().map(Into::into),
+///         frozen_ms: f["frozen_ms"].as_u64().unwrap(),
+///     })
+///     .collect();
+/// assert_eq!(thaws.len(), 1, "once per invocation");
+/// assert_eq!(&*thaws[0].request_id, "c1e20ff7");
+/// assert_eq!(thaws[0].previous_request_id.as_deref(), Some("e5ad8bd3"));
+/// assert!(thaws[0].frozen_ms >= 30, "the whole freeze: {thaws:?}");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Thaw {

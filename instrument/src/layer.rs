@@ -38,12 +38,40 @@ pub struct ThawtraceLayer {
 /// callsites the layer reads (Lambda's invocation span, h2's frame events),
 /// so the layer neither widens nor narrows what other layers see.
 ///
+/// A layer behind it is shown the invocation span and h2's frame events,
+/// nothing else; a layer beside it, filtered at INFO, is shown what it
+/// would be without it (h2's DEBUG frames stay out):
+///
 /// ```
-/// use tracing_subscriber::layer::Filter;
-/// use tracing_subscriber::registry::Registry;
-/// let filter = thawtrace_instrument::ThawtraceFilter::default();
-/// // Only h2's frame events and lambda_runtime's invocation span interest it.
-/// let _: &dyn Filter<Registry> = &filter;
+/// use thawtrace_instrument::ThawtraceFilter;
+/// use tracing_subscriber::filter::LevelFilter;
+/// use tracing_subscriber::prelude::*;
+/// # use std::sync::{Arc, Mutex};
+/// # use tracing_subscriber::layer::Context;
+/// # /// Writes down each span and event it is shown.
+/// # #[derive(Clone, Default)]
+/// # struct Shown(Arc<Mutex<Vec<String>>>);
+/// # impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Shown {
+/// #     fn on_new_span(&self, a: &tracing::span::Attributes<'_>, _: &tracing::span::Id, _: Context<'_, S>) {
+/// #         self.0.lock().unwrap().push(format!("span {}", a.metadata().name()));
+/// #     }
+/// #     fn on_event(&self, e: &tracing::Event<'_>, _: Context<'_, S>) {
+/// #         self.0.lock().unwrap().push(format!("event {}", e.metadata().target()));
+/// #     }
+/// # }
+/// # impl Shown { fn list(&self) -> Vec<String> { self.0.lock().unwrap().clone() } }
+/// let (behind, beside) = (Shown::default(), Shown::default());
+/// let subscriber = tracing_subscriber::registry()
+///     .with(behind.clone().with_filter(ThawtraceFilter::default()))
+///     .with(beside.clone().with_filter(LevelFilter::INFO));
+/// tracing::subscriber::with_default(subscriber, || {
+///     let _invocation = tracing::info_span!(target: "lambda_runtime::layers::trace", "Lambda runtime invoke", requestId = "8e7f0d5a").entered();
+///     tracing::debug!(target: "h2::codec::framed_write", frame = ?"Ping { ack: false, payload: [0, 0, 0, 0, 0, 0, 0, 1] }", "send frame");
+///     tracing::info!(target: "orders", "order placed");
+///     tracing::info_span!(target: "orders", "charge card").in_scope(|| {});
+/// });
+/// assert_eq!(behind.list(), ["span Lambda runtime invoke", "event h2::codec::framed_write"]);
+/// assert_eq!(beside.list(), ["span Lambda runtime invoke", "event orders", "span charge card"]);
 /// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ThawtraceFilter {

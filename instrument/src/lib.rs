@@ -68,6 +68,7 @@ mod connector;
 mod invocation;
 mod layer;
 mod task;
+mod tcp;
 mod thaw;
 
 pub use balance::{BalanceSender, BalancedChannel, balance_channel};
@@ -136,8 +137,10 @@ pub fn init() {
 }
 
 /// Builds a lazily connecting channel from your `Endpoint` with the
-/// instrumented [`Connector`] and [`StampedExecutor`]; your keepalive,
-/// timeout and TLS settings are kept.
+/// instrumented [`Connector`] and [`StampedExecutor`]. The endpoint's
+/// settings are kept: HTTP/2 keepalive, request and connect timeouts, TLS,
+/// TCP keepalive and `TCP_NODELAY` (see [`Connector`]); only
+/// `local_address` is not.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -145,15 +148,18 @@ pub fn init() {
 /// let endpoint = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051")
 ///     .http2_keep_alive_interval(Duration::from_secs(5))
 ///     .keep_alive_timeout(Duration::from_secs(1))
-///     .keep_alive_while_idle(true);
+///     .keep_alive_while_idle(true)
+///     .tcp_keepalive(Some(Duration::from_secs(60)))
+///     .connect_timeout(Duration::from_secs(2));
 /// let channel = thawtrace_instrument::connect_lazy(endpoint);
 /// # drop(channel);
 /// # });
 /// ```
 pub fn connect_lazy(endpoint: tonic::transport::Endpoint) -> tonic::transport::Channel {
+    let connector = Connector::from(&endpoint);
     endpoint
         .executor(StampedExecutor)
-        .connect_with_connector_lazy(Connector::default())
+        .connect_with_connector_lazy(connector)
 }
 
 /// Like [`connect_lazy`], connecting now.
@@ -167,12 +173,14 @@ pub fn connect_lazy(endpoint: tonic::transport::Endpoint) -> tonic::transport::C
 ///
 /// # Errors
 ///
-/// The connection error, as tonic reports it.
+/// The connection error, as tonic reports it (an expired connect timeout
+/// has an `io::Error` of kind `TimedOut` among its sources).
 pub async fn connect(
     endpoint: tonic::transport::Endpoint,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let connector = Connector::from(&endpoint);
     endpoint
         .executor(StampedExecutor)
-        .connect_with_connector(Connector::default())
+        .connect_with_connector(connector)
         .await
 }

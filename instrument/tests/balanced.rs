@@ -17,8 +17,8 @@ fn balanced_channel_reports_picks_keepalive_and_endpoint_changes() {
         .parent()
         .unwrap()
         .join("examples");
-    let port_file =
-        std::env::temp_dir().join(format!("thawtrace-balanced-{}.port", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let port_file = tmp.path().join("port");
     let server = Command::new(examples.join("echo_server"))
         .arg(&port_file)
         .stdout(Stdio::null())
@@ -65,7 +65,6 @@ fn balanced_channel_reports_picks_keepalive_and_endpoint_changes() {
         drop(channel);
     });
     drop(server);
-    let _ = std::fs::remove_file(&port_file);
     let log = captured.text();
     assert!(log.contains(r#"event="lb_endpoint_insert""#), "{log}");
     assert!(log.contains(r#"event="lb_endpoint_remove""#), "{log}");

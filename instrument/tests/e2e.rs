@@ -67,7 +67,8 @@ fn frozen_rust_function_findings_match_the_recorders_truth() {
     );
     let python = std::env::var("THAWTRACE_PYTHON").unwrap_or_else(|_| "python3".into());
     let seed = std::env::var("THAWTRACE_SEED").unwrap_or_else(|_| "11".into());
-    let out = std::env::temp_dir().join(format!("thawtrace-instrument-e2e-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path();
     let status = Command::new(&python)
         .arg(repo().join("tests/recorders/record.py"))
         .args([
@@ -147,5 +148,4 @@ fn frozen_rust_function_findings_match_the_recorders_truth() {
         .find(|e| e["name"] == "rust-tonic-keepalive-off")
         .expect("the keepalive-off environment was recorded");
     assert!(found.iter().all(|f| f["log_stream"] != off["log_stream"]));
-    let _ = std::fs::remove_dir_all(&out);
 }

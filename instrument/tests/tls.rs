@@ -80,9 +80,9 @@ fn certificates(dir: &Path) {
 
 #[test]
 fn a_tls_handshake_is_reported_between_connect_and_the_first_ping() {
-    let dir = std::env::temp_dir().join(format!("thawtrace-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    certificates(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    certificates(dir);
     // More than one crypto provider is compiled into the workspace's test
     // build (the AWS SDK brings one): name the one tonic's TLS uses.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -141,7 +141,6 @@ fn a_tls_handshake_is_reported_between_connect_and_the_first_ping() {
         "{line}"
     );
     assert!(line.contains("duration_ms="), "{line}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `/thawtrace.Echo/Echo`, answering with the request.
