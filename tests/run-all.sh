@@ -2,7 +2,7 @@
 # Every test: installs the recorders' dependencies, then runs the whole
 # workspace's tests (unit, doc, property, recorded fixtures, and a fresh
 # recording of really frozen grpc-js and grpcio functions scored against
-# its ground truth).
+# its ground truth). tests/run-group.sh runs a group of them.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/tests/setup.sh"

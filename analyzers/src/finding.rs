@@ -61,26 +61,13 @@ impl FindingKind {
         }
     }
 
-    /// What to do about it, in one paragraph (text, JSON and HTML output).
-    pub fn advice(self) -> &'static str {
-        match self {
-            FindingKind::KeepaliveFreezeTimeout => {
-                "The environment was frozen with a keepalive ping in flight; the connection was healthy. Retry the failed call (match CANCELLED as well as UNAVAILABLE), or send keepalive pings only while calls are active (keepalive_permit_without_calls = 0)."
-            }
-            FindingKind::KeepaliveTimeout => {
-                "The peer did not answer a keepalive ping within the timeout while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer)."
-            }
-            FindingKind::NatIdleReset => {
-                "The connection sat idle past the NAT gateway's idle timeout (350 s), which then drops it without telling either end. Keep connections alive below 350 s: TCP keepalive (botocore: tcp_keepalive = true in the AWS config file; Node: an http.Agent with keepAlive; tonic: Endpoint::tcp_keepalive), or HTTP/2 keepalive pings; make calls that wait longer than that asynchronous."
-            }
-            FindingKind::ConnectStall => {
-                "Connection attempts from many environments timed out together after DNS answered: a NAT gateway out of ports (55,000 simultaneous connections per destination per address, up to 8 addresses = 440,000; NAT metric ErrorPortAllocation) or a Hyperplane ENI at 65,000 connections (no metric). Add secondary NAT addresses, spread over more subnets and NAT gateways, use PrivateLink or VPC endpoints, and reuse connections across invocations."
-            }
-            FindingKind::DuplicateInvocation => {
-                "The same event was handled more than once (async retries, at-least-once delivery). Make the handler idempotent (a DynamoDB conditional write, Powertools Idempotency), and set MaximumRetryAttempts to 0 where a retry is unsafe."
-            }
-        }
-    }
+    /// The neighbouring kinds, an [`Incident`]'s, in [`FindingKind::ALL`]'s
+    /// order.
+    pub const NEIGHBOURS: [FindingKind; 3] = [
+        FindingKind::NatIdleReset,
+        FindingKind::ConnectStall,
+        FindingKind::DuplicateInvocation,
+    ];
 
     /// Every kind, in a stable order.
     pub const ALL: [FindingKind; 5] = [
@@ -92,13 +79,65 @@ impl FindingKind {
     ];
 }
 
+/// The kind of a keepalive [`Finding`]: the only kinds one can be. Its
+/// name is [`FindingKind`]'s (`kind` in the JSON output).
+///
+/// ```
+/// use thawtrace_analyzers::{FindingKind, KeepaliveKind};
+/// assert_eq!(FindingKind::from(KeepaliveKind::FreezeTimeout), FindingKind::KeepaliveFreezeTimeout);
+/// assert_eq!(KeepaliveKind::Timeout, FindingKind::KeepaliveTimeout);
+/// assert_ne!(KeepaliveKind::Timeout, FindingKind::NatIdleReset);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeepaliveKind {
+    /// [`FindingKind::KeepaliveFreezeTimeout`].
+    FreezeTimeout,
+    /// [`FindingKind::KeepaliveTimeout`].
+    Timeout,
+}
+
+impl KeepaliveKind {
+    /// Both, in [`FindingKind::ALL`]'s order.
+    pub const ALL: [KeepaliveKind; 2] = [KeepaliveKind::FreezeTimeout, KeepaliveKind::Timeout];
+
+    /// The kind among all kinds.
+    pub fn kind(self) -> FindingKind {
+        match self {
+            KeepaliveKind::FreezeTimeout => FindingKind::KeepaliveFreezeTimeout,
+            KeepaliveKind::Timeout => FindingKind::KeepaliveTimeout,
+        }
+    }
+
+    /// [`FindingKind::as_str`].
+    pub fn as_str(self) -> &'static str {
+        self.kind().as_str()
+    }
+}
+
+impl From<KeepaliveKind> for FindingKind {
+    fn from(k: KeepaliveKind) -> Self {
+        k.kind()
+    }
+}
+
+impl PartialEq<FindingKind> for KeepaliveKind {
+    fn eq(&self, other: &FindingKind) -> bool {
+        self.kind() == *other
+    }
+}
+
+impl Serialize for KeepaliveKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.kind().serialize(s)
+    }
+}
+
 /// A neighbouring failure (`nat_idle_reset`, `connect_stall`,
 /// `duplicate_invocation`): the streams and request IDs it is about, its
-/// time span, what it rests on, and the facts of its kind.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// time span, what it rests on, and the facts of its kind (which decide
+/// the kind: serialized first, as `kind`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incident {
-    /// One of the neighbouring kinds.
-    pub kind: FindingKind,
     /// The log group (function).
     pub log_group: String,
     /// The first log stream it is about (the one, for one-stream kinds).
@@ -112,10 +151,61 @@ pub struct Incident {
     /// Its last event, ms since the Unix epoch.
     pub last_at_ms: i64,
     /// The facts of its kind.
-    #[serde(flatten)]
     pub detail: Detail,
     /// Every event ID it rests on.
     pub evidence: Vec<String>,
+}
+
+impl Serialize for Incident {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            kind: FindingKind,
+            log_group: &'a str,
+            log_stream: &'a str,
+            log_streams: &'a [String],
+            request_ids: &'a [String],
+            first_at_ms: i64,
+            last_at_ms: i64,
+            #[serde(flatten)]
+            detail: &'a Detail,
+            evidence: &'a [String],
+        }
+        Out {
+            kind: self.kind(),
+            log_group: &self.log_group,
+            log_stream: &self.log_stream,
+            log_streams: &self.log_streams,
+            request_ids: &self.request_ids,
+            first_at_ms: self.first_at_ms,
+            last_at_ms: self.last_at_ms,
+            detail: &self.detail,
+            evidence: &self.evidence,
+        }
+        .serialize(s)
+    }
+}
+
+impl Incident {
+    /// Its kind, which its facts decide.
+    pub fn kind(&self) -> FindingKind {
+        self.detail.kind()
+    }
+
+    /// What to do about it, in one paragraph (text, JSON and HTML output).
+    pub fn advice(&self) -> &'static str {
+        match self.detail {
+            Detail::NatIdleReset { .. } => {
+                "The connection sat idle past the NAT gateway's idle timeout (350 s), which then drops it without telling either end. Keep connections alive below 350 s: TCP keepalive (botocore: tcp_keepalive = true in the AWS config file; Node: an http.Agent with keepAlive; tonic: Endpoint::tcp_keepalive), or HTTP/2 keepalive pings; make calls that wait longer than that asynchronous."
+            }
+            Detail::ConnectStall { .. } => {
+                "Connection attempts from many environments timed out together after DNS answered: a NAT gateway out of ports (55,000 simultaneous connections per destination per address, up to 8 addresses = 440,000; NAT metric ErrorPortAllocation) or a Hyperplane ENI at 65,000 connections (no metric). Add secondary NAT addresses, spread over more subnets and NAT gateways, use PrivateLink or VPC endpoints, and reuse connections across invocations."
+            }
+            Detail::DuplicateInvocation { .. } => {
+                "The same event was handled more than once (async retries, at-least-once delivery). Make the handler idempotent (a DynamoDB conditional write, Powertools Idempotency), and set MaximumRetryAttempts to 0 where a retry is unsafe."
+            }
+        }
+    }
 }
 
 /// The facts of a neighbouring failure, by kind (flattened into the JSON
@@ -147,14 +237,44 @@ pub enum Detail {
     },
     /// `duplicate_invocation`.
     DuplicateInvocation {
-        /// `retried` (one request ID, several STARTs) or `same_key` (one
-        /// idempotency key, several request IDs).
-        reason: &'static str,
+        /// Why it counts as one event handled again.
+        reason: DuplicateReason,
         /// How many times the event was handled.
         attempts: usize,
         /// The idempotency key, as `name=value`, for `same_key`.
         key: Option<String>,
     },
+}
+
+impl Detail {
+    /// The kind these facts are of.
+    pub fn kind(&self) -> FindingKind {
+        match self {
+            Detail::NatIdleReset { .. } => FindingKind::NatIdleReset,
+            Detail::ConnectStall { .. } => FindingKind::ConnectStall,
+            Detail::DuplicateInvocation { .. } => FindingKind::DuplicateInvocation,
+        }
+    }
+}
+
+/// Why a `duplicate_invocation` is one (`reason` in the JSON output).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateReason {
+    /// One request ID started several times: an async invocation retried.
+    Retried,
+    /// One idempotency key handled under several request IDs.
+    SameKey,
+}
+
+impl DuplicateReason {
+    /// The name used in JSON output and span attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DuplicateReason::Retried => "retried",
+            DuplicateReason::SameKey => "same_key",
+        }
+    }
 }
 
 /// What one stream tells the cross-stream analysis (connect stalls,
@@ -226,7 +346,7 @@ pub struct FailedCall {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Freeze timeout or genuine timeout.
-    pub kind: FindingKind,
+    pub kind: KeepaliveKind,
     /// The log group (function) the stream belongs to.
     pub log_group: String,
     /// The log stream: one execution environment.
@@ -279,6 +399,27 @@ pub struct Finding {
     /// reading batches reports the finding with the batch holding this event.
     #[serde(skip)]
     pub settled_by: Option<String>,
+}
+
+impl Finding {
+    /// What to do about it, in one paragraph naming the library's own
+    /// options (text, JSON and HTML output).
+    pub fn advice(&self) -> &'static str {
+        match (self.kind, self.library) {
+            (KeepaliveKind::FreezeTimeout, Library::GrpcJs) => {
+                "Lambda froze this environment with a keepalive ping in flight; at the thaw the ack timer fired before the ack was read, and a healthy connection was closed. In Lambda, leave client keepalive off (omit 'grpc.keepalive_time_ms'), or set 'grpc.keepalive_timeout_ms' above the longest freeze you expect; retry UNAVAILABLE on the first call after a thaw."
+            }
+            (KeepaliveKind::FreezeTimeout, Library::Grpcio) => {
+                "Lambda froze this environment with a PING in flight; at the thaw C-core's ping timer fired first and closed the transport. In Lambda, leave keepalive off (omit 'grpc.keepalive_time_ms'; 'grpc.http2.bdp_probe': 0 stops BDP pings too), or set 'grpc.keepalive_timeout_ms' and 'grpc.http2.ping_timeout_ms' above the longest freeze you expect; retry UNAVAILABLE after a thaw."
+            }
+            (KeepaliveKind::FreezeTimeout, Library::Tonic) => {
+                "Lambda froze this environment with a PING in flight; at the thaw hyper's keepalive timer fired before h2 read the ack and closed the connection, so the first call after the thaw failed (often Cancelled, sometimes Unavailable). In Lambda, leave keepalive off (do not call Endpoint::http2_keep_alive_interval), or set Endpoint::keep_alive_timeout above the longest freeze you expect; retry Cancelled as well as Unavailable on the first call after a thaw."
+            }
+            (KeepaliveKind::Timeout, _) => {
+                "The peer did not answer a keepalive ping within the timeout while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer)."
+            }
+        }
+    }
 }
 
 /// What stood in for a line a library did not print (the trace flags the
@@ -362,21 +503,45 @@ pub trait FindingSink {
     }
 }
 
-/// Findings and incidents, collected.
-#[derive(Clone, Debug, Default)]
+/// Everything a batch's streams report, collected: findings, invocation
+/// windows, incidents and the signals for the cross-stream analysis.
+#[derive(Debug, Default)]
 pub struct Collected {
-    /// Keepalive findings.
+    /// The findings, in stream order.
     pub findings: Vec<Finding>,
-    /// Neighbouring failures.
+    /// The invocation windows, in stream order.
+    pub invocations: Vec<InvocationWindow>,
+    /// The neighbouring failures (NAT idle resets, connect stalls,
+    /// duplicate invocations).
     pub incidents: Vec<Incident>,
+    /// What the streams told the cross-stream analysis, for a caller that
+    /// keeps it between batches (the Lambda collector).
+    pub signals: Vec<Signal>,
 }
 
 impl FindingSink for Collected {
     fn finding(&mut self, finding: Finding) {
         self.findings.push(finding);
     }
+
     fn incident(&mut self, incident: Incident) {
         self.incidents.push(incident);
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        self.signals.push(signal);
+    }
+
+    fn wants_signals(&self) -> bool {
+        true
+    }
+
+    fn invocation(&mut self, invocation: &InvocationWindow) {
+        self.invocations.push(invocation.clone());
+    }
+
+    fn wants_invocations(&self) -> bool {
+        true
     }
 }
 

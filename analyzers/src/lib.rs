@@ -44,8 +44,8 @@ use std::collections::HashMap;
 
 pub use correlate::{Config, IdempotencyKey, LogEvent, StreamCorrelator, StreamStats};
 pub use finding::{
-    Collected, Detail, FailedCall, Finding, FindingKind, FindingSink, Incident, Inference,
-    InvocationWindow, Signal, SignalKind,
+    Collected, Detail, DuplicateReason, FailedCall, Finding, FindingKind, FindingSink, Incident,
+    Inference, InvocationWindow, KeepaliveKind, Signal, SignalKind,
 };
 pub use neighbours::Neighbours;
 
@@ -70,7 +70,9 @@ pub struct Summary {
     pub streams: u64,
     /// Totals of the streams' counts.
     pub totals: StreamStats,
-    /// Cross-stream signals ignored past [`Config::max_tracked`].
+    /// Cross-stream signals (invocation starts, connect timeouts,
+    /// idempotency keys) ignored past [`Config::max_tracked`], or past the
+    /// attempts kept of one request ID or key ([`Neighbours`]).
     pub dropped_signals: u64,
     /// The first [`Summary::NAMED`] streams (`group`, `stream`) whose
     /// trace output was too little to judge: failed gRPC calls, not one
@@ -214,10 +216,14 @@ impl<S: FindingSink> FindingSink for WithNeighbours<'_, S> {
 /// Stream order: timestamp, then event ID (CloudWatch IDs are decimal
 /// strings: shorter is smaller), then arrival order.
 pub fn sort_stream(events: &mut [LogEvent<'_>]) {
-    events.sort_by(|a, b| {
-        a.timestamp_ms
-            .cmp(&b.timestamp_ms)
-            .then_with(|| a.id.len().cmp(&b.id.len()))
-            .then_with(|| a.id.cmp(&b.id))
-    });
+    events.sort_by(|a, b| stream_order((a.timestamp_ms, &a.id), (b.timestamp_ms, &b.id)));
+}
+
+/// The order of a stream's events, by `(timestamp, event ID)`: time, then
+/// the ID as a number (CloudWatch's IDs are decimal digits; a shorter one
+/// is smaller), then as text. Everything that orders events uses it.
+pub fn stream_order(a: (i64, &str), b: (i64, &str)) -> std::cmp::Ordering {
+    a.0.cmp(&b.0)
+        .then_with(|| a.1.len().cmp(&b.1.len()))
+        .then_with(|| a.1.cmp(b.1))
 }

@@ -40,15 +40,18 @@
 //! }
 //! let mut out = Collected::default();
 //! n.flush(&mut out);
-//! assert_eq!(out.incidents[0].kind, FindingKind::DuplicateInvocation);
+//! assert_eq!(out.incidents[0].kind(), FindingKind::DuplicateInvocation);
 //! assert_eq!(out.incidents[0].log_streams, ["a", "b"]);
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+// Keyed by request and event IDs, one entry per START seen: a fast hasher.
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::correlate::Config;
-use crate::finding::{Detail, FindingKind, FindingSink, Incident, Signal, SignalKind};
+use crate::finding::{Detail, DuplicateReason, FindingSink, Incident, Signal, SignalKind};
 
 /// At most this many starts of one request ID, or logged copies of one
 /// idempotency key, are kept: enough for any real retry count, and it
@@ -69,6 +72,9 @@ struct Tracked {
     hits: Vec<Hit>,
     /// Distinct attempts already reported (streaming mode).
     reported: usize,
+    /// An event of it came again since (a batch delivered again): its
+    /// incident is given again, as the batch's other findings are.
+    again: bool,
 }
 
 /// Gathers the signals of many streams; see the module documentation.
@@ -84,9 +90,12 @@ pub struct Neighbours {
     watermark_ms: Option<i64>,
     stalls: HashMap<Arc<str>, Vec<Hit>>,
     /// The connect timeouts held, by event ID.
-    stall_events: std::collections::HashSet<String>,
+    stall_events: HashSet<String>,
     /// Stalls already reported (streaming mode), by their first event.
-    reported_stalls: std::collections::HashSet<String>,
+    reported_stalls: HashSet<String>,
+    /// Connect timeouts that came again since the last report (a batch
+    /// delivered again): the stalls holding them are given again.
+    stall_events_again: HashSet<String>,
     starts: HashMap<(Arc<str>, String), Tracked>,
     keys: HashMap<(Arc<str>, String), Tracked>,
 }
@@ -102,15 +111,17 @@ impl Neighbours {
             held: 0,
             dropped: 0,
             watermark_ms: None,
-            stalls: HashMap::new(),
-            reported_stalls: std::collections::HashSet::new(),
-            stall_events: std::collections::HashSet::new(),
-            starts: HashMap::new(),
-            keys: HashMap::new(),
+            stalls: HashMap::default(),
+            reported_stalls: HashSet::default(),
+            stall_events_again: HashSet::default(),
+            stall_events: HashSet::default(),
+            starts: HashMap::default(),
+            keys: HashMap::default(),
         }
     }
 
-    /// Signals ignored because [`Config::max_tracked`] were held.
+    /// Signals ignored: [`Config::max_tracked`] were held, or the 64
+    /// attempts kept of one request ID or key were.
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
@@ -146,43 +157,49 @@ impl Neighbours {
             event_id,
             destination: None,
         };
-        let hits = match what {
+        let tracked = match what {
             SignalKind::Start => {
                 // The key holds the request ID; the hit need not.
                 let Some(rid) = hit.request_id.take() else {
                     return;
                 };
-                &mut self.starts.entry((log_group, rid)).or_default().hits
+                self.starts.entry((log_group, rid)).or_default()
             }
             SignalKind::ConnectTimeout { destination } => {
-                // The same event read twice (a batch and its lookback
-                // context) counts once.
-                if !self.stall_events.insert(hit.event_id.clone()) {
-                    return;
-                }
                 hit.destination = destination;
-                self.stalls.entry(log_group).or_default().push(hit);
-                self.held += 1;
+                self.connect_timeout(log_group, hit);
                 return;
             }
             SignalKind::Key { key } => {
                 if hit.request_id.is_none() {
                     return;
                 }
-                &mut self.keys.entry((log_group, key)).or_default().hits
+                self.keys.entry((log_group, key)).or_default()
             }
         };
         // Once per event, as above; past MAX_HITS, more of one request ID or
         // key adds nothing but cost.
-        if hits.len() >= MAX_HITS {
+        if tracked.hits.iter().any(|h| h.event_id == hit.event_id) {
+            tracked.again |= tracked.reported > 0;
+            return;
+        }
+        if tracked.hits.len() >= MAX_HITS {
             self.dropped += 1;
             return;
         }
-        if hits.iter().any(|h| h.event_id == hit.event_id) {
-            return;
-        }
-        hits.push(hit);
+        tracked.hits.push(hit);
         self.held += 1;
+    }
+
+    /// A connect timeout, towards its group's stalls; the same event read
+    /// twice (a batch and its lookback context) counts once.
+    fn connect_timeout(&mut self, group: Arc<str>, hit: Hit) {
+        if self.stall_events.insert(hit.event_id.clone()) {
+            self.stalls.entry(group).or_default().push(hit);
+            self.held += 1;
+        } else {
+            self.stall_events_again.insert(hit.event_id);
+        }
     }
 
     /// Reports everything gathered and forgets it (batch callers).
@@ -190,19 +207,11 @@ impl Neighbours {
         let mut groups: Vec<_> = std::mem::take(&mut self.stalls).into_iter().collect();
         groups.sort_by(|a, b| a.0.cmp(&b.0));
         for (group, mut hits) in groups {
-            hits.sort_by_key(|h| h.at_ms);
-            let mut i = 0;
-            while i < hits.len() {
-                let end = hits[i].at_ms.saturating_add(self.window_ms);
-                let j = hits[i..].partition_point(|h| h.at_ms <= end) + i;
-                if !self.reported_stalls.contains(&hits[i].event_id) {
-                    self.stall(&group, &hits[i..j], sink);
-                }
-                i = j;
-            }
+            self.stall_windows(&group, &mut hits, sink);
         }
         self.reported_stalls.clear();
         self.stall_events.clear();
+        self.stall_events_again.clear();
         // Only what happened more than once is sorted and reported.
         for (key, tracked) in sorted(std::mem::take(&mut self.starts), |t| t.hits.len() >= 2) {
             retried(&key.0, &key.1, &tracked.hits, sink);
@@ -231,17 +240,8 @@ impl Neighbours {
         groups.sort();
         for group in groups {
             let mut hits = self.stalls.remove(&group).expect("listed");
-            hits.sort_by_key(|h| h.at_ms);
-            let mut i = 0;
-            while i < hits.len() {
-                let end = hits[i].at_ms.saturating_add(self.window_ms);
-                let j = hits[i..].partition_point(|h| h.at_ms <= end) + i;
-                let first = hits[i].event_id.clone();
-                if !self.reported_stalls.contains(&first) && self.stall(&group, &hits[i..j], sink) {
-                    self.reported_stalls.insert(first);
-                }
-                i = j;
-            }
+            let reported = self.stall_windows(&group, &mut hits, sink);
+            self.reported_stalls.extend(reported);
             let before = hits.len();
             hits.retain(|h| h.at_ms >= horizon);
             self.held -= before - hits.len();
@@ -249,7 +249,8 @@ impl Neighbours {
                 self.stalls.insert(group, hits);
             }
         }
-        let live: std::collections::HashSet<&str> = self
+        self.stall_events_again.clear();
+        let live: HashSet<&str> = self
             .stalls
             .values()
             .flatten()
@@ -260,7 +261,7 @@ impl Neighbours {
         for (tracked, same) in [(&mut self.starts, false), (&mut self.keys, true)] {
             let mut ready: Vec<_> = tracked
                 .iter_mut()
-                .filter(|(_, t)| attempts(&t.hits, same) > t.reported.max(1))
+                .filter(|(_, t)| t.again || attempts(&t.hits, same) > t.reported.max(1))
                 .collect();
             ready.sort_by(|a, b| a.0.cmp(b.0));
             for ((group, key), t) in ready {
@@ -270,6 +271,7 @@ impl Neighbours {
                     retried(group, key, &t.hits, sink);
                 }
                 t.reported = attempts(&t.hits, same);
+                t.again = false;
             }
             let held = &mut self.held;
             tracked.retain(|_, t| {
@@ -282,6 +284,34 @@ impl Neighbours {
         }
     }
 
+    /// Sorts a group's connect timeouts into windows (each from its first
+    /// timeout) and reports each window that is a stall and not reported
+    /// yet; returns the first event IDs of those it reported.
+    fn stall_windows(
+        &self,
+        group: &str,
+        hits: &mut [Hit],
+        sink: &mut impl FindingSink,
+    ) -> Vec<String> {
+        hits.sort_by_key(|h| h.at_ms);
+        let mut reported = Vec::new();
+        let mut i = 0;
+        while i < hits.len() {
+            let end = hits[i].at_ms.saturating_add(self.window_ms);
+            let j = hits[i..].partition_point(|h| h.at_ms <= end) + i;
+            // Not reported yet, or reported and an event of it came again.
+            let fresh = !self.reported_stalls.contains(&hits[i].event_id)
+                || hits[i..j]
+                    .iter()
+                    .any(|h| self.stall_events_again.contains(&h.event_id));
+            if fresh && self.stall(group, &hits[i..j], sink) {
+                reported.push(hits[i].event_id.clone());
+            }
+            i = j;
+        }
+        reported
+    }
+
     /// Reports the hits of one window as a stall if enough environments
     /// are in it; says whether it did.
     fn stall(&self, group: &str, hits: &[Hit], sink: &mut impl FindingSink) -> bool {
@@ -292,7 +322,6 @@ impl Neighbours {
         let destinations: BTreeSet<String> =
             hits.iter().filter_map(|h| h.destination.clone()).collect();
         sink.incident(Incident {
-            kind: FindingKind::ConnectStall,
             log_group: group.to_owned(),
             log_stream: hits[0].stream.to_string(),
             log_streams: streams.iter().map(|s| (*s).to_owned()).collect(),
@@ -345,7 +374,7 @@ fn duplicate(
     group: &str,
     hits: &[Hit],
     request_ids: Vec<String>,
-    reason: &'static str,
+    reason: DuplicateReason,
     attempts: usize,
     key: Option<String>,
 ) -> Incident {
@@ -353,7 +382,6 @@ fn duplicate(
     hits.sort_by_key(|h| h.at_ms);
     let streams: BTreeSet<&str> = hits.iter().map(|h| &*h.stream).collect();
     Incident {
-        kind: FindingKind::DuplicateInvocation,
         log_group: group.to_owned(),
         log_stream: hits[0].stream.to_string(),
         log_streams: streams.iter().map(|s| (*s).to_owned()).collect(),
@@ -372,7 +400,14 @@ fn duplicate(
 fn retried(group: &str, request_id: &str, hits: &[Hit], sink: &mut impl FindingSink) {
     if hits.len() >= 2 {
         let ids = vec![request_id.to_owned()];
-        sink.incident(duplicate(group, hits, ids, "retried", hits.len(), None));
+        sink.incident(duplicate(
+            group,
+            hits,
+            ids,
+            DuplicateReason::Retried,
+            hits.len(),
+            None,
+        ));
     }
 }
 
@@ -384,7 +419,7 @@ fn same_key(group: &str, key: &str, hits: &[Hit], sink: &mut impl FindingSink) {
             group,
             hits,
             ids,
-            "same_key",
+            DuplicateReason::SameKey,
             n,
             Some(key.to_owned()),
         ));
@@ -413,6 +448,40 @@ mod tests {
         let mut out = Collected::default();
         n.emit_ready(&mut out);
         out.incidents
+    }
+
+    /// A batch delivered again (its export failed) gives its cross-stream
+    /// incidents again, the same ones, as it gives its other findings;
+    /// a batch that brings nothing new gives none.
+    #[test]
+    fn a_batch_delivered_again_gives_its_incidents_again() {
+        let mut n = Neighbours::new(&Config::default());
+        let timeout = |stream: &str, event: &str, at_ms| Signal {
+            what: SignalKind::ConnectTimeout {
+                destination: Some("10.0.0.1:443".into()),
+            },
+            ..start(stream, event, at_ms)
+        };
+        let batch = [
+            start("a", "1", 1_000),
+            start("b", "2", 2_000),
+            timeout("a", "3", 5_000),
+            timeout("b", "4", 5_100),
+            timeout("c", "5", 5_200),
+        ];
+        for s in batch.clone() {
+            n.push(s);
+        }
+        let first = emitted(&mut n);
+        assert_eq!(first.len(), 2, "{first:#?}");
+        assert!(emitted(&mut n).is_empty(), "nothing new, nothing again");
+        for s in batch {
+            n.push(s);
+        }
+        assert_eq!(emitted(&mut n), first);
+        n.push(start("c", "6", 9_000));
+        let third = emitted(&mut n);
+        assert_eq!(third.len(), 1, "only the duplicate gained an attempt");
     }
 
     #[test]

@@ -14,11 +14,11 @@
 
 use std::time::{Duration, Instant};
 
-use thawtrace::export::Collected;
 use thawtrace::report::html;
+use thawtrace_analyzers::Collected;
 use thawtrace_analyzers::parse::Library;
 use thawtrace_analyzers::{
-    FailedCall, Finding, FindingKind, InvocationWindow, StreamStats, Summary,
+    FailedCall, Finding, InvocationWindow, KeepaliveKind, StreamStats, Summary,
 };
 
 const INVOCATIONS: i64 = 8;
@@ -44,7 +44,7 @@ fn log_group(streams: usize) -> (Collected, Summary) {
             let (ping, timeout) = (t0 + 150, t0 + 2_210);
             let id = |at: i64, n: u32| format!("{at:019}{s:020}{n:08}");
             collected.findings.push(Finding {
-                kind: FindingKind::KeepaliveFreezeTimeout,
+                kind: KeepaliveKind::FreezeTimeout,
                 log_group: group.clone(),
                 log_stream: stream.clone(),
                 library: Library::GrpcJs,

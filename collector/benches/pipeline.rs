@@ -47,7 +47,8 @@ fn awslogs_event_to_findings(bencher: divan::Bencher) {
 /// only part left out).
 #[divan::bench]
 fn awslogs_event_to_spans_and_emf(bencher: divan::Bencher) {
-    use thawtrace::export::{Collected, Origin, emf, spans};
+    use thawtrace::export::{Origin, emf, spans};
+    use thawtrace_analyzers::Collected;
     let payload = payload();
     let mut scratch = Scratch::default();
     let limits = Limits::default();

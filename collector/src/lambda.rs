@@ -18,12 +18,13 @@ use serde_json::{Value, json};
 use thawtrace_analyzers::{Config, Neighbours};
 
 use crate::export::otlp::OtlpConfig;
-use crate::export::{Collected, Origin, emf, spans};
-use crate::input::Limits;
-use crate::input::awslogs::{Scratch, decode_messages_into, parse_message};
+use crate::export::{Origin, emf, spans};
+use crate::input::awslogs::{EventPayload, Scratch, event_payloads, parse_message};
+use crate::input::{Budget, InputError, Limits};
 use crate::lookback::cloudwatch::CloudWatch;
 use crate::lookback::{LogSource, Lookback, LookbackLimits};
 use crate::report;
+use thawtrace_analyzers::Collected;
 
 struct Collector {
     handler: Handler,
@@ -42,7 +43,14 @@ pub struct Handler {
     lookback: Lookback,
     neighbours: std::sync::Mutex<Neighbours>,
     /// Decoding buffers kept from one event to the next.
-    buffers: std::sync::Mutex<(Scratch, Vec<String>)>,
+    buffers: std::sync::Mutex<Scratch>,
+    /// The cross-stream signals dropped (past the limits) already counted
+    /// in an EMF line.
+    dropped_reported: std::sync::Mutex<u64>,
+    /// Payloads rejected by events that had no event time to stamp an EMF
+    /// line with (an awslogs event whose data cannot be read): counted in
+    /// the next event's line.
+    rejected_unreported: std::sync::Mutex<u64>,
 }
 
 /// What one event gave.
@@ -51,6 +59,26 @@ pub struct Processed {
     pub collected: Collected,
     /// Counts for the invocation's response.
     pub response: Value,
+    /// Sequence numbers of the Kinesis records a retry may help: their
+    /// lookback failed.
+    pub retry: Vec<String>,
+    /// Sequence numbers of the Kinesis records whose messages were read
+    /// (those to retry if their spans cannot be exported).
+    pub read: Vec<String>,
+    /// Whether a record without a sequence number was read: if its spans
+    /// cannot be exported, only failing the invocation retries it.
+    pub read_unnamed: bool,
+    /// Whether the event was a Kinesis event (it answers with a partial
+    /// batch response).
+    pub kinesis: bool,
+}
+
+/// Why one payload of an event gave nothing.
+enum Skip {
+    /// It cannot be read, now or on a retry: counted and named.
+    Rejected(InputError),
+    /// A retry may help (the lookback it needed failed).
+    Retry(Error),
 }
 
 impl Handler {
@@ -63,6 +91,8 @@ impl Handler {
             origin,
             lookback,
             buffers: std::sync::Mutex::default(),
+            dropped_reported: std::sync::Mutex::default(),
+            rejected_unreported: std::sync::Mutex::default(),
         }
     }
 
@@ -72,95 +102,257 @@ impl Handler {
     }
 
     /// Processes one event's payload, writing the EMF and finding lines to
-    /// `out`.
+    /// `out`. Its payloads (the awslogs data, or each Kinesis record) are
+    /// decoded and correlated one at a time, under one decompression budget
+    /// for the event ([`Limits::max_decompressed_bytes`]): one payload's text
+    /// is held at a time. A payload that cannot be read is counted
+    /// (`rejected_records`, EMF `RejectedRecords`), named on stderr and
+    /// skipped; a Kinesis record whose lookback failed, or that the records
+    /// before it left too little of the budget for, is named in
+    /// [`Processed::retry`] (Kinesis retries from it, with a fresh budget).
     ///
     /// # Errors
     ///
-    /// An invalid payload, a lookback that failed, or `out` that cannot be
-    /// written: the batch is delivered again.
+    /// An event that is neither awslogs nor Kinesis, the lookback of an
+    /// awslogs event that failed (or of a Kinesis record without a
+    /// sequence number, which a partial batch response cannot name), or
+    /// `out` that cannot be written: the event is delivered again.
     pub async fn process(
         &self,
         payload: &[u8],
         out: &mut impl std::io::Write,
     ) -> Result<Processed, Error> {
-        let mut collected = Collected::default();
+        let payloads =
+            event_payloads(payload).map_err(|e| Error::from(format!("invalid payload: {e}")))?;
         // Taken out, not held across the awaits below; put back at the end.
-        let (mut scratch, mut texts) =
+        let mut scratch =
             std::mem::take(&mut *self.buffers.lock().unwrap_or_else(|e| e.into_inner()));
-        decode_messages_into(payload, &self.limits, &mut scratch, &mut texts)
-            .map_err(|e| Error::from(format!("invalid payload: {e}")))?;
-        let (mut messages, mut events, mut refused, mut fetched) = (0u64, 0u64, 0u64, 0u64);
-        for text in &texts {
-            let Some(message) = parse_message(text, &self.limits)
-                .map_err(|e| Error::from(format!("invalid payload: {e}")))?
-            else {
-                continue;
-            };
-            let outcome = self
-                .lookback
-                .analyze(
-                    message.log_group,
-                    message.log_stream,
-                    &message.events,
-                    &self.config,
-                    &mut collected,
-                )
-                .await
-                .map_err(|e| Error::from(format!("lookback for {}: {e}", message.log_stream)))?;
-            messages += 1;
-            events += message.events.len() as u64;
-            refused += message.refused;
-            fetched += outcome.fetched;
+        let reading = self.read_payloads(&payloads, &mut scratch).await;
+        *self.buffers.lock().unwrap_or_else(|e| e.into_inner()) = scratch;
+        let Reading {
+            mut collected,
+            mut counts,
+            retry,
+            read,
+            read_unnamed,
+        } = reading?;
+        let dropped = self.join_neighbours(&mut collected);
+        if counts.newest_ms.is_none() {
+            counts.newest_ms = payloads.iter().filter_map(|p| p.arrival_ms).max();
         }
+        let rejected = self.rejected_to_report(counts.rejected, counts.newest_ms.is_some());
+        write_lines(out, &collected)?;
+        if let Some(at_ms) = counts.newest_ms
+            && let Some(line) = emf::collector_line(rejected, dropped, at_ms)
         {
-            // Cross-stream kinds: this warm process's view of the batches it
-            // received (bounded; see `Neighbours`).
-            let mut neighbours = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
-            for signal in collected.signals.drain(..) {
-                neighbours.push(signal);
-            }
-            let mut ready = Collected::default();
-            neighbours.emit_ready(&mut ready);
-            collected.incidents.append(&mut ready.incidents);
-        }
-        for line in emf::lines(&collected.findings, &collected.incidents) {
             writeln!(out, "{line}")?;
         }
-        for f in &collected.findings {
-            writeln!(out, "{}", report::json::to_line(f))?;
-        }
-        for i in &collected.incidents {
-            writeln!(out, "{}", report::json::incident_line(i))?;
-        }
-        *self.buffers.lock().unwrap_or_else(|e| e.into_inner()) = (scratch, texts);
         let response = json!({
-            "messages": messages,
-            "events": events,
-            "refused": refused,
-            "lookback_events": fetched,
+            "messages": counts.messages,
+            "events": counts.events,
+            "refused": counts.refused,
+            "rejected_records": counts.rejected,
+            "lookback_events": counts.fetched,
             "findings": collected.findings.len(),
             "incidents": collected.incidents.len(),
         });
         Ok(Processed {
             collected,
             response,
+            retry,
+            read,
+            read_unnamed,
+            kinesis: payloads
+                .first()
+                .is_some_and(|p| p.carrier == crate::input::awslogs::Carrier::Kinesis),
         })
     }
+
+    /// Reads an event's payloads one at a time: each read, skipped and
+    /// counted, or named for a retry.
+    ///
+    /// # Errors
+    ///
+    /// A payload a retry may help that has no sequence number to name it
+    /// by: the whole event is delivered again.
+    async fn read_payloads(
+        &self,
+        payloads: &[EventPayload<'_>],
+        scratch: &mut Scratch,
+    ) -> Result<Reading, Error> {
+        let mut budget = Budget::for_input(&self.limits, 0);
+        let mut r = Reading::default();
+        for p in payloads {
+            let sequence_number = p.sequence_number.as_deref().map(str::to_owned);
+            match self
+                .payload(p, &mut budget, scratch, &mut r.collected, &mut r.counts)
+                .await
+            {
+                Ok(()) => match sequence_number {
+                    Some(n) => r.read.push(n),
+                    None => r.read_unnamed = true,
+                },
+                Err(Skip::Rejected(e)) => {
+                    r.counts.rejected += 1;
+                    eprintln!(
+                        "{}",
+                        json!({"thawtrace": "payload_rejected", "place": p.place, "error": e.to_string()})
+                    );
+                }
+                Err(Skip::Retry(e)) => {
+                    let Some(n) = sequence_number else {
+                        return Err(e);
+                    };
+                    eprintln!(
+                        "{}",
+                        json!({"thawtrace": "payload_retried", "place": p.place, "error": e.to_string()})
+                    );
+                    r.retry.push(n);
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// Decodes one payload and correlates its stream's batch with its
+    /// context, into `collected`.
+    async fn payload(
+        &self,
+        p: &EventPayload<'_>,
+        budget: &mut Budget,
+        scratch: &mut Scratch,
+        collected: &mut Collected,
+        counts: &mut Counts,
+    ) -> Result<(), Skip> {
+        // A payload the budget is too small for when the ones before it
+        // used some, and that would fit it alone (as its gzip trailer
+        // says): a retry starting from it (Kinesis retries from the
+        // earliest record named) gives it the whole budget.
+        let shared = budget.total_used() > 0;
+        let text = match p.decode(budget, scratch) {
+            Ok(text) => text,
+            Err(e) => {
+                let whole = Budget::for_input(&self.limits, 0).decompress_left();
+                let alone_fits = scratch.stated_size().is_none_or(|n| n <= whole);
+                return Err(if shared && alone_fits && e.is_over_limit() {
+                    Skip::Retry(Error::from(format!(
+                        "{e} (the event's earlier payloads used part of it)"
+                    )))
+                } else {
+                    Skip::Rejected(e)
+                });
+            }
+        };
+        let Some(message) = parse_message(text, &self.limits).map_err(Skip::Rejected)? else {
+            return Ok(());
+        };
+        let outcome = self
+            .lookback
+            .analyze(
+                message.log_group,
+                message.log_stream,
+                &message.events,
+                &self.config,
+                collected,
+            )
+            .await
+            .map_err(|e| {
+                Skip::Retry(Error::from(format!(
+                    "lookback for {}: {e}",
+                    message.log_stream
+                )))
+            })?;
+        counts.messages += 1;
+        counts.events += message.events.len() as u64;
+        counts.refused += message.refused;
+        counts.fetched += outcome.fetched;
+        let newest = message.events.iter().map(|e| e.timestamp_ms).max();
+        counts.newest_ms = counts.newest_ms.max(newest);
+        Ok(())
+    }
+
+    /// The rejected payloads an EMF line stamped now (`stamped`: there is
+    /// an event time) counts: this event's and those of earlier events
+    /// that had no time; kept for the next line when there is no time.
+    fn rejected_to_report(&self, rejected: u64, stamped: bool) -> u64 {
+        let mut pending = self
+            .rejected_unreported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let total = *pending + rejected;
+        *pending = if stamped { 0 } else { total };
+        total
+    }
+
+    /// Cross-stream kinds: this warm process's view of the batches it
+    /// received (bounded; see `Neighbours`). The signals are taken from
+    /// `collected`, the incidents they complete added to it.
+    /// Returns how many signals were dropped past the limits since the last
+    /// event.
+    fn join_neighbours(&self, collected: &mut Collected) -> u64 {
+        let mut neighbours = self.neighbours.lock().unwrap_or_else(|e| e.into_inner());
+        for signal in collected.signals.drain(..) {
+            neighbours.push(signal);
+        }
+        let mut ready = Collected::default();
+        neighbours.emit_ready(&mut ready);
+        collected.incidents.append(&mut ready.incidents);
+        let mut reported = self
+            .dropped_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let dropped = neighbours.dropped().saturating_sub(*reported);
+        *reported = neighbours.dropped();
+        dropped
+    }
+}
+
+/// What reading an event's payloads gave (see [`Processed`]).
+#[derive(Default)]
+struct Reading {
+    collected: Collected,
+    counts: Counts,
+    retry: Vec<String>,
+    read: Vec<String>,
+    read_unnamed: bool,
+}
+
+/// What the messages of one event held, for the invocation's response.
+#[derive(Default)]
+struct Counts {
+    /// Subscription messages read (control messages are not counted).
+    messages: u64,
+    /// Their log events.
+    events: u64,
+    /// Log events refused (over the size limit, message not a string).
+    refused: u64,
+    /// Context lines fetched by the lookback.
+    fetched: u64,
+    /// Payloads that could not be read.
+    rejected: u64,
+    /// The newest event time read (what the collector's own metrics are
+    /// stamped with).
+    newest_ms: Option<i64>,
+}
+
+/// The EMF lines, then a JSON line per finding and per incident.
+fn write_lines(out: &mut impl std::io::Write, collected: &Collected) -> std::io::Result<()> {
+    for line in emf::lines(&collected.findings, &collected.incidents) {
+        writeln!(out, "{line}")?;
+    }
+    for f in &collected.findings {
+        writeln!(out, "{}", report::json::to_line(f))?;
+    }
+    for i in &collected.incidents {
+        writeln!(out, "{}", report::json::incident_line(i))?;
+    }
+    Ok(())
 }
 
 impl Collector {
     async fn from_env() -> Result<Collector, Error> {
-        let mb = |k: &str, default: usize| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
-        let limits = Limits {
-            max_decompressed_bytes: mb("THAWTRACE_MAX_DECOMPRESSED_MB", 64) << 20,
-            max_event_bytes: mb("THAWTRACE_MAX_EVENT_KB", 1024) << 10,
-            ..Limits::default()
-        };
+        let var = |k: &str| std::env::var(k).ok();
+        let limits = crate::settings::limits_from_env(var)?;
         let otlp = match OtlpConfig::from_env() {
             Some(config) => {
                 let exporter = config.build()?;
@@ -169,11 +361,7 @@ impl Collector {
             None => None,
         };
         let off = |k: &str| std::env::var(k).is_ok_and(|v| v.eq_ignore_ascii_case("off"));
-        let window_ms = match std::env::var("THAWTRACE_LOOKBACK_WINDOW") {
-            Ok(v) => crate::cli::parse_duration_ms(&v)
-                .map_err(|e| format!("THAWTRACE_LOOKBACK_WINDOW: {e}"))?,
-            Err(_) => LookbackLimits::default().window_ms,
-        };
+        let window_ms = crate::settings::lookback_window_from_env(var)?;
         let source: Option<Box<dyn LogSource>> = if off("THAWTRACE_LOOKBACK") {
             None
         } else {
@@ -187,7 +375,7 @@ impl Collector {
             !off("THAWTRACE_CACHE"),
             source,
         );
-        let config = thresholds_from_env()?.config()?;
+        let config = crate::settings::Thresholds::from_env(var)?.config()?;
         let origin = Origin {
             region: std::env::var("AWS_REGION").ok(),
         };
@@ -203,6 +391,10 @@ impl Collector {
         let Processed {
             collected,
             mut response,
+            mut retry,
+            read,
+            read_unnamed,
+            kinesis,
         } = self
             .handler
             .process(event.payload.get().as_bytes(), &mut out)
@@ -216,44 +408,32 @@ impl Collector {
         let mut exported = 0;
         if let Some((config, exporter)) = &self.otlp {
             let batch = self.handler.spans(&collected);
-            exported = batch.len();
-            crate::export::otlp::export(exporter, batch, &config.retry).await?;
+            let n = batch.len();
+            match crate::export::otlp::export(exporter, batch, &config.retry).await {
+                Ok(_) => exported = n,
+                // The records whose spans these were may succeed on a retry
+                // (those without a sequence number only by an error).
+                Err(e) if kinesis && !read_unnamed => {
+                    eprintln!(
+                        "{}",
+                        json!({"thawtrace": "export_failed", "error": e, "records_to_retry": read.len()})
+                    );
+                    retry.extend(read);
+                }
+                Err(e) => return Err(Error::from(e)),
+            }
         }
         response["spans"] = json!(exported);
+        if kinesis {
+            // A partial batch response (ReportBatchItemFailures): only the
+            // records a retry may help.
+            retry.sort();
+            retry.dedup();
+            response["batchItemFailures"] =
+                retry.iter().map(|n| json!({"itemIdentifier": n})).collect();
+        }
         Ok(response)
     }
-}
-
-/// The thresholds of the neighbouring failures from the environment:
-/// `THAWTRACE_NAT_IDLE_TIMEOUT`, `THAWTRACE_CONNECT_STALL_WINDOW`,
-/// `THAWTRACE_DUPLICATE_WINDOW` (durations like `350s`),
-/// `THAWTRACE_CONNECT_STALL_MIN_ENVS` (a count) and
-/// `THAWTRACE_IDEMPOTENCY_KEYS` (comma-separated JSON paths, or `none`);
-/// the CLI's defaults otherwise.
-fn thresholds_from_env() -> Result<crate::cli::Thresholds, Error> {
-    let mut t = crate::cli::Thresholds::default();
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let duration = |k: &str, into: &mut i64| -> Result<(), Error> {
-        if let Some(v) = var(k) {
-            *into = crate::cli::parse_duration_ms(&v).map_err(|e| format!("{k}: {e}"))?;
-        }
-        Ok(())
-    };
-    duration("THAWTRACE_NAT_IDLE_TIMEOUT", &mut t.nat_idle_timeout)?;
-    duration(
-        "THAWTRACE_CONNECT_STALL_WINDOW",
-        &mut t.connect_stall_window,
-    )?;
-    duration("THAWTRACE_DUPLICATE_WINDOW", &mut t.duplicate_window)?;
-    if let Some(v) = var("THAWTRACE_CONNECT_STALL_MIN_ENVS") {
-        t.connect_stall_min_envs = v.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
-            format!("THAWTRACE_CONNECT_STALL_MIN_ENVS: {v:?} is not a count of 1 or more")
-        })?;
-    }
-    if let Some(v) = var("THAWTRACE_IDEMPOTENCY_KEYS") {
-        t.idempotency_keys = v.split(',').map(|k| k.trim().to_owned()).collect();
-    }
-    Ok(t)
 }
 
 /// Runs the Lambda handler until the runtime stops it.

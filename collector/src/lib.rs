@@ -10,6 +10,7 @@ pub mod input;
 pub mod lambda;
 pub mod lookback;
 pub mod report;
+pub mod settings;
 
 /// The recorded sample `thawtrace demo` analyses: real @grpc/grpc-js 1.14
 /// logs from a Lambda-like environment frozen with SIGSTOP between

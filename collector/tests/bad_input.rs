@@ -6,13 +6,9 @@ mod common;
 use common::*;
 use serde_json::json;
 
-fn tmp() -> std::path::PathBuf {
-    tmp_dir("bad")
-}
-
 fn expect_unusable(name: &str, data: &[u8], reason: &str) {
-    let dir = tmp();
-    let path = dir.join(name);
+    let dir = tmp_dir("bad");
+    let path = dir.path().join(name);
     std::fs::write(&path, data).unwrap();
     let out = thawtrace(&["scan", "--format", "json", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -91,8 +87,8 @@ fn malformed_lines_are_counted_and_skipped_and_findings_kept() {
         }
     }
     let n_bad = 2 * text.lines().count().div_ceil(100);
-    let dir = tmp();
-    let path = dir.join("mixed.jsonl");
+    let dir = tmp_dir("bad");
+    let path = dir.path().join("mixed.jsonl");
     std::fs::write(&path, mixed).unwrap();
     let out = thawtrace(&["scan", "--format", "json", path.to_str().unwrap()]);
     assert!(out.status.success());
@@ -110,8 +106,8 @@ fn malformed_lines_are_counted_and_skipped_and_findings_kept() {
 #[test]
 fn a_bad_file_does_not_hide_the_findings_of_good_ones() {
     let fixture = &fixtures()[0];
-    let dir = tmp();
-    let bad = dir.join("bad.json");
+    let dir = tmp_dir("bad");
+    let bad = dir.path().join("bad.json");
     std::fs::write(&bad, b"{]").unwrap();
     let good = fixture.join("events.jsonl");
     let out = thawtrace(&[
@@ -132,7 +128,7 @@ fn a_bad_file_does_not_hide_the_findings_of_good_ones() {
 fn a_bad_event_in_a_subscription_message_is_counted_and_the_rest_read() {
     // Read in one pass when well formed; one event that does not parse
     // sends the message to the tolerant path, which names it.
-    let dir = tmp();
+    let dir = tmp_dir("bad");
     let ok = |id: &str| json!({"id": id, "timestamp": 1_795_853_230_000i64, "message": "hello"});
     for (name, bad, reason) in [
         (
@@ -143,7 +139,7 @@ fn a_bad_event_in_a_subscription_message_is_counted_and_the_rest_read() {
         ("not-an-object.json", json!(42), "event 1: not a log event"),
     ] {
         let message = json!({"messageType": "DATA_MESSAGE", "logGroup": "/aws/lambda/f", "logStream": "s", "logEvents": [ok("1"), bad, ok("3")]});
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         std::fs::write(&path, message.to_string()).unwrap();
         let out = thawtrace(&["scan", path.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -155,5 +151,4 @@ fn a_bad_event_in_a_subscription_message_is_counted_and_the_rest_read() {
             "{name}: {stdout}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,19 +1,26 @@
-//! Findings never depend on batch boundaries: a recorded stream split into
-//! subscription batches at arbitrary points, with or without a warm cache,
-//! gives the findings of one whole scan (lookback served by an in-memory
-//! source standing in for FilterLogEvents, which the moto test exercises).
+//! Findings and incidents never depend on batch boundaries: a recorded
+//! stream split into subscription batches at arbitrary points, with or
+//! without a warm cache, gives the findings and the neighbouring failures
+//! of one whole scan (lookback served by an in-memory source standing in
+//! for FilterLogEvents, which the moto test exercises); so does the
+//! recording of neighbouring failures, every stream of it batched, its
+//! signals joined across streams as the Lambda collector joins them.
 
 mod common;
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 
+use clap::Parser;
 use common::*;
 use proptest::prelude::*;
 use serde_json::Value;
 use thawtrace::lookback::{ContextEvent, LogSource, Lookback, LookbackLimits};
+use thawtrace::settings::Thresholds;
+use thawtrace_analyzers::Collected;
 use thawtrace_analyzers::parse::RawText;
-use thawtrace_analyzers::{Batch, Config, Finding, LogEvent};
+use thawtrace_analyzers::{Batch, Config, Finding, Incident, LogEvent, Neighbours};
 
 struct Memory(Vec<(String, ContextEvent)>);
 
@@ -47,10 +54,29 @@ fn key(f: &Finding) -> String {
     )
 }
 
-fn sorted_keys(findings: &[Finding]) -> Vec<String> {
-    let mut k: Vec<String> = findings.iter().map(key).collect();
-    k.sort();
-    k
+/// What a scan found: its findings (as keys) and its incidents, each
+/// incident's evidence as a set (events of one millisecond may be joined
+/// in either order), each list sorted.
+#[derive(Debug, PartialEq)]
+struct Found {
+    findings: Vec<String>,
+    incidents: Vec<Incident>,
+}
+
+impl Found {
+    fn of(findings: &[Finding], incidents: &[Incident]) -> Found {
+        let mut f: Vec<String> = findings.iter().map(key).collect();
+        f.sort();
+        let mut i: Vec<Incident> = incidents.to_vec();
+        for incident in &mut i {
+            incident.evidence.sort();
+        }
+        i.sort_by_key(|i| (i.log_group.clone(), i.first_at_ms, i.evidence.clone()));
+        Found {
+            findings: f,
+            incidents: i,
+        }
+    }
 }
 
 struct Stream {
@@ -59,22 +85,30 @@ struct Stream {
     events: Vec<Value>,
 }
 
+/// The streams of the keepalive recordings.
 fn streams() -> Vec<Stream> {
     let mut out: Vec<Stream> = Vec::new();
     for fixture in fixtures() {
-        for e in events(&fixture) {
-            let (g, s) = (
-                e["logGroup"].as_str().unwrap().to_owned(),
-                e["logStream"].as_str().unwrap().to_owned(),
-            );
-            match out.iter_mut().find(|st| st.name == s) {
-                Some(st) => st.events.push(e),
-                None => out.push(Stream {
-                    group: g,
-                    name: s,
-                    events: vec![e],
-                }),
-            }
+        out.extend(streams_of_fixture(&fixture));
+    }
+    out
+}
+
+/// A recording's events by stream, in the order of the file.
+fn streams_of_fixture(fixture: &Path) -> Vec<Stream> {
+    let mut out: Vec<Stream> = Vec::new();
+    for e in events(fixture) {
+        let (g, s) = (
+            e["logGroup"].as_str().unwrap().to_owned(),
+            e["logStream"].as_str().unwrap().to_owned(),
+        );
+        match out.iter_mut().find(|st| st.group == g && st.name == s) {
+            Some(st) => st.events.push(e),
+            None => out.push(Stream {
+                group: g,
+                name: s,
+                events: vec![e],
+            }),
         }
     }
     out
@@ -88,64 +122,102 @@ fn log_event(e: &Value) -> LogEvent<'_> {
     }
 }
 
-fn whole(stream: &Stream) -> Vec<String> {
+/// One scan of all of `streams` together.
+fn whole(streams: &[&Stream], config: &Config) -> Found {
     let mut batch = Batch::default();
-    for e in &stream.events {
-        let ev = log_event(e);
-        batch.push(
-            stream.group.as_str(),
-            stream.name.as_str(),
-            ev.id,
-            ev.timestamp_ms,
-            ev.text,
-        );
+    for stream in streams {
+        for e in &stream.events {
+            let ev = log_event(e);
+            batch.push(
+                stream.group.as_str(),
+                stream.name.as_str(),
+                ev.id,
+                ev.timestamp_ms,
+                ev.text,
+            );
+        }
     }
-    let mut findings: Vec<Finding> = Vec::new();
-    batch.analyze(&Config::default(), &mut findings);
-    sorted_keys(&findings)
+    let mut found = thawtrace_analyzers::Collected::default();
+    batch.analyze(config, &mut found);
+    Found::of(&found.findings, &found.incidents)
 }
 
-fn batched(stream: &Stream, cuts: &[usize], cache: bool) -> Vec<String> {
+/// Each of `streams` in subscription batches cut at `cuts` (modulo its
+/// length), through one lookback; the signals of all batches joined at the
+/// end.
+fn batched(streams: &[&Stream], cuts: &[usize], cache: bool, config: &Config) -> Found {
     let source = Memory(
-        stream
-            .events
+        streams
             .iter()
-            .map(|e| {
-                (
-                    stream.name.clone(),
-                    ContextEvent {
-                        id: e["id"].as_str().unwrap().to_owned(),
-                        timestamp_ms: e["timestamp"].as_i64().unwrap(),
-                        message: e["message"].as_str().unwrap().to_owned(),
-                        escaped: false,
-                    },
-                )
+            .flat_map(|stream| {
+                stream.events.iter().map(|e| {
+                    (
+                        stream.name.clone(),
+                        ContextEvent {
+                            id: e["id"].as_str().unwrap().to_owned(),
+                            timestamp_ms: e["timestamp"].as_i64().unwrap(),
+                            message: e["message"].as_str().unwrap().to_owned(),
+                            escaped: false,
+                        },
+                    )
+                })
             })
             .collect(),
     );
     let lookback = Lookback::new(LookbackLimits::default(), cache, Some(Box::new(source)));
-    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % stream.events.len()).collect();
-    bounds.push(0);
-    bounds.push(stream.events.len());
-    bounds.sort_unstable();
-    bounds.dedup();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let mut findings: Vec<Finding> = Vec::new();
-    for w in bounds.windows(2) {
-        let batch: Vec<LogEvent<'_>> = stream.events[w[0]..w[1]].iter().map(log_event).collect();
-        runtime
-            .block_on(lookback.analyze(
-                &stream.group,
-                &stream.name,
-                &batch,
-                &Config::default(),
-                &mut findings,
-            ))
-            .unwrap();
+    let mut collected = Collected::default();
+    for stream in streams {
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % stream.events.len()).collect();
+        bounds.push(0);
+        bounds.push(stream.events.len());
+        bounds.sort_unstable();
+        bounds.dedup();
+        for w in bounds.windows(2) {
+            let batch: Vec<LogEvent<'_>> =
+                stream.events[w[0]..w[1]].iter().map(log_event).collect();
+            runtime
+                .block_on(lookback.analyze(
+                    &stream.group,
+                    &stream.name,
+                    &batch,
+                    config,
+                    &mut collected,
+                ))
+                .unwrap();
+        }
     }
-    sorted_keys(&findings)
+    let mut neighbours = Neighbours::new(config);
+    for signal in collected.signals.drain(..) {
+        neighbours.push(signal);
+    }
+    neighbours.flush(&mut collected);
+    Found::of(&collected.findings, &collected.incidents)
+}
+
+/// The recording of neighbouring failures, by stream, and the thresholds
+/// it is scanned with.
+fn network() -> (Vec<Stream>, Config) {
+    #[derive(Parser)]
+    struct Scan {
+        #[command(flatten)]
+        thresholds: Thresholds,
+    }
+    let dir: &Path = &network_fixture();
+    let args = std::iter::once("scan".to_owned()).chain(scan_args(dir));
+    let config = Scan::parse_from(args).thresholds.config().unwrap();
+    (streams_of_fixture(dir), config)
+}
+
+/// The keepalive recordings' streams with findings.
+fn keepalive_streams() -> Vec<Stream> {
+    let config = Config::default();
+    streams()
+        .into_iter()
+        .filter(|s| !whole(&[s], &config).findings.is_empty())
+        .collect()
 }
 
 proptest! {
@@ -156,22 +228,45 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..16),
         cache in any::<bool>(),
     ) {
-        let all = streams();
-        let keepalive: Vec<&Stream> = all.iter().filter(|s| !whole(s).is_empty()).collect();
-        let stream = keepalive[which % keepalive.len()];
-        prop_assert_eq!(batched(stream, &cuts, cache), whole(stream));
+        let keepalive = keepalive_streams();
+        let stream = &keepalive[which % keepalive.len()];
+        let config = Config::default();
+        prop_assert_eq!(batched(&[stream], &cuts, cache, &config), whole(&[stream], &config));
+    }
+
+    #[test]
+    fn any_batching_gives_the_incidents_of_a_whole_scan(
+        cuts in proptest::collection::vec(any::<usize>(), 0..16),
+        cache in any::<bool>(),
+    ) {
+        let (streams, config) = network();
+        let streams: Vec<&Stream> = streams.iter().collect();
+        prop_assert_eq!(batched(&streams, &cuts, cache, &config), whole(&streams, &config));
     }
 }
 
 #[test]
 fn a_batch_per_event_gives_the_same_findings() {
-    for stream in streams().iter().filter(|s| !whole(s).is_empty()).take(3) {
+    let config = Config::default();
+    for stream in keepalive_streams().iter().take(3) {
         let cuts: Vec<usize> = (0..stream.events.len()).collect();
         assert_eq!(
-            batched(stream, &cuts, false),
-            whole(stream),
+            batched(&[stream], &cuts, false, &config),
+            whole(&[stream], &config),
             "{}",
             stream.name
         );
     }
+}
+
+#[test]
+fn a_batch_per_event_gives_the_same_incidents() {
+    let (streams, config) = network();
+    let streams: Vec<&Stream> = streams.iter().collect();
+    let found = whole(&streams, &config);
+    // The recording holds every neighbouring kind (its truth has 14).
+    assert!(found.incidents.len() >= 14, "{found:#?}");
+    let longest = streams.iter().map(|s| s.events.len()).max().unwrap();
+    let cuts: Vec<usize> = (0..longest).collect();
+    assert_eq!(batched(&streams, &cuts, false, &config), found);
 }

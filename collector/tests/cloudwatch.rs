@@ -184,19 +184,15 @@ fn write_jsonl(path: &std::path::Path, evs: &[Value]) {
     std::fs::write(path, text).unwrap();
 }
 
-fn tmp(name: &str) -> std::path::PathBuf {
-    tmp_dir(&format!("cw-{name}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_scan_finds_what_a_scan_of_the_export_finds() {
     let (_moto, port) = moto();
     let cw = client(port);
     let evs = shifted(&fixtures()[0]);
     let back = put(&cw, &evs).await;
-    let dir = tmp("live");
-    write_jsonl(&dir.join("export.jsonl"), &back);
-    let want = scan_json(&[&dir.join("export.jsonl")]);
+    let dir = tmp_dir("cw-live");
+    write_jsonl(&dir.path().join("export.jsonl"), &back);
+    let want = scan_json(&[&dir.path().join("export.jsonl")]);
     assert!(want.iter().any(|f| f["kind"] == "keepalive_freeze_timeout"));
 
     let mut groups: Vec<String> = back
@@ -239,7 +235,6 @@ async fn live_scan_finds_what_a_scan_of_the_export_finds() {
         );
     }
     assert_eq!(keys(&got), keys(&want));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Subscription batches of one stream, cut right after every ping of a
@@ -311,9 +306,9 @@ async fn lookback_finds_pings_from_earlier_batches_despite_throttling() {
         })
         .collect();
     let back = put(&cw, &chosen).await;
-    let dir = tmp("lookback");
-    write_jsonl(&dir.join("all.jsonl"), &back);
-    let want = scan_json(&[&dir.join("all.jsonl")]);
+    let dir = tmp_dir("cw-lookback");
+    write_jsonl(&dir.path().join("all.jsonl"), &back);
+    let want = scan_json(&[&dir.path().join("all.jsonl")]);
     assert!(want.iter().any(|f| f["kind"] == "keepalive_freeze_timeout"));
 
     let mut files = Vec::new();
@@ -334,7 +329,7 @@ async fn lookback_finds_pings_from_earlier_batches_despite_throttling() {
             .cloned()
             .collect();
         for (i, batch) in batches_separating_pings(&mine, &freezes).iter().enumerate() {
-            let path = dir.join(format!(
+            let path = dir.path().join(format!(
                 "{}-{i:03}.json",
                 stream.replace(['/', '[', ']', '$'], "_")
             ));
@@ -345,7 +340,7 @@ async fn lookback_finds_pings_from_earlier_batches_despite_throttling() {
 
     // Cold: every batch to a new collector (no cache): each timeout's ping
     // comes from FilterLogEvents, through two throttled calls first.
-    let state = dir.join("proxy.json");
+    let state = dir.path().join("proxy.json");
     let (_proxy, proxy_port) = fault_proxy(port, 2, &state);
     let endpoint = format!("http://127.0.0.1:{proxy_port}");
     let mut cold = Vec::new();
@@ -380,7 +375,6 @@ async fn lookback_finds_pings_from_earlier_batches_despite_throttling() {
         "{warm_calls} lookups for 2 streams: the warm cache should answer the rest"
     );
     assert!(warm_calls < files.len() as u64);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

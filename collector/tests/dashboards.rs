@@ -11,7 +11,8 @@ use std::process::Command;
 
 use common::*;
 use serde_json::Value;
-use thawtrace::export::{Collected, Origin, emf, spans};
+use thawtrace::export::{Origin, emf, spans};
+use thawtrace_analyzers::Collected;
 use thawtrace_analyzers::{Batch, Config, FindingKind};
 
 fn read(path: &str) -> String {
@@ -124,6 +125,44 @@ fn template_passes_cfn_lint() {
         "cfn-lint:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `Default:` of a template parameter.
+fn parameter_default(template: &str, name: &str) -> String {
+    let at = template
+        .find(&format!("\n  {name}:\n"))
+        .unwrap_or_else(|| panic!("parameter {name}"));
+    let block = &template[at + 1..];
+    let line = block
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .find_map(|l| l.trim().strip_prefix("Default:"))
+        .unwrap_or_else(|| panic!("{name} has a default"));
+    line.trim().trim_matches(['\'', '"']).to_owned()
+}
+
+/// The template's parameter defaults are the collector's own (one home:
+/// the analyzers' and the lookback's constants), however each is written.
+#[test]
+fn template_defaults_are_the_collectors() {
+    use thawtrace_analyzers::time::parse_duration_ms;
+    let template = read("dashboards/template.yaml");
+    let ms = |name| parse_duration_ms(&parameter_default(&template, name)).unwrap();
+    assert_eq!(ms("NatIdleTimeout"), Config::NAT_IDLE_TIMEOUT_MS);
+    assert_eq!(ms("ConnectStallWindow"), Config::CONNECT_STALL_WINDOW_MS);
+    assert_eq!(
+        ms("LookbackWindow"),
+        thawtrace::lookback::LookbackLimits::default().window_ms
+    );
+    assert_eq!(
+        parameter_default(&template, "ConnectStallMinEnvironments").parse::<usize>(),
+        Ok(Config::CONNECT_STALL_MIN_ENVS)
+    );
+    assert_eq!(
+        parameter_default(&template, "IdempotencyKeys"),
+        Config::IDEMPOTENCY_KEY
     );
 }
 

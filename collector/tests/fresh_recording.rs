@@ -18,8 +18,8 @@ use serde_json::Value;
 fn a_fresh_recording_is_scored_perfectly() {
     let python = recorder_python();
     let seed = fresh_seed();
-    let out_dir =
-        std::env::temp_dir().join(format!("thawtrace-fresh-{}-{seed}", std::process::id()));
+    let tmp = tmp_dir(&format!("fresh-{seed}"));
+    let out_dir = tmp.path();
     eprintln!("recording with seed {seed} into {}", out_dir.display());
     // `cargo test` builds the instrument's examples (the Rust function and
     // its tonic server) next to this test's `deps/`.
@@ -43,7 +43,7 @@ fn a_fresh_recording_is_scored_perfectly() {
         .status()
         .unwrap();
     assert!(status.success(), "the recorder failed (seed {seed})");
-    let truth = truth(&out_dir);
+    let truth = truth(out_dir);
     assert!(
         truth
             .iter()
@@ -60,5 +60,4 @@ fn a_fresh_recording_is_scored_perfectly() {
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("environments.json")).unwrap())
             .unwrap();
     assert!(envs.as_array().unwrap().len() >= 10);
-    let _ = std::fs::remove_dir_all(&out_dir);
 }

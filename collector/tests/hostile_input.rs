@@ -5,16 +5,12 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
-
-fn tmp(tag: &str) -> PathBuf {
-    tmp_dir(&format!("hostile-{tag}"))
-}
 
 /// Runs the binary, killed after `limit` (a loop that never ends fails
 /// the test instead of hanging it); `address_space_mb` runs it under
@@ -107,8 +103,8 @@ fn nested_payloads_are_not_opened_and_memory_stays_bounded() {
     let level1 = awslogs(level2.as_bytes()).repeat(40);
     let file = awslogs(level1.as_bytes());
     assert!(file.len() < 100 << 10, "{}", file.len());
-    let dir = tmp("nested");
-    let path = dir.join("nested.json");
+    let dir = tmp_dir("hostile-nested");
+    let path = dir.path().join("nested.json");
     std::fs::write(&path, &file).unwrap();
     let out = run(
         &["scan", path.to_str().unwrap()],
@@ -120,14 +116,13 @@ fn nested_payloads_are_not_opened_and_memory_stays_bounded() {
     assert!(err.contains("nested.json"), "{err}");
     assert!(err.contains("payload inside a payload"), "{err}");
     assert!(!err.contains("memory allocation"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn the_decompression_limit_holds_per_file_and_the_total_per_run() {
     // Ten payloads of 6 MiB each: each under the per-payload limit, 60 MiB
     // together.
-    let dir = tmp("budget");
+    let dir = tmp_dir("hostile-budget");
     let mut lines = String::new();
     for i in 0..10 {
         let mut m = message(&format!("s{i}"), i * 10, 10)
@@ -137,7 +132,7 @@ fn the_decompression_limit_holds_per_file_and_the_total_per_run() {
         lines.push_str(&awslogs(&m));
         lines.push('\n');
     }
-    let path = dir.join("many-payloads.jsonl");
+    let path = dir.path().join("many-payloads.jsonl");
     std::fs::write(&path, &lines).unwrap();
     let p = path.to_str().unwrap();
 
@@ -152,24 +147,23 @@ fn the_decompression_limit_holds_per_file_and_the_total_per_run() {
     assert_eq!(events_in_summary(&out), 100);
 
     // Two such files: each within its own limit, over the run's total.
-    let copy = dir.join("copy.jsonl");
+    let copy = dir.path().join("copy.jsonl");
     std::fs::write(&copy, &lines).unwrap();
     let out = scan(&["scan", "--max-total-mb", "100", p, copy.to_str().unwrap()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("copy.jsonl"), "{err}");
     assert!(err.contains("--max-total-mb"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn plain_input_and_stdin_are_capped_while_read() {
-    let dir = tmp("plain");
+    let dir = tmp_dir("hostile-plain");
     let mut big = fixture_lines();
     while big.len() < 3 << 20 {
         big.push_str(&big.clone());
     }
-    let path = dir.join("big.jsonl");
+    let path = dir.path().join("big.jsonl");
     std::fs::write(&path, &big).unwrap();
     let out = scan(&["scan", "--max-total-mb", "2", path.to_str().unwrap()]);
     let err = stderr(&out);
@@ -199,7 +193,6 @@ fn plain_input_and_stdin_are_capped_while_read() {
         err.contains("stdin") && err.contains("--max-total-mb"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // 2. Every gzip member is read.
@@ -217,13 +210,12 @@ fn every_gzip_member_is_read_even_when_the_first_is_as_long_as_the_last() {
     let (a, b) = lines.split_at(500);
     let mut gz = gzip(a.concat().as_bytes());
     gz.extend(gzip(b.concat().as_bytes()));
-    let dir = tmp("members");
-    let path = dir.join("two-members.jsonl.gz");
+    let dir = tmp_dir("hostile-members");
+    let path = dir.path().join("two-members.jsonl.gz");
     std::fs::write(&path, &gz).unwrap();
     let out = scan(&["scan", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(events_in_summary(&out), 1000, "{}", summary(&out));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // 6. Symlink loops.
@@ -231,16 +223,16 @@ fn every_gzip_member_is_read_even_when_the_first_is_as_long_as_the_last() {
 #[cfg(unix)]
 #[test]
 fn directory_symlinks_are_not_followed_unless_asked_and_loops_are_reported_once() {
-    let dir = tmp("links");
+    let dir = tmp_dir("hostile-links");
     std::fs::write(
-        dir.join("a.jsonl"),
+        dir.path().join("a.jsonl"),
         json!({"timestamp": 1_795_853_230_000i64, "message": "hello", "logStream": "s"})
             .to_string(),
     )
     .unwrap();
-    std::os::unix::fs::symlink(".", dir.join("self")).unwrap();
-    std::os::unix::fs::symlink(".", dir.join("again")).unwrap();
-    let d = dir.to_str().unwrap();
+    std::os::unix::fs::symlink(".", dir.path().join("self")).unwrap();
+    std::os::unix::fs::symlink(".", dir.path().join("again")).unwrap();
+    let d = dir.path().to_str().unwrap();
 
     let out = run(&["scan", d], Duration::from_secs(30), None);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -259,7 +251,6 @@ fn directory_symlinks_are_not_followed_unless_asked_and_loops_are_reported_once(
             "{err}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // 7. One bad line of a JSON-lines file of awslogs events.
@@ -278,8 +269,8 @@ fn one_bad_line_of_awslogs_events_is_counted_and_the_rest_kept() {
         format!("{}{}", good("b", 10), good("c", 20)),
         good("d", 30),
     ];
-    let dir = tmp("lines");
-    let path = dir.join("awslogs.jsonl");
+    let dir = tmp_dir("hostile-lines");
+    let path = dir.path().join("awslogs.jsonl");
     std::fs::write(&path, lines.join("\n")).unwrap();
     let out = scan(&["scan", path.to_str().unwrap()]);
     let err = stderr(&out);
@@ -291,7 +282,6 @@ fn one_bad_line_of_awslogs_events_is_counted_and_the_rest_kept() {
         err.contains("awslogs.jsonl: line 3:") && err.contains("base64"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // 8. Pipes.
@@ -305,8 +295,8 @@ fn mkfifo(path: &Path) {
 #[cfg(unix)]
 #[test]
 fn a_pipe_named_on_the_command_line_is_read_and_one_inside_a_directory_is_reported() {
-    let dir = tmp("fifo");
-    let fifo = dir.join("pipe");
+    let dir = tmp_dir("hostile-fifo");
+    let fifo = dir.path().join("pipe");
     mkfifo(&fifo);
     let text = fixture_lines();
     let n = text.lines().count() as u64;
@@ -331,8 +321,12 @@ fn a_pipe_named_on_the_command_line_is_read_and_one_inside_a_directory_is_report
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(events_in_summary(&out), n);
 
-    std::fs::copy(fixtures()[0].join("events.jsonl"), dir.join("events.jsonl")).unwrap();
-    let out = scan(&["scan", dir.to_str().unwrap()]);
+    std::fs::copy(
+        fixtures()[0].join("events.jsonl"),
+        dir.path().join("events.jsonl"),
+    )
+    .unwrap();
+    let out = scan(&["scan", dir.path().to_str().unwrap()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert_eq!(events_in_summary(&out), n);
@@ -343,7 +337,6 @@ fn a_pipe_named_on_the_command_line_is_read_and_one_inside_a_directory_is_report
         1,
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // 10. Duplicates.
@@ -366,11 +359,57 @@ fn duplicate_events_are_counted_once_and_reported() {
     assert_eq!(once, twice);
 }
 
-// 11. Smaller ones.
+// 11. The bounds of the cross-stream analysis.
+
+#[test]
+fn signals_past_the_tracking_limits_are_counted_in_the_summary() {
+    // One request ID started 70 times over two environments (a retry loop
+    // gone wild): 64 attempts are kept, enough for any real retry count;
+    // the 6 starts past them are said, not lost silently.
+    let dir = tempfile::tempdir().unwrap();
+    let request_id = "5d1a0000-0000-4000-8000-000000000001";
+    let lines: String = (0..70i64)
+        .map(|i| {
+            let e = json!({"id": format!("{i:020}"), "timestamp": 1_795_853_230_000 + i * 1_000, "logGroup": "/aws/lambda/f", "logStream": format!("s{}", i % 2), "message": format!("START RequestId: {request_id} Version: $LATEST")});
+            format!("{e}\n")
+        })
+        .collect();
+    let input = dir.path().join("retries.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let input = input.to_str().unwrap();
+    let said = "6 invocation starts, connect timeouts or idempotency keys past the tracking limits ignored";
+
+    let json = scan(&["scan", "--format", "json", input]);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let line = summary(&json);
+    assert!(line.contains(said), "{line}");
+    let incidents: Vec<Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    assert_eq!(incidents[0]["kind"], "duplicate_invocation");
+    assert_eq!(incidents[0]["attempts"], 64);
+
+    let text = scan(&["scan", input]);
+    assert!(summary(&text).contains(said), "{}", summary(&text));
+    let html = scan(&["scan", "--format", "html", input]);
+    let page = String::from_utf8_lossy(&html.stdout);
+    assert!(
+        page.contains(r#""dropped_signals":6"#),
+        "the page's summary"
+    );
+
+    // Without the retry loop, nothing is said.
+    let quiet = scan(&["scan", fixtures()[0].join("events.jsonl").to_str().unwrap()]);
+    assert!(!summary(&quiet).contains("tracking limits"));
+}
+
+// 12. Smaller ones.
 
 #[test]
 fn timestamps_in_seconds_micro_or_nanoseconds_are_read_as_such() {
-    let dir = tmp("units");
+    let dir = tmp_dir("hostile-units");
     let fixture = fixtures()[0].join("events.jsonl");
     let want = keys(&scan_json(&[&fixture]));
     assert!(!want.is_empty());
@@ -383,7 +422,7 @@ fn timestamps_in_seconds_micro_or_nanoseconds_are_read_as_such() {
                 v.to_string() + "\n"
             })
             .collect();
-        let path = dir.join(format!("{unit}.jsonl"));
+        let path = dir.path().join(format!("{unit}.jsonl"));
         std::fs::write(&path, text).unwrap();
         assert_eq!(keys(&scan_json(&[&path])), want, "{unit}");
     }
@@ -397,7 +436,7 @@ fn timestamps_in_seconds_micro_or_nanoseconds_are_read_as_such() {
             v.to_string() + "\n"
         })
         .collect();
-    let path = dir.join("s.jsonl");
+    let path = dir.path().join("s.jsonl");
     std::fs::write(&path, text).unwrap();
     let found = scan_json(&[&path]);
     assert!(!found.is_empty());
@@ -408,7 +447,6 @@ fn timestamps_in_seconds_micro_or_nanoseconds_are_read_as_such() {
             .unwrap_or("2026");
         assert!(at.starts_with("2026"), "{f}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -436,24 +474,23 @@ fn base64_wrapped_at_76_columns_is_accepted() {
         .chunks(76)
         .map(|c| String::from_utf8_lossy(c).into_owned() + "\n")
         .collect();
-    let dir = tmp("mime");
-    let bare = dir.join("bare.b64");
+    let dir = tmp_dir("hostile-mime");
+    let bare = dir.path().join("bare.b64");
     std::fs::write(&bare, &wrapped).unwrap();
-    let event = dir.join("event.json");
+    let event = dir.path().join("event.json");
     std::fs::write(&event, json!({"awslogs": {"data": wrapped}}).to_string()).unwrap();
     for path in [bare, event] {
         let out = scan(&["scan", path.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(0), "{path:?}: {}", stderr(&out));
         assert_eq!(events_in_summary(&out), 5);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_file_of_nul_bytes_is_refused_from_its_start() {
     // 4 GiB of NUL bytes, sparse: reading it whole would need 4 GiB.
-    let dir = tmp("nul");
-    let path = dir.join("zeros.bin");
+    let dir = tmp_dir("hostile-nul");
+    let path = dir.path().join("zeros.bin");
     std::fs::File::create(&path)
         .unwrap()
         .set_len(4 << 30)
@@ -466,19 +503,18 @@ fn a_file_of_nul_bytes_is_refused_from_its_start() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("zeros.bin") && err.contains("binary"), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn problems_name_their_line_and_record() {
     // Two pretty-printed subscription messages, each with a bad event 1,
     // and a Kinesis event with two undecodable records.
-    let dir = tmp("where");
+    let dir = tmp_dir("hostile-where");
     let ok = |id: &str| json!({"id": id, "timestamp": 1_795_853_230_000i64, "message": "hello"});
     let msg = |s: &str| {
         serde_json::to_string_pretty(&json!({"messageType": "DATA_MESSAGE", "logGroup": "/aws/lambda/f", "logStream": s, "logEvents": [ok("1"), {"id": "2"}, ok("3")]})).unwrap()
     };
-    let path = dir.join("pretty.json");
+    let path = dir.path().join("pretty.json");
     std::fs::write(&path, format!("{}\n{}\n", msg("a"), msg("b"))).unwrap();
     let out = scan(&["scan", path.to_str().unwrap()]);
     let err = stderr(&out);
@@ -490,5 +526,4 @@ fn problems_name_their_line_and_record() {
     assert_eq!(problems.len(), 2, "{err}");
     assert_ne!(problems[0], problems[1], "each names its message: {err}");
     assert!(problems.iter().all(|p| p.contains("line ")), "{err}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,9 +1,12 @@
 //! The HTML report in headless Chromium: the page draws its timelines with
 //! its own script, and every recorded freeze timeout must be on the page
-//! after that script ran, as an arrow from its ping to its timeout.
+//! after that script ran, as an arrow from its ping to its timeout, and
+//! painted: the screenshot shows the arrows in the freeze colour over the
+//! invocation bars.
 
 mod common;
 
+use std::io::Read;
 use std::process::Command;
 
 use common::*;
@@ -44,8 +47,8 @@ fn headless(args: &[&str], profile: &std::path::Path) -> std::process::Output {
 
 #[test]
 fn every_recorded_freeze_timeout_is_drawn() {
-    let dir = std::env::temp_dir().join(format!("thawtrace-html-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let fixture = &fixtures()[0];
     let out = thawtrace(&[
         "scan",
@@ -113,17 +116,120 @@ fn every_recorded_freeze_timeout_is_drawn() {
         ],
         &dir.join("profile2"),
     );
-    assert!(
-        std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0) > 20_000,
-        "no screenshot"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    let png = std::fs::read(&shot).expect("no screenshot");
+    let (width, height, pixels) = decode_png(&png);
+    assert_eq!((width, height), (1400, 1000), "the window asked for");
+    // The first three environments fill the window, open, each with
+    // freeze and genuine timeouts: bars for the invocations, arrows and
+    // dots in the colour of their kind (about 79,000, 2,300 and 570
+    // pixels). A page whose script or style failed paints none of them.
+    let near = |want: [u8; 3]| {
+        pixels
+            .iter()
+            .filter(|p| p.iter().zip(want).all(|(&a, b)| a.abs_diff(b) <= 8))
+            .count()
+    };
+    for (what, colour, at_least) in [
+        ("invocations", INVOCATION_ON_WHITE, 20_000),
+        ("freeze timeouts", FREEZE, 1_000),
+        ("genuine timeouts", GENUINE, 200),
+    ] {
+        let painted = near(colour);
+        assert!(
+            painted >= at_least,
+            "{what}: {painted} pixels of their colour, {at_least} expected"
+        );
+    }
+}
+
+/// `--freeze` of the page's style (#c0392b).
+const FREEZE: [u8; 3] = [0xc0, 0x39, 0x2b];
+/// `--genuine` (#d68910).
+const GENUINE: [u8; 3] = [0xd6, 0x89, 0x10];
+/// `--inv` (#2e86c1) at the invocation bars' opacity of .75, on white.
+const INVOCATION_ON_WHITE: [u8; 3] = [98, 164, 209];
+
+/// The pixels of a PNG as Chromium writes its screenshots (8-bit RGB or
+/// RGBA, not interlaced): width, height, and each pixel's RGB, row by row.
+fn decode_png(png: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let be32 = |b: &[u8]| u32::from_be_bytes(b[..4].try_into().unwrap()) as usize;
+    let (mut width, mut height, mut channels) = (0, 0, 0);
+    let mut compressed = Vec::new();
+    let mut at = 8;
+    while at + 8 <= png.len() {
+        let len = be32(&png[at..]);
+        let data = &png[at + 8..at + 8 + len];
+        match &png[at + 4..at + 8] {
+            b"IHDR" => {
+                (width, height) = (be32(data), be32(&data[4..]));
+                assert_eq!(data[8], 8, "bit depth");
+                channels = match data[9] {
+                    2 => 3,
+                    6 => 4,
+                    other => panic!("PNG colour type {other}"),
+                };
+                assert_eq!(data[12], 0, "interlaced");
+            }
+            b"IDAT" => compressed.extend_from_slice(data),
+            b"IEND" => break,
+            _ => {}
+        }
+        at += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&compressed[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = width * channels;
+    assert_eq!(raw.len(), height * (stride + 1), "PNG data size");
+    // Each row is filtered against the pixel to its left (a), the one
+    // above (b) and the one above-left (c): undo it.
+    let mut above = vec![0u8; stride];
+    let mut pixels = Vec::with_capacity(width * height);
+    for row in raw.chunks(stride + 1) {
+        let mut line = vec![0u8; stride];
+        for i in 0..stride {
+            let a = if i >= channels { line[i - channels] } else { 0 };
+            let b = above[i];
+            let c = if i >= channels {
+                above[i - channels]
+            } else {
+                0
+            };
+            line[i] = row[1 + i].wrapping_add(match row[0] {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                other => panic!("PNG filter {other}"),
+            });
+        }
+        pixels.extend(line.chunks(channels).map(|p| [p[0], p[1], p[2]]));
+        above = line;
+    }
+    (width, height, pixels)
 }
 
 #[test]
 fn every_recorded_neighbouring_failure_is_listed() {
-    let dir = std::env::temp_dir().join(format!("thawtrace-html-net-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let fixture = network_fixture();
     let mut args = vec![
         "scan".to_owned(),
@@ -157,7 +263,6 @@ fn every_recorded_neighbouring_failure_is_listed() {
         dom.contains("ErrorPortAllocation"),
         "the stall's advice is shown"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The page `scan --format html` writes for `events` (JSON lines), and the

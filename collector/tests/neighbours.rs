@@ -329,7 +329,8 @@ fn the_recorded_network_settings_are_found_where_the_logs_can_tell() {
 fn a_fresh_network_recording_is_scored_perfectly() {
     let python = recorder_python();
     let seed = fresh_seed();
-    let out = std::env::temp_dir().join(format!("thawtrace-net-{}-{seed}", std::process::id()));
+    let tmp = tmp_dir(&format!("net-{seed}"));
+    let out = tmp.path();
     eprintln!("recording with seed {seed} into {}", out.display());
     let status = Command::new(&python)
         .arg(repo().join("tests/recorders/record_network.py"))
@@ -338,7 +339,6 @@ fn a_fresh_network_recording_is_scored_perfectly() {
         .unwrap();
     assert!(status.success(), "the recorder failed (seed {seed})");
     let what = format!("fresh recording, seed {seed}");
-    assert_every_kind_in_truth(&out, &what);
-    assert_every_setting_scores(&out, &what);
-    let _ = std::fs::remove_dir_all(&out);
+    assert_every_kind_in_truth(out, &what);
+    assert_every_setting_scores(out, &what);
 }

@@ -1,9 +1,13 @@
-//! No panic on any input; findings do not depend on batching or order.
+//! No panic on any input; findings and the neighbouring failures
+//! (incidents) rest on events of the input and do not depend on the order
+//! the events arrive in.
+
+use std::collections::HashSet;
 
 use proptest::prelude::*;
 use thawtrace::input::{Limits, read_text};
 use thawtrace_analyzers::parse::{RawText, parse_line};
-use thawtrace_analyzers::{Batch, Config, Finding};
+use thawtrace_analyzers::{Batch, Collected, Config, Finding, FindingKind, Incident};
 
 const LINES: &[&str] = &[
     "START RequestId: aaaaaaaa-0000-4000-8000-000000000001 Version: $LATEST",
@@ -28,6 +32,99 @@ const LINES: &[&str] = &[
     "[INFO]\t2026-11-28T10:25:04.517Z\tbbbbbbbb-0000-4000-8000-000000000002\tevent {\"Records\": [{\"messageId\": \"ff04f3f5-6ed3\"}]}",
 ];
 
+/// The streams the generated events are spread over (one function).
+const STREAMS: [&str; 3] = ["s0", "s1", "s2"];
+
+/// Thresholds the generated sequences (seconds apart, at most a few
+/// minutes long) can reach: a NAT idle timeout of 5 s, a connect stall of
+/// two environments.
+fn config() -> Config {
+    Config {
+        nat_idle_timeout_ms: 5_000,
+        connect_stall_min_envs: 2,
+        ..Config::default()
+    }
+}
+
+/// `events` (stream, line of [`LINES`], time) with IDs by position,
+/// pushed in `order` and analysed as one batch.
+fn analyze(events: &[(usize, usize, i64)], order: &[usize]) -> (Vec<Finding>, Vec<Incident>) {
+    let ids: Vec<String> = (0..events.len()).map(|n| format!("{n:06}")).collect();
+    let mut batch = Batch::default();
+    for &n in order {
+        let (stream, line, ts) = events[n];
+        batch.push(
+            "g",
+            STREAMS[stream],
+            ids[n].as_str(),
+            ts,
+            RawText::Plain(LINES[line]),
+        );
+    }
+    let mut out = Collected::default();
+    batch.analyze(&config(), &mut out);
+    (out.findings, out.incidents)
+}
+
+/// Generated events: stream, line, and time (each a gap after the last).
+fn sequence(max: usize) -> impl Strategy<Value = Vec<(usize, usize, i64)>> {
+    proptest::collection::vec((0..STREAMS.len(), 0..LINES.len(), 0i64..10_000), 0..max).prop_map(
+        |seq| {
+            let mut ts = 0;
+            seq.into_iter()
+                .map(|(stream, line, dt)| {
+                    ts += dt;
+                    (stream, line, ts)
+                })
+                .collect()
+        },
+    )
+}
+
+/// What every finding and incident must hold: evidence that is events of
+/// the input, of the streams it names, and a time span in order.
+fn assert_rests_on_input(
+    events: &[(usize, usize, i64)],
+    findings: &[Finding],
+    incidents: &[Incident],
+) -> Result<(), TestCaseError> {
+    let stream_of = |id: &str| {
+        id.parse::<usize>()
+            .ok()
+            .and_then(|n| events.get(n))
+            .map(|e| STREAMS[e.0])
+    };
+    for f in findings {
+        for id in &f.evidence {
+            prop_assert_eq!(
+                stream_of(id),
+                Some(f.log_stream.as_str()),
+                "finding evidence {} of {:?}",
+                id,
+                f
+            );
+        }
+        prop_assert!(f.ping_at_ms <= f.timeout_at_ms, "{:?}", f);
+    }
+    for i in incidents {
+        prop_assert!(!i.evidence.is_empty(), "{:?}", i);
+        let streams: HashSet<&str> = i.log_streams.iter().map(String::as_str).collect();
+        prop_assert!(streams.contains(i.log_stream.as_str()), "{:?}", i);
+        for id in &i.evidence {
+            let stream = stream_of(id);
+            prop_assert!(
+                stream.is_some_and(|s| streams.contains(s)),
+                "incident evidence {} of {:?}",
+                id,
+                i
+            );
+        }
+        prop_assert!(i.first_at_ms <= i.last_at_ms, "{:?}", i);
+        prop_assert_eq!(&i.log_group, "g");
+    }
+    Ok(())
+}
+
 proptest! {
     #[test]
     fn parsers_never_panic(s in any::<String>(), want in any::<bool>()) {
@@ -51,38 +148,19 @@ proptest! {
         let mut batch = Batch::default();
         let _ = thawtrace::input::unwrap_payloads(&text, &mut thawtrace::input::Budget::for_input(&Limits::default(), 0));
         let _ = read_text("fuzz", &text, &Limits::default(), &mut batch);
-        let mut out: Vec<Finding> = Vec::new();
-        batch.analyze(&Config::default(), &mut out);
+        let mut out = Collected::default();
+        batch.analyze(&config(), &mut out);
     }
 
     #[test]
-    fn correlating_any_line_sequence_never_panics(seq in proptest::collection::vec((0..LINES.len(), 0i64..10_000), 0..60)) {
-        let ids: Vec<String> = (0..seq.len()).map(|i| i.to_string()).collect();
-        let mut batch = Batch::default();
-        let mut ts = 0;
-        for (n, &(i, dt)) in seq.iter().enumerate() {
-            ts += dt;
-            batch.push("g", "s", ids[n].as_str(), ts, RawText::Plain(LINES[i]));
-        }
-        let mut out: Vec<Finding> = Vec::new();
-        batch.analyze(&Config::default(), &mut out);
+    fn findings_and_incidents_rest_on_events_of_the_input(events in sequence(60)) {
+        let order: Vec<usize> = (0..events.len()).collect();
+        let (findings, incidents) = analyze(&events, &order);
+        assert_rests_on_input(&events, &findings, &incidents)?;
     }
 
     #[test]
-    fn arrival_order_does_not_change_findings(seq in proptest::collection::vec((0..LINES.len(), 0i64..3_000), 0..40), seed in any::<u64>()) {
-        let ids: Vec<String> = (0..seq.len()).map(|i| format!("{i:06}")).collect();
-        let mut ts = 0;
-        let events: Vec<(usize, i64)> = seq.iter().map(|&(i, dt)| { ts += dt; (i, ts) }).collect();
-        let run = |order: &[usize]| {
-            let mut batch = Batch::default();
-            for &n in order {
-                let (i, ts) = events[n];
-                batch.push("g", "s", ids[n].as_str(), ts, RawText::Plain(LINES[i]));
-            }
-            let mut out: Vec<Finding> = Vec::new();
-            batch.analyze(&Config::default(), &mut out);
-            out
-        };
+    fn arrival_order_does_not_change_findings_or_incidents(events in sequence(40), seed in any::<u64>()) {
         let forward: Vec<usize> = (0..events.len()).collect();
         let mut shuffled = forward.clone();
         let mut x = seed | 1;
@@ -90,6 +168,37 @@ proptest! {
             x ^= x << 13; x ^= x >> 7; x ^= x << 17;
             shuffled.swap(k, (x % (k as u64 + 1)) as usize);
         }
-        prop_assert_eq!(run(&forward), run(&shuffled));
+        prop_assert_eq!(analyze(&events, &forward), analyze(&events, &shuffled));
     }
+}
+
+/// The properties above are about something: the lines and thresholds
+/// they draw from make each neighbouring kind.
+#[test]
+fn the_generated_lines_can_make_every_neighbouring_kind() {
+    let line = |text: &str| LINES.iter().position(|l| l.contains(text)).unwrap();
+    let start = line("START RequestId: aaaaaaaa");
+    let dropped = line("Connection dropped");
+    let etimedout = line("connect ETIMEDOUT");
+    let events = [
+        // s0: an invocation silent for 10 s, then a reset: NAT idle.
+        (0, start, 0),
+        (0, dropped, 10_000),
+        // Connect timeouts in s0 and s1 a second apart: a stall.
+        (0, etimedout, 20_000),
+        // s1: the same request ID started again: a retry.
+        (1, start, 20_500),
+        (1, etimedout, 21_000),
+    ];
+    let order: Vec<usize> = (0..events.len()).collect();
+    let (findings, incidents) = analyze(&events, &order);
+    let kinds: HashSet<FindingKind> = incidents.iter().map(|i| i.kind()).collect();
+    for kind in [
+        FindingKind::NatIdleReset,
+        FindingKind::ConnectStall,
+        FindingKind::DuplicateInvocation,
+    ] {
+        assert!(kinds.contains(&kind), "no {kind:?} in {incidents:#?}");
+    }
+    assert_rests_on_input(&events, &findings, &incidents).unwrap();
 }

@@ -76,7 +76,8 @@ fn demo_shows_a_freeze_timeout_across_two_request_ids() {
 fn streams_without_platform_lines_are_flagged() {
     // A subscription filter that drops START/END leaves only printed request
     // IDs to find invocations by: thawtrace says so rather than stay silent.
-    let dir = without_platform_lines(&fixtures()[0], "thawtrace-noplatform");
+    let dir = without_platform_lines(&fixtures()[0]);
+    let dir = dir.path();
     let out = thawtrace(&[
         "scan",
         "--format",
@@ -92,13 +93,13 @@ fn streams_without_platform_lines_are_flagged() {
         fixtures()[0].join("events.jsonl").to_str().unwrap(),
     ]);
     assert!(!String::from_utf8_lossy(&with.stderr).contains("have no platform records"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Scans `fixture` without its platform records and requires the findings
 /// of `library`'s streams to be the recorder's.
 fn same_without_platform_lines(fixture: &std::path::Path, library: &str) {
-    let dir = without_platform_lines(fixture, &format!("thawtrace-noplatform-{library}"));
+    let dir = without_platform_lines(fixture);
+    let dir = dir.path();
     let envs: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("environments.json")).unwrap())
             .unwrap();
@@ -120,7 +121,6 @@ fn same_without_platform_lines(fixture: &std::path::Path, library: &str) {
         .filter(|f| mine.contains(&f["log_stream"].as_str().unwrap()))
         .collect();
     assert_eq!(keys(&found), keys(&want), "{library}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -143,9 +143,8 @@ fn tonic_streams_without_platform_lines_use_the_instruments_thaw_event() {
 
 /// A copy of a recording without its platform records (what a subscription
 /// filter that drops START/END leaves), in a temporary directory.
-fn without_platform_lines(fixture: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn without_platform_lines(fixture: &std::path::Path) -> tempfile::TempDir {
+    let dir = tmp_dir("noplatform");
     let text = std::fs::read_to_string(fixture.join("events.jsonl")).unwrap();
     let kept: String = text
         .lines()
@@ -159,6 +158,6 @@ fn without_platform_lines(fixture: &std::path::Path, name: &str) -> std::path::P
         })
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(dir.join("events.jsonl"), kept).unwrap();
+    std::fs::write(dir.path().join("events.jsonl"), kept).unwrap();
     dir
 }

@@ -14,7 +14,8 @@ fn write(dir: &std::path::Path, name: &str, data: &[u8]) -> std::path::PathBuf {
 
 #[test]
 fn payloads_and_json_lines_give_identical_findings() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
     for dir in fixtures() {
         let events = events(&dir);
         let want = keys(&scan_json(&[&dir.join("events.jsonl")]));
@@ -43,7 +44,7 @@ fn payloads_and_json_lines_give_identical_findings() {
 
         // Decoded subscription messages, concatenated, gzipped as a file.
         let concatenated: String = messages.iter().map(Value::to_string).collect();
-        let gz = write(&tmp, "concatenated.json.gz", &gzip(concatenated.as_bytes()));
+        let gz = write(tmp, "concatenated.json.gz", &gzip(concatenated.as_bytes()));
         assert_eq!(
             keys(&scan_json(&[&gz])),
             want,
@@ -57,7 +58,7 @@ fn payloads_and_json_lines_give_identical_findings() {
             .map(|m| json!({"kinesis": {"data": b64(&gzip(m.to_string().as_bytes()))}}))
             .collect();
         let kinesis = write(
-            &tmp,
+            tmp,
             "kinesis.json",
             json!({"Records": records}).to_string().as_bytes(),
         );
@@ -84,7 +85,7 @@ fn payloads_and_json_lines_give_identical_findings() {
                 .collect();
             let out = json!({"events": evs, "searchedLogStreams": []});
             files.push(write(
-                &tmp,
+                tmp,
                 &format!("filter-{i}.json"),
                 serde_json::to_string_pretty(&out).unwrap().as_bytes(),
             ));
@@ -102,29 +103,13 @@ fn payloads_and_json_lines_give_identical_findings() {
 
 #[test]
 fn events_in_any_order_give_the_same_findings() {
-    let tmp = tempdir();
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
     let dir = &fixtures()[0];
     let mut events = events(dir);
     let want = keys(&scan_json(&[&dir.join("events.jsonl")]));
     events.reverse();
     let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
-    let p = write(&tmp, "reversed.jsonl", lines.as_bytes());
+    let p = write(tmp, "reversed.jsonl", lines.as_bytes());
     assert_eq!(keys(&scan_json(&[&p])), want);
-}
-
-pub fn tempdir() -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "thawtrace-test-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }

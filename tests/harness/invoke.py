@@ -4,7 +4,8 @@ delivers events to it, as Lambda would (no freezing: for handler tests).
 
     invoke.py --event EVENT.json [--event ...] -- COMMAND [ARG...]
 
-Prints one JSON object: {"responses": [{"kind", "body"}], "output": [lines]}.
+Prints one JSON object: {"responses": [{"kind", "body"}], "output": [lines],
+"peak_rss_kb": the function's peak RSS once every event was answered}.
 The function's environment gets AWS_LAMBDA_RUNTIME_API and the usual
 AWS_LAMBDA_* variables; other variables pass through.
 """
@@ -19,6 +20,18 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lambda_sim  # noqa: E402
+
+
+def peak_rss(pid):
+    """The function process's peak resident set (VmHWM), in KiB."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def main():
@@ -47,6 +60,7 @@ def main():
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     responses = []
+    peak_rss_kb = None
     try:
         for path in args.event:
             with open(path) as f:
@@ -61,12 +75,13 @@ def main():
                 body = body.decode("utf-8", "replace")
             responses.append({"kind": kind, "body": body})
         api.wait_polling(timeout=args.timeout)
+        peak_rss_kb = peak_rss(proc.pid)
     finally:
         api.close()
         proc.kill()
         proc.wait()
         reader.join(timeout=5)
-    print(json.dumps({"responses": responses, "output": output}))
+    print(json.dumps({"responses": responses, "output": output, "peak_rss_kb": peak_rss_kb}))
 
 
 if __name__ == "__main__":

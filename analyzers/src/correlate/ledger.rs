@@ -21,8 +21,12 @@
 //! Pings are named by their mark's index in the stream; the ledger keeps no
 //! text of the lines.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
+// Looked up on every keepalive and network line: a fast hasher.
+use foldhash::{HashMap, HashSet};
+
+use super::owner::Epoch;
 use super::{Mark, What};
 use crate::parse::{Keepalive, KeepaliveEvent};
 
@@ -42,7 +46,7 @@ pub(super) struct InFlight {
 #[derive(Debug, Default)]
 struct Connection {
     /// A connect started and not yet through: (invocation epoch, position).
-    connecting: Option<(i64, u32)>,
+    connecting: Option<(Epoch, u32)>,
     /// The last use the log vouches for (only from clients that log every
     /// request: a gap between two such lines was idle).
     last_activity: Option<i64>,
@@ -276,13 +280,13 @@ impl Ledger {
 
     /// A connect to `destination` started (or, `done`, got through) in the
     /// invocation of `epoch`.
-    pub(super) fn connect(&mut self, destination: &str, done: bool, epoch: i64, pos: u32) {
+    pub(super) fn connect(&mut self, destination: &str, done: bool, epoch: Epoch, pos: u32) {
         self.sole(Some(destination)).connecting = (!done).then_some((epoch, pos));
     }
 
     /// The destination of the first connect still pending in the invocation
     /// of `epoch`.
-    pub(super) fn pending_connect(&self, epoch: i64) -> Option<&str> {
+    pub(super) fn pending_connect(&self, epoch: Epoch) -> Option<&str> {
         self.to
             .iter()
             .filter_map(|(d, c)| match c.connecting {
@@ -336,12 +340,13 @@ mod tests {
     #[test]
     fn the_first_connect_still_pending_in_an_invocation() {
         let mut l = Ledger::default();
-        l.connect("10.0.0.1:443", false, 0, 3);
-        l.connect("10.0.0.1:443", true, 0, 4);
-        l.connect("10.0.0.2:443", false, 2, 7);
-        l.connect("10.0.0.3:443", false, 2, 5);
-        assert_eq!(l.pending_connect(0), None);
-        assert_eq!(l.pending_connect(2), Some("10.0.0.3:443"));
-        assert_eq!(l.pending_connect(4), None);
+        let e = Epoch::invocation;
+        l.connect("10.0.0.1:443", false, e(0), 3);
+        l.connect("10.0.0.1:443", true, e(0), 4);
+        l.connect("10.0.0.2:443", false, e(1), 7);
+        l.connect("10.0.0.3:443", false, e(1), 5);
+        assert_eq!(l.pending_connect(e(0)), None);
+        assert_eq!(l.pending_connect(e(1)), Some("10.0.0.3:443"));
+        assert_eq!(l.pending_connect(e(2)), None);
     }
 }

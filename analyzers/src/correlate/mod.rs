@@ -22,7 +22,7 @@
 use std::borrow::Cow;
 
 use crate::parse::{
-    Keepalive, KeepaliveEvent, LineKind, NetFailure, PlatformPhase, RawText, parse_line,
+    Keepalive, KeepaliveEvent, Line, LineKind, NetFailure, PlatformPhase, RawText, parse_line,
 };
 
 mod ledger;
@@ -151,7 +151,23 @@ impl IdempotencyKey {
 
 /// The SQS record's `messageId`: the default key.
 pub fn default_idempotency_keys() -> std::sync::Arc<[IdempotencyKey]> {
-    std::sync::Arc::from(vec![IdempotencyKey::new("messageId").expect("valid")])
+    std::sync::Arc::from(vec![
+        IdempotencyKey::new(Config::IDEMPOTENCY_KEY).expect("valid"),
+    ])
+}
+
+impl Config {
+    /// The NAT gateway's idle timeout (AWS: 350 s).
+    pub const NAT_IDLE_TIMEOUT_MS: i64 = 350_000;
+    /// The window of one `connect_stall`.
+    pub const CONNECT_STALL_WINDOW_MS: i64 = 60_000;
+    /// Environments that make a `connect_stall`.
+    pub const CONNECT_STALL_MIN_ENVS: usize = 3;
+    /// How long a `duplicate_invocation` is looked for (Lambda keeps async
+    /// events up to 6 h).
+    pub const DUPLICATE_WINDOW_MS: i64 = 6 * 3_600_000;
+    /// The idempotency key looked for by default: SQS's `messageId`.
+    pub const IDEMPOTENCY_KEY: &'static str = "messageId";
 }
 
 impl Default for Config {
@@ -162,10 +178,10 @@ impl Default for Config {
             ack_race_window_ms: 100,
             late_timer_ms: 200,
             record_relevant: false,
-            nat_idle_timeout_ms: 350_000,
-            connect_stall_window_ms: 60_000,
-            connect_stall_min_envs: 3,
-            duplicate_window_ms: 6 * 3_600_000,
+            nat_idle_timeout_ms: Config::NAT_IDLE_TIMEOUT_MS,
+            connect_stall_window_ms: Config::CONNECT_STALL_WINDOW_MS,
+            connect_stall_min_envs: Config::CONNECT_STALL_MIN_ENVS,
+            duplicate_window_ms: Config::DUPLICATE_WINDOW_MS,
             idempotency_keys: default_idempotency_keys(),
             max_tracked: 1_000_000,
         }
@@ -270,10 +286,64 @@ enum What {
 struct Mark {
     pos: u32,
     ts: i64,
-    id: String,
-    printed: Option<String>,
+    /// The event's ID, in [`StreamCorrelator::texts`].
+    id: Text,
+    /// The request ID the line printed, in [`StreamCorrelator::texts`].
+    printed: Option<Text>,
     place: Place,
     what: What,
+}
+
+/// Where a mark's string is in [`Texts`].
+#[derive(Clone, Copy, Debug)]
+struct Text {
+    at: u32,
+    len: u32,
+}
+
+/// The marks' event IDs and printed request IDs, in one string: a mark
+/// holds where its own are, so marking a line allocates nothing, and a
+/// request ID printed on consecutive lines is kept once.
+#[derive(Default)]
+struct Texts {
+    all: String,
+    last_printed: Option<Text>,
+}
+
+impl Texts {
+    fn add(&mut self, s: &str) -> Text {
+        let text = Text {
+            at: u32::try_from(self.all.len()).unwrap_or(u32::MAX),
+            len: u32::try_from(s.len()).unwrap_or(0),
+        };
+        if text.at == u32::MAX || text.at.checked_add(text.len).is_none() {
+            // Past 4 GiB of IDs in one stream: the rest are kept empty.
+            return Text { at: 0, len: 0 };
+        }
+        self.all.push_str(s);
+        text
+    }
+
+    fn printed(&mut self, s: &str) -> Text {
+        match self.last_printed {
+            Some(t) if self.get(t) == s => t,
+            _ => {
+                let t = self.add(s);
+                self.last_printed = Some(t);
+                t
+            }
+        }
+    }
+
+    fn get(&self, t: Text) -> &str {
+        self.all
+            .get(t.at as usize..(t.at + t.len) as usize)
+            .unwrap_or("")
+    }
+
+    fn owned(&self, t: Option<Text>) -> Option<String> {
+        t.map(|t| self.get(t).to_owned())
+    }
 }
 
 /// Correlates one log stream. Push its events in stream order (timestamp,
@@ -310,6 +380,10 @@ pub struct StreamCorrelator {
     /// When the function last spoke: its last line of its own, or the
     /// START of its invocation (platform records are not the function's).
     spoke_at: Option<i64>,
+    /// The position of that last line of the function's own, and of the
+    /// one before the current burst (what the burst's silence runs from).
+    spoke_pos: Option<u32>,
+    burst_from_pos: Option<u32>,
     /// The function's silence before its current burst of lines.
     burst_silence: i64,
     place: Place,
@@ -317,6 +391,7 @@ pub struct StreamCorrelator {
     betweens: Vec<Between>,
     runs: Vec<Run>,
     marks: Vec<Mark>,
+    texts: Texts,
     /// Recent silences of 100 ms or more: (length, position after it).
     silences: std::collections::VecDeque<(i64, u32)>,
     /// Without platform records: lines from a freeze to the instrument's
@@ -337,12 +412,15 @@ impl StreamCorrelator {
             pos: 0,
             prev_ts: None,
             spoke_at: None,
+            spoke_pos: None,
+            burst_from_pos: None,
             burst_silence: -1,
             place: Place::Init,
             invocations: Vec::new(),
             betweens: Vec::new(),
             runs: Vec::new(),
             marks: Vec::new(),
+            texts: Texts::default(),
             silences: std::collections::VecDeque::new(),
             thaws: Vec::new(),
             watch_failures_until: i64::MIN,
@@ -357,6 +435,22 @@ impl StreamCorrelator {
         self.pos += 1;
         self.stats.lines += 1;
         let ts = event.timestamp_ms;
+        self.tick(pos, ts);
+        let line = parse_line(event.text, ts <= self.watch_failures_until);
+        let silence = self.silence_before(pos, ts, &line.kind);
+        if self.invocations.is_empty() {
+            self.track_run(pos, line.printed_request_id, &event.id);
+        }
+        if self.config.record_relevant && line.kind != LineKind::Other {
+            self.relevant.push(pos);
+        }
+        self.read(pos, event, line, silence);
+    }
+
+    /// The stream's clock at a line: the longest gap of the current
+    /// freeze, and (without platform records) the recent silences a `thaw`
+    /// event may point back to.
+    fn tick(&mut self, pos: u32, ts: i64) {
         let gap = self.prev_ts.map_or(-1, |p| ts.saturating_sub(p));
         self.prev_ts = Some(ts);
         if let Place::Between(b) = self.place {
@@ -373,36 +467,42 @@ impl StreamCorrelator {
             }
             self.silences.push_back((gap, pos));
         }
-        let line = parse_line(event.text, ts <= self.watch_failures_until);
-        // A failure's silence is the function's: a platform record written
-        // in between (END flushed before the error line) does not end it.
-        // It is the silence before the burst of lines the failure ends (a
-        // reset prints the client's trace lines, a retry botocore's request
-        // lines, in the same few ms): what preceded the call that failed.
-        // A platform record (Lambda's timeout among them) is not the
-        // function's: its silence runs to it, unless the function spoke in
-        // the moment before.
+    }
+
+    /// How long the function was silent before a line (for a failure: what
+    /// preceded the call that failed).
+    ///
+    /// A failure's silence is the function's: a platform record written in
+    /// between (END flushed before the error line) does not end it. It is
+    /// the silence before the burst of lines the failure ends (a reset
+    /// prints the client's trace lines, a retry botocore's request lines,
+    /// in the same few ms). A platform record (Lambda's timeout among them)
+    /// is not the function's: its silence runs to it, unless the function
+    /// spoke in the moment before.
+    fn silence_before(&mut self, pos: u32, ts: i64, kind: &LineKind<'_>) -> i64 {
         let since_spoke = self.spoke_at.map_or(-1, |at| ts.saturating_sub(at));
         let in_burst = (0..=BURST_MS).contains(&since_spoke);
-        let own =
-            !matches!(line.kind, LineKind::Platform(phase, _) if phase != PlatformPhase::Start);
+        let own = !matches!(kind, LineKind::Platform(phase, _) if *phase != PlatformPhase::Start);
         if own {
             if !in_burst {
                 self.burst_silence = since_spoke;
+                self.burst_from_pos = self.spoke_pos;
             }
             self.spoke_at = Some(ts);
+            self.spoke_pos = Some(pos);
         }
-        let silence = if own || in_burst {
+        if own || in_burst {
             self.burst_silence
         } else {
             since_spoke
-        };
-        if self.invocations.is_empty() {
-            self.track_run(pos, line.printed_request_id, &event.id);
         }
-        if self.config.record_relevant && line.kind != LineKind::Other {
-            self.relevant.push(pos);
-        }
+    }
+
+    /// What a parsed line means for the stream: a mark for the ledger, a
+    /// platform record, a thaw, or (an application line) its idempotency
+    /// keys.
+    fn read(&mut self, pos: u32, event: &LogEvent<'_>, line: Line<'_>, silence: i64) {
+        let ts = event.timestamp_ms;
         let printed = line.printed_request_id;
         let what = match line.kind {
             LineKind::Other => {
@@ -431,20 +531,7 @@ impl StreamCorrelator {
                 return;
             }
             LineKind::Thaw(frozen_ms) => {
-                // The freeze is the latest silence at least that long (the
-                // log's clock saw it whole, give or take a few ms).
-                if let Some(&(_, from)) = self
-                    .silences
-                    .iter()
-                    .rev()
-                    .find(|&&(gap, _)| gap + 50 >= frozen_ms)
-                {
-                    self.thaws.push(Thawed {
-                        from,
-                        thaw: pos,
-                        frozen_ms,
-                    });
-                }
+                self.thaw(pos, frozen_ms);
                 return;
             }
             LineKind::Keepalive(k) => {
@@ -473,12 +560,30 @@ impl StreamCorrelator {
         self.mark(pos, ts, event, printed, what);
     }
 
+    /// The instrument's `thaw` event: the freeze is the latest silence at
+    /// least that long (the log's clock saw it whole, give or take a few
+    /// ms); the lines since it were written at the thaw.
+    fn thaw(&mut self, pos: u32, frozen_ms: i64) {
+        if let Some(&(_, from)) = self
+            .silences
+            .iter()
+            .rev()
+            .find(|&&(gap, _)| gap + 50 >= frozen_ms)
+        {
+            self.thaws.push(Thawed {
+                from,
+                thaw: pos,
+                frozen_ms,
+            });
+        }
+    }
+
     fn mark(&mut self, pos: u32, ts: i64, event: &LogEvent<'_>, printed: Option<&str>, what: What) {
         self.marks.push(Mark {
             pos,
             ts,
-            id: event.id.clone().into_owned(),
-            printed: printed.map(str::to_owned),
+            id: self.texts.add(&event.id),
+            printed: printed.map(|p| self.texts.printed(p)),
             place: self.place,
             what,
         });
@@ -587,6 +692,14 @@ impl StreamCorrelator {
     /// correlate the next batch of the stream with this one.
     pub fn relevant_positions(&self) -> &[u32] {
         &self.relevant
+    }
+
+    /// The positions of the function's last line of its own so far (not a
+    /// platform record) and of the one before its current burst of lines:
+    /// the next line's silence is measured from them, so a caller that
+    /// keeps context between batches keeps them too.
+    pub fn last_spoken_positions(&self) -> impl Iterator<Item = u32> {
+        self.burst_from_pos.into_iter().chain(self.spoke_pos)
     }
 }
 

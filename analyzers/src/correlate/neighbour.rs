@@ -5,17 +5,18 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::ledger::Ledger;
+use super::owner::Epoch;
 use super::{Mark, StreamCorrelator, What};
-use crate::finding::{Detail, FindingKind, FindingSink, Incident, Signal, SignalKind};
+use crate::finding::{Detail, FindingSink, Incident, Signal, SignalKind};
 use crate::parse::{NetCause, NetFailure};
 
 /// The NAT idle resets of a stream so far.
 #[derive(Default)]
 pub(super) struct Nat {
     /// The invocation (epoch) of the latest `Retry needed`.
-    pub(super) retrying: Option<i64>,
+    pub(super) retrying: Option<Epoch>,
     /// Per owning invocation (by epoch, in order): the incident so far.
-    pub(super) found: BTreeMap<i64, Incident>,
+    pub(super) found: BTreeMap<Epoch, Incident>,
 }
 
 impl StreamCorrelator {
@@ -84,8 +85,21 @@ impl StreamCorrelator {
         if net.cause == NetCause::DeadlineExceeded {
             ledger.dead_since(destination, mark.ts - idle);
         }
-        let incident = nat.found.entry(owner.epoch).or_insert_with(|| Incident {
-            kind: FindingKind::NatIdleReset,
+        self.nat_incident(mark, net, idle, nat.found.entry(owner.epoch), request_id);
+    }
+
+    /// Adds a failure line to its invocation's `nat_idle_reset` (one per
+    /// invocation, every failure line of it as evidence).
+    fn nat_incident(
+        &self,
+        mark: &Mark,
+        net: &NetFailure,
+        idle: i64,
+        entry: std::collections::btree_map::Entry<'_, Epoch, Incident>,
+        request_id: String,
+    ) {
+        let threshold = self.config.nat_idle_timeout_ms;
+        let incident = entry.or_insert_with(|| Incident {
             log_group: self.log_group.clone(),
             log_stream: self.log_stream.clone(),
             log_streams: vec![self.log_stream.clone()],
@@ -101,7 +115,7 @@ impl StreamCorrelator {
             evidence: Vec::new(),
         });
         incident.last_at_ms = mark.ts;
-        incident.evidence.push(mark.id.clone());
+        incident.evidence.push(self.texts.get(mark.id).to_owned());
         if let Detail::NatIdleReset { destination, .. } = &mut incident.detail
             && destination.is_none()
         {
@@ -117,11 +131,9 @@ impl StreamCorrelator {
             let What::Net(net, _) = &mark.what else {
                 continue;
             };
-            let epoch = self.owner(mark).epoch;
-            if epoch < 0 || epoch % 2 != 0 {
+            let Some(idx) = self.owner(mark).epoch.invocation_index() else {
                 continue;
-            }
-            let idx = (epoch / 2) as u32;
+            };
             // A request retried on a new connection left a good one.
             if is_nat_symptom(net.cause) && net.cause != NetCause::Retried {
                 failed.network.insert(idx);
@@ -137,11 +149,11 @@ impl StreamCorrelator {
     /// had no network failure, to that invocation's start: how long a
     /// connection last used then has been idle. `None` without platform
     /// windows, or when a function timeout restarted the process since.
-    fn idle_since_last_good(&self, epoch: i64, failed: &Failed) -> Option<i64> {
-        if self.invocations.is_empty() || epoch < 0 || epoch % 2 != 0 {
+    fn idle_since_last_good(&self, epoch: Epoch, failed: &Failed) -> Option<i64> {
+        if self.invocations.is_empty() {
             return None;
         }
-        let idx = (epoch / 2) as u32;
+        let idx = epoch.invocation_index()?;
         let start = self.invocations[idx as usize].start_ms?;
         for j in (0..idx).rev() {
             if failed.restarted.contains(&j) {
@@ -203,7 +215,12 @@ impl StreamCorrelator {
             }
         }
         for (mark, what) in marked {
-            sink.signal(signal(self.owner(mark).request_id, mark.ts, &mark.id, what));
+            sink.signal(signal(
+                self.owner(mark).request_id,
+                mark.ts,
+                self.texts.get(mark.id),
+                what,
+            ));
         }
     }
 }
@@ -265,7 +282,7 @@ mod tests {
         let out = run(&reset_after_freeze(8_000), config.clone());
         assert_eq!(out.incidents.len(), 1);
         let i = &out.incidents[0];
-        assert_eq!(i.kind, FindingKind::NatIdleReset);
+        assert_eq!(i.kind(), FindingKind::NatIdleReset);
         assert_eq!(i.request_ids, [B]);
         assert_eq!(i.evidence, ["e3"]);
         assert!(run(&reset_after_freeze(3_000), config).incidents.is_empty());

@@ -4,12 +4,37 @@
 
 use super::{Mark, Place, StreamCorrelator};
 
-/// The owner of a line once the stream is read: an epoch (even numbers are
-/// invocations in order, odd ones the unknown invocation after one) and its
-/// request ID.
+/// Where a line's owner stands in the stream's order of invocations:
+/// before the first, in one, or in the unknown invocation after one (a thaw
+/// whose START is not in the input). Ordered as the stream is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Epoch(i64);
+
+impl Epoch {
+    /// Before the first invocation (the init phase).
+    pub(super) const INIT: Epoch = Epoch(-1);
+
+    /// The invocation of index `idx`.
+    pub(super) fn invocation(idx: usize) -> Epoch {
+        Epoch(2 * idx as i64)
+    }
+
+    /// The unknown invocation after the one of index `idx`.
+    pub(super) fn after(idx: usize) -> Epoch {
+        Epoch(2 * idx as i64 + 1)
+    }
+
+    /// The index of its invocation, when it is a known one.
+    pub(super) fn invocation_index(self) -> Option<u32> {
+        (self.0 >= 0 && self.0 % 2 == 0).then_some((self.0 / 2) as u32)
+    }
+}
+
+/// The owner of a line once the stream is read: its epoch and its request
+/// ID.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Owner {
-    pub(super) epoch: i64,
+    pub(super) epoch: Epoch,
     pub(super) request_id: Option<String>,
     pub(super) frozen_before_ms: Option<i64>,
     pub(super) settled: Settled,
@@ -46,7 +71,7 @@ impl StreamCorrelator {
                 }
             });
         Owner {
-            epoch: 2 * i64::from(idx),
+            epoch: Epoch::invocation(idx as usize),
             request_id: Some(inv.request_id.clone()),
             frozen_before_ms,
             settled: Settled::Line,
@@ -59,8 +84,8 @@ impl StreamCorrelator {
         }
         match mark.place {
             Place::Init => Owner {
-                epoch: -1,
-                request_id: mark.printed.clone(),
+                epoch: Epoch::INIT,
+                request_id: self.texts.owned(mark.printed),
                 frozen_before_ms: None,
                 settled: Settled::Line,
             },
@@ -86,7 +111,7 @@ impl StreamCorrelator {
                     }
                     // Written at a thaw whose START is not in the input.
                     None => Owner {
-                        epoch: 2 * i64::from(between.prev) + 1,
+                        epoch: Epoch::after(between.prev as usize),
                         request_id: None,
                         frozen_before_ms: Some(between.gap_ms),
                         settled: Settled::Open,
@@ -111,7 +136,7 @@ impl StreamCorrelator {
             if k > 0 {
                 let run = &self.runs[k - 1];
                 return Owner {
-                    epoch: 2 * (k as i64 - 1),
+                    epoch: Epoch::invocation(k - 1),
                     request_id: Some(run.request_id.clone()),
                     frozen_before_ms: Some(t.frozen_ms),
                     settled: Settled::Event(run.first_pos, run.first_event.clone()),
@@ -120,7 +145,7 @@ impl StreamCorrelator {
         }
         let at = self.runs.partition_point(|r| r.first_pos <= mark.pos);
         let run_owner = |k: usize, settled| Owner {
-            epoch: 2 * k as i64,
+            epoch: Epoch::invocation(k),
             request_id: Some(self.runs[k].request_id.clone()),
             frozen_before_ms: None,
             settled,
@@ -131,7 +156,7 @@ impl StreamCorrelator {
                     run_owner(at, Settled::Event(next.first_pos, next.first_event.clone()))
                 }
                 None => Owner {
-                    epoch: 2 * at as i64 - 1,
+                    epoch: at.checked_sub(1).map_or(Epoch::INIT, Epoch::after),
                     request_id: None,
                     frozen_before_ms: None,
                     settled: Settled::Open,
@@ -140,8 +165,8 @@ impl StreamCorrelator {
         }
         if at == 0 {
             return Owner {
-                epoch: -1,
-                request_id: mark.printed.clone(),
+                epoch: Epoch::INIT,
+                request_id: self.texts.owned(mark.printed),
                 frozen_before_ms: None,
                 settled: Settled::Line,
             };

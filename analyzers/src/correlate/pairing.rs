@@ -7,7 +7,7 @@
 //! while one of its pings was past its ack deadline with no ack read in
 //! time ([`Inference::TransportShutdown`]).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use super::neighbour::Nat;
 
@@ -15,7 +15,7 @@ use super::ledger::{InFlight, Ledger, ping_id_of};
 use super::owner::Settled;
 use super::{Mark, StreamCorrelator, StreamStats, What};
 use crate::finding::{
-    FailedCall, Finding, FindingKind, FindingSink, Inference, InvocationWindow, SignalKind,
+    FailedCall, Finding, FindingSink, Inference, InvocationWindow, KeepaliveKind, SignalKind,
 };
 use crate::parse::{Keepalive, KeepaliveEvent};
 
@@ -104,94 +104,119 @@ impl StreamCorrelator {
         pairs: &mut Pairs,
         sink: &mut impl FindingSink,
     ) {
-        let findings = &mut pairs.findings;
         match &k.event {
             KeepaliveEvent::PingAck { ping_id: None } => {
-                let matched = ledger.read(&self.marks, i, k, self.config.late_timer_ms);
-                if matched == Some(false) {
-                    // The ack of a ping that already timed out: it was
-                    // waiting in the socket through the freeze.
-                    if let Some(&f) = pairs.last_on.get(&k.connection) {
-                        let finding = &mut findings[f];
-                        if finding.ack_event_id.is_none()
-                            && mark.ts - finding.timeout_at_ms <= self.config.late_ack_window_ms
-                        {
-                            finding.ack_event_id = Some(mark.id.clone());
-                            finding.evidence.push(mark.id.clone());
-                        }
-                    }
+                if ledger.read(&self.marks, i, k, self.config.late_timer_ms) == Some(false) {
+                    self.late_ack(mark, k, pairs);
                 }
             }
-            KeepaliveEvent::PingTimeout => {
-                let in_flight = ledger.take(&k.connection);
-                let paired = self.timed_out(mark, &in_flight, ledger);
-                let (f, (ping_idx, ack)) = match (paired, pairs.inferred.remove(&k.connection)) {
-                    (Some(paired), _) => (findings.len(), paired),
-                    // The shutdown came first and stood in for this line.
-                    (None, Some((f, ping_idx, ack)))
-                        if mark.ts - findings[f].timeout_at_ms
-                            <= self.config.late_ack_window_ms =>
-                    {
-                        (f, (ping_idx, ack))
-                    }
-                    (None, _) => {
-                        pairs.unpaired += 1;
-                        sink.unpaired_timeout(&mark.id, mark.ts);
-                        return;
-                    }
-                };
-                pairs.last_on.insert(k.connection.clone(), f);
-                let finding = self.timeout_finding(ping_idx, ack, mark, k, ledger, None);
-                if f == findings.len() {
-                    findings.push(finding);
-                } else {
-                    findings[f] = finding;
-                }
-            }
-            KeepaliveEvent::TransportShutdown => {
-                let Some((connection, mut in_flight)) = k
-                    .transport
-                    .and_then(|tracker| ledger.take_transport(&self.marks, tracker))
-                else {
-                    return;
-                };
-                // An ack read after the deadline stopped nothing only when
-                // the timer fired with it, at the same thaw; read well
-                // before the shutdown, it won the race and the shutdown is
-                // another's.
-                in_flight
-                    .acked_late
-                    .retain(|&(_, a)| mark.ts - self.marks[a].ts <= self.config.ack_race_window_ms);
-                // Only a ping whose deadline the library printed, and which
-                // had passed: a shutdown for any other reason (idle,
-                // GOAWAY, the process ending) is none.
-                let Some((ping_idx, ack)) = self
-                    .timed_out(mark, &in_flight, ledger)
-                    .filter(|&(p, _)| ledger.deadline(p).is_some())
-                else {
-                    return;
-                };
-                let k = Keepalive {
-                    connection: connection.clone(),
-                    ..k.clone()
-                };
-                pairs
-                    .inferred
-                    .insert(connection.clone(), (findings.len(), ping_idx, ack));
-                pairs.last_on.insert(connection, findings.len());
-                findings.push(self.timeout_finding(
-                    ping_idx,
-                    ack,
-                    mark,
-                    &k,
-                    ledger,
-                    Some(Inference::TransportShutdown),
-                ));
-            }
+            KeepaliveEvent::PingTimeout => self.ping_timeout(mark, k, ledger, pairs, sink),
+            KeepaliveEvent::TransportShutdown => self.transport_shutdown(mark, k, ledger, pairs),
             _ => {
                 ledger.read(&self.marks, i, k, self.config.late_timer_ms);
             }
         }
+    }
+
+    /// The ack of a ping that already timed out: it was waiting in the
+    /// socket through the freeze, and joins that timeout's evidence.
+    fn late_ack(&self, mark: &Mark, k: &Keepalive, pairs: &mut Pairs) {
+        if let Some(&f) = pairs.last_on.get(&k.connection) {
+            let finding = &mut pairs.findings[f];
+            if finding.ack_event_id.is_none()
+                && mark.ts - finding.timeout_at_ms <= self.config.late_ack_window_ms
+            {
+                finding.ack_event_id = Some(self.texts.get(mark.id).to_owned());
+                finding.evidence.push(self.texts.get(mark.id).to_owned());
+            }
+        }
+    }
+
+    /// A ping timeout line, paired with the ping in flight it gave up on
+    /// (or with the shutdown that stood in for it just before); one whose
+    /// ping is not in the input is the caller's to look up.
+    fn ping_timeout(
+        &self,
+        mark: &Mark,
+        k: &Keepalive,
+        ledger: &mut Ledger,
+        pairs: &mut Pairs,
+        sink: &mut impl FindingSink,
+    ) {
+        let in_flight = ledger.take(&k.connection);
+        let paired = self.timed_out(mark, &in_flight, ledger);
+        let findings = &pairs.findings;
+        let (f, (ping_idx, ack)) = match (paired, pairs.inferred.remove(&k.connection)) {
+            (Some(paired), _) => (findings.len(), paired),
+            // The shutdown came first and stood in for this line.
+            (None, Some((f, ping_idx, ack)))
+                if mark.ts - findings[f].timeout_at_ms <= self.config.late_ack_window_ms =>
+            {
+                (f, (ping_idx, ack))
+            }
+            (None, _) => {
+                pairs.unpaired += 1;
+                sink.unpaired_timeout(self.texts.get(mark.id), mark.ts);
+                return;
+            }
+        };
+        pairs.last_on.insert(k.connection.clone(), f);
+        let finding = self.timeout_finding(ping_idx, ack, mark, k, ledger, None);
+        if f == pairs.findings.len() {
+            pairs.findings.push(finding);
+        } else {
+            pairs.findings[f] = finding;
+        }
+    }
+
+    /// A C-core transport shutting down with a ping past its printed ack
+    /// deadline and no ack read in time: a timeout the trace flags left
+    /// unprinted (`inferred_from: transport_shutdown`).
+    fn transport_shutdown(
+        &self,
+        mark: &Mark,
+        k: &Keepalive,
+        ledger: &mut Ledger,
+        pairs: &mut Pairs,
+    ) {
+        let Some((connection, mut in_flight)) = k
+            .transport
+            .and_then(|tracker| ledger.take_transport(&self.marks, tracker))
+        else {
+            return;
+        };
+        // An ack read after the deadline stopped nothing only when the
+        // timer fired with it, at the same thaw; read well before the
+        // shutdown, it won the race and the shutdown is another's.
+        in_flight
+            .acked_late
+            .retain(|&(_, a)| mark.ts - self.marks[a].ts <= self.config.ack_race_window_ms);
+        // Only a ping whose deadline the library printed, and which had
+        // passed: a shutdown for any other reason (idle, GOAWAY, the
+        // process ending) is none.
+        let Some((ping_idx, ack)) = self
+            .timed_out(mark, &in_flight, ledger)
+            .filter(|&(p, _)| ledger.deadline(p).is_some())
+        else {
+            return;
+        };
+        let k = Keepalive {
+            connection: connection.clone(),
+            ..k.clone()
+        };
+        let f = pairs.findings.len();
+        pairs
+            .inferred
+            .insert(connection.clone(), (f, ping_idx, ack));
+        pairs.last_on.insert(connection, f);
+        pairs.findings.push(self.timeout_finding(
+            ping_idx,
+            ack,
+            mark,
+            &k,
+            ledger,
+            Some(Inference::TransportShutdown),
+        ));
     }
 
     /// The finding of a ping that timed out at `timeout` (a timeout line,
@@ -212,11 +237,13 @@ impl StreamCorrelator {
         let late = (ledger.sent_late(ping_idx), late_timeout);
         let mut finding = self.finding(&self.marks[ping_idx], timeout, k, late);
         if let Some(timer) = self.timer_line(ping_idx) {
-            finding.evidence.push(timer.id.clone());
+            finding.evidence.push(self.texts.get(timer.id).to_owned());
         }
         if let Some(ack) = ack {
-            finding.ack_event_id = Some(self.marks[ack].id.clone());
-            finding.evidence.push(self.marks[ack].id.clone());
+            finding.ack_event_id = Some(self.texts.get(self.marks[ack].id).to_owned());
+            finding
+                .evidence
+                .push(self.texts.get(self.marks[ack].id).to_owned());
         }
         finding.inferred_from = inferred_from;
         finding
@@ -324,9 +351,9 @@ impl StreamCorrelator {
             });
             if let Some((i, (mark, code, _))) = hit {
                 used[i] = true;
-                finding.evidence.push(mark.id.clone());
+                finding.evidence.push(self.texts.get(mark.id).to_owned());
                 finding.failed_call = Some(FailedCall {
-                    event_id: mark.id.clone(),
+                    event_id: self.texts.get(mark.id).to_owned(),
                     at_ms: mark.ts,
                     code,
                     line: mark.pos,
@@ -338,6 +365,21 @@ impl StreamCorrelator {
     /// The finding of a ping and its timeout. `late` says whether each
     /// fired well after its timer was due: without platform records, that
     /// places it at a thaw, in the invocation that starts next.
+    /// The event that makes a finding final: the later of what settled
+    /// each of its lines' owners; `None` while either is open.
+    fn settled_by(&self, lines: [(&Settled, &Mark); 2]) -> Option<String> {
+        lines
+            .into_iter()
+            .map(|(settled, mark)| match settled {
+                Settled::Line => Some((mark.pos, self.texts.get(mark.id))),
+                Settled::Event(pos, id) => Some((*pos, id.as_str())),
+                Settled::Open => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().max_by_key(|(pos, _)| *pos))
+            .map(|(_, id)| id.to_owned())
+    }
+
     fn finding(&self, ping: &Mark, timeout: &Mark, k: &Keepalive, late: (bool, bool)) -> Finding {
         let owner = |mark: &Mark, late: bool| {
             if self.invocations.is_empty() {
@@ -349,19 +391,10 @@ impl StreamCorrelator {
         let ping_owner = owner(ping, late.0);
         let timeout_owner = owner(timeout, late.1);
         let freeze = ping_owner.epoch != timeout_owner.epoch;
-        let settled_by = [
+        let settled_by = self.settled_by([
             (&ping_owner.settled, ping),
             (&timeout_owner.settled, timeout),
-        ]
-        .into_iter()
-        .map(|(settled, mark)| match settled {
-            Settled::Line => Some((mark.pos, mark.id.clone())),
-            Settled::Event(pos, id) => Some((*pos, id.clone())),
-            Settled::Open => None,
-        })
-        .collect::<Option<Vec<_>>>()
-        .and_then(|v| v.into_iter().max_by_key(|(pos, _)| *pos))
-        .map(|(_, id)| id);
+        ]);
         let ping_timeout_ms = match &ping.what {
             What::Keepalive(Keepalive {
                 event: KeepaliveEvent::PingSent { timeout_ms, .. },
@@ -371,17 +404,17 @@ impl StreamCorrelator {
         };
         Finding {
             kind: if freeze {
-                FindingKind::KeepaliveFreezeTimeout
+                KeepaliveKind::FreezeTimeout
             } else {
-                FindingKind::KeepaliveTimeout
+                KeepaliveKind::Timeout
             },
             log_group: self.log_group.clone(),
             log_stream: self.log_stream.clone(),
             library: k.library,
             ping_request_id: ping_owner.request_id,
             timeout_request_id: timeout_owner.request_id,
-            ping_line_request_id: ping.printed.clone(),
-            timeout_line_request_id: timeout.printed.clone(),
+            ping_line_request_id: self.texts.owned(ping.printed),
+            timeout_line_request_id: self.texts.owned(timeout.printed),
             connection: k.connection.clone(),
             ping_at_ms: ping.ts,
             timeout_at_ms: timeout.ts,
@@ -392,11 +425,14 @@ impl StreamCorrelator {
                 (true, false) => timeout_owner.frozen_before_ms,
                 (true, true) => Some(timeout.ts - ping.ts),
             },
-            ping_event_id: ping.id.clone(),
-            timeout_event_id: timeout.id.clone(),
+            ping_event_id: self.texts.get(ping.id).to_owned(),
+            timeout_event_id: self.texts.get(timeout.id).to_owned(),
             ack_event_id: None,
             failed_call: None,
-            evidence: vec![ping.id.clone(), timeout.id.clone()],
+            evidence: vec![
+                self.texts.get(ping.id).to_owned(),
+                self.texts.get(timeout.id).to_owned(),
+            ],
             inferred_from: None,
             ping_line: ping.pos,
             timeout_line: timeout.pos,

@@ -88,64 +88,81 @@ pub fn message(raw: &str) -> Option<&str> {
 /// ```
 pub fn parse(text: RawText<'_>) -> Option<Keepalive> {
     let msg = message(text.raw())?;
-    let keepalive = |connection: &str, transport, event| Keepalive {
+    if let Some(rest) = msg.strip_prefix("CLIENT[") {
+        client_line(rest)
+    } else if let Some(rest) = msg.strip_prefix("ConnectivityStateTracker client_transport[") {
+        tracker_line(rest)
+    } else {
+        peer_line(msg)
+    }
+}
+
+fn keepalive(connection: &str, transport: Option<u64>, event: KeepaliveEvent) -> Keepalive {
+    Keepalive {
         library: Library::Grpcio,
         connection: connection.to_owned(),
         transport,
         event,
-    };
-    if let Some(rest) = msg.strip_prefix("CLIENT[") {
-        let (address, said) = rest.split_once("]: ")?;
-        let transport = hex_address(address);
-        if let Some(ping) = said.strip_prefix("Ping ") {
-            let (id, rest) = ping.split_once(' ')?;
-            let peer = rest.strip_prefix("sent [")?.split(']').next()?;
-            return Some(keepalive(
-                peer,
-                transport,
-                KeepaliveEvent::PingSent {
-                    ping_id: Some(id.parse().ok()?),
-                    timeout_ms: None,
-                },
-            ));
-        }
-        if let Some(timer) = said.strip_prefix("Set ping timeout timer of ") {
-            let (ms, id) = timer.split_once("ms for ping id ")?;
-            return Some(keepalive(
-                "",
-                transport,
-                KeepaliveEvent::PingTimerSet {
-                    ping_id: id.trim().parse().ok()?,
-                    timeout_ms: ms.parse().ok()?,
-                },
-            ));
-        }
-        let id = said.strip_prefix("received ping ack ")?;
+    }
+}
+
+/// `CLIENT[<transport>]: …`: a ping sent, its timer set, its ack read.
+fn client_line(rest: &str) -> Option<Keepalive> {
+    let (address, said) = rest.split_once("]: ")?;
+    let transport = hex_address(address);
+    if let Some(ping) = said.strip_prefix("Ping ") {
+        let (id, rest) = ping.split_once(' ')?;
+        let peer = rest.strip_prefix("sent [")?.split(']').next()?;
         return Some(keepalive(
-            "",
+            peer,
             transport,
-            KeepaliveEvent::PingAck {
-                ping_id: Some(id.trim().parse().ok()?),
+            KeepaliveEvent::PingSent {
+                ping_id: Some(id.parse().ok()?),
+                timeout_ms: None,
             },
         ));
     }
-    if let Some(rest) = msg.strip_prefix("ConnectivityStateTracker client_transport[") {
-        let (address, said) = rest.split_once("]: ")?;
-        let (_, to) = said.split_once(" -> ")?;
-        if !to.starts_with("SHUTDOWN") {
-            return None;
-        }
+    if let Some(timer) = said.strip_prefix("Set ping timeout timer of ") {
+        let (ms, id) = timer.split_once("ms for ping id ")?;
         return Some(keepalive(
             "",
-            Some(hex_address(address)?),
-            KeepaliveEvent::TransportShutdown,
+            transport,
+            KeepaliveEvent::PingTimerSet {
+                ping_id: id.trim().parse().ok()?,
+                timeout_ms: ms.parse().ok()?,
+            },
         ));
     }
-    // `<peer>: <text>`; peers look like `ipv4:…`, `ipv6:[…]:…`, `unix:…`.
+    let id = said.strip_prefix("received ping ack ")?;
+    Some(keepalive(
+        "",
+        transport,
+        KeepaliveEvent::PingAck {
+            ping_id: Some(id.trim().parse().ok()?),
+        },
+    ))
+}
+
+/// `ConnectivityStateTracker client_transport[<tracker>]: X -> SHUTDOWN`.
+fn tracker_line(rest: &str) -> Option<Keepalive> {
+    let (address, said) = rest.split_once("]: ")?;
+    let (_, to) = said.split_once(" -> ")?;
+    if !to.starts_with("SHUTDOWN") {
+        return None;
+    }
+    Some(keepalive(
+        "",
+        Some(hex_address(address)?),
+        KeepaliveEvent::TransportShutdown,
+    ))
+}
+
+/// `<peer>: <text>`; peers look like `ipv4:…`, `ipv6:[…]:…`, `unix:…`.
+fn peer_line(msg: &str) -> Option<Keepalive> {
     if !(msg.starts_with("ipv") || msg.starts_with("unix:") || msg.starts_with("dns:")) {
         return None;
     }
-    let split = memmem::find(msg.as_bytes(), b": ")?;
+    let split = super::find_short(msg.as_bytes(), b": ")?;
     let (peer, said) = (&msg[..split], &msg[split + 2..]);
     let (_, event) = PEER_TEXTS.iter().find(|(t, _)| said.starts_with(t))?;
     Some(keepalive(peer, None, event.clone()))

@@ -23,7 +23,7 @@
 //! grpc-js before 1.8 wrote the same texts under the `transport` or
 //! `subchannel` tracer, which are accepted too.
 
-use super::{Keepalive, KeepaliveEvent, Library, RawText};
+use super::{Keepalive, KeepaliveEvent, Library, LineKind, RawText};
 
 /// Reads what follows a keepalive text (`1000ms`) into the event.
 type EventOf = fn(&str) -> KeepaliveEvent;
@@ -73,6 +73,24 @@ pub fn is_trace(body: &str) -> bool {
 /// ```
 pub fn parse(body: RawText<'_>) -> Option<Keepalive> {
     let (tracer, text) = tracer_and_text(body.raw())?;
+    keepalive(body, tracer, text)
+}
+
+/// A trace line's meaning, read once: a keepalive event, a connection
+/// attempt, or nothing we read; `None` when it is not a grpc-js trace.
+pub(crate) fn traced(body: RawText<'_>) -> Option<LineKind<'static>> {
+    let (tracer, text) = tracer_and_text(body.raw())?;
+    Some(if let Some(k) = keepalive(body, tracer, text) {
+        LineKind::Keepalive(k)
+    } else if let Some((destination, done)) = connect_of(tracer, text) {
+        LineKind::Connect { destination, done }
+    } else {
+        LineKind::Other
+    })
+}
+
+/// [`parse`] of a line already split into tracer and text.
+fn keepalive(body: RawText<'_>, tracer: &str, text: &str) -> Option<Keepalive> {
     if !TRACERS.contains(&tracer) {
         return None;
     }
@@ -137,6 +155,11 @@ fn tracer_and_text(raw: &str) -> Option<(&str, &str)> {
 /// ```
 pub fn connect(body: RawText<'_>) -> Option<(String, bool)> {
     let (tracer, text) = tracer_and_text(body.raw())?;
+    connect_of(tracer, text)
+}
+
+/// [`connect`] of a line already split into tracer and text.
+fn connect_of(tracer: &str, text: &str) -> Option<(String, bool)> {
     let (destination, done) = match tracer {
         "subchannel" => {
             let rest = &text[super::find_short(text.as_bytes(), b") ")? + 2..];

@@ -487,10 +487,8 @@ pub(crate) fn parse_body<'a>(
     printed_request_id: Option<&'a str>,
     want_failures: bool,
 ) -> Line<'a> {
-    let kind = if let Some(k) = grpcjs::parse(body) {
-        LineKind::Keepalive(k)
-    } else if let Some((destination, done)) = grpcjs::connect(body) {
-        LineKind::Connect { destination, done }
+    let kind = if let Some(kind) = grpcjs::traced(body) {
+        kind
     } else if want_failures && !grpcjs::is_trace(body.raw()) {
         call_failure(&body.unescape()).map_or(LineKind::Other, LineKind::CallFailed)
     } else {

@@ -25,6 +25,24 @@ fn field<'a>(s: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
     Some((&s[..at], &s[at + sep.len()..]))
 }
 
+/// [`field`], checking the widths the field usually has first: a compare
+/// each instead of a search, with the same answer (no separator byte
+/// comes before a width it takes).
+fn field_of_width<'a>(s: &'a str, sep: &str, widths: &[usize]) -> Option<(&'a str, &'a str)> {
+    let (b, first) = (s.as_bytes(), sep.as_bytes()[0]);
+    // A separator is a byte or two: compared in place, not by memcmp.
+    let at = |w: usize| {
+        b.get(w..w + sep.len())
+            .is_some_and(|r| r.iter().zip(sep.as_bytes()).all(|(x, y)| x == y))
+    };
+    for &w in widths {
+        if at(w) && !b[..w].contains(&first) {
+            return Some((&s[..w], &s[w + sep.len()..]));
+        }
+    }
+    field(s, sep)
+}
+
 fn body<'a>(text: RawText<'a>, s: &'a str) -> RawText<'a> {
     match text {
         RawText::Plain(_) => RawText::Plain(s),
@@ -40,14 +58,15 @@ pub fn parse_node(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         return other(None);
     }
     let tab = text.tab();
-    let Some((_ts, rest)) = field(raw, tab) else {
+    // A millisecond timestamp, a UUID, a level of four or five letters.
+    let Some((_ts, rest)) = field_of_width(raw, tab, &[24]) else {
         return rust_fmt_line(text, want_failures);
     };
-    let Some((rid, rest)) = field(rest, tab) else {
+    let Some((rid, rest)) = field_of_width(rest, tab, &[36]) else {
         return other(None);
     };
     let printed = request_id_prefix(rid).filter(|id| id.len() == rid.len());
-    let Some((level, msg)) = field(rest, tab) else {
+    let Some((level, msg)) = field_of_width(rest, tab, &[4, 5]) else {
         return other(printed);
     };
     parse_body(body(text, msg), printed, want_failures || level == "ERROR")

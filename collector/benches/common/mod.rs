@@ -87,9 +87,17 @@ fn app_line(mix: Mix, i: usize, rid: &str) -> String {
     }
 }
 
+/// A log event, its fields in the order CloudWatch Logs writes them.
+#[derive(serde::Serialize)]
+pub struct Event {
+    id: String,
+    timestamp: i64,
+    message: String,
+}
+
 /// The log events `from..to` of the stream (event `i` at a fixed time plus
 /// `i` ms: no clock is read).
-pub fn events(mix: Mix, from: usize, to: usize) -> Vec<serde_json::Value> {
+pub fn events(mix: Mix, from: usize, to: usize) -> Vec<Event> {
     let rid = |i: usize| format!("{:08x}-c745-4468-b82a-0c884500fb30", i / 20);
     (from..to)
         .map(|i| {
@@ -111,20 +119,40 @@ pub fn events(mix: Mix, from: usize, to: usize) -> Vec<serde_json::Value> {
             } else {
                 app_line(mix, i, &rid)
             };
-            serde_json::json!({"id": format!("{:056}", i), "timestamp": 1_795_853_230_000i64 + i as i64, "message": message})
+            Event {
+                id: format!("{i:056}"),
+                timestamp: 1_795_853_230_000 + i as i64,
+                message,
+            }
         })
         .collect()
 }
 
 /// An awslogs event holding these log events of the stream.
-pub fn awslogs_event(events: Vec<serde_json::Value>) -> String {
-    let msg = serde_json::json!({
-        "messageType": "DATA_MESSAGE", "owner": "123456789012", "logGroup": "/aws/lambda/orders",
-        "logStream": "2026/11/28/[$LATEST]b8b6d8fe442e3d437204e52db2221a58", "subscriptionFilters": ["thawtrace"],
-        "logEvents": events,
-    });
+pub fn awslogs_event(events: Vec<Event>) -> String {
+    // The header in CloudWatch's order too (a struct keeps it; a JSON map
+    // would sort it).
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Message {
+        message_type: &'static str,
+        owner: &'static str,
+        log_group: &'static str,
+        log_stream: &'static str,
+        subscription_filters: [&'static str; 1],
+        log_events: Vec<Event>,
+    }
+    let msg = Message {
+        message_type: "DATA_MESSAGE",
+        owner: "123456789012",
+        log_group: "/aws/lambda/orders",
+        log_stream: "2026/11/28/[$LATEST]b8b6d8fe442e3d437204e52db2221a58",
+        subscription_filters: ["thawtrace"],
+        log_events: events,
+    };
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(msg.to_string().as_bytes()).unwrap();
+    gz.write_all(serde_json::to_string(&msg).unwrap().as_bytes())
+        .unwrap();
     let data = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
     serde_json::json!({"awslogs": {"data": data}}).to_string()
 }
@@ -142,7 +170,7 @@ pub fn batches(mix: Mix, n: usize, batch_bytes: usize) -> Vec<String> {
     let mut current = Vec::new();
     let mut size = 0;
     for e in all {
-        size += e.to_string().len() + 1;
+        size += serde_json::to_string(&e).unwrap().len() + 1;
         current.push(e);
         if size >= batch_bytes {
             out.push(awslogs_event(std::mem::take(&mut current)));

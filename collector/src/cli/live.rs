@@ -5,43 +5,13 @@ use std::io::IsTerminal;
 
 use super::{ScanArgs, Source};
 
-/// Parses a duration: `500ms`, `45s`, `30m`, `2h`, `1d`.
-///
-/// ```
-/// assert_eq!(thawtrace::cli::parse_duration_ms("2h"), Ok(7_200_000));
-/// assert!(thawtrace::cli::parse_duration_ms("soon").is_err());
-/// ```
-///
-/// # Errors
-///
-/// Text that is not a number followed by one of those units.
-pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30m or 2h"))?;
-    let scale = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "{s:?} is not a duration like 30m or 2h (units: ms, s, m, h, d)"
-            ));
-        }
-    };
-    n.checked_mul(scale)
-        .ok_or_else(|| format!("{s:?} is too long"))
-}
-
 /// A point in time: RFC 3339, or a duration back from `now_ms`.
 fn parse_when(s: &str, now_ms: i64) -> Result<i64, String> {
     thawtrace_analyzers::time::parse_rfc3339(s)
-        .map_or_else(|| parse_duration_ms(s).map(|d| now_ms - d), Ok)
+        .map_or_else(
+            || thawtrace_analyzers::time::parse_duration_ms(s).map(|d| now_ms - d),
+            Ok,
+        )
         .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a duration like 2h"))
 }
 

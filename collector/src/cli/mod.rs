@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use thawtrace_analyzers::{Batch, Config, Finding, FindingKind, IdempotencyKey, Incident, Summary};
+use thawtrace_analyzers::{Batch, Config, Finding, FindingKind, Incident, Summary};
 
 /// A line on stderr. Unlike `eprintln!`, it does not panic when stderr
 /// cannot be written to: there is nowhere left to say so.
@@ -18,13 +18,13 @@ macro_rules! say {
 mod live;
 
 use live::live;
-pub use live::parse_duration_ms;
 
 use crate::export::otlp::{OtlpConfig, Protocol, Retry};
-use crate::export::{Collected, Origin, spans};
-use crate::input::{self, Budget, DecodeStats, InputError, Limits};
+use crate::export::{Origin, spans};
+use crate::input::{self, Budget, DecodeStats, Decoded, InputError, Limits};
 use crate::report;
 use crate::report::printable::printable;
+use thawtrace_analyzers::Collected;
 
 /// Finds gRPC keepalive pings that AWS Lambda froze in flight, in CloudWatch Logs.
 #[derive(Parser, Debug)]
@@ -61,15 +61,15 @@ struct ScanArgs {
     /// Refuse an input file whose compressed content (the file itself when
     /// gzipped, and every payload in it together) expands beyond this many
     /// MiB.
-    #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=MAX_MIB))]
+    #[arg(long, default_value_t = Limits::DECOMPRESSED_MB as u64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=MAX_MIB))]
     max_decompressed_mb: u64,
     /// Stop at this many MiB of text for the whole run (files read plus
     /// everything decompressed): it bounds the scan's memory. Inputs past
     /// it are refused, naming this limit.
-    #[arg(long, default_value_t = 1024, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=MAX_MIB))]
+    #[arg(long, default_value_t = Limits::TOTAL_MB as u64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=MAX_MIB))]
     max_total_mb: u64,
     /// Refuse (count and skip) log events or lines larger than this many KiB.
-    #[arg(long, default_value_t = 1024, value_name = "KIB", value_parser = clap::value_parser!(u64).range(1..=MAX_MIB << 10))]
+    #[arg(long, default_value_t = Limits::EVENT_KB as u64, value_name = "KIB", value_parser = clap::value_parser!(u64).range(1..=MAX_MIB << 10))]
     max_event_kb: u64,
     /// Follow symlinks to directories met while walking a directory
     /// (loops are found and reported). Paths named here are always followed.
@@ -105,71 +105,7 @@ struct ScanArgs {
     #[arg(long, value_name = "PROTOCOL", default_value = "grpc", value_parser = ["grpc", "http/protobuf"])]
     otlp_protocol: String,
     #[command(flatten)]
-    thresholds: Thresholds,
-}
-
-/// The thresholds of the neighbouring failures: AWS's figures by default.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Thresholds {
-    /// A connection idle this long before its next use failed is a
-    /// nat_idle_reset (the NAT gateway's idle timeout).
-    #[arg(long, value_name = "DURATION", default_value = "350s", value_parser = duration_ms)]
-    pub nat_idle_timeout: i64,
-    /// Connect timeouts of many environments within this window are one
-    /// connect_stall.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration_ms)]
-    pub connect_stall_window: i64,
-    /// How many environments (log streams) make a connect_stall.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    pub connect_stall_min_envs: u32,
-    /// How long request IDs and idempotency keys are remembered to find a
-    /// duplicate_invocation.
-    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = duration_ms)]
-    pub duplicate_window: i64,
-    /// A JSON path in logged events whose value identifies an event
-    /// (repeatable; `none` for no key). Default: SQS's messageId.
-    #[arg(
-        long = "idempotency-key",
-        value_name = "PATH",
-        default_value = "messageId"
-    )]
-    pub idempotency_keys: Vec<String>,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            nat_idle_timeout: 350_000,
-            connect_stall_window: 60_000,
-            connect_stall_min_envs: 3,
-            duplicate_window: 6 * 3_600_000,
-            idempotency_keys: vec!["messageId".into()],
-        }
-    }
-}
-
-impl Thresholds {
-    /// The analyzers' settings with these thresholds.
-    pub fn config(&self) -> Result<Config, String> {
-        let keys = self
-            .idempotency_keys
-            .iter()
-            .filter(|k| k.as_str() != "none")
-            .map(|k| IdempotencyKey::new(k))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Config {
-            nat_idle_timeout_ms: self.nat_idle_timeout,
-            connect_stall_window_ms: self.connect_stall_window,
-            connect_stall_min_envs: self.connect_stall_min_envs as usize,
-            duplicate_window_ms: self.duplicate_window,
-            idempotency_keys: keys.into(),
-            ..Config::default()
-        })
-    }
-}
-
-fn duration_ms(s: &str) -> Result<i64, String> {
-    parse_duration_ms(s)
+    thresholds: crate::settings::Thresholds,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -285,21 +221,7 @@ fn load(
             path.display().to_string()
         };
         let mut budget = Budget::for_input(limits, used);
-        let read = if path == Path::new("-") {
-            if std::io::stdin().is_terminal() {
-                failures.push((
-                    name,
-                    InputError::new("no input: give files or pipe logs in"),
-                ));
-                continue;
-            }
-            input::read_input(std::io::stdin().lock(), &mut budget)
-        } else {
-            std::fs::File::open(&path)
-                .map_err(|e| InputError::new(format!("cannot read: {e}")))
-                .and_then(|f| input::read_input(f, &mut budget))
-        };
-        match read.and_then(|bytes| input::decode_input(bytes, &mut budget)) {
+        match read_source(&path, &mut budget) {
             Ok(decoded) => {
                 used = budget.total_used();
                 sources.push(Source {
@@ -326,6 +248,31 @@ fn load(
     (sources, failures)
 }
 
+/// Reads and decodes one input within its budget: stdin for `-` (unless
+/// it is a terminal: nothing was piped in), else the file.
+fn read_source(path: &Path, budget: &mut Budget) -> Result<Decoded, InputError> {
+    let read = if path == Path::new("-") {
+        if std::io::stdin().is_terminal() {
+            return Err(InputError::new("no input: give files or pipe logs in"));
+        }
+        input::read_input(std::io::stdin().lock(), budget)
+    } else {
+        std::fs::File::open(path)
+            .map_err(|e| InputError::new(format!("cannot read: {e}")))
+            .and_then(|f| input::read_input(f, budget))
+    };
+    read.and_then(|bytes| input::decode_input(bytes, budget))
+}
+
+/// An input's name and its texts, which the batch borrows.
+type InputTexts = (String, Vec<String>);
+
+/// Where each of an input's texts came from, beside what decoding the
+/// input yielded.
+type InputStats = (Vec<String>, DecodeStats);
+
+/// Reads the inputs into one batch, analyzes it, writes the report and
+/// what went wrong, and exports the spans when asked.
 fn run(
     sources: Vec<Source>,
     mut failures: Vec<(String, InputError)>,
@@ -336,16 +283,71 @@ fn run(
 ) -> ExitCode {
     // Each input's texts, which the batch borrows, and its stats beside
     // them, by position: no lookup by name.
-    type Texts = (String, Vec<String>);
-    type Stats = (Vec<String>, DecodeStats);
-    let (texts, mut stats): (Vec<Texts>, Vec<Stats>) = sources
+    let (texts, mut stats): (Vec<InputTexts>, Vec<InputStats>) = sources
         .into_iter()
         .map(|s| ((s.name, s.texts), (s.places, s.stats)))
         .unzip();
     let mut batch = Batch::default();
-    for ((name, file_texts), (places, file_stats)) in texts.iter().zip(&mut stats) {
+    read_texts(&texts, &mut stats, limits, &mut batch, &mut failures);
+    let stats: Vec<DecodeStats> = stats.into_iter().map(|(_, s)| s).collect();
+    let malformed = report_malformed(&texts, &stats, &mut failures);
+    let mut collected = Collected::default();
+    let summary = batch.analyze(config, &mut collected);
+    let written = write_report(
+        &mut std::io::stdout().lock(),
+        format,
+        &collected,
+        &summary,
+        malformed,
+    );
+    let unwritable = write_failed(written);
+    for (name, e) in &failures {
+        say!(
+            "thawtrace: {}: {}",
+            printable(name),
+            printable(&e.to_string())
+        );
+    }
+    if let Some(otlp) = otlp {
+        if let Err(e) = export(&collected, &otlp) {
+            say!("thawtrace: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if failures.is_empty() && !unwritable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// True when the report could not be written, which is said on stderr. A
+/// reader that went away (`| head -1`) is not an error: there is nothing
+/// more to say to it.
+fn write_failed(written: std::io::Result<()>) -> bool {
+    match written {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            say!("thawtrace: cannot write output: {e}");
+            true
+        }
+        Ok(()) => false,
+    }
+}
+
+/// Reads each input's texts into the batch, adding what each yielded to
+/// the input's stats. A text that cannot be read fails its input, unless
+/// it is one payload of the input: then it is a malformed record of it.
+fn read_texts<'a>(
+    texts: &'a [InputTexts],
+    stats: &mut [InputStats],
+    limits: &Limits,
+    batch: &mut Batch<'a>,
+    failures: &mut Vec<(String, InputError)>,
+) {
+    for ((name, file_texts), (places, file_stats)) in texts.iter().zip(stats) {
         for (text, place) in file_texts.iter().zip(places.iter()) {
-            match input::read_text(name, text, limits, &mut batch) {
+            match input::read_text(name, text, limits, batch) {
                 Ok(s) => {
                     file_stats.events += s.events;
                     file_stats.malformed += s.malformed;
@@ -366,10 +368,18 @@ fn run(
             }
         }
     }
-    let stats: Vec<DecodeStats> = stats.into_iter().map(|(_, s)| s).collect();
-    // A file that yielded nothing but problems is unusable.
+}
+
+/// Says on stderr what was skipped as malformed in each input; an input
+/// that yielded nothing but problems is unusable, a failure. Returns how
+/// many lines or events were skipped in all.
+fn report_malformed(
+    texts: &[InputTexts],
+    stats: &[DecodeStats],
+    failures: &mut Vec<(String, InputError)>,
+) -> u64 {
     let mut malformed = 0;
-    for ((name, _), stats) in texts.iter().zip(&stats) {
+    for ((name, _), stats) in texts.iter().zip(stats) {
         malformed += stats.malformed;
         if stats.events == 0 && stats.malformed > 0 {
             let first = stats.problems.first().cloned().unwrap_or_default();
@@ -391,42 +401,7 @@ fn run(
             }
         }
     }
-    let mut collected = Collected::default();
-    let summary = batch.analyze(config, &mut collected);
-    let written = write_report(
-        &mut std::io::stdout().lock(),
-        format,
-        &collected,
-        &summary,
-        malformed,
-    );
-    let unwritable = match written {
-        // The reader went away (`| head -1`): nothing more to say to it.
-        Err(e) if e.kind() == ErrorKind::BrokenPipe => false,
-        Err(e) => {
-            say!("thawtrace: cannot write output: {e}");
-            true
-        }
-        Ok(()) => false,
-    };
-    for (name, e) in &failures {
-        say!(
-            "thawtrace: {}: {}",
-            printable(name),
-            printable(&e.to_string())
-        );
-    }
-    if let Some(otlp) = otlp {
-        if let Err(e) = export(&collected, &otlp) {
-            say!("thawtrace: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    if failures.is_empty() && !unwritable {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    }
+    malformed
 }
 
 /// Writes the findings and the summary (to `out` for people, to stderr
@@ -502,15 +477,15 @@ fn summary_line(
 ) -> String {
     let count = |k: FindingKind| {
         findings.iter().filter(|f| f.kind == k).count()
-            + incidents.iter().filter(|i| i.kind == k).count()
+            + incidents.iter().filter(|i| i.kind() == k).count()
     };
-    let neighbours: String = FindingKind::ALL[2..]
+    let neighbours: String = FindingKind::NEIGHBOURS
         .iter()
         .filter(|&&k| count(k) > 0)
         .map(|&k| format!(", {} {}", count(k), k.as_str()))
         .collect();
     format!(
-        "thawtrace: {} events in {} log streams, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{neighbours}{}{}{}",
+        "thawtrace: {} events in {} log streams, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{neighbours}{}{}{}{}",
         summary.totals.lines,
         summary.streams,
         summary.totals.invocations,
@@ -530,6 +505,15 @@ fn summary_line(
             format!(
                 "; {} ping timeouts whose ping is not in the input",
                 summary.totals.unpaired_timeouts
+            )
+        } else {
+            String::new()
+        },
+        if summary.dropped_signals > 0 {
+            format!(
+                "; {} invocation starts, connect timeouts or idempotency keys past the tracking limits ignored \
+                 (duplicate_invocation and connect_stall may be undercounted)",
+                summary.dropped_signals
             )
         } else {
             String::new()

@@ -23,18 +23,47 @@ pub const DIMENSION: &str = "FunctionName";
 /// stamp their data points: a batch delivered again, or a backlog replayed
 /// late, puts its counts at the minute the failures happened.
 ///
+/// The recorded grpc-js capture `thawtrace demo` scans (one function,
+/// three freeze timeouts and one genuine timeout) gives one line:
+///
 /// ```
-/// assert!(thawtrace::export::emf::lines(&[], &[]).is_empty());
+/// use serde_json::{Value, json};
+/// use thawtrace::export::emf;
+/// use thawtrace::input::{Limits, read_text};
+/// use thawtrace_analyzers::{Batch, Collected, Config};
+///
+/// let mut batch = Batch::default();
+/// read_text("demo", thawtrace::DEMO_EVENTS, &Limits::default(), &mut batch).unwrap();
+/// let mut found = Collected::default();
+/// batch.analyze(&Config::default(), &mut found);
+///
+/// let lines = emf::lines(&found.findings, &found.incidents);
+/// assert_eq!(lines.len(), 1);
+/// let line: Value = serde_json::from_str(&lines[0]).unwrap();
+/// assert_eq!(line[emf::DIMENSION], "orders-node"); // from /aws/lambda/orders-node
+/// assert_eq!(line["KeepaliveFreezeTimeouts"], 3);
+/// assert_eq!(line["KeepaliveTimeouts"], 1);
+/// assert_eq!(line["NatIdleResets"], 0); // every kind, zeros too
+/// let metrics = &line["_aws"]["CloudWatchMetrics"][0];
+/// assert_eq!(metrics["Namespace"], emf::NAMESPACE);
+/// assert_eq!(metrics["Dimensions"], json!([["FunctionName"]]));
+/// assert_eq!(metrics["Metrics"][0], json!({"Name": "KeepaliveFreezeTimeouts", "Unit": "Count"}));
+/// assert_eq!(metrics["Metrics"].as_array().unwrap().len(), 5);
+/// // The minute of the newest failure, not of the scan.
+/// let newest = found.findings.iter().map(|f| f.timeout_at_ms).max().unwrap();
+/// assert_eq!(line["_aws"]["Timestamp"], newest);
+///
+/// assert!(emf::lines(&[], &[]).is_empty(), "no findings, no line");
 /// ```
 pub fn lines(findings: &[Finding], incidents: &[Incident]) -> Vec<String> {
     let mut per_function: BTreeMap<&str, (i64, BTreeMap<FindingKind, u64>)> = BTreeMap::new();
     let kinds = findings
         .iter()
-        .map(|f| (f.log_group.as_str(), f.kind, f.timeout_at_ms))
+        .map(|f| (f.log_group.as_str(), f.kind.kind(), f.timeout_at_ms))
         .chain(
             incidents
                 .iter()
-                .map(|i| (i.log_group.as_str(), i.kind, i.last_at_ms)),
+                .map(|i| (i.log_group.as_str(), i.kind(), i.last_at_ms)),
         );
     for (group, kind, at_ms) in kinds {
         let (newest, counts) = per_function
@@ -66,3 +95,49 @@ pub fn lines(findings: &[Finding], incidents: &[Incident]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The collector's own counts as one EMF line (namespace `Thawtrace`, no
+/// dimension): `RejectedRecords`, records or payloads that could not be
+/// decoded and were skipped (never retried), and `DroppedSignals`, what the
+/// cross-stream analysis ignored past its tracking limits. `None` when
+/// both are zero. `at_ms` is an event time (the newest event of the
+/// invocation's input, or the records' arrival time), as for [`lines`].
+///
+/// ```
+/// use serde_json::Value;
+/// use thawtrace::export::emf;
+/// assert!(emf::collector_line(0, 0, 1_795_853_233_137).is_none());
+/// let line: Value = serde_json::from_str(&emf::collector_line(2, 0, 1_795_853_233_137).unwrap()).unwrap();
+/// assert_eq!(line["RejectedRecords"], 2);
+/// assert_eq!(line["DroppedSignals"], 0);
+/// assert_eq!(line["_aws"]["Timestamp"], 1_795_853_233_137i64);
+/// assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]));
+/// ```
+pub fn collector_line(rejected_records: u64, dropped_signals: u64, at_ms: i64) -> Option<String> {
+    if rejected_records == 0 && dropped_signals == 0 {
+        return None;
+    }
+    Some(
+        json!({
+            "_aws": {
+                "Timestamp": at_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [[]],
+                    "Metrics": [
+                        {"Name": REJECTED_RECORDS, "Unit": "Count"},
+                        {"Name": DROPPED_SIGNALS, "Unit": "Count"},
+                    ],
+                }],
+            },
+            REJECTED_RECORDS: rejected_records,
+            DROPPED_SIGNALS: dropped_signals,
+        })
+        .to_string(),
+    )
+}
+
+/// The metric counting undecodable records and payloads, skipped.
+pub const REJECTED_RECORDS: &str = "RejectedRecords";
+/// The metric counting cross-stream signals ignored past the limits.
+pub const DROPPED_SIGNALS: &str = "DroppedSignals";

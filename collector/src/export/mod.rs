@@ -6,4 +6,4 @@ pub mod ids;
 pub mod otlp;
 pub mod spans;
 
-pub use spans::{Collected, Origin};
+pub use spans::Origin;

@@ -16,52 +16,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use opentelemetry::trace::{Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
-use thawtrace_analyzers::{
-    Detail, Finding, FindingKind, FindingSink, Incident, InvocationWindow, Signal,
-};
+use thawtrace_analyzers::parse::NetCause;
+use thawtrace_analyzers::{Collected, Detail, DuplicateReason, Finding, Incident, KeepaliveKind};
 
 use super::ids;
-
-/// Collects a batch's findings and invocation windows.
-#[derive(Debug, Default)]
-pub struct Collected {
-    /// The findings, in stream order.
-    pub findings: Vec<Finding>,
-    /// The invocation windows, in stream order.
-    pub invocations: Vec<InvocationWindow>,
-    /// The neighbouring failures (NAT idle resets, connect stalls,
-    /// duplicate invocations).
-    pub incidents: Vec<Incident>,
-    /// What the streams told the cross-stream analysis, for a caller that
-    /// keeps it between batches (the Lambda collector).
-    pub signals: Vec<Signal>,
-}
-
-impl FindingSink for Collected {
-    fn finding(&mut self, finding: Finding) {
-        self.findings.push(finding);
-    }
-
-    fn incident(&mut self, incident: Incident) {
-        self.incidents.push(incident);
-    }
-
-    fn signal(&mut self, signal: Signal) {
-        self.signals.push(signal);
-    }
-
-    fn wants_signals(&self) -> bool {
-        true
-    }
-
-    fn invocation(&mut self, invocation: &InvocationWindow) {
-        self.invocations.push(invocation.clone());
-    }
-
-    fn wants_invocations(&self) -> bool {
-        true
-    }
-}
 
 /// Where the logs come from, for the `cloud.*` attributes.
 #[derive(Debug, Clone, Default)]
@@ -188,15 +146,13 @@ fn finding_span(f: &Finding, origin: &Origin) -> SpanData {
     let mut links = SpanLinks::default();
     links.links.push(ping_link);
     let description = match f.kind {
-        FindingKind::KeepaliveFreezeTimeout => {
-            "keepalive ping sent before a freeze timed out at the thaw"
-        }
-        _ => "keepalive ping unanswered within the invocation",
+        KeepaliveKind::FreezeTimeout => "keepalive ping sent before a freeze timed out at the thaw",
+        KeepaliveKind::Timeout => "keepalive ping unanswered within the invocation",
     };
     problem_span(
         (group, stream, timeout_rid),
         ids::finding_span_id(group, stream, f.kind.as_str(), &f.timeout_event_id),
-        f.kind.span_name(),
+        f.kind.kind().span_name(),
         (f.ping_at_ms, f.timeout_at_ms),
         attributes,
         links,
@@ -208,6 +164,8 @@ fn finding_span(f: &Finding, origin: &Origin) -> SpanData {
 /// names (a connect stall can name hundreds).
 const MAX_LINKS: usize = 32;
 
+/// The span of a neighbouring failure: its common attributes, the facts
+/// of its kind, links to the other invocations it names.
 fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
     let group = &i.log_group;
     let stream = &i.log_stream;
@@ -215,7 +173,7 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
     let mut attributes = common(group, i.log_streams.iter().map(String::as_str), origin);
     attributes.extend([
         KeyValue::new("faas.invocation_id", rid.to_owned()),
-        KeyValue::new("thawtrace.kind", i.kind.as_str()),
+        KeyValue::new("thawtrace.kind", i.kind().as_str()),
         KeyValue::new(
             "thawtrace.request_ids",
             strings(i.request_ids.iter().map(String::as_str)),
@@ -225,53 +183,105 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
             strings(i.evidence.iter().map(String::as_str)),
         ),
     ]);
-    let description = match &i.detail {
+    let (facts, description) = match &i.detail {
         Detail::NatIdleReset {
             cause,
             idle_ms,
             nat_idle_timeout_ms,
             destination,
-        } => {
-            attributes.extend([
-                KeyValue::new("thawtrace.cause", cause.as_str()),
-                KeyValue::new("thawtrace.idle_ms", *idle_ms),
-                KeyValue::new("thawtrace.nat_idle_timeout_ms", *nat_idle_timeout_ms),
-            ]);
-            if let Some(d) = destination {
-                attributes.push(KeyValue::new("server.address", d.clone()));
-            }
-            "a connection idle past the NAT idle timeout failed at its next use"
-        }
+        } => nat_idle_reset_facts(
+            *cause,
+            *idle_ms,
+            *nat_idle_timeout_ms,
+            destination.as_deref(),
+        ),
         Detail::ConnectStall {
             environments,
             destinations,
             window_ms,
-        } => {
-            attributes.extend([
-                KeyValue::new("thawtrace.environments", *environments as i64),
-                KeyValue::new(
-                    "thawtrace.destinations",
-                    strings(destinations.iter().map(String::as_str)),
-                ),
-                KeyValue::new("thawtrace.window_ms", *window_ms),
-            ]);
-            "connection attempts of many environments timed out together"
-        }
+        } => connect_stall_facts(*environments, destinations, *window_ms),
         Detail::DuplicateInvocation {
             reason,
             attempts,
             key,
-        } => {
-            attributes.extend([
-                KeyValue::new("thawtrace.reason", *reason),
-                KeyValue::new("thawtrace.attempts", *attempts as i64),
-            ]);
-            if let Some(k) = key {
-                attributes.push(KeyValue::new("thawtrace.idempotency_key", k.clone()));
-            }
-            "one event handled by more than one invocation"
-        }
+        } => duplicate_invocation_facts(*reason, *attempts, key.as_deref()),
     };
+    attributes.extend(facts);
+    let first_event = i.evidence.first().map_or("-", String::as_str);
+    problem_span(
+        (group, stream, rid),
+        ids::finding_span_id(group, stream, i.kind().as_str(), first_event),
+        i.kind().span_name(),
+        (i.first_at_ms, i.last_at_ms),
+        attributes,
+        incident_links(i, rid),
+        description,
+    )
+}
+
+/// A NAT idle reset's attributes, and its status description.
+fn nat_idle_reset_facts(
+    cause: NetCause,
+    idle_ms: i64,
+    nat_idle_timeout_ms: i64,
+    destination: Option<&str>,
+) -> (Vec<KeyValue>, &'static str) {
+    let mut attributes = vec![
+        KeyValue::new("thawtrace.cause", cause.as_str()),
+        KeyValue::new("thawtrace.idle_ms", idle_ms),
+        KeyValue::new("thawtrace.nat_idle_timeout_ms", nat_idle_timeout_ms),
+    ];
+    if let Some(d) = destination {
+        attributes.push(KeyValue::new("server.address", d.to_owned()));
+    }
+    (
+        attributes,
+        "a connection idle past the NAT idle timeout failed at its next use",
+    )
+}
+
+/// A connect stall's attributes, and its status description.
+fn connect_stall_facts(
+    environments: usize,
+    destinations: &[String],
+    window_ms: i64,
+) -> (Vec<KeyValue>, &'static str) {
+    let attributes = vec![
+        KeyValue::new("thawtrace.environments", environments as i64),
+        KeyValue::new(
+            "thawtrace.destinations",
+            strings(destinations.iter().map(String::as_str)),
+        ),
+        KeyValue::new("thawtrace.window_ms", window_ms),
+    ];
+    (
+        attributes,
+        "connection attempts of many environments timed out together",
+    )
+}
+
+/// A duplicate invocation's attributes, and its status description.
+fn duplicate_invocation_facts(
+    reason: DuplicateReason,
+    attempts: usize,
+    key: Option<&str>,
+) -> (Vec<KeyValue>, &'static str) {
+    let mut attributes = vec![
+        KeyValue::new("thawtrace.reason", reason.as_str()),
+        KeyValue::new("thawtrace.attempts", attempts as i64),
+    ];
+    if let Some(k) = key {
+        attributes.push(KeyValue::new("thawtrace.idempotency_key", k.to_owned()));
+    }
+    (attributes, "one event handled by more than one invocation")
+}
+
+/// Links from an incident's span to the invocations it names besides its
+/// own (`rid` in its stream), every stream with every request ID, at most
+/// [`MAX_LINKS`].
+fn incident_links(i: &Incident, rid: &str) -> SpanLinks {
+    let group = &i.log_group;
+    let stream = &i.log_stream;
     let mut links = SpanLinks::default();
     for (s, r) in i
         .log_streams
@@ -285,16 +295,7 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
             ids::invocation_span_id(group, s, r),
         )));
     }
-    let first_event = i.evidence.first().map_or("-", String::as_str);
-    problem_span(
-        (group, stream, rid),
-        ids::finding_span_id(group, stream, i.kind.as_str(), first_event),
-        i.kind.span_name(),
-        (i.first_at_ms, i.last_at_ms),
-        attributes,
-        links,
-        description,
-    )
+    links
 }
 
 /// The span of a finding or incident: status error, a child of the span of

@@ -3,26 +3,17 @@
 //! event of subscription records) to findings, reusing buffers across
 //! invocations and never unescaping a message nobody reads.
 
-use base64::Engine;
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use thawtrace_analyzers::parse::RawText;
 use thawtrace_analyzers::{Config, FindingSink, LogEvent, StreamCorrelator, sort_stream};
 
-use super::{InputError, Limits, gunzip_into, is_gzip};
+use super::{Budget, InputError, Limits};
 
-/// Buffers kept between payloads so a warm collector does not allocate
-/// them again.
-#[derive(Default)]
-pub struct Scratch {
-    compressed: Vec<u8>,
-    text: Vec<u8>,
-}
-
-#[derive(Deserialize)]
-struct AwsLogs<'a> {
-    data: &'a str,
-}
+use super::payloads::Wrapper;
+pub use super::payloads::{Carrier, Scratch};
 
 #[derive(Deserialize)]
 struct Message<'a> {
@@ -44,36 +35,87 @@ struct Event<'a> {
     message: &'a RawValue,
 }
 
-#[derive(Deserialize)]
-struct Payload<'a> {
-    #[serde(borrow, default)]
-    awslogs: Option<AwsLogs<'a>>,
-    #[serde(borrow, default, rename = "Records")]
-    records: Option<Vec<KinesisRecord<'a>>>,
+/// One payload of a Lambda event: the awslogs data, or one Kinesis
+/// record's.
+#[derive(Debug)]
+pub struct EventPayload<'a> {
+    /// Where it is: `awslogs`, or `record 3 (sequence number …)`.
+    pub place: String,
+    /// What carried it.
+    pub carrier: Carrier,
+    /// The Kinesis record's sequence number (what a partial batch
+    /// response names).
+    pub sequence_number: Option<Cow<'a, str>>,
+    /// When Kinesis received the record, ms since the Unix epoch.
+    pub arrival_ms: Option<i64>,
+    /// Its base64 data; `None` for a record without `kinesis.data`.
+    pub data: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
-struct KinesisRecord<'a> {
-    #[serde(borrow)]
-    kinesis: KinesisData<'a>,
-}
-
-#[derive(Deserialize)]
-struct KinesisData<'a> {
-    data: &'a str,
-}
-
-/// The base64 subscription data a Lambda event carries: one awslogs
-/// payload, or one per Kinesis record.
-fn subscription_data(payload: &[u8]) -> Result<Vec<&str>, InputError> {
-    let parsed: Payload<'_> = serde_json::from_slice(payload)
+/// The payloads of a Lambda event from CloudWatch Logs: one for a
+/// subscription event, one per record for a Kinesis event. Only their
+/// shape is read here; each is decoded on its own
+/// ([`super::payloads::decode_payload`]), so a bad one is skipped, not the
+/// event.
+///
+/// # Errors
+///
+/// An event that is neither.
+pub fn event_payloads(payload: &[u8]) -> Result<Vec<EventPayload<'_>>, InputError> {
+    let parsed: Wrapper<'_> = serde_json::from_slice(payload)
         .map_err(|e| InputError::new(format!("not a CloudWatch Logs or Kinesis event ({e})")))?;
     match (parsed.awslogs, parsed.records) {
-        (Some(awslogs), _) => Ok(vec![awslogs.data]),
-        (None, Some(records)) => Ok(records.iter().map(|r| r.kinesis.data).collect()),
+        (Some(awslogs), _) => Ok(vec![EventPayload {
+            place: "awslogs".into(),
+            carrier: Carrier::Awslogs,
+            sequence_number: None,
+            arrival_ms: None,
+            data: Some(awslogs.data),
+        }]),
+        (None, Some(records)) => Ok(records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let k = r.ok().and_then(|r| r.kinesis);
+                let sequence_number = k.as_ref().and_then(|k| k.sequence_number.clone());
+                EventPayload {
+                    place: match &sequence_number {
+                        Some(n) => format!("record {i} (sequence number {n})"),
+                        None => format!("record {i}"),
+                    },
+                    carrier: Carrier::Kinesis,
+                    sequence_number,
+                    arrival_ms: k
+                        .as_ref()
+                        .and_then(|k| k.arrival)
+                        .filter(|s| s.is_finite())
+                        .map(|s| (s * 1000.0) as i64),
+                    data: k.and_then(|k| k.data),
+                }
+            })
+            .collect()),
         (None, None) => Err(InputError::new(
             "neither an awslogs subscription event nor a Kinesis event (no awslogs, no Records)",
         )),
+    }
+}
+
+impl EventPayload<'_> {
+    /// Decodes this payload into `scratch.text`, charged to `budget`.
+    ///
+    /// # Errors
+    ///
+    /// As [`super::payloads::decode_payload`]; a record without data.
+    pub fn decode<'s>(
+        &self,
+        budget: &mut Budget,
+        scratch: &'s mut Scratch,
+    ) -> Result<&'s str, InputError> {
+        let data = self
+            .data
+            .as_deref()
+            .ok_or_else(|| InputError::new("no kinesis.data"))?;
+        super::payloads::decode_payload(data, self.carrier, budget, scratch)
     }
 }
 
@@ -122,10 +164,12 @@ pub fn analyze_payload(
     sink: &mut impl FindingSink,
 ) -> Result<PayloadStats, InputError> {
     let mut stats = PayloadStats::default();
-    let datas = subscription_data(payload)?;
-    for (i, data) in datas.into_iter().enumerate() {
-        let one = analyze_data(data, scratch, limits, config, sink)
-            .map_err(|e| InputError::new(format!("record {i}: {e}")))?;
+    let mut budget = Budget::for_input(limits, 0);
+    for p in event_payloads(payload)? {
+        let one = p
+            .decode(&mut budget, scratch)
+            .and_then(|text| analyze_text(text, limits, config, sink))
+            .map_err(|e| InputError::new(format!("{}: {e}", p.place)))?;
         stats.messages += 1;
         stats.events += one.events;
         stats.refused += one.refused;
@@ -219,76 +263,12 @@ fn decoded<'a>(
     }
 }
 
-/// The subscription messages of a Lambda event (awslogs or Kinesis), each
-/// decoded (base64, gunzip) into text of its own.
-///
-/// # Errors
-///
-/// A payload that is neither, or whose data does not decode.
-pub fn decode_messages(payload: &[u8], limits: &Limits) -> Result<Vec<String>, InputError> {
-    let mut texts = Vec::new();
-    decode_messages_into(payload, limits, &mut Scratch::default(), &mut texts)?;
-    Ok(texts)
-}
-
-/// [`decode_messages`] into `texts`, reusing the buffers `texts` and
-/// `scratch` hold from the event before: a warm collector does not fault
-/// in fresh pages for every batch.
-///
-/// # Errors
-///
-/// As [`decode_messages`]; `texts` is then left in no useful state.
-pub fn decode_messages_into(
-    payload: &[u8],
-    limits: &Limits,
-    scratch: &mut Scratch,
-    texts: &mut Vec<String>,
-) -> Result<(), InputError> {
-    let datas = subscription_data(payload)?;
-    texts.truncate(datas.len());
-    for (i, data) in datas.into_iter().enumerate() {
-        if let Some(old) = texts.get_mut(i) {
-            scratch.text = std::mem::take(old).into_bytes();
-        }
-        let text = decode_data(data, scratch, limits)
-            .and_then(|()| {
-                String::from_utf8(std::mem::take(&mut scratch.text))
-                    .map_err(|_| InputError::new("subscription data is not UTF-8"))
-            })
-            .map_err(|e| InputError::new(format!("record {i}: {e}")))?;
-        match texts.get_mut(i) {
-            Some(slot) => *slot = text,
-            None => texts.push(text),
-        }
-    }
-    Ok(())
-}
-
-fn decode_data(data: &str, scratch: &mut Scratch, limits: &Limits) -> Result<(), InputError> {
-    scratch.compressed.clear();
-    base64::engine::general_purpose::STANDARD
-        .decode_vec(data, &mut scratch.compressed)
-        .map_err(|e| InputError::new(format!("invalid base64 in the subscription data: {e}")))?;
-    if !is_gzip(&scratch.compressed) {
-        return Err(InputError::new("subscription data is not gzip"));
-    }
-    gunzip_into(
-        &scratch.compressed,
-        limits.max_decompressed_bytes,
-        &mut scratch.text,
-    )
-}
-
-fn analyze_data(
-    data: &str,
-    scratch: &mut Scratch,
+fn analyze_text(
+    text: &str,
     limits: &Limits,
     config: &Config,
     sink: &mut impl FindingSink,
 ) -> Result<PayloadStats, InputError> {
-    decode_data(data, scratch, limits)?;
-    let text = std::str::from_utf8(&scratch.text)
-        .map_err(|_| InputError::new("subscription data is not UTF-8"))?;
     let Some(message) = parse_message(text, limits)? else {
         return Ok(PayloadStats::default());
     };
@@ -303,4 +283,22 @@ fn analyze_data(
         events: message.events.len() as u64,
         refused: message.refused,
     })
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    /// A record of the wrong shape is one payload that cannot be read, not
+    /// the reason to refuse the event.
+    #[test]
+    fn records_of_the_wrong_shape_are_payloads_without_data() {
+        let event = br#"{"Records":["junk",{"kinesis":5},{"kinesis":{"data":7,"sequenceNumber":"2"}},{"kinesis":{"data":"e30=","sequenceNumber":"3"}}]}"#;
+        let payloads = event_payloads(event).unwrap();
+        assert_eq!(payloads.len(), 4);
+        assert!(payloads[..3].iter().all(|p| p.data.is_none()));
+        assert_eq!(payloads[3].data.as_deref(), Some("e30="));
+        assert_eq!(payloads[3].sequence_number.as_deref(), Some("3"));
+        assert_eq!(payloads[3].place, "record 3 (sequence number 3)");
+    }
 }

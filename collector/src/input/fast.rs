@@ -1,7 +1,8 @@
 //! One pass over a CloudWatch Logs subscription message, as CloudWatch
 //! writes it: a header of strings, then `logEvents`, an array of
-//! `{"id","timestamp","message"}` objects. String ends are found with
-//! `memchr2` (a quote or a backslash), messages are kept as they are in the
+//! `{"id","timestamp","message"}` objects. String ends are found eight
+//! bytes at a time (quotes and backslashes together), events in
+//! CloudWatch's own compact layout are matched in place, messages are kept as they are in the
 //! JSON (still escaped: most are never unescaped), nothing is allocated
 //! but the events' vector.
 //!
@@ -31,11 +32,24 @@ pub(crate) struct FastEvent<'a> {
 struct Cursor<'a> {
     text: &'a str,
     at: usize,
+    /// Whether the text holds a control character anywhere (CloudWatch's
+    /// compact JSON never does): only then do strings look for them.
+    controls: bool,
 }
 
 impl<'a> Cursor<'a> {
     fn bytes(&self) -> &'a [u8] {
         self.text.as_bytes()
+    }
+
+    /// [`string_end_in`], looking for control characters only where the text
+    /// has any.
+    fn string_end(&self, from: usize) -> Option<(usize, bool)> {
+        if self.controls {
+            string_end_in::<true>(self.bytes(), from)
+        } else {
+            string_end_in::<false>(self.bytes(), from)
+        }
     }
 
     fn ws(&mut self) {
@@ -59,24 +73,11 @@ impl<'a> Cursor<'a> {
     /// A string: its content, and whether it holds escapes.
     fn string(&mut self) -> Option<(&'a str, bool)> {
         self.eat(b'"')?;
-        let b = self.bytes();
         let start = self.at;
-        let mut escaped = false;
-        let mut from = start;
-        loop {
-            let i = from + memchr::memchr2(b'"', b'\\', &b[from..])?;
-            if b[i] == b'"' {
-                self.at = i + 1;
-                // Quote positions are char boundaries of the text.
-                return Some((&self.text[start..i], escaped));
-            }
-            escaped = true;
-            // The escaped character (`\uXXXX`'s hex digits hold no quote).
-            from = i + 2;
-            if from > b.len() {
-                return None;
-            }
-        }
+        let (end, escaped) = self.string_end(start)?;
+        self.at = end + 1;
+        // Quote positions are char boundaries of the text.
+        Some((&self.text[start..end], escaped))
     }
 
     /// A string without escapes: names and header values.
@@ -97,11 +98,65 @@ impl<'a> Cursor<'a> {
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
-        if i == digits || matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
+        if i == digits
+            || matches!(b.get(i), Some(b'.' | b'e' | b'E'))
+            || !json_integer(&b[start..i])
+        {
             return None;
         }
         self.at = i;
         self.text[start..i].parse().ok()
+    }
+
+    /// An event exactly as CloudWatch Logs writes it,
+    /// `{"id":"…","timestamp":…,"message":"…"}` with no spaces, an ID
+    /// without escapes and a timestamp of at most 18 digits; `None`, with
+    /// the cursor where it was, for anything else (the key-by-key reading
+    /// takes it). Three of an event's five strings are its key names: here
+    /// they are compared in place instead of searched for.
+    fn compact_event(&mut self) -> Option<FastEvent<'a>> {
+        const ID: &[u8] = br#"{"id":""#;
+        const TIMESTAMP: &[u8] = br#"","timestamp":"#;
+        const MESSAGE: &[u8] = br#","message":""#;
+        let b = self.bytes();
+        let mut at = self.at;
+        b.get(at..)?.starts_with(ID).then_some(())?;
+        at += ID.len();
+        let id_start = at;
+        let (id_end, false) = self.string_end(at)? else {
+            return None;
+        };
+        at = id_end;
+        let id = &self.text[id_start..at];
+        b[at..].starts_with(TIMESTAMP).then_some(())?;
+        at += TIMESTAMP.len();
+        let number_start = at;
+        let negative = b.get(at) == Some(&b'-');
+        at += usize::from(negative);
+        let digits = b[at..]
+            .iter()
+            .take(19)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits == 0 || digits > 18 || !json_integer(&b[number_start..at + digits]) {
+            return None;
+        }
+        let magnitude = b[at..at + digits]
+            .iter()
+            .fold(0i64, |n, &c| n * 10 + i64::from(c - b'0'));
+        let timestamp = if negative { -magnitude } else { magnitude };
+        at += digits;
+        b[at..].starts_with(MESSAGE).then_some(())?;
+        at += MESSAGE.len();
+        let (end, _) = self.string_end(at)?;
+        let message = &self.text[at..end];
+        (b.get(end + 1) == Some(&b'}')).then_some(())?;
+        self.at = end + 2;
+        Some(FastEvent {
+            id,
+            timestamp,
+            message,
+        })
     }
 
     /// `[ "a", "b" ]`: strings, skipped.
@@ -120,6 +175,9 @@ impl<'a> Cursor<'a> {
     }
 
     fn event(&mut self) -> Option<FastEvent<'a>> {
+        if let Some(e) = self.compact_event() {
+            return Some(e);
+        }
         self.eat(b'{')?;
         let (mut id, mut timestamp, mut message) = (None, None, None);
         if !self.peek_eat(b'}') {
@@ -165,10 +223,151 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Whether `n` (an optional `-`, then digits) is an integer as JSON
+/// writes it and serde_json reads it into an `i64`: no leading zero
+/// (`01`), and not `-0`, which serde_json reads as the float -0.0.
+fn json_integer(n: &[u8]) -> bool {
+    let digits = n.strip_prefix(b"-").unwrap_or(n);
+    match digits {
+        [b'0'] => n.len() == 1,
+        [b'0', ..] => false,
+        _ => true,
+    }
+}
+
+/// Where the JSON string whose content starts at `from` ends: the index of
+/// its closing quote, and whether it holds escapes; `None` if it does not
+/// end, or is not a string serde_json reads (a control character in it,
+/// an escape JSON does not have). Eight bytes at a time: a word's quotes,
+/// backslashes and control characters are found together (exactly,
+/// without carries between bytes), so a message's escapes (`\t`, `\"` in
+/// a JSON application line) cost a bit each, not a search each.
+#[cfg(test)]
+fn string_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
+    string_end_in::<true>(b, from)
+}
+
+/// Whether any byte is a control character (below 0x20): one pass the
+/// compiler vectorizes, so the strings of a text without any (all of
+/// CloudWatch's) need not test each word for them.
+fn has_control(b: &[u8]) -> bool {
+    b.chunks(64)
+        .any(|c| c.iter().fold(false, |found, &x| found | (x < 0x20)))
+}
+
+/// Where a string ends (see `string_end`); `CONTROLS` false when the text is known to hold no
+/// control character.
+fn string_end_in<const CONTROLS: bool>(b: &[u8], from: usize) -> Option<(usize, bool)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    /// The high bit of each byte of `x` that is a quote, a backslash or a
+    /// control character (below 0x20).
+    fn specials<const CONTROLS: bool>(x: u64) -> u64 {
+        let zero = |y: u64| !(((y & LOW) + LOW) | y | LOW);
+        let found = zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')));
+        if CONTROLS {
+            found | zero(x & (ONES * 0xe0))
+        } else {
+            found
+        }
+    }
+    let mut scan = Scan {
+        escaped: false,
+        skip: from,
+    };
+    let mut i = from;
+    // Sixteen bytes a step: most steps of a message hold nothing special
+    // and cost two words' tests.
+    while let Some(pair) = b.get(i..i + 16) {
+        let h0 = specials::<CONTROLS>(u64::from_le_bytes(pair[..8].try_into().ok()?));
+        let h1 = specials::<CONTROLS>(u64::from_le_bytes(pair[8..].try_into().ok()?));
+        if (h0 | h1) != 0 {
+            if let Some(stop) = scan.hits(b, i, h0).or_else(|| scan.hits(b, i + 8, h1)) {
+                return scan.end(b, stop);
+            }
+        }
+        i += 16;
+    }
+    while let Some(word) = b.get(i..i + 8) {
+        let h = specials::<CONTROLS>(u64::from_le_bytes(word.try_into().ok()?));
+        if let Some(stop) = scan.hits(b, i, h) {
+            return scan.end(b, stop);
+        }
+        i += 8;
+    }
+    while i < b.len() {
+        if i >= scan.skip && matches!(b[i], b'"' | b'\\' | 0..0x20) && scan.stops(b, i) {
+            return scan.end(b, i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A string's scan so far: whether it held an escape, and where the bytes
+/// an escape consumed end.
+struct Scan {
+    escaped: bool,
+    skip: usize,
+}
+
+impl Scan {
+    /// Reads the special bytes `hits` marks in the word at `at`; the index
+    /// of the first that ends the scan (the closing quote, or what makes
+    /// the string invalid), if one is there.
+    #[inline(always)]
+    fn hits(&mut self, b: &[u8], at: usize, mut hits: u64) -> Option<usize> {
+        while hits != 0 {
+            let j = at + (hits.trailing_zeros() / 8) as usize;
+            hits &= hits - 1;
+            if j >= self.skip && self.stops(b, j) {
+                return Some(j);
+            }
+        }
+        None
+    }
+
+    /// Reads the special byte at `j` (not inside an escape): true when the
+    /// scan stops there, at the closing quote, a control character or a
+    /// backslash that starts no JSON escape; past a valid escape, false.
+    #[inline(always)]
+    fn stops(&mut self, b: &[u8], j: usize) -> bool {
+        if b[j] != b'\\' {
+            return true;
+        }
+        self.escaped = true;
+        self.skip = j + 2;
+        // `\"`, `\\`, `\t`, `\n`, …: nothing more to check.
+        match b.get(j + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => false,
+            _ => Self::unusual_escape(b, j),
+        }
+    }
+
+    /// After a backslash, a `\uXXXX` escape (false: the scan goes on) or
+    /// nothing JSON has (true: the scan stops, the string is not read).
+    #[cold]
+    #[inline(never)]
+    fn unusual_escape(b: &[u8], j: usize) -> bool {
+        !(b.get(j + 1) == Some(&b'u')
+            && b.get(j + 2..j + 6)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+    }
+
+    /// The string's end if the scan stopped at its closing quote.
+    fn end(&self, b: &[u8], stop: usize) -> Option<(usize, bool)> {
+        (b[stop] == b'"').then_some((stop, self.escaped))
+    }
+}
+
 /// Reads a subscription message in one pass, or `None` when the text needs
 /// the tolerant path.
 pub(crate) fn scan_message(text: &str) -> Option<FastMessage<'_>> {
-    let mut c = Cursor { text, at: 0 };
+    let mut c = Cursor {
+        text,
+        at: 0,
+        controls: has_control(text.as_bytes()),
+    };
     let mut m = FastMessage::default();
     let mut seen_events = false;
     c.eat(b'{')?;
@@ -257,6 +456,19 @@ mod tests {
             r#"{"logEvents":[{"id":"e","timestamp":99999999999999999999,"message":"x"}]}"#,
             r#"{"logGroup":"g"}"#,
             r#"{"logEvents":[],"logEvents":[]}"#,
+            // What serde_json refuses: leading zeros, `-0` (a float to it),
+            // control characters in strings, escapes JSON does not have.
+            r#"{"logEvents":[{"id":"e","timestamp":01,"message":"x"}]}"#,
+            r#"{"logEvents":[{"id":"e","timestamp":-0,"message":"x"}]}"#,
+            r#"{"logEvents":[{"timestamp":007,"id":"e","message":"x"}]}"#,
+            r#"{"logEvents":[{"timestamp":-0,"id":"e","message":"x"}]}"#,
+            "{\"logEvents\":[{\"id\":\"e\",\"timestamp\":1,\"message\":\"a\tb\"}]}",
+            "{\"logEvents\":[{\"id\":\"e\n\",\"timestamp\":1,\"message\":\"x\"}]}",
+            "{\"logGroup\":\"g\u{1f}\",\"logEvents\":[]}",
+            r#"{"logEvents":[{"id":"e","timestamp":1,"message":"a\x"}]}"#,
+            r#"{"logEvents":[{"id":"e","timestamp":1,"message":"0123456789abcde\q"}]}"#,
+            r#"{"logEvents":[{"id":"e","timestamp":1,"message":"\u12"}]}"#,
+            r#"{"logEvents":[{"id":"e","timestamp":1,"message":"\u00g0"}]}"#,
             "",
             "{",
         ] {
@@ -284,6 +496,40 @@ mod tests {
         message: &'a serde_json::value::RawValue,
     }
 
+    /// A subscription message of these `(id, time, message)` events as
+    /// CloudWatch Logs writes it (compact, its own field order), `header`
+    /// (`"key":value,` pairs) after its `messageType`.
+    fn in_cloudwatch_layout(events: &[(String, i64, String)], header: &str) -> String {
+        let events: Vec<String> = events
+            .iter()
+            .map(|(id, ts, m)| {
+                format!(
+                    r#"{{"id":"{id}","timestamp":{ts},"message":{}}}"#,
+                    serde_json::to_string(m).unwrap()
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"messageType":"DATA_MESSAGE",{header}"logEvents":[{}]}}"#,
+            events.join(",")
+        )
+    }
+
+    /// What the scan read is what serde_json reads: the header, and each
+    /// event's ID, time and message (still escaped, as the JSON has it).
+    fn same_as_serde(m: &FastMessage<'_>, s: &Serde<'_>) -> Result<(), TestCaseError> {
+        prop_assert_eq!(m.message_type, s.message_type);
+        prop_assert_eq!(m.log_group, s.log_group);
+        prop_assert_eq!(m.log_stream, s.log_stream);
+        prop_assert_eq!(m.events.len(), s.log_events.len());
+        for (a, b) in m.events.iter().zip(&s.log_events) {
+            prop_assert_eq!(a.id, b.id);
+            prop_assert_eq!(a.timestamp, b.timestamp);
+            prop_assert_eq!(format!("\"{}\"", a.message), b.message.get());
+        }
+        Ok(())
+    }
+
     proptest! {
         /// Whatever it accepts, serde_json reads the same way; and any
         /// message serde_json writes from such events, it accepts.
@@ -300,15 +546,7 @@ mod tests {
             let text = serde_json::json!({"messageType": "DATA_MESSAGE", "logGroup": group, "logStream": "s", "logEvents": events}).to_string();
             let m = scan_message(&text).expect("a message as serde_json writes it");
             let s: Serde<'_> = serde_json::from_str(&text).unwrap();
-            prop_assert_eq!(m.message_type, s.message_type);
-            prop_assert_eq!(m.log_group, s.log_group);
-            prop_assert_eq!(m.log_stream, s.log_stream);
-            prop_assert_eq!(m.events.len(), s.log_events.len());
-            for (a, b) in m.events.iter().zip(&s.log_events) {
-                prop_assert_eq!(a.id, b.id);
-                prop_assert_eq!(a.timestamp, b.timestamp);
-                prop_assert_eq!(format!("\"{}\"", a.message), b.message.get());
-            }
+            same_as_serde(&m, &s)?;
             // Cut short anywhere (at a char boundary): refused, or read as
             // serde_json reads it.
             let mut at = cut.index(text.len() + 1);
@@ -319,6 +557,85 @@ mod tests {
             if let Some(m) = scan_message(short) {
                 let s: Serde<'_> = serde_json::from_str(short).expect("serde_json reads what the scan read");
                 prop_assert_eq!(m.events.len(), s.log_events.len());
+            }
+        }
+
+        /// Events in CloudWatch's own layout (the compact path) are read
+        /// as serde_json reads them, whatever their messages hold.
+        #[test]
+        fn cloudwatch_layout_agrees_with_serde_json(
+            events in proptest::collection::vec(("[0-9]{1,56}", any::<i64>(), any::<String>()), 1..6),
+        ) {
+            let text = in_cloudwatch_layout(&events, "");
+            let m = scan_message(&text).expect("a message in CloudWatch's layout");
+            let s: Serde<'_> = serde_json::from_str(&text).unwrap();
+            same_as_serde(&m, &s)?;
+        }
+
+        /// A string's end, found a word at a time, is where a byte-by-byte
+        /// reading finds it, for any bytes (quotes, backslashes, escape
+        /// letters and control characters dense); `None` where serde_json
+        /// refuses the string.
+        #[test]
+        fn string_end_agrees_with_a_byte_reading(
+            bytes in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(b'a'), Just(b'u'), Just(b'n'), Just(b'\t'), any::<u8>()], 0..40),
+            from in 0usize..4,
+        ) {
+            let mut expected = None;
+            let (mut i, mut escaped) = (from, false);
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'"' => { expected = Some((i, escaped)); break; }
+                    0..0x20 => break,
+                    b'\\' => {
+                        escaped = true;
+                        let valid = match bytes.get(i + 1) {
+                            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => true,
+                            Some(b'u') => bytes.get(i + 2..i + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)),
+                            _ => false,
+                        };
+                        if !valid { break; }
+                        i += 2;
+                    }
+                    _ => i += 1,
+                }
+            }
+            prop_assert_eq!(string_end(&bytes, from), expected);
+            // serde_json agrees on valid UTF-8: a string it reads ends where
+            // this one does.
+            if let Some(Ok(text)) = bytes.get(from..).map(std::str::from_utf8) {
+                let quoted = format!("\"{text}");
+                let mut de = serde_json::Deserializer::from_str(&quoted);
+                let serde_end = <&serde_json::value::RawValue as serde::Deserialize>::deserialize(&mut de)
+                    .ok()
+                    .map(|v| from + v.get().len() - 2);
+                prop_assert_eq!(string_end(&bytes, from).map(|(e, _)| e), serde_end);
+            }
+        }
+
+        /// A message as serde_json writes it, one byte or two changed
+        /// (to what matters to JSON: digits, signs, quotes, backslashes,
+        /// escape letters, control characters, structure): whatever the
+        /// scan still accepts, serde_json reads the same way.
+        #[test]
+        fn what_it_accepts_serde_json_reads_the_same_way(
+            events in proptest::collection::vec(("[0-9]{1,20}", any::<i64>(), "[a-z\"\\\\\t]{0,20}"), 1..4),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), prop_oneof![
+                Just("0"), Just("1"), Just("-"), Just("\""), Just("\\"), Just("u"), Just("n"), Just("x"),
+                Just("\t"), Just("\n"), Just("\u{1}"), Just(" "), Just(","), Just(":"), Just("{"), Just("}"),
+                Just("["), Just("]"), Just(""), Just("."), Just("e"), Just("00"), Just("\\u00e9"),
+            ], any::<bool>()), 1..3),
+        ) {
+            let mut text = in_cloudwatch_layout(&events, r#""logGroup":"g","logStream":"s","#);
+            for (at, with, replace) in &edits {
+                let at = at.index(text.len());
+                let end = if *replace { at + 1 } else { at };
+                text.replace_range(at..end, with);
+            }
+            if let Some(m) = scan_message(&text) {
+                let s: Serde<'_> = serde_json::from_str(&text)
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+                same_as_serde(&m, &s)?;
             }
         }
 

@@ -84,64 +84,20 @@ fn kind_of(t: std::fs::FileType) -> &'static str {
 /// Walks `dir`, whose own identity and those of the directories above it
 /// are `ancestors`.
 fn walk(dir: &Path, follow: bool, ancestors: &mut Vec<((u64, u64), PathBuf)>, found: &mut Found) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(d) => d,
-        Err(e) => {
-            found.failures.push((
-                dir.display().to_string(),
-                InputError::new(format!("cannot read: {e}")),
-            ));
-            return;
-        }
+    let Some(entries) = sorted_entries(dir, found) else {
+        return;
     };
-    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
     for path in entries {
-        let name = || path.display().to_string();
-        let Ok(lstat) = std::fs::symlink_metadata(&path) else {
-            continue; // gone since the listing
-        };
-        let link = lstat.file_type().is_symlink();
-        let meta = if link {
-            match std::fs::metadata(&path) {
-                Ok(m) => m,
-                Err(e) => {
-                    found
-                        .skipped
-                        .push((name(), format!("a symlink that cannot be followed ({e})")));
-                    continue;
-                }
-            }
-        } else {
-            lstat
+        let Some((meta, link)) = entry_metadata(&path, found) else {
+            continue;
         };
         if meta.is_file() {
             found.inputs.push(path);
         } else if meta.is_dir() {
-            if link && !follow {
-                found.skipped.push((
-                    name(),
-                    "a symlink to a directory, not followed (--follow follows them)".into(),
-                ));
-                continue;
-            }
-            let id = dir_id(&meta);
-            if let Some((_, above)) = ancestors.iter().find(|(a, _)| *a == id) {
-                found.skipped.push((
-                    name(),
-                    format!(
-                        "a symlink loop back to {}, not followed again",
-                        above.display()
-                    ),
-                ));
-                continue;
-            }
-            ancestors.push((id, path.clone()));
-            walk(&path, follow, ancestors, found);
-            ancestors.pop();
+            walk_subdir(path, &meta, link, follow, ancestors, found);
         } else {
             found.skipped.push((
-                name(),
+                path.display().to_string(),
                 format!(
                     "{}, not read in a directory (name it to read it)",
                     kind_of(meta.file_type())
@@ -149,6 +105,78 @@ fn walk(dir: &Path, follow: bool, ancestors: &mut Vec<((u64, u64), PathBuf)>, fo
             ));
         }
     }
+}
+
+/// The paths in `dir`, in name order; `None` (a failure recorded) when it
+/// cannot be listed.
+fn sorted_entries(dir: &Path, found: &mut Found) -> Option<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            found.failures.push((
+                dir.display().to_string(),
+                InputError::new(format!("cannot read: {e}")),
+            ));
+            return None;
+        }
+    };
+    let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    Some(entries)
+}
+
+/// What an entry is, through a symlink, and whether it is one; `None`
+/// when it is gone since the listing or is a symlink that cannot be
+/// followed (recorded as skipped).
+fn entry_metadata(path: &Path, found: &mut Found) -> Option<(std::fs::Metadata, bool)> {
+    let lstat = std::fs::symlink_metadata(path).ok()?;
+    let link = lstat.file_type().is_symlink();
+    if !link {
+        return Some((lstat, false));
+    }
+    match std::fs::metadata(path) {
+        Ok(m) => Some((m, true)),
+        Err(e) => {
+            found.skipped.push((
+                path.display().to_string(),
+                format!("a symlink that cannot be followed ({e})"),
+            ));
+            None
+        }
+    }
+}
+
+/// Walks a directory met in a walk, unless it is a symlink not to be
+/// followed or a loop back to a directory above it.
+fn walk_subdir(
+    path: PathBuf,
+    meta: &std::fs::Metadata,
+    link: bool,
+    follow: bool,
+    ancestors: &mut Vec<((u64, u64), PathBuf)>,
+    found: &mut Found,
+) {
+    if link && !follow {
+        found.skipped.push((
+            path.display().to_string(),
+            "a symlink to a directory, not followed (--follow follows them)".into(),
+        ));
+        return;
+    }
+    let id = dir_id(meta);
+    if let Some((_, above)) = ancestors.iter().find(|(a, _)| *a == id) {
+        found.skipped.push((
+            path.display().to_string(),
+            format!(
+                "a symlink loop back to {}, not followed again",
+                above.display()
+            ),
+        ));
+        return;
+    }
+    ancestors.push((id, path.clone()));
+    walk(&path, follow, ancestors, found);
+    ancestors.pop();
 }
 
 /// How many leading bytes are sniffed before the rest is read.

@@ -19,12 +19,21 @@ pub struct Limits {
     pub max_total_bytes: usize,
 }
 
+impl Limits {
+    /// Default of [`Limits::max_decompressed_bytes`], in MiB.
+    pub const DECOMPRESSED_MB: usize = 64;
+    /// Default of [`Limits::max_event_bytes`], in KiB.
+    pub const EVENT_KB: usize = 1024;
+    /// Default of [`Limits::max_total_bytes`], in MiB.
+    pub const TOTAL_MB: usize = 1024;
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_decompressed_bytes: 64 << 20,
-            max_event_bytes: 1 << 20,
-            max_total_bytes: 1 << 30,
+            max_decompressed_bytes: Limits::DECOMPRESSED_MB << 20,
+            max_event_bytes: Limits::EVENT_KB << 10,
+            max_total_bytes: Limits::TOTAL_MB << 20,
         }
     }
 }
@@ -88,7 +97,7 @@ impl Budget {
     fn over_decompressed(&self) -> InputError {
         if self.file_left <= self.total_left {
             InputError::limit(format!(
-                "gzip data expands beyond the {} MiB limit of one input (--max-decompressed-mb, every payload in the file together); refused as a possible gzip bomb",
+                "gzip data expands beyond the {} MiB limit of one input (--max-decompressed-mb, every payload in the file together; THAWTRACE_MAX_DECOMPRESSED_MB for the Lambda, every payload of an event); refused as a possible gzip bomb",
                 self.limits.max_decompressed_bytes >> 20
             ))
         } else {
@@ -149,7 +158,14 @@ fn gunzip_bounded(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Gu
         let stated: [u8; 4] = [data[at], data[at + 1], data[at + 2], data[at + 3]];
         let size = u32::from_le_bytes(stated) as usize;
         if size <= limit {
-            out.resize(size, 0);
+            if out.capacity() < size {
+                // Zeroed memory straight from the allocator (fresh pages are
+                // zero already): no pass that writes zeros before libdeflate
+                // writes the text.
+                *out = vec![0; size];
+            } else {
+                out.resize(size, 0);
+            }
             let mut inflater = libdeflater::Decompressor::new();
             if let Ok(n) = inflater.gzip_decompress(data, out) {
                 let [a, b, c, d] = stated;

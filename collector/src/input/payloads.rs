@@ -7,26 +7,123 @@
 use base64::Engine;
 use serde::Deserialize;
 
-use super::{AwsLogs, Budget, DecodeStats, InputError, KinesisRecord, is_gzip};
+use super::{AwsLogs, Budget, DecodeStats, InputError, KinesisRecord, Lenient, is_gzip};
 
-/// Decodes base64 + gzip subscription data into text, within the budget.
-/// The base64 may be wrapped (MIME style, 76 columns, as `base64` writes it).
+/// Buffers the decoding of one payload reuses from the last: a warm
+/// collector, or a scan of many payloads, does not fault in fresh pages
+/// for each.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    compressed: Vec<u8>,
+    /// The last payload's decoded text (UTF-8 once [`decode_payload`]
+    /// succeeded).
+    pub text: Vec<u8>,
+}
+
+impl Scratch {
+    /// The size the last payload's gzip trailer states (modulo 4 GiB), if
+    /// its data was gzip: what it would expand to, were the trailer true.
+    pub fn stated_size(&self) -> Option<usize> {
+        let c = &self.compressed;
+        if !is_gzip(c) {
+            return None;
+        }
+        let at = c.len().checked_sub(4)?;
+        Some(u32::from_le_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]]) as usize)
+    }
+}
+
+/// What carried a payload's data: an awslogs event (CloudWatch Logs
+/// always gzips it) or a Kinesis record (gzipped by CloudWatch Logs, plain
+/// JSON when another producer wrote it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carrier {
+    /// `{"awslogs":{"data":…}}`.
+    Awslogs,
+    /// `{"Records":[{"kinesis":{"data":…}}]}`.
+    Kinesis,
+}
+
+/// Decodes one payload's base64 data into `scratch.text`, charged to the
+/// budget, and returns it as text: the one decoding the CLI, the Lambda
+/// handler and the benchmarks share. The base64 may be wrapped (MIME
+/// style, 76 columns, as `base64` writes it).
+///
+/// # Errors
+///
+/// Data that is not base64 (of gzip, for awslogs) of UTF-8 text, or more
+/// than the budget ([`InputError::is_over_limit`]).
+pub fn decode_payload<'s>(
+    data: &str,
+    carrier: Carrier,
+    budget: &mut Budget,
+    scratch: &'s mut Scratch,
+) -> Result<&'s str, InputError> {
+    decode_bytes(data, carrier, budget, scratch)?;
+    std::str::from_utf8(&scratch.text).map_err(|_| not_utf8(carrier))
+}
+
+/// [`decode_payload`] into a text of its own (UTF-8 checked once), the
+/// scratch's base64 buffer reused.
+///
+/// # Errors
+///
+/// As [`decode_payload`].
+pub fn decode_text(
+    data: &str,
+    carrier: Carrier,
+    budget: &mut Budget,
+    scratch: &mut Scratch,
+) -> Result<String, InputError> {
+    decode_bytes(data, carrier, budget, scratch)?;
+    String::from_utf8(std::mem::take(&mut scratch.text)).map_err(|_| not_utf8(carrier))
+}
+
+fn not_utf8(carrier: Carrier) -> InputError {
+    InputError::new(match carrier {
+        Carrier::Awslogs => "subscription data is not UTF-8 text",
+        Carrier::Kinesis => "data is not UTF-8 text",
+    })
+}
+
+/// Base64, then gunzip (or, for Kinesis, the bytes as they are), into
+/// `scratch.text`.
+fn decode_bytes(
+    data: &str,
+    carrier: Carrier,
+    budget: &mut Budget,
+    scratch: &mut Scratch,
+) -> Result<(), InputError> {
+    let awslogs = carrier == Carrier::Awslogs;
+    scratch.compressed.clear();
+    decode_base64(data, &mut scratch.compressed).map_err(|e| {
+        InputError::new(if awslogs {
+            format!("invalid base64 in subscription data: {e}")
+        } else {
+            format!("invalid base64 ({e})")
+        })
+    })?;
+    if is_gzip(&scratch.compressed) {
+        budget.gunzip(&scratch.compressed, &mut scratch.text)
+    } else if awslogs {
+        Err(InputError::new(
+            "subscription data is not gzip (CloudWatch Logs always gzips it)",
+        ))
+    } else {
+        budget.charge_read(scratch.compressed.len());
+        std::mem::swap(&mut scratch.compressed, &mut scratch.text);
+        Ok(())
+    }
+}
+
+/// Decodes base64 + gzip subscription data into text, within the budget
+/// ([`decode_text`] of awslogs data).
 ///
 /// # Errors
 ///
 /// Data that is not base64 of gzip of UTF-8 text, or more than the budget.
 pub fn decode_data(data: &str, budget: &mut Budget) -> Result<String, InputError> {
-    let mut compressed = Vec::new();
-    decode_base64(data, &mut compressed)
-        .map_err(|e| InputError::new(format!("invalid base64 in subscription data: {e}")))?;
-    if !is_gzip(&compressed) {
-        return Err(InputError::new(
-            "subscription data is not gzip (CloudWatch Logs always gzips it)",
-        ));
-    }
-    let mut out = Vec::new();
-    budget.gunzip(&compressed, &mut out)?;
-    String::from_utf8(out).map_err(|_| InputError::new("subscription data is not UTF-8 text"))
+    decode_text(data, Carrier::Awslogs, budget, &mut Scratch::default())
 }
 
 /// Standard base64, whitespace anywhere in it ignored (wrapped lines).
@@ -55,14 +152,16 @@ pub struct Unwrapped {
     pub places: Vec<String>,
     /// Payloads skipped as malformed, each named by its line and record.
     pub stats: DecodeStats,
+    /// The decoding's buffers, reused from one payload to the next.
+    scratch: Scratch,
 }
 
 #[derive(Deserialize)]
-struct Wrapper<'a> {
+pub(super) struct Wrapper<'a> {
     #[serde(borrow, default)]
-    awslogs: Option<AwsLogs<'a>>,
+    pub(super) awslogs: Option<AwsLogs<'a>>,
     #[serde(borrow, default, rename = "Records")]
-    records: Option<Vec<KinesisRecord<'a>>>,
+    pub(super) records: Option<Vec<Lenient<KinesisRecord<'a>>>>,
 }
 
 impl Wrapper<'_> {
@@ -138,42 +237,66 @@ pub fn unwrap_payloads(text: &str, budget: &mut Budget) -> Result<Option<Unwrapp
         return Ok(None);
     }
     if !body.starts_with(['{', '[']) {
-        if !is_base64_text(body) {
-            return Ok(None);
-        }
-        let mut out = Unwrapped::default();
-        let decoded = decode_data(body, budget)?;
-        out.add(1, None, decoded);
-        return Ok(Some(out));
+        return unwrap_base64(body, budget);
     }
     if !may_wrap(body) {
         return Ok(None);
     }
-    // One stream of JSON values (pretty-printed or not): each value a unit.
+    match wrapper_values(text) {
+        Some(values) => unwrap_values(values, budget),
+        None => unwrap_lines(text, budget),
+    }
+}
+
+/// Bare base64 subscription data: one payload, at line 1. `None` when the
+/// text is not base64.
+fn unwrap_base64(body: &str, budget: &mut Budget) -> Result<Option<Unwrapped>, InputError> {
+    if !is_base64_text(body) {
+        return Ok(None);
+    }
+    let mut out = Unwrapped::default();
+    let decoded = decode_data(body, budget)?;
+    out.add(1, None, decoded);
+    Ok(Some(out))
+}
+
+/// The values of a text that is one stream of JSON values (pretty-printed
+/// or not), each with the line it starts on; `None` when it is not.
+fn wrapper_values(text: &str) -> Option<Vec<(usize, Wrapper<'_>)>> {
     let mut values = Vec::new();
     let mut lines = Lines::new(text);
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Wrapper<'_>>();
-    let whole = loop {
+    loop {
         let offset = stream.byte_offset();
         match stream.next() {
-            None => break true,
+            None => return Some(values),
             Some(Ok(w)) => values.push((lines.of(offset), w)),
-            Some(Err(_)) => break false,
+            Some(Err(_)) => return None,
         }
-    };
-    let mut out = Unwrapped::default();
-    if whole {
-        if !values.first().is_some_and(|(_, w)| w.wraps()) {
-            return Ok(None);
-        }
-        for (line, w) in values {
-            out.unwrap(line, w, budget)?;
-        }
-        return Ok(Some(out));
     }
-    drop(values);
-    // Not one stream of values: JSON lines, each line a unit (a line may
-    // hold several values: files without a final newline, concatenated).
+}
+
+/// One stream of JSON values, each value a unit: a file of wrappers when
+/// its first value is one (`None` when not).
+fn unwrap_values(
+    values: Vec<(usize, Wrapper<'_>)>,
+    budget: &mut Budget,
+) -> Result<Option<Unwrapped>, InputError> {
+    if !values.first().is_some_and(|(_, w)| w.wraps()) {
+        return Ok(None);
+    }
+    let mut out = Unwrapped::default();
+    for (line, w) in values {
+        out.unwrap(line, w, budget)?;
+    }
+    Ok(Some(out))
+}
+
+/// Not one stream of values: JSON lines, each line a unit (a line may
+/// hold several values: files without a final newline, concatenated). A
+/// file of wrappers when its first value is one (`None` when not).
+fn unwrap_lines(text: &str, budget: &mut Budget) -> Result<Option<Unwrapped>, InputError> {
+    let mut out = Unwrapped::default();
     let mut wrapper_file = false;
     for (n, line) in text.lines().enumerate() {
         let line_no = n + 1;
@@ -215,7 +338,7 @@ impl Unwrapped {
         budget: &mut Budget,
     ) -> Result<(), InputError> {
         if let Some(awslogs) = w.awslogs {
-            match decode_data(&awslogs.data, budget) {
+            match self.decode(&awslogs.data, Carrier::Awslogs, budget) {
                 Ok(text) => self.add(line, None, text),
                 Err(e) if e.is_over_limit() => return Err(e),
                 Err(e) => self.stats.skip(
@@ -225,7 +348,11 @@ impl Unwrapped {
             }
         } else if let Some(records) = w.records {
             for (i, r) in records.into_iter().enumerate() {
-                match kinesis_record(r, budget) {
+                let decoded = match r.ok().and_then(|r| r.kinesis).and_then(|k| k.data) {
+                    Some(data) => self.decode(&data, Carrier::Kinesis, budget),
+                    None => Err(InputError::new("no kinesis.data")),
+                };
+                match decoded {
                     Ok(text) => self.add(line, Some(i), text),
                     Err(e) if e.is_over_limit() => return Err(e),
                     Err(e) => self.stats.skip(format_args!("line {line}, record {i}"), e),
@@ -238,6 +365,16 @@ impl Unwrapped {
             );
         }
         Ok(())
+    }
+
+    /// [`decode_text`], the base64 buffer reused from the payload before.
+    fn decode(
+        &mut self,
+        data: &str,
+        carrier: Carrier,
+        budget: &mut Budget,
+    ) -> Result<String, InputError> {
+        decode_text(data, carrier, budget, &mut self.scratch)
     }
 
     /// Keeps a decoded payload, unless it is a wrapper itself.
@@ -265,22 +402,4 @@ impl Unwrapped {
         self.texts.push(text);
         self.places.push(place);
     }
-}
-
-/// Kinesis data is the subscription message, gzipped (CloudWatch Logs) or not.
-fn kinesis_record(r: KinesisRecord<'_>, budget: &mut Budget) -> Result<String, InputError> {
-    let k = r
-        .kinesis
-        .ok_or_else(|| InputError::new("no kinesis.data"))?;
-    let mut compressed = Vec::new();
-    decode_base64(&k.data, &mut compressed)
-        .map_err(|e| InputError::new(format!("invalid base64 ({e})")))?;
-    let bytes = if is_gzip(&compressed) {
-        let mut out = Vec::new();
-        budget.gunzip(&compressed, &mut out)?;
-        out
-    } else {
-        compressed
-    };
-    String::from_utf8(bytes).map_err(|_| InputError::new("data is not UTF-8 text"))
 }

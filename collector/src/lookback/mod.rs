@@ -16,14 +16,19 @@
 
 pub mod cloudwatch;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+
+// Sets of event IDs are built for every batch (thousands of 56-digit IDs):
+// a fast hasher, not SipHash. The IDs are CloudWatch's, not an attacker's
+// choice of keys in a long-lived table.
+use foldhash::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
 use thawtrace_analyzers::parse::RawText;
 
-use crate::export::Collected;
+use thawtrace_analyzers::Collected;
 use thawtrace_analyzers::{
     Config, Finding, FindingSink, Incident, InvocationWindow, LogEvent, Signal, StreamCorrelator,
     sort_stream,
@@ -221,9 +226,7 @@ impl Lookback {
         );
         let mut sorted: Vec<ContextEvent> = events.drain(..).collect();
         sorted.sort_by(|a, b| {
-            a.timestamp_ms
-                .cmp(&b.timestamp_ms)
-                .then_with(|| a.id.cmp(&b.id))
+            thawtrace_analyzers::stream_order((a.timestamp_ms, &a.id), (b.timestamp_ms, &b.id))
         });
         // The window runs back from the newest line the stream has shown.
         let newest = sorted.last().map_or(i64::MIN, |e| e.timestamp_ms);
@@ -267,12 +270,21 @@ impl Lookback {
             correlator.push(e);
         }
         // The context is in the cache already: only the batch's relevant
-        // lines are new to it.
+        // lines are new to it, and the function's last lines of its own,
+        // which the silence before the next batch's first line is measured
+        // from (as a scan of the whole stream measures it).
         let cached: HashSet<&str> = context[..in_cache].iter().map(|e| e.id.as_str()).collect();
-        let relevant = correlator
-            .relevant_positions()
+        let lines = correlator.relevant_positions();
+        // (Positions are recorded in stream order: a binary search says
+        // whether a last line of its own is already among them.)
+        let spoken = correlator
+            .last_spoken_positions()
+            .filter(|p| lines.binary_search(p).is_err());
+        let relevant = lines
             .iter()
-            .map(|&p| &events[p as usize])
+            .copied()
+            .chain(spoken)
+            .map(|p| &events[p as usize])
             .filter(|e| !cached.contains(e.id.as_ref()))
             .map(|e| {
                 let (message, escaped) = match e.text {
@@ -310,27 +322,49 @@ impl Lookback {
         sink: &mut impl FindingSink,
     ) -> Result<BatchOutcome, String> {
         let mut outcome = BatchOutcome::default();
-        let Some(batch_start) = batch.iter().map(|e| e.timestamp_ms).min() else {
+        let Some(bounds) = BatchBounds::of(batch) else {
             return Ok(outcome);
         };
-        let batch_end = batch
-            .iter()
-            .map(|e| e.timestamp_ms)
-            .max()
-            .unwrap_or(batch_start);
-        let batch_ids: HashSet<&str> = batch.iter().map(|e| e.id.as_ref()).collect();
         let key = (group.to_owned(), stream.to_owned());
-        let mut context = self.cached(&key, batch_start - self.limits.window_ms, &batch_ids);
+        let mut context = self.cached(&key, bounds.start_ms - self.limits.window_ms, &bounds.ids);
         outcome.cached = context.len() as u64;
         let in_cache = context.len();
         let (mut gathered, mut relevant) =
             Self::correlate(group, stream, &context, in_cache, batch, config);
-        let missing: Vec<i64> = gathered
-            .unpaired
-            .iter()
-            .filter(|(id, _)| batch_ids.contains(id.as_str()))
-            .map(|&(_, ts)| ts)
-            .collect();
+        let missing: Vec<i64> = bounds.unpaired(&gathered).map(|&(_, ts)| ts).collect();
+        let lookup_from = self.lookup_from(&missing, &context, &key, bounds.start_ms);
+        if let (Some(source), Some(earliest)) = (&self.source, lookup_from) {
+            let fetched = self
+                .fetch_before(
+                    source.as_ref(),
+                    (group, stream),
+                    earliest,
+                    bounds.start_ms,
+                    !missing.is_empty(),
+                    &mut outcome,
+                )
+                .await?;
+            outcome.fetched = add_fetched(&mut context, fetched, &bounds);
+            (gathered, relevant) =
+                Self::correlate(group, stream, &context, in_cache, batch, config);
+        }
+        outcome.unpaired = bounds.unpaired(&gathered).count() as u64;
+        self.remember(key, relevant);
+        outcome.findings = report_settled(gathered.collected, &bounds, sink);
+        Ok(outcome)
+    }
+
+    /// How far back a look at the stream must reach, if it needs one: to
+    /// the earliest timeout in the batch whose ping is `missing` (or the
+    /// batch's start, if earlier); or, for a stream this collector has not
+    /// seen, to the batch's start.
+    fn lookup_from(
+        &self,
+        missing: &[i64],
+        context: &[ContextEvent],
+        key: &(String, String),
+        batch_start: i64,
+    ) -> Option<i64> {
         // A collector that has not seen this stream looks back once: a
         // timeout written at the thaw just before this batch's first START
         // is settled by that START, and the pings of timeouts to come are
@@ -340,86 +374,145 @@ impl Lookback {
                 !c.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .streams
-                    .contains_key(&key)
+                    .contains_key(key)
             });
-        let lookup_from = match (missing.iter().min(), cold) {
+        match (missing.iter().min(), cold) {
             (Some(&earliest), _) => Some(earliest.min(batch_start)),
             (None, true) => Some(batch_start),
             (None, false) => None,
-        };
-        if let (Some(source), Some(earliest)) = (&self.source, lookup_from) {
-            let fetched = match source
-                .fetch(
-                    group,
-                    stream,
-                    earliest - self.limits.window_ms,
-                    batch_start + 1,
-                )
-                .await
-            {
-                Ok(fetched) => fetched,
-                // A ping this batch needs: fail, so the batch comes again.
-                Err(e) if !missing.is_empty() => return Err(e),
-                // Only the first look at a stream: go on with what we have.
-                Err(e) => {
-                    outcome.lookup_failed = true;
-                    eprintln!(
-                        "{}",
-                        serde_json::json!({"thawtrace": "lookback_failed", "log_group": group, "log_stream": stream, "error": e})
-                    );
-                    Vec::new()
-                }
-            };
-            let known: HashSet<String> = context
-                .iter()
-                .map(|e| e.id.clone())
-                .chain(batch_ids.iter().map(|s| (*s).to_owned()))
-                .collect();
-            let before = context.len();
-            context.extend(fetched.into_iter().filter(|e| !known.contains(&e.id)));
-            outcome.fetched = (context.len() - before) as u64;
-            (gathered, relevant) =
-                Self::correlate(group, stream, &context, in_cache, batch, config);
         }
-        outcome.unpaired = gathered
+    }
+
+    /// The stream's lines from a window before `earliest` up to the batch.
+    /// When the source fails and the batch `needs` what it would give (a
+    /// ping), the error; else (only the first look at a stream) the failure
+    /// is logged and noted in `outcome`, and the batch goes on without.
+    async fn fetch_before(
+        &self,
+        source: &dyn LogSource,
+        (group, stream): (&str, &str),
+        earliest: i64,
+        batch_start: i64,
+        needs: bool,
+        outcome: &mut BatchOutcome,
+    ) -> Result<Vec<ContextEvent>, String> {
+        match source
+            .fetch(
+                group,
+                stream,
+                earliest - self.limits.window_ms,
+                batch_start + 1,
+            )
+            .await
+        {
+            Ok(fetched) => Ok(fetched),
+            // A ping this batch needs: fail, so the batch comes again.
+            Err(e) if needs => Err(e),
+            // Only the first look at a stream: go on with what we have.
+            Err(e) => {
+                outcome.lookup_failed = true;
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"thawtrace": "lookback_failed", "log_group": group, "log_stream": stream, "error": e})
+                );
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+/// The times a batch spans and the IDs of its events.
+struct BatchBounds<'b> {
+    start_ms: i64,
+    end_ms: i64,
+    ids: HashSet<&'b str>,
+}
+
+impl<'b> BatchBounds<'b> {
+    /// `None` for an empty batch.
+    fn of(batch: &'b [LogEvent<'_>]) -> Option<Self> {
+        let start_ms = batch.iter().map(|e| e.timestamp_ms).min()?;
+        let end_ms = batch
+            .iter()
+            .map(|e| e.timestamp_ms)
+            .max()
+            .unwrap_or(start_ms);
+        let ids = batch.iter().map(|e| e.id.as_ref()).collect();
+        Some(BatchBounds {
+            start_ms,
+            end_ms,
+            ids,
+        })
+    }
+
+    /// The timeouts in this batch whose ping is missing: their event IDs
+    /// and times.
+    fn unpaired<'g>(&self, gathered: &'g Gathered) -> impl Iterator<Item = &'g (String, i64)> {
+        gathered
             .unpaired
             .iter()
-            .filter(|(id, _)| batch_ids.contains(id.as_str()))
-            .count() as u64;
-        self.remember(key, relevant);
-        for inv in &gathered.collected.invocations {
-            if inv
-                .end_ms
-                .is_some_and(|end| (batch_start..=batch_end).contains(&end))
-            {
-                sink.invocation(inv);
-            }
-        }
-        for f in gathered.collected.findings {
-            if f.settled_by
-                .as_deref()
-                .is_some_and(|id| batch_ids.contains(id))
-            {
-                outcome.findings += 1;
-                sink.finding(f);
-            }
-        }
-        // A NAT idle reset is reported with the batch holding its last
-        // failure line; signals with the batch holding their line.
-        for i in gathered.collected.incidents {
-            if i.evidence
-                .last()
-                .is_some_and(|id| batch_ids.contains(id.as_str()))
-            {
-                outcome.findings += 1;
-                sink.incident(i);
-            }
-        }
-        for s in gathered.collected.signals {
-            if batch_ids.contains(s.event_id.as_str()) {
-                sink.signal(s);
-            }
-        }
-        Ok(outcome)
+            .filter(|(id, _)| self.ids.contains(id.as_str()))
     }
+}
+
+/// Adds to the context the fetched lines that neither it nor the batch
+/// holds; returns how many.
+fn add_fetched(
+    context: &mut Vec<ContextEvent>,
+    fetched: Vec<ContextEvent>,
+    batch: &BatchBounds<'_>,
+) -> u64 {
+    let known: HashSet<String> = context
+        .iter()
+        .map(|e| e.id.clone())
+        .chain(batch.ids.iter().map(|s| (*s).to_owned()))
+        .collect();
+    let before = context.len();
+    context.extend(fetched.into_iter().filter(|e| !known.contains(&e.id)));
+    (context.len() - before) as u64
+}
+
+/// Pushes to `sink` what the batch settles: the invocations whose `END` is
+/// in it, the findings whose settling line is, and the incidents and
+/// signals it ends. Returns how many findings and incidents it pushed.
+fn report_settled(
+    collected: Collected,
+    batch: &BatchBounds<'_>,
+    sink: &mut impl FindingSink,
+) -> u64 {
+    let mut reported = 0;
+    for inv in &collected.invocations {
+        if inv
+            .end_ms
+            .is_some_and(|end| (batch.start_ms..=batch.end_ms).contains(&end))
+        {
+            sink.invocation(inv);
+        }
+    }
+    for f in collected.findings {
+        if f.settled_by
+            .as_deref()
+            .is_some_and(|id| batch.ids.contains(id))
+        {
+            reported += 1;
+            sink.finding(f);
+        }
+    }
+    // A NAT idle reset is reported with the batch holding its last
+    // failure line; signals with the batch holding their line.
+    for i in collected.incidents {
+        if i.evidence
+            .last()
+            .is_some_and(|id| batch.ids.contains(id.as_str()))
+        {
+            reported += 1;
+            sink.incident(i);
+        }
+    }
+    for s in collected.signals {
+        if batch.ids.contains(s.event_id.as_str()) {
+            sink.signal(s);
+        }
+    }
+    reported
 }

@@ -84,7 +84,7 @@ pub fn incident_line(i: &Incident) -> String {
     let out = IncidentOut {
         first_at: rfc3339(i.first_at_ms),
         last_at: rfc3339(i.last_at_ms),
-        advice: i.kind.advice(),
+        advice: i.advice(),
         incident: i,
     };
     serde_json::to_string(&out).expect("an incident always serializes")

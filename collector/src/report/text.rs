@@ -4,29 +4,49 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
+use thawtrace_analyzers::parse::NetCause;
 use thawtrace_analyzers::time::rfc3339;
-use thawtrace_analyzers::{Detail, Finding, FindingKind, Incident};
+use thawtrace_analyzers::{Detail, DuplicateReason, Finding, Incident, KeepaliveKind};
 
-use super::advice;
 use super::printable::{joined, printable};
 
 // Every field that comes from the logs is shown through `printable`: a
 // stream name or an event ID may hold terminal escapes.
 
 fn function_name(group: &str) -> Cow<'_, str> {
-    printable(group.strip_prefix("/aws/lambda/").unwrap_or(group))
+    printable(crate::export::spans::function_name(group))
 }
 
 fn id(v: Option<&str>) -> Cow<'_, str> {
     printable(v.unwrap_or("(none)"))
 }
 
-/// The finding as a paragraph of text.
+/// The finding as a paragraph of text: where, the ping, the timeout, the
+/// failed call, then the evidence and the fix.
 pub fn render(f: &Finding) -> String {
     let mut s = String::new();
+    finding_heading(&mut s, f);
+    ping_lines(&mut s, f);
+    timeout_lines(&mut s, f);
+    if let Some(call) = &f.failed_call {
+        let _ = writeln!(
+            s,
+            "  {}  call failed     {} (event {})",
+            rfc3339(call.at_ms),
+            call.code,
+            printable(&call.event_id)
+        );
+    }
+    let _ = writeln!(s, "  evidence    {}", joined(&f.evidence));
+    let _ = writeln!(s, "  fix         {}", f.advice());
+    s
+}
+
+/// The title (kind, function, library), the stream and the connection.
+fn finding_heading(s: &mut String, f: &Finding) {
     let title = match f.kind {
-        FindingKind::KeepaliveFreezeTimeout => "KEEPALIVE FREEZE TIMEOUT",
-        _ => "keepalive timeout (genuine, same invocation)",
+        KeepaliveKind::FreezeTimeout => "KEEPALIVE FREEZE TIMEOUT",
+        KeepaliveKind::Timeout => "keepalive timeout (genuine, same invocation)",
     };
     let _ = writeln!(
         s,
@@ -36,6 +56,11 @@ pub fn render(f: &Finding) -> String {
     );
     let _ = writeln!(s, "  stream      {}", printable(&f.log_stream));
     let _ = writeln!(s, "  connection  {}", printable(&f.connection));
+}
+
+/// When the ping was sent and in which invocation, and how long the
+/// environment was frozen after it.
+fn ping_lines(s: &mut String, f: &Finding) {
     let timeout = f
         .ping_timeout_ms
         .map(|t| format!(", ack timeout {t} ms"))
@@ -53,13 +78,19 @@ pub fn render(f: &Finding) -> String {
             ""
         );
     }
+}
+
+/// When the ping timed out and in which invocation, with what the reader
+/// needs to trust that: the request ID the line itself prints, how the
+/// finding was inferred, the ack read late.
+fn timeout_lines(s: &mut String, f: &Finding) {
     let _ = writeln!(
         s,
         "  {}  ping timed out  in invocation {}",
         rfc3339(f.timeout_at_ms),
         id(f.timeout_request_id.as_deref())
     );
-    if f.kind == FindingKind::KeepaliveFreezeTimeout
+    if f.kind == KeepaliveKind::FreezeTimeout
         && f.timeout_line_request_id.is_some()
         && f.timeout_line_request_id != f.timeout_request_id
     {
@@ -80,27 +111,16 @@ pub fn render(f: &Finding) -> String {
             ""
         );
     }
-    if let Some(call) = &f.failed_call {
-        let _ = writeln!(
-            s,
-            "  {}  call failed     {} (event {})",
-            rfc3339(call.at_ms),
-            call.code,
-            printable(&call.event_id)
-        );
-    }
-    let _ = writeln!(s, "  evidence    {}", joined(&f.evidence));
-    let _ = writeln!(s, "  fix         {}", advice(f));
-    s
 }
 
-/// A neighbouring failure as a paragraph of text.
+/// A neighbouring failure as a paragraph of text: a title, what happened
+/// (told the way its kind needs), then the evidence and the fix.
 pub fn render_incident(i: &Incident) -> String {
     let mut s = String::new();
-    let title = match i.kind {
-        FindingKind::NatIdleReset => "NAT IDLE RESET",
-        FindingKind::ConnectStall => "CONNECT STALL",
-        _ => "DUPLICATE INVOCATION",
+    let title = match i.detail {
+        Detail::NatIdleReset { .. } => "NAT IDLE RESET",
+        Detail::ConnectStall { .. } => "CONNECT STALL",
+        Detail::DuplicateInvocation { .. } => "DUPLICATE INVOCATION",
     };
     let _ = writeln!(s, "{title}  function {}", function_name(&i.log_group));
     match &i.detail {
@@ -109,91 +129,122 @@ pub fn render_incident(i: &Incident) -> String {
             idle_ms,
             nat_idle_timeout_ms,
             destination,
-        } => {
-            let what = match cause {
-                thawtrace_analyzers::parse::NetCause::ReadTimeout => {
-                    "a call waited for a reply that never came"
-                }
-                thawtrace_analyzers::parse::NetCause::FunctionTimeout => {
-                    "the function timed out waiting, silent"
-                }
-                _ => "the first use of the connection was reset",
-            };
-            let _ = writeln!(s, "  stream      {}", printable(&i.log_stream));
-            let _ = writeln!(s, "  invocation  {}", joined(&i.request_ids));
-            let _ = writeln!(
-                s,
-                "  {}  {what}: idle {idle_ms} ms, NAT idle timeout {nat_idle_timeout_ms} ms{}",
-                rfc3339(i.first_at_ms),
-                destination
-                    .as_deref()
-                    .map(|d| format!(", to {}", printable(d)))
-                    .unwrap_or_default()
-            );
-        }
+        } => nat_idle_reset_lines(
+            &mut s,
+            i,
+            *cause,
+            *idle_ms,
+            *nat_idle_timeout_ms,
+            destination.as_deref(),
+        ),
         Detail::ConnectStall {
             environments,
             destinations,
             window_ms,
-        } => {
-            let _ = writeln!(
-                s,
-                "  {environments} environments timed out connecting to {} within {window_ms} ms",
-                if destinations.is_empty() {
-                    "(unnamed)".to_owned()
-                } else {
-                    destinations
-                        .iter()
-                        .map(|d| printable(d))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            );
-            let _ = writeln!(
-                s,
-                "  {} .. {}",
-                rfc3339(i.first_at_ms),
-                rfc3339(i.last_at_ms)
-            );
-            let _ = writeln!(s, "  streams     {}", joined(&i.log_streams));
-            let _ = writeln!(s, "  invocations {}", joined(&i.request_ids));
-        }
+        } => connect_stall_lines(&mut s, i, *environments, destinations, *window_ms),
         Detail::DuplicateInvocation {
             reason,
             attempts,
             key,
-        } => {
-            let how = match (*reason, key) {
-                ("retried", _) => format!(
-                    "request ID {} started {attempts} times",
-                    joined(&i.request_ids)
-                ),
-                (_, Some(key)) => format!(
-                    "{} handled by {attempts} invocations: {}",
-                    printable(key),
-                    joined(&i.request_ids)
-                ),
-                _ => format!("{attempts} invocations"),
-            };
-            let _ = writeln!(s, "  {how}");
-            let _ = writeln!(
-                s,
-                "  {} .. {}",
-                rfc3339(i.first_at_ms),
-                rfc3339(i.last_at_ms)
-            );
-            let _ = writeln!(s, "  streams     {}", joined(&i.log_streams));
-        }
+        } => duplicate_invocation_lines(&mut s, i, *reason, *attempts, key.as_deref()),
     }
     let _ = writeln!(s, "  evidence    {}", joined(&i.evidence));
-    let _ = writeln!(s, "  fix         {}", i.kind.advice());
+    let _ = writeln!(s, "  fix         {}", i.advice());
     s
+}
+
+/// A NAT idle reset: its stream and invocation, then what failed after how
+/// long idle, against which NAT idle timeout, to where.
+fn nat_idle_reset_lines(
+    s: &mut String,
+    i: &Incident,
+    cause: NetCause,
+    idle_ms: i64,
+    nat_idle_timeout_ms: i64,
+    destination: Option<&str>,
+) {
+    let what = match cause {
+        NetCause::ReadTimeout => "a call waited for a reply that never came",
+        NetCause::FunctionTimeout => "the function timed out waiting, silent",
+        _ => "the first use of the connection was reset",
+    };
+    let _ = writeln!(s, "  stream      {}", printable(&i.log_stream));
+    let _ = writeln!(s, "  invocation  {}", joined(&i.request_ids));
+    let _ = writeln!(
+        s,
+        "  {}  {what}: idle {idle_ms} ms, NAT idle timeout {nat_idle_timeout_ms} ms{}",
+        rfc3339(i.first_at_ms),
+        destination
+            .map(|d| format!(", to {}", printable(d)))
+            .unwrap_or_default()
+    );
+}
+
+/// A connect stall: how many environments timed out connecting to where,
+/// within what window, when, and which streams and invocations.
+fn connect_stall_lines(
+    s: &mut String,
+    i: &Incident,
+    environments: usize,
+    destinations: &[String],
+    window_ms: i64,
+) {
+    let _ = writeln!(
+        s,
+        "  {environments} environments timed out connecting to {} within {window_ms} ms",
+        if destinations.is_empty() {
+            "(unnamed)".to_owned()
+        } else {
+            destinations
+                .iter()
+                .map(|d| printable(d))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "  {} .. {}",
+        rfc3339(i.first_at_ms),
+        rfc3339(i.last_at_ms)
+    );
+    let _ = writeln!(s, "  streams     {}", joined(&i.log_streams));
+    let _ = writeln!(s, "  invocations {}", joined(&i.request_ids));
+}
+
+/// A duplicate invocation: which request ID started again, or which key
+/// was handled by several invocations; when, and in which streams.
+fn duplicate_invocation_lines(
+    s: &mut String,
+    i: &Incident,
+    reason: DuplicateReason,
+    attempts: usize,
+    key: Option<&str>,
+) {
+    let how = match (reason, key) {
+        (DuplicateReason::Retried, _) => format!(
+            "request ID {} started {attempts} times",
+            joined(&i.request_ids)
+        ),
+        (DuplicateReason::SameKey, Some(key)) => format!(
+            "{} handled by {attempts} invocations: {}",
+            printable(key),
+            joined(&i.request_ids)
+        ),
+        (DuplicateReason::SameKey, None) => format!("{attempts} invocations"),
+    };
+    let _ = writeln!(s, "  {how}");
+    let _ = writeln!(
+        s,
+        "  {} .. {}",
+        rfc3339(i.first_at_ms),
+        rfc3339(i.last_at_ms)
+    );
+    let _ = writeln!(s, "  streams     {}", joined(&i.log_streams));
 }
 
 #[cfg(test)]
 mod tests {
-    use thawtrace_analyzers::parse::NetCause;
-
     use super::*;
 
     fn raw_controls(s: &str) -> Vec<char> {
@@ -216,17 +267,12 @@ mod tests {
                 window_ms: 60_000,
             },
             Detail::DuplicateInvocation {
-                reason: "same_key",
+                reason: DuplicateReason::SameKey,
                 attempts: 2,
                 key: Some(hostile("messageId=m-1")),
             },
         ] {
             let incident = Incident {
-                kind: match detail {
-                    Detail::NatIdleReset { .. } => FindingKind::NatIdleReset,
-                    Detail::ConnectStall { .. } => FindingKind::ConnectStall,
-                    Detail::DuplicateInvocation { .. } => FindingKind::DuplicateInvocation,
-                },
                 log_group: hostile("/aws/lambda/orders"),
                 log_stream: hostile("stream-a"),
                 log_streams: vec![hostile("stream-a"), hostile("stream-b")],

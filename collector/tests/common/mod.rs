@@ -119,22 +119,16 @@ pub fn invoke_handler_at(events: &[PathBuf], env: &[(&str, &str)], clock_ms: Opt
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The full path of a program on `PATH`.
 /// A fresh directory of its own under the system's temp dir, named after
-/// `tag` (left behind for a look after a failure).
-pub fn tmp_dir(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "thawtrace-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&p).unwrap();
-    p
+/// `tag`; removed when dropped, also when the test fails.
+pub fn tmp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("thawtrace-{tag}-"))
+        .tempdir()
+        .unwrap()
 }
 
+/// The full path of a program on `PATH`.
 pub fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))
