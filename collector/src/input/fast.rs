@@ -32,9 +32,6 @@ pub(crate) struct FastEvent<'a> {
 struct Cursor<'a> {
     text: &'a str,
     at: usize,
-    /// Whether the text holds a control character anywhere (CloudWatch's
-    /// compact JSON never does): only then do strings look for them.
-    controls: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -42,14 +39,9 @@ impl<'a> Cursor<'a> {
         self.text.as_bytes()
     }
 
-    /// [`string_end_in`], looking for control characters only where the text
-    /// has any.
+    /// [`string_end`] in the text.
     fn string_end(&self, from: usize) -> Option<(usize, bool)> {
-        if self.controls {
-            string_end_in::<true>(self.bytes(), from)
-        } else {
-            string_end_in::<false>(self.bytes(), from)
-        }
+        string_end(self.bytes(), from)
     }
 
     fn ws(&mut self) {
@@ -239,21 +231,6 @@ fn json_integer(n: &[u8]) -> bool {
 /// its closing quote, and whether it holds escapes; `None` if it does not
 /// end, or is not a string serde_json reads (a control character in it,
 /// an escape JSON does not have).
-#[cfg(test)]
-fn string_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
-    string_end_in::<true>(b, from)
-}
-
-/// Whether any byte is a control character (below 0x20): one pass the
-/// compiler vectorizes, so the strings of a text without any (all of
-/// CloudWatch's) need not test each block for them.
-fn has_control(b: &[u8]) -> bool {
-    b.chunks(64)
-        .any(|c| c.iter().fold(false, |found, &x| found | (x < 0x20)))
-}
-
-/// Where a string ends (see `string_end`); `CONTROLS` false when the text
-/// is known to hold no control character.
 ///
 /// Sixty-four bytes at a time, without a branch per escape (a JSON
 /// application line has a `\"` every few words): the block's quotes and
@@ -263,7 +240,7 @@ fn has_control(b: &[u8]) -> bool {
 /// and the closing quote is the first quote not escaped. Escapes are
 /// checked as masks too: an escaped byte must be one of `"\/bfnrt`, or a
 /// `u` followed by four hex digits (looked at one by one: rare).
-fn string_end_in<const CONTROLS: bool>(b: &[u8], from: usize) -> Option<(usize, bool)> {
+fn string_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
     // Whether the byte at the next block's start is escaped (the block
     // before ended in an odd run of backslashes).
     let mut carry = 0u64;
@@ -272,18 +249,18 @@ fn string_end_in<const CONTROLS: bool>(b: &[u8], from: usize) -> Option<(usize, 
     while at < b.len() {
         let block = Block::at(b, at);
         let quotes = block.eq(b'"');
-        let escaped = escaped_bits(block.eq(b'\\'), &mut carry);
-        let mut stops = quotes & !escaped;
-        if CONTROLS {
-            stops |= block.controls();
-        }
+        let backslashes = block.eq(b'\\');
+        let escaped = escaped_bits(backslashes, &mut carry);
+        // Control characters are looked for in the same block: cheaper
+        // than a pass over the whole text to learn that it holds none.
+        let stops = (quotes & !escaped) | block.controls();
         // Bits before the first stop (all of them if none).
         let before = stops.wrapping_sub(1) & !stops;
         let escapes = escaped & before;
         if escapes != 0 {
             escaped_any = true;
             let simple = quotes
-                | block.eq(b'\\')
+                | backslashes
                 | block.eq(b'/')
                 | block.eq(b'b')
                 | block.eq(b'f')
@@ -437,11 +414,7 @@ mod sixteen {
 /// Reads a subscription message in one pass, or `None` when the text needs
 /// the tolerant path.
 pub(crate) fn scan_message(text: &str) -> Option<FastMessage<'_>> {
-    let mut c = Cursor {
-        text,
-        at: 0,
-        controls: has_control(text.as_bytes()),
-    };
+    let mut c = Cursor { text, at: 0 };
     let mut m = FastMessage::default();
     let mut seen_events = false;
     c.eat(b'{')?;
@@ -701,16 +674,9 @@ mod tests {
         fn string_end_agrees_with_a_byte_reading(
             bytes in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\\'), Just(b'\\'), Just(b'a'), Just(b'u'), Just(b'n'), Just(b'\t'), any::<u8>()], 0..200),
             from in 0usize..4,
-            quiet in any::<bool>(),
         ) {
             let expected = by_bytes(&bytes, from);
             prop_assert_eq!(string_end(&bytes, from), expected);
-            // Without control characters, the scan that does not look for
-            // them finds the same end.
-            if quiet {
-                let bytes: Vec<u8> = bytes.iter().map(|&x| x.max(b' ')).collect();
-                prop_assert_eq!(string_end_in::<false>(&bytes, from), string_end(&bytes, from));
-            }
             // serde_json agrees on valid UTF-8: a string it reads ends where
             // this one does.
             if let Some(Ok(text)) = bytes.get(from..).map(std::str::from_utf8) {
