@@ -101,7 +101,28 @@ impl<'a> Batch<'a> {
         timestamp_ms: i64,
         text: parse::RawText<'a>,
     ) {
-        let (group, stream) = (log_group.into(), log_stream.into());
+        self.events_of(log_group.into(), log_stream.into())
+            .push(LogEvent {
+                id: id.into(),
+                timestamp_ms,
+                text,
+            });
+    }
+
+    /// Adds events of one stream `(log_group, log_stream)`, in order: a
+    /// subscription message's, whose stream is named once for all of them.
+    pub fn extend(
+        &mut self,
+        log_group: impl Into<Cow<'a, str>>,
+        log_stream: impl Into<Cow<'a, str>>,
+        events: impl IntoIterator<Item = LogEvent<'a>>,
+    ) {
+        self.events_of(log_group.into(), log_stream.into())
+            .extend(events);
+    }
+
+    /// The events of a stream, added to the batch if new.
+    fn events_of(&mut self, group: Cow<'a, str>, stream: Cow<'a, str>) -> &mut Vec<LogEvent<'a>> {
         let at = match self.streams.get(self.last) {
             Some(((g, s), _)) if *g == group && *s == stream => self.last,
             _ => {
@@ -117,11 +138,7 @@ impl<'a> Batch<'a> {
                 at
             }
         };
-        self.streams[at].1.push(LogEvent {
-            id: id.into(),
-            timestamp_ms,
-            text,
-        });
+        &mut self.streams[at].1
     }
 
     /// Number of events held.

@@ -23,9 +23,9 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use thawtrace_analyzers::Batch;
 use thawtrace_analyzers::parse::RawText;
 use thawtrace_analyzers::time::parse_rfc3339;
+use thawtrace_analyzers::{Batch, LogEvent};
 
 pub use files::{Decoded, Found, decode_input, find_inputs, read_input};
 pub use limits::{Budget, Limits, gunzip_into, is_gzip};
@@ -424,16 +424,15 @@ impl<'a> TextReader<'_, 'a> {
     /// A message the fast scanner read. Anything to say about an event
     /// (its size, its time) is said by the tolerant path: false then.
     fn read_scanned(&mut self, m: fast::FastMessage<'a>) -> bool {
-        let times: Option<Vec<i64>> = m
-            .events
-            .iter()
-            .map(|e| {
-                (e.message.len() + MESSAGE_MARGIN <= self.limits.max_event_bytes)
-                    .then(|| Timestamp::Millis(e.timestamp).millis())
-                    .flatten()
-            })
-            .collect();
-        let Some(times) = times else { return false };
+        let max = self.limits.max_event_bytes;
+        let times = m.events.iter().map(|e| {
+            (e.message.len() + MESSAGE_MARGIN <= max)
+                .then(|| Timestamp::Millis(e.timestamp).millis())
+                .flatten()
+        });
+        if times.clone().any(|t| t.is_none()) {
+            return false;
+        }
         if m.message_type == Some("CONTROL_MESSAGE") {
             return true;
         }
@@ -442,15 +441,17 @@ impl<'a> TextReader<'_, 'a> {
             .log_stream
             .map_or(Cow::Owned(self.name.to_owned()), Cow::Borrowed);
         self.stats.events += m.events.len() as u64;
-        for (e, ts) in m.events.into_iter().zip(times) {
-            self.batch.push(
-                group,
-                stream.clone(),
-                e.id,
-                ts,
-                RawText::JsonEscaped(e.message),
-            );
-        }
+        // Every time is there (checked above): flatten drops none.
+        let events = m
+            .events
+            .iter()
+            .zip(times.flatten())
+            .map(|(e, ts)| LogEvent {
+                id: Cow::Borrowed(e.id),
+                timestamp_ms: ts,
+                text: RawText::JsonEscaped(e.message),
+            });
+        self.batch.extend(group, stream, events);
         true
     }
 
