@@ -1,7 +1,8 @@
 //! The handler's per-payload reading and the one-pass reader at their
 //! edges: a record the event's budget ran out for, escaped slashes in
 //! base64, counts without an event time, records without a sequence
-//! number, what serde_json refuses, string ends at word boundaries.
+//! number, what serde_json refuses, string ends at word boundaries, the
+//! event size limit.
 
 mod common;
 
@@ -425,4 +426,47 @@ fn a_redelivered_event_gives_its_cross_stream_incidents_again() {
         "the duplicate invocation's span is never exported: {}",
         again.response
     );
+}
+
+/// One rule for an event's size, in the scan and the handler, whatever
+/// the message's layout: its message as the JSON holds it, quotes
+/// included. Events at the limit are read; one byte over, refused (the
+/// scan names it).
+#[test]
+fn the_scan_and_the_handler_refuse_the_same_events_at_the_size_limit() {
+    let limits = Limits {
+        max_event_bytes: 1 << 10,
+        ..Limits::default()
+    };
+    // Escaped content of 1022, 1023 and 1024 bytes: `\"` counts as two.
+    let event = |id: &str, len: usize| {
+        let text = format!("\"{}", "a".repeat(len - 2));
+        json!({"id": id, "timestamp": 1_000, "message": text})
+    };
+    let events = [event("fits", 1022), event("over", 1023), event("far", 1024)];
+    let compact = json!({"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "/aws/lambda/f",
+                         "logStream": "s", "subscriptionFilters": ["t"], "logEvents": events});
+    // The same message pretty-printed: the tolerant readers take it.
+    for text in [
+        compact.to_string(),
+        serde_json::to_string_pretty(&compact).unwrap(),
+    ] {
+        let handled = parse_message(&text, &limits).unwrap().unwrap();
+        let read: Vec<&str> = handled.events.iter().map(|e| &*e.id).collect();
+        assert_eq!((read, handled.refused), (vec!["fits"], 2));
+
+        let mut batch = thawtrace_analyzers::Batch::default();
+        let stats = thawtrace::input::read_text("m.json", &text, &limits, &mut batch).unwrap();
+        assert_eq!(
+            (stats.events, stats.malformed),
+            (1, 2),
+            "{:?}",
+            stats.problems
+        );
+        assert!(
+            stats.problems[0].contains("over the 1 KiB event limit"),
+            "{:?}",
+            stats.problems
+        );
+    }
 }

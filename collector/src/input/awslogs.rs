@@ -210,7 +210,7 @@ pub fn parse_message<'a>(
             return Ok(None);
         }
         let events = m.events.into_iter().map(|e| {
-            let body = (e.message.len() + 2 <= limits.max_event_bytes).then_some(e.message);
+            let body = limits.message_fits(e.message).then_some(e.message);
             (e.id, e.timestamp, body)
         });
         return Ok(Some(decoded(log_group, log_stream, events)));
@@ -222,9 +222,10 @@ pub fn parse_message<'a>(
     }
     let events = message.log_events.iter().map(|ev| {
         let raw = ev.message.get();
-        let body = (raw.len() <= limits.max_event_bytes)
-            .then(|| raw.strip_prefix('"').and_then(|m| m.strip_suffix('"')))
-            .flatten();
+        let body = raw
+            .strip_prefix('"')
+            .and_then(|m| m.strip_suffix('"'))
+            .filter(|m| limits.message_fits(m));
         (ev.id, ev.timestamp, body)
     });
     Ok(Some(decoded(message.log_group, message.log_stream, events)))

@@ -12,7 +12,10 @@ pub struct Limits {
     /// Most bytes decompressed from one input file, every payload in it
     /// together (gzip bombs, and files of many payloads, are refused).
     pub max_decompressed_bytes: usize,
-    /// Largest single log event or input line accepted.
+    /// Largest single log event or input line accepted: an event's size
+    /// is its message as the JSON holds it, escaped, quotes included
+    /// ([`Limits::message_fits`]), the same in every input shape and in
+    /// the scan and the Lambda handler alike; a plain line's is its length.
     pub max_event_bytes: usize,
     /// Most bytes of text held for a whole run: every file read, every
     /// payload decompressed. It bounds the memory of a scan.
@@ -26,6 +29,20 @@ impl Limits {
     pub const EVENT_KB: usize = 1024;
     /// Default of [`Limits::max_total_bytes`], in MiB.
     pub const TOTAL_MB: usize = 1024;
+
+    /// Whether an event whose message is `json` (a JSON string's content,
+    /// still escaped, without its quotes) is within
+    /// [`Limits::max_event_bytes`]. The one rule for an event's size.
+    ///
+    /// ```
+    /// use thawtrace::input::Limits;
+    /// let limits = Limits { max_event_bytes: 8, ..Limits::default() };
+    /// assert!(limits.message_fits(r"ab\ncd")); // 6 bytes + 2 quotes
+    /// assert!(!limits.message_fits(r"ab\ncde"));
+    /// ```
+    pub fn message_fits(&self, json: &str) -> bool {
+        json.len().saturating_add(2) <= self.max_event_bytes
+    }
 }
 
 impl Default for Limits {

@@ -424,9 +424,10 @@ impl<'a> TextReader<'_, 'a> {
     /// A message the fast scanner read. Anything to say about an event
     /// (its size, its time) is said by the tolerant path: false then.
     fn read_scanned(&mut self, m: fast::FastMessage<'a>) -> bool {
-        let max = self.limits.max_event_bytes;
+        let limits = self.limits;
         let times = m.events.iter().map(|e| {
-            (e.message.len() + MESSAGE_MARGIN <= max)
+            limits
+                .message_fits(e.message)
                 .then(|| Timestamp::Millis(e.timestamp).millis())
                 .flatten()
         });
@@ -465,10 +466,10 @@ impl<'a> TextReader<'_, 'a> {
         };
         if message.awslogs.is_some()
             || message.records.is_some()
-            || message.log_events.iter().any(|e| {
-                e.message
-                    .is_some_and(|m| m.get().len() + MESSAGE_MARGIN > self.limits.max_event_bytes)
-            })
+            || message
+                .log_events
+                .iter()
+                .any(|e| e.message.is_some_and(|m| !self.fits(m)))
         {
             return false;
         }
@@ -554,19 +555,9 @@ impl<'a> TextReader<'_, 'a> {
         }
     }
 
-    /// One event, from `place`: skipped when it is over the event limit or
-    /// not an event.
+    /// One event, from `place`: skipped when it is not an event or its
+    /// message is over the event limit.
     fn read_event(&mut self, place: Place<'_, 'a>, value: &'a RawValue) {
-        if value.get().len() > self.limits.max_event_bytes {
-            self.stats.skip(
-                place.wherein(),
-                format_args!(
-                    "over the {} KiB event limit",
-                    self.limits.max_event_bytes >> 10
-                ),
-            );
-            return;
-        }
         let ev: EventIn<'a> = match serde_json::from_str(value.get()) {
             Ok(ev) => ev,
             Err(e) => {
@@ -575,14 +566,31 @@ impl<'a> TextReader<'_, 'a> {
                 return;
             }
         };
+        if let Some(m) = ev.message.filter(|m| !self.fits(m)) {
+            self.stats.skip(
+                place.wherein(),
+                format_args!(
+                    "a message of {} bytes, over the {} KiB event limit",
+                    m.get().len(),
+                    self.limits.max_event_bytes >> 10
+                ),
+            );
+            return;
+        }
         accept_event(place, ev, self.batch, &mut self.stats);
     }
-}
 
-/// An event's size limit applies to its whole JSON, which the fast path
-/// does not keep: messages with an event this close to it go the exact
-/// way.
-const MESSAGE_MARGIN: usize = 4096;
+    /// Whether a message (a JSON value; only strings are messages) is
+    /// within the event limit ([`Limits::message_fits`]).
+    fn fits(&self, message: &RawValue) -> bool {
+        let json = message.get();
+        let content = json
+            .strip_prefix('"')
+            .and_then(|m| m.strip_suffix('"'))
+            .unwrap_or(json);
+        self.limits.message_fits(content)
+    }
+}
 
 /// Where an event came from: its input, the group and stream its message
 /// names, its line (0: none) and its index among the events of a value
