@@ -36,11 +36,26 @@ fn field_of_width<'a>(s: &'a str, sep: &str, widths: &[usize]) -> Option<(&'a st
             .is_some_and(|r| r.iter().zip(sep.as_bytes()).all(|(x, y)| x == y))
     };
     for &w in widths {
-        if at(w) && !b[..w].contains(&first) {
+        if at(w) && !has_byte(&b[..w], first) {
             return Some((&s[..w], &s[w + sep.len()..]));
         }
     }
     field(s, sep)
+}
+
+/// Whether `b` holds `c`: for the short fields of a line's prefix, eight
+/// bytes a word in line, where `memchr`'s call and set-up cost more than
+/// the search.
+#[inline]
+fn has_byte(b: &[u8], c: u8) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let (words, rest) = b.as_chunks::<8>();
+    words.iter().any(|w| {
+        // The classic zero-byte test on the word XOR c: exact for "any".
+        let x = u64::from_le_bytes(*w) ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGH != 0
+    }) || rest.contains(&c)
 }
 
 fn body<'a>(text: RawText<'a>, s: &'a str) -> RawText<'a> {
@@ -217,6 +232,25 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
 mod tests {
     use super::*;
     use crate::parse::{KeepaliveEvent, LineKind};
+
+    #[test]
+    fn has_byte_is_contains() {
+        // Every length up to five words, the byte at every place or none,
+        // and neighbours that differ from it by one bit or by a borrow.
+        for len in 0..41 {
+            for c in [0u8, 1, b'\t', b'\\', 0x7f, 0x80, 0xff] {
+                for at in 0..=len {
+                    for fill in [c ^ 1, c.wrapping_add(1), c.wrapping_sub(1), 0, 0xff] {
+                        let mut b = vec![fill; len];
+                        if at < len {
+                            b[at] = c;
+                        }
+                        assert_eq!(has_byte(&b, c), b.contains(&c), "{b:?} {c}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn node_prefix_escaped_and_plain() {
