@@ -15,6 +15,10 @@
 //! a window (see `thawtrace::state`). A last batch of another function,
 //! two windows after the recording's end, closes every window.
 //!
+//! moto runs one request at a time (tests/harness/moto_atomic.py): its
+//! threaded server checks a condition and writes without a lock, so two
+//! collectors could both win a claim that DynamoDB gives to one.
+//!
 //! Needs moto: `bash tests/setup.sh`, THAWTRACE_PYTHON=tests/.deps/venv/bin/python.
 
 mod common;
@@ -28,7 +32,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use clap::Parser;
-use common::moto::moto;
+use common::moto::moto_atomic;
 use common::*;
 use serde_json::{Value, json};
 use thawtrace::export::Origin;
@@ -323,7 +327,7 @@ async fn four_collectors_in_any_split_report_what_one_scan_finds() {
         "the recording holds both cross-stream kinds: {want:#?}"
     );
     for seed in [1, 2, 3, 5, 8] {
-        let (_moto, port) = moto();
+        let (_moto, port) = moto_atomic();
         let db = client(port);
         create_table(&db).await;
         let collectors: Vec<Arc<Handler>> = (0..COLLECTORS)

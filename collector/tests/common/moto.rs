@@ -38,18 +38,23 @@ impl Drop for Server {
 }
 
 pub fn moto() -> (Server, u16) {
+    moto_with(&["-m", "moto.server"])
+}
+
+/// moto answering one request at a time, so a conditional write is atomic
+/// as DynamoDB makes it (tests/harness/moto_atomic.py says why).
+pub fn moto_atomic() -> (Server, u16) {
+    let script = super::repo().join("tests/harness/moto_atomic.py");
+    moto_with(&[script.to_str().unwrap()])
+}
+
+fn moto_with(program: &[&str]) -> (Server, u16) {
     let port = free_port();
     // Owned at once: dropping it (also on a failed start) kills the server.
     let server = Server(
         Command::new(python())
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+            .args(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
