@@ -85,8 +85,6 @@ pub struct Joined {
     /// The batch's signals that fell past [`StateLimits`] in their
     /// partition (not joined).
     pub dropped: u64,
-    /// The watermark the batch's incidents were settled at.
-    pub watermark_ms: Option<i64>,
 }
 
 /// The shared state of the cross-stream kinds; see the module documentation.
@@ -253,10 +251,7 @@ impl SharedState {
             })
             .await?;
         settled.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut joined = Joined {
-            watermark_ms: Some(watermark),
-            ..Joined::default()
-        };
+        let mut joined = Joined::default();
         for (_, (incidents, dropped)) in settled {
             joined.incidents.extend(incidents);
             joined.dropped += dropped;
