@@ -10,7 +10,7 @@
 #   recordings  fresh recordings of real grpc-js, grpcio, botocore and tonic
 #               functions frozen with SIGSTOP (Python, Node, a network
 #               namespace), scored against what the recorder saw.
-#   aws         AWS APIs on loopback: CloudWatch Logs in moto, the Lambda
+#   aws         AWS APIs on loopback: CloudWatch Logs and DynamoDB in moto, the Lambda
 #               Runtime API, an OTLP receiver, cfn-lint on the template.
 #   browser     the HTML report in headless Chromium.
 #   all         every test: tests/run-all.sh, what CI runs.
@@ -22,7 +22,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 recordings=(fresh_recording settings neighbours e2e)
-aws=(cloudwatch lambda_handler otlp dashboards)
+aws=(cloudwatch lambda_handler otlp dashboards shared_state)
 browser=(html)
 
 usage="usage: bash tests/run-group.sh unit|recordings|aws|browser|all"

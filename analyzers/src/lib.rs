@@ -47,7 +47,7 @@ pub use finding::{
     Collected, Detail, DuplicateReason, FailedCall, Finding, FindingKind, FindingSink, Incident,
     Inference, InvocationWindow, KeepaliveKind, Signal, SignalKind,
 };
-pub use neighbours::Neighbours;
+pub use neighbours::{Neighbours, Settlement};
 
 /// Log events of any number of streams, in any order, analysed together.
 #[derive(Default)]

@@ -202,6 +202,37 @@ impl Neighbours {
         }
     }
 
+    /// The incidents a whole scan of `signals` reports (a fresh gatherer,
+    /// [`Neighbours::flush`]ed): what collectors that share their signals
+    /// compute from those stored, so both modes give one answer.
+    ///
+    /// ```
+    /// use thawtrace_analyzers::{Config, Neighbours, Signal, SignalKind};
+    /// let start = |stream: &str, event: &str| Signal {
+    ///     log_group: "/aws/lambda/orders".into(),
+    ///     log_stream: stream.into(),
+    ///     request_id: Some("5d1a0000-0000-4000-8000-000000000001".into()),
+    ///     at_ms: 1_000,
+    ///     event_id: event.into(),
+    ///     what: SignalKind::Start,
+    /// };
+    /// let found = Neighbours::incidents_of(&Config::default(), [start("b", "2"), start("a", "1")]);
+    /// assert_eq!(found.len(), 1);
+    /// assert_eq!(found[0].evidence, ["1", "2"]);
+    /// ```
+    pub fn incidents_of(
+        config: &Config,
+        signals: impl IntoIterator<Item = Signal>,
+    ) -> Vec<Incident> {
+        let mut n = Neighbours::new(config);
+        for signal in signals {
+            n.push(signal);
+        }
+        let mut out = crate::Collected::default();
+        n.flush(&mut out);
+        out.incidents
+    }
+
     /// Reports everything gathered and forgets it (batch callers).
     pub fn flush(&mut self, sink: &mut impl FindingSink) {
         let mut groups: Vec<_> = std::mem::take(&mut self.stalls).into_iter().collect();
@@ -293,7 +324,7 @@ impl Neighbours {
         hits: &mut [Hit],
         sink: &mut impl FindingSink,
     ) -> Vec<String> {
-        hits.sort_by_key(|h| h.at_ms);
+        hits.sort_by(by_time);
         let mut reported = Vec::new();
         let mut i = 0;
         while i < hits.len() {
@@ -339,6 +370,99 @@ impl Neighbours {
     }
 }
 
+/// Hits in event time, those of one millisecond by event ID: the same
+/// order however the signals came in (a whole scan, batches, or a
+/// collector's read of the shared state), so a window's first event, and
+/// the incident's ID derived from it, never depend on arrival order.
+fn by_time(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+    (a.at_ms, &a.event_id).cmp(&(b.at_ms, &b.event_id))
+}
+
+/// How collectors that share their signals agree on a cross-stream
+/// incident: which one it is, when it may be reported, and when to report
+/// it again. Pure: a store of reported markers (the collector's DynamoDB
+/// table) keeps `size` under `identity`.
+///
+/// ```
+/// use thawtrace_analyzers::neighbours::Settlement;
+/// use thawtrace_analyzers::{Detail, DuplicateReason, Incident};
+/// let retried = Incident {
+///     log_group: "/aws/lambda/orders".into(),
+///     log_stream: "a".into(),
+///     log_streams: vec!["a".into(), "b".into()],
+///     request_ids: vec!["r1".into()],
+///     first_at_ms: 1_000,
+///     last_at_ms: 61_000,
+///     detail: Detail::DuplicateInvocation { reason: DuplicateReason::Retried, attempts: 2, key: None },
+///     evidence: vec!["1".into(), "2".into()],
+/// };
+/// let s = Settlement::of(&retried).unwrap();
+/// assert_eq!(s.identity, "duplicate_invocation#retried#/aws/lambda/orders#r1");
+/// assert_eq!(s.size, 2);
+/// assert!(s.is_closed(i64::MIN), "a duplicate is reported at once");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    /// Names the incident whatever batch or collector computes it: a
+    /// stall by its window's first event, a duplicate by its request ID
+    /// or idempotency key (each with the kind and log group).
+    pub identity: String,
+    /// Reported again when this grows: a duplicate's attempts, a stall's
+    /// connect timeouts.
+    pub size: usize,
+    /// A connect stall's window is final once the event-time watermark
+    /// (the newest event any collector has seen) passes this: its end plus
+    /// one more window, so timeouts up to a window late still join it
+    /// as a whole scan would. `None` for a duplicate, reported as soon
+    /// as it is one and again with each attempt.
+    pub closed_after_ms: Option<i64>,
+}
+
+impl Settlement {
+    /// The settlement of a cross-stream incident; `None` for a
+    /// `nat_idle_reset`, which one stream settles.
+    pub fn of(incident: &Incident) -> Option<Settlement> {
+        let group = &incident.log_group;
+        match &incident.detail {
+            Detail::NatIdleReset { .. } => None,
+            Detail::ConnectStall { window_ms, .. } => Some(Settlement {
+                identity: format!(
+                    "connect_stall#{group}#{}",
+                    incident.evidence.first().map_or("", String::as_str)
+                ),
+                size: incident.evidence.len(),
+                closed_after_ms: Some(
+                    incident
+                        .first_at_ms
+                        .saturating_add(window_ms.saturating_mul(2)),
+                ),
+            }),
+            Detail::DuplicateInvocation {
+                reason,
+                attempts,
+                key,
+            } => {
+                let what = match reason {
+                    DuplicateReason::Retried => {
+                        incident.request_ids.first().map_or("", String::as_str)
+                    }
+                    DuplicateReason::SameKey => key.as_deref().unwrap_or(""),
+                };
+                Some(Settlement {
+                    identity: format!("duplicate_invocation#{}#{group}#{what}", reason.as_str()),
+                    size: *attempts,
+                    closed_after_ms: None,
+                })
+            }
+        }
+    }
+
+    /// Whether it may be reported once the watermark is at `watermark_ms`.
+    pub fn is_closed(&self, watermark_ms: i64) -> bool {
+        self.closed_after_ms.is_none_or(|t| watermark_ms > t)
+    }
+}
+
 fn sorted<V>(
     map: HashMap<(Arc<str>, String), V>,
     keep: impl Fn(&V) -> bool,
@@ -357,10 +481,10 @@ fn attempts(hits: &[Hit], same_key: bool) -> usize {
 }
 
 fn distinct_ids(hits: &[Hit]) -> Vec<String> {
-    let mut by_time: Vec<&Hit> = hits.iter().collect();
-    by_time.sort_by_key(|h| h.at_ms);
+    let mut ordered: Vec<&Hit> = hits.iter().collect();
+    ordered.sort_by(|a, b| by_time(a, b));
     let mut ids: Vec<String> = Vec::new();
-    for h in by_time {
+    for h in ordered {
         if let Some(id) = &h.request_id
             && !ids.contains(id)
         {
@@ -379,7 +503,7 @@ fn duplicate(
     key: Option<String>,
 ) -> Incident {
     let mut hits: Vec<&Hit> = hits.iter().collect();
-    hits.sort_by_key(|h| h.at_ms);
+    hits.sort_by(|a, b| by_time(a, b));
     let streams: BTreeSet<&str> = hits.iter().map(|h| &*h.stream).collect();
     Incident {
         log_group: group.to_owned(),
@@ -515,6 +639,120 @@ mod tests {
         assert!(emitted(&mut n).is_empty());
         n.push(start("b", "2", 1_000 + config.duplicate_window_ms + 2));
         assert!(emitted(&mut n).is_empty(), "joined to a forgotten start");
+    }
+
+    fn timeout(stream: &str, event: &str, at_ms: i64) -> Signal {
+        Signal {
+            what: SignalKind::ConnectTimeout {
+                destination: Some("10.0.0.1:443".into()),
+            },
+            request_id: Some(format!("r-{stream}-{at_ms}")),
+            ..start(stream, event, at_ms)
+        }
+    }
+
+    /// Collectors sharing their signals read them back in the table's
+    /// order (time, then event ID), not in the order a scan met them: the
+    /// incidents, a window's first event (the incident's ID) included, are
+    /// the same, also when streams' events share a millisecond.
+    #[test]
+    fn incidents_do_not_depend_on_the_order_signals_come_in() {
+        let config = Config::default();
+        let signals = vec![
+            timeout("c", "09", 5_000),
+            timeout("a", "10", 5_000),
+            timeout("b", "11", 5_000),
+            timeout("d", "12", 5_000 + config.connect_stall_window_ms + 1),
+            start("a", "01", 1_000),
+            start("b", "02", 1_000),
+            start("c", "03", 2_000),
+        ];
+        let want = Neighbours::incidents_of(&config, signals.clone());
+        assert_eq!(want.len(), 2, "{want:#?}");
+        let stall = want
+            .iter()
+            .find(|i| i.kind() == crate::FindingKind::ConnectStall)
+            .unwrap();
+        assert_eq!(stall.evidence, ["09", "10", "11"]);
+        assert_eq!(stall.log_stream, "c");
+        let mut order = signals;
+        for _ in 0..order.len() {
+            order.rotate_left(1);
+            assert_eq!(Neighbours::incidents_of(&config, order.clone()), want);
+            order.reverse();
+            assert_eq!(Neighbours::incidents_of(&config, order.clone()), want);
+        }
+    }
+
+    #[test]
+    fn a_stall_settles_a_window_after_its_window_a_duplicate_at_once() {
+        let config = Config::default();
+        let w = config.connect_stall_window_ms;
+        let found = Neighbours::incidents_of(
+            &config,
+            [
+                timeout("a", "1", 5_000),
+                timeout("b", "2", 5_100),
+                timeout("c", "3", 5_200),
+                start("a", "4", 6_000),
+                start("b", "5", 7_000),
+            ],
+        );
+        let settled: Vec<Settlement> = found.iter().filter_map(Settlement::of).collect();
+        assert_eq!(
+            settled,
+            [
+                Settlement {
+                    identity: "connect_stall#/aws/lambda/orders#1".into(),
+                    size: 3,
+                    closed_after_ms: Some(5_000 + 2 * w),
+                },
+                Settlement {
+                    identity: "duplicate_invocation#retried#/aws/lambda/orders#5d1a0000-0000-4000-8000-000000000001".into(),
+                    size: 2,
+                    closed_after_ms: None,
+                },
+            ]
+        );
+        assert!(!settled[0].is_closed(5_000 + 2 * w));
+        assert!(settled[0].is_closed(5_000 + 2 * w + 1));
+        assert!(settled[1].is_closed(0));
+    }
+
+    #[test]
+    fn a_key_names_its_duplicate_and_a_nat_reset_needs_no_settling() {
+        let key = |stream: &str, event: &str, rid: &str| Signal {
+            request_id: Some(rid.into()),
+            what: SignalKind::Key {
+                key: "messageId=m-1".into(),
+            },
+            ..start(stream, event, 1_000)
+        };
+        let found = Neighbours::incidents_of(
+            &Config::default(),
+            [
+                key("a", "1", "r1"),
+                key("b", "2", "r2"),
+                key("b", "3", "r2"),
+            ],
+        );
+        assert_eq!(found.len(), 1);
+        let s = Settlement::of(&found[0]).unwrap();
+        assert_eq!(
+            s.identity,
+            "duplicate_invocation#same_key#/aws/lambda/orders#messageId=m-1"
+        );
+        assert_eq!(s.size, 2, "two request IDs, whatever the lines");
+        let nat = Incident {
+            detail: Detail::NatIdleReset {
+                cause: crate::parse::NetCause::Reset,
+                idle_ms: 400_000,
+                nat_idle_timeout_ms: 350_000,
+                destination: None,
+            },
+            ..found[0].clone()
+        };
+        assert_eq!(Settlement::of(&nat), None);
     }
 
     #[test]

@@ -24,6 +24,8 @@ use crate::input::{Budget, InputError, Limits};
 use crate::lookback::cloudwatch::CloudWatch;
 use crate::lookback::{LogSource, Lookback, LookbackLimits};
 use crate::report;
+use crate::state::SharedState;
+use crate::state::errors::StateError;
 use thawtrace_analyzers::Collected;
 
 struct Collector {
@@ -41,6 +43,9 @@ pub struct Handler {
     config: Config,
     origin: Origin,
     lookback: Lookback,
+    /// The cross-stream state shared with other collectors, when
+    /// `THAWTRACE_STATE_TABLE` names a table; `neighbours` otherwise.
+    shared: Option<SharedState>,
     neighbours: std::sync::Mutex<Neighbours>,
     /// Decoding buffers kept from one event to the next.
     buffers: std::sync::Mutex<Scratch>,
@@ -90,10 +95,19 @@ impl Handler {
             config,
             origin,
             lookback,
+            shared: None,
             buffers: std::sync::Mutex::default(),
             dropped_reported: std::sync::Mutex::default(),
             rejected_unreported: std::sync::Mutex::default(),
         }
+    }
+
+    /// This handler with the cross-stream kinds joined through `state`,
+    /// shared with other collectors, instead of in this process.
+    #[must_use]
+    pub fn with_shared_state(mut self, state: SharedState) -> Self {
+        self.shared = Some(state);
+        self
     }
 
     /// The spans of what an event gave.
@@ -111,12 +125,17 @@ impl Handler {
     /// before it left too little of the budget for, is named in
     /// [`Processed::retry`] (Kinesis retries from it, with a fresh budget).
     ///
+    /// With shared state, a batch whose signals could not be joined with it
+    /// (DynamoDB failed, retries spent) is retried like a failed lookback:
+    /// every Kinesis record read is named in [`Processed::retry`].
+    ///
     /// # Errors
     ///
-    /// An event that is neither awslogs nor Kinesis, the lookback of an
-    /// awslogs event that failed (or of a Kinesis record without a
-    /// sequence number, which a partial batch response cannot name), or
-    /// `out` that cannot be written: the event is delivered again.
+    /// An event that is neither awslogs nor Kinesis, the lookback or shared
+    /// state of an awslogs event that failed (or of a Kinesis record
+    /// without a sequence number, which a partial batch response cannot
+    /// name), or `out` that cannot be written: the event is delivered
+    /// again.
     pub async fn process(
         &self,
         payload: &[u8],
@@ -132,11 +151,29 @@ impl Handler {
         let Reading {
             mut collected,
             mut counts,
-            retry,
+            mut retry,
             read,
             read_unnamed,
         } = reading?;
-        let dropped = self.join_neighbours(&mut collected);
+        let kinesis = payloads
+            .first()
+            .is_some_and(|p| p.carrier == crate::input::awslogs::Carrier::Kinesis);
+        let dropped = match &self.shared {
+            None => self.join_neighbours(&mut collected),
+            Some(shared) => {
+                let signals = std::mem::take(&mut collected.signals);
+                match shared.join(signals, counts.newest_ms).await {
+                    Ok(joined) => {
+                        collected.incidents.extend(joined.incidents);
+                        joined.dropped
+                    }
+                    Err(e) => {
+                        state_failed(&e, kinesis && !read_unnamed, &read, &mut retry)?;
+                        0
+                    }
+                }
+            }
+        };
         if counts.newest_ms.is_none() {
             counts.newest_ms = payloads.iter().filter_map(|p| p.arrival_ms).max();
         }
@@ -162,9 +199,7 @@ impl Handler {
             retry,
             read,
             read_unnamed,
-            kinesis: payloads
-                .first()
-                .is_some_and(|p| p.carrier == crate::input::awslogs::Carrier::Kinesis),
+            kinesis,
         })
     }
 
@@ -307,6 +342,27 @@ impl Handler {
     }
 }
 
+/// A batch whose signals the shared state could not take: every record
+/// read is named for a retry (the signals already stored read as a
+/// redelivery then) when all can be named by sequence number; otherwise
+/// the invocation fails, so the whole event comes again.
+fn state_failed(
+    e: &StateError,
+    named: bool,
+    read: &[String],
+    retry: &mut Vec<String>,
+) -> Result<(), Error> {
+    if !named {
+        return Err(Error::from(e.to_string()));
+    }
+    eprintln!(
+        "{}",
+        json!({"thawtrace": "state_failed", "error": e.to_string(), "records_to_retry": read.len()})
+    );
+    retry.extend_from_slice(read);
+    Ok(())
+}
+
 /// What reading an event's payloads gave (see [`Processed`]).
 #[derive(Default)]
 struct Reading {
@@ -379,10 +435,16 @@ impl Collector {
         let origin = Origin {
             region: std::env::var("AWS_REGION").ok(),
         };
-        Ok(Collector {
-            handler: Handler::new(limits, config, origin, lookback),
-            otlp,
-        })
+        let mut handler = Handler::new(limits, config.clone(), origin, lookback);
+        if let Some(name) = crate::settings::state_table_from_env(var) {
+            let table = crate::state::table::Table::new(&name).await;
+            handler = handler.with_shared_state(SharedState::new(
+                table,
+                config,
+                crate::state::StateLimits::default(),
+            ));
+        }
+        Ok(Collector { handler, otlp })
     }
 
     async fn handle(&self, event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {

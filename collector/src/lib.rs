@@ -11,6 +11,7 @@ pub mod lambda;
 pub mod lookback;
 pub mod report;
 pub mod settings;
+pub mod state;
 
 /// The recorded sample `thawtrace demo` analyses: real @grpc/grpc-js 1.14
 /// logs from a Lambda-like environment frozen with SIGSTOP between

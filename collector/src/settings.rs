@@ -205,3 +205,19 @@ pub fn lookback_window_from_env(var: impl Fn(&str) -> Option<String>) -> Result<
         None => Ok(crate::lookback::LookbackLimits::default().window_ms),
     }
 }
+
+/// The DynamoDB table the collectors share their cross-stream state in:
+/// `THAWTRACE_STATE_TABLE`; `None` (state kept in the process) when unset
+/// or blank.
+///
+/// ```
+/// use thawtrace::settings::state_table_from_env;
+/// assert_eq!(state_table_from_env(|_| None), None);
+/// assert_eq!(state_table_from_env(|_| Some(" ".into())), None);
+/// assert_eq!(state_table_from_env(|_| Some("thawtrace-state".into())).as_deref(), Some("thawtrace-state"));
+/// ```
+pub fn state_table_from_env(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    var("THAWTRACE_STATE_TABLE")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}

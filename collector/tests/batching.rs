@@ -8,39 +8,17 @@
 
 mod common;
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 
 use clap::Parser;
 use common::*;
 use proptest::prelude::*;
 use serde_json::Value;
-use thawtrace::lookback::{ContextEvent, LogSource, Lookback, LookbackLimits};
+use thawtrace::lookback::{ContextEvent, Lookback, LookbackLimits};
 use thawtrace::settings::Thresholds;
 use thawtrace_analyzers::Collected;
 use thawtrace_analyzers::parse::RawText;
 use thawtrace_analyzers::{Batch, Config, Finding, Incident, LogEvent, Neighbours};
-
-struct Memory(Vec<(String, ContextEvent)>);
-
-impl LogSource for Memory {
-    fn fetch<'a>(
-        &'a self,
-        _group: &'a str,
-        stream: &'a str,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<ContextEvent>, String>> + Send + 'a>> {
-        let found = self
-            .0
-            .iter()
-            .filter(|(s, e)| s == stream && (start_ms..end_ms).contains(&e.timestamp_ms))
-            .map(|(_, e)| e.clone())
-            .collect();
-        Box::pin(async move { Ok(found) })
-    }
-}
 
 fn key(f: &Finding) -> String {
     format!(

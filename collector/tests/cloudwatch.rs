@@ -9,67 +9,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use common::moto::*;
 use common::*;
 use serde_json::{Value, json};
-
-fn python() -> String {
-    std::env::var("THAWTRACE_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    for _ in 0..150 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("nothing listens on 127.0.0.1:{port}");
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto() -> (Server, u16) {
-    let port = free_port();
-    // Owned at once: dropping it (also on a failed start) kills the server.
-    let server = Server(
-        Command::new(python())
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto is installed: bash tests/setup.sh"),
-    );
-    wait_for_port(port);
-    (server, port)
-}
 
 fn fault_proxy(upstream: u16, throttle: u32, state: &std::path::Path) -> (Server, u16) {
     // Owned at once: dropping it (also on a failed start) kills the proxy.

@@ -1,32 +1,33 @@
 #!/usr/bin/env python3
-"""A load run of the Lambda collector: a recording replayed at a sustained
-rate into several collectors at once, as an account-wide subscription
-feeds them (issue 16).
+"""A load run of the collector (issue 16, part 5): the recording of
+neighbouring failures replayed at a sustained rate through the Runtime API
+emulator into several collector processes at once, sharing their
+cross-stream state in DynamoDB (moto in server mode, on loopback).
 
-    load_run.py [--collectors 4] [--rate 20000] [--seconds 60]
-                [--fixture tests/fixtures/recorded-settings]
-                [--state moto|none] [--binary target/release/thawtrace]
+    load_run.py --binary target/release/thawtrace [--collectors 4]
+                [--seconds 60] [--rate 40] [--per-batch 20] [--state moto|none]
 
-- The recording's streams are copied as many times as the run needs, each
-  copy under its own stream names and shifted later in event time, so the
-  replay reads as a live feed: new environments, time moving on.
-- Each stream's events are cut into subscription messages (at most
-  `--batch-events` events, gzip and base64 as CloudWatch Logs sends them),
-  released in event-time order at `--rate` events per second, and handed to
-  whichever collector is free, as Lambda's pollers hand batches to
-  concurrent instances: a stream's batches land on any of them.
-- Each collector is the release binary under its own Runtime API emulator
-  (tests/harness/lambda_sim.py), started the way Lambda starts it. With
-  `--state moto` they share a DynamoDB table (THAWTRACE_STATE_TABLE) in
-  moto's server on 127.0.0.1, and their lookback reads CloudWatch Logs
-  there too (it holds no events: the lookback's calls are made, and find
-  nothing).
+Each pass over the recording is a copy of it with new event IDs, request
+IDs, idempotency keys and log streams, moved on in event time past the
+previous copy's windows, so every pass holds the recording's six
+cross-stream incidents anew. The batches (one stream's events, at most
+--per-batch of them, as a subscription delivers them) are sent in event
+time order, --rate batches a second (0: as fast as the collectors answer),
+each to the next idle collector, as Lambda picks an idle instance, pass
+after pass until --seconds have passed. After the last pass, a batch of another function two stall windows later closes
+every window.
 
-Prints one JSON object: offered and achieved events per second, handler
-latency (delivery to response) at p50/p99/max, each collector's init time
-(process start to its first poll for work) and peak RSS (VmHWM), and the
-findings and incidents the collectors printed. Everything runs on loopback;
-every wait is bounded.
+Prints one JSON object: batches and events delivered, wall time, events
+and batches per second, handler latency (event delivered to response
+received) p50/p90/p99/max, each collector's init time (process start to its
+first poll of /next) and peak RSS, the CPU time the collectors and moto
+used, and the cross-stream incidents reported against those the passes
+hold. moto is a Python emulator: with it on the
+same cores, the run measures the collector and moto together. With
+`--state none` there is no table: each collector keeps the cross-stream
+state of the batches it got (the default without THAWTRACE_STATE_TABLE),
+and the run measures the collectors alone, their incidents then split
+between instances.
 """
 
 import argparse
@@ -36,41 +37,134 @@ import json
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lambda_sim  # noqa: E402
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURE = os.path.join(HERE, "..", "fixtures", "recorded-network")
 TABLE = "thawtrace-state"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+ORDER = re.compile(r"\bo-(\d+)\b")
+WINDOW_MS = 10_000  # the recording's stall window (scan-args.json)
+PER_PASS = 6  # cross-stream incidents of one pass (3 stalls, 3 duplicates)
 
 
 def free_port():
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def wait_port(port, seconds=30):
-    deadline = time.monotonic() + seconds
+def wait_port(port, timeout=30):
+    import socket
+
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
         except OSError:
             time.sleep(0.1)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {seconds} s")
+    raise RuntimeError("nothing listens on 127.0.0.1:%d" % port)
 
 
-def peak_rss_kb(pid):
+def create_table(port):
+    import boto3
+
+    db = boto3.client(
+        "dynamodb",
+        endpoint_url="http://127.0.0.1:%d" % port,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    db.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+    )
+
+
+def recording():
+    with open(os.path.join(FIXTURE, "events.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def copy(events, n, shift_ms):
+    """Pass n of the recording: new IDs, keys and streams, `shift_ms` later."""
+    ids = {}
+
+    def new_uuid(m):
+        old = m.group(0)
+        if old not in ids:
+            ids[old] = str(uuid.uuid5(uuid.NAMESPACE_OID, "%s/%d" % (old, n)))
+        return ids[old]
+
+    out = []
+    for i, e in enumerate(events):
+        ts = e["timestamp"] + shift_ms
+        message = ORDER.sub(lambda m: "o-%s-%d" % (m.group(1), n), UUID.sub(new_uuid, e["message"]))
+        out.append(
+            {
+                "id": "%020d%06d%030d" % (ts, n % 1_000_000, i),
+                "timestamp": ts,
+                "message": message,
+                "logGroup": e["logGroup"],
+                "logStream": "%s-%d" % (e["logStream"], n),
+            }
+        )
+    return out
+
+
+def batches(events, per_batch):
+    """Subscription batches of each stream, in event time order."""
+    streams = {}
+    for e in sorted(events, key=lambda e: e["timestamp"]):
+        streams.setdefault((e["logGroup"], e["logStream"]), []).append(e)
+    out = []
+    for (group, stream), evs in streams.items():
+        for k in range(0, len(evs), per_batch):
+            chunk = evs[k : k + per_batch]
+            out.append((chunk[0]["timestamp"], group, stream, chunk))
+    out.sort(key=lambda b: b[0])
+    return out
+
+
+def awslogs(group, stream, chunk):
+    msg = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": group,
+        "logStream": stream,
+        "subscriptionFilters": ["thawtrace"],
+        "logEvents": [{"id": e["id"], "timestamp": e["timestamp"], "message": e["message"]} for e in chunk],
+    }
+    data = base64.b64encode(gzip.compress(json.dumps(msg).encode())).decode()
+    return {"awslogs": {"data": data}}
+
+
+def cpu_s(pid):
+    """CPU time (user + system) a process has used, in seconds."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
+def peak_rss(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
@@ -79,145 +173,52 @@ def peak_rss_kb(pid):
     return None
 
 
-def streams_of(fixture):
-    """The recording's events by (group, stream), in time order."""
-    streams = {}
-    with open(os.path.join(fixture, "events.jsonl")) as f:
-        for line in f:
-            e = json.loads(line)
-            key = (e.get("logGroup", "/aws/lambda/recorded"), e["logStream"])
-            streams.setdefault(key, []).append(e)
-    for events in streams.values():
-        events.sort(key=lambda e: e["timestamp"])
-    return streams
-
-
-UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
-
-
-def payloads(streams, copies, batch_events):
-    """Subscription messages for `copies` copies of the streams, each copy
-    shifted past the one before in event time, its request IDs (and every
-    other UUID) its own; (first event time, event count, awslogs event) in
-    event-time order."""
-    first = min(e["timestamp"] for evs in streams.values() for e in evs)
-    last = max(e["timestamp"] for evs in streams.values() for e in evs)
-    span = last - first + 3_600_000
-    out = []
-    for k in range(copies):
-        shift = k * span
-        for (group, stream), events in streams.items():
-            name = f"{stream}-{k:04d}"
-            for i in range(0, len(events), batch_events):
-                chunk = events[i : i + batch_events]
-                message = {
-                    "messageType": "DATA_MESSAGE",
-                    "owner": "123456789012",
-                    "logGroup": group,
-                    "logStream": name,
-                    "subscriptionFilters": ["thawtrace"],
-                    "logEvents": [
-                        {
-                            "id": f"{k:04d}{e['id']}",
-                            "timestamp": e["timestamp"] + shift,
-                            "message": UUID.sub(lambda m: f"{k:04x}" + m.group(0)[4:], e["message"]),
-                        }
-                        for e in chunk
-                    ],
-                }
-                data = gzip.compress(json.dumps(message, separators=(",", ":")).encode(), 6)
-                event = {"awslogs": {"data": base64.b64encode(data).decode()}}
-                out.append((chunk[0]["timestamp"] + shift, len(chunk), event))
-    out.sort(key=lambda p: p[0])
-    return out
-
-
-class Moto:
-    """moto's server on 127.0.0.1, with the state table."""
-
-    def __init__(self, python):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port)
-        import boto3  # installed with moto (tests/setup.sh)
-
-        ddb = boto3.client(
-            "dynamodb",
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        ddb.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-
-    @property
-    def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
 class Collector:
-    """The release binary under its own Runtime API emulator."""
-
-    def __init__(self, n, binary, env):
+    def __init__(self, binary, env):
         self.api = lambda_sim.RuntimeApi()
-        self.output = []
-        env = dict(env)
-        env.update(
-            AWS_LAMBDA_RUNTIME_API=self.api.address,
-            AWS_LAMBDA_FUNCTION_NAME="thawtrace-collector",
-            AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
-            AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
-            AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/thawtrace-collector",
-            AWS_LAMBDA_LOG_STREAM_NAME=f"2026/12/06/[$LATEST]{n:04d}",
-        )
+        env = dict(env, AWS_LAMBDA_RUNTIME_API=self.api.address)
         started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        self.api.wait_polling(timeout=30)
+        self.proc = subprocess.Popen([binary], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.lines = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.api.wait_polling(timeout=60)
         self.init_ms = (time.monotonic() - started) * 1000
 
     def _read(self):
         for raw in self.proc.stdout:
-            self.output.append(raw.decode("utf-8", "replace").rstrip("\n"))
+            self.lines.append(raw.decode("utf-8", "replace"))
 
-    def invoke(self, event, timeout):
-        """Delivers one event; (seconds to its response, kind)."""
+    def invoke(self, event):
         rid = str(uuid.uuid4())
-        self.api.wait_polling(timeout=timeout)
-        t = time.monotonic()
+        self.api.wait_polling(timeout=60)
+        sent = time.monotonic()
         self.api.deliver(rid, event)
-        kind, _, _ = self.api.wait_response(rid, timeout=timeout)
-        return time.monotonic() - t, kind
+        kind, body, _ = self.api.wait_response(rid, timeout=60)
+        return kind, (time.monotonic() - sent) * 1000
 
-    def close(self):
-        rss = peak_rss_kb(self.proc.pid)
+    def stop(self):
+        self.api.wait_polling(timeout=60)
+        rss = peak_rss(self.proc.pid)
+        self.cpu_s = cpu_s(self.proc.pid)
         self.api.close()
         self.proc.kill()
         self.proc.wait()
-        self.reader.join(timeout=5)
         return rss
+
+
+def identities(lines):
+    """The cross-stream incidents the collectors' lines report, once each."""
+    found = set()
+    for line in lines:
+        try:
+            f = json.loads(line)
+        except ValueError:
+            continue
+        if f.get("kind") == "connect_stall":
+            found.add(("stall", f["log_group"], f["evidence"][0]))
+        elif f.get("kind") == "duplicate_invocation":
+            found.add(("dup", f["log_group"], f.get("reason"), f.get("key") or f["request_ids"][0]))
+    return found
 
 
 def percentile(values, p):
@@ -228,103 +229,143 @@ def percentile(values, p):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
     ap.add_argument("--collectors", type=int, default=4)
-    ap.add_argument("--rate", type=float, default=20000, help="events per second offered")
-    ap.add_argument("--seconds", type=float, default=60, help="length of the replay at that rate")
-    ap.add_argument("--batch-events", type=int, default=1000)
-    ap.add_argument("--fixture", default=os.path.join(ROOT, "tests/fixtures/recorded-settings"))
-    ap.add_argument("--state", choices=["moto", "none"], default="moto")
-    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/thawtrace"))
-    ap.add_argument("--timeout", type=float, default=60, help="longest wait for one response")
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--rate", type=float, default=40, help="batches per second; 0: as fast as answered")
+    ap.add_argument("--per-batch", type=int, default=20)
+    ap.add_argument("--state", choices=["moto", "none"], default="moto", help="shared state in moto's DynamoDB, or none")
     args = ap.parse_args()
 
-    streams = streams_of(args.fixture)
-    per_copy = sum(len(v) for v in streams.values())
-    copies = max(1, int(args.rate * args.seconds / per_copy + 0.999))
-    work = payloads(streams, copies, args.batch_events)
-    total = sum(n for _, n, _ in work)
-
-    env = dict(os.environ)
-    env.update(AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    port = free_port()
     moto = None
     if args.state == "moto":
-        moto = Moto(sys.executable)
-        env.update(AWS_ENDPOINT_URL=moto.endpoint, THAWTRACE_STATE_TABLE=TABLE)
-    else:
-        env.update(THAWTRACE_LOOKBACK="off")
-
-    collectors = []
-    latencies, failures = [], []
-    try:
-        collectors = [Collector(n, args.binary, env) for n in range(args.collectors)]
-        todo = queue.Queue()
-        for item in work:
-            todo.put(item)
-        lock = threading.Lock()
-        start = time.monotonic()
-        released = [0]  # events released so far
-
-        def worker(c):
-            while True:
-                try:
-                    _, n, event = todo.get_nowait()
-                except queue.Empty:
-                    return
-                # Paced: a batch is released once the offered rate has
-                # reached its events.
-                with lock:
-                    due = start + released[0] / args.rate
-                    released[0] += n
-                wait = due - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-                seconds, kind = c.invoke(event, args.timeout)
-                with lock:
-                    latencies.append(seconds)
-                    if kind != "response":
-                        failures.append(kind)
-
-        threads = [threading.Thread(target=worker, args=(c,)) for c in collectors]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=args.seconds * 20 + 600)
-        elapsed = time.monotonic() - start
-    finally:
-        rss = [c.close() for c in collectors]
-        if moto:
-            moto.close()
-
-    lines = [json.loads(l) for c in collectors for l in c.output if l.startswith("{")]
-    kinds = {}
-    for line in lines:
-        kind = line.get("kind")
-        if kind and "thawtrace" not in line:
-            kinds[kind] = kinds.get(kind, 0) + 1
-    print(
-        json.dumps(
-            {
-                "collectors": args.collectors,
-                "state": args.state,
-                "events": total,
-                "batches": len(work),
-                "offered_events_per_s": args.rate,
-                "achieved_events_per_s": round(total / elapsed),
-                "elapsed_s": round(elapsed, 2),
-                "latency_ms": {
-                    "p50": round(percentile(latencies, 50) * 1000, 1),
-                    "p99": round(percentile(latencies, 99) * 1000, 1),
-                    "max": round(max(latencies) * 1000, 1),
-                },
-                "failed_invocations": len(failures),
-                "init_ms": [round(c.init_ms) for c in collectors],
-                "peak_rss_mb": [r and round(r / 1024, 1) for r in rss],
-                "printed_kinds": kinds,
-            },
-            indent=1,
+        moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    )
+    collectors = []
+    try:
+        if moto:
+            wait_port(port)
+            create_table(port)
+        env = dict(
+            os.environ,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_REGION="us-east-1",
+            AWS_ENDPOINT_URL="http://127.0.0.1:%d" % port,
+            AWS_LAMBDA_FUNCTION_NAME="thawtrace-collector",
+            AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+            AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+            AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/thawtrace-collector",
+            AWS_LAMBDA_LOG_STREAM_NAME="2026/11/28/[$LATEST]0000",
+            THAWTRACE_STATE_TABLE=TABLE,
+            # The lookback (CloudWatch Logs) is measured elsewhere.
+            THAWTRACE_LOOKBACK="off",
+            THAWTRACE_NAT_IDLE_TIMEOUT="6s",
+            THAWTRACE_CONNECT_STALL_WINDOW="%dms" % WINDOW_MS,
+            THAWTRACE_CONNECT_STALL_MIN_ENVS="3",
+            THAWTRACE_IDEMPOTENCY_KEYS="messageId,detail.orderId",
+        )
+        for k in [k for k in env if k.startswith("OTEL_")]:
+            del env[k]
+        if not moto:
+            del env["THAWTRACE_STATE_TABLE"], env["AWS_ENDPOINT_URL"]
+        collectors = [Collector(args.binary, env) for _ in range(args.collectors)]
+
+        base = recording()
+        span = max(e["timestamp"] for e in base) - min(e["timestamp"] for e in base)
+        step = span + 3 * WINDOW_MS
+        work = queue.Queue()
+        idle = queue.Queue()
+        for c in collectors:
+            idle.put(c)
+        latencies, errors, delivered = [], [], {"batches": 0, "events": 0}
+        lock = threading.Lock()
+
+        def run(c, event, n_events):
+            kind, ms = c.invoke(event)
+            with lock:
+                latencies.append(ms)
+                delivered["batches"] += 1
+                delivered["events"] += n_events
+                if kind != "response":
+                    errors.append(kind)
+            idle.put(c)
+
+        passes = 0
+        newest = 0
+        started = time.monotonic()
+        sent = 0
+        threads = []
+        while time.monotonic() - started < args.seconds:
+            for _, group, stream, chunk in batches(copy(base, passes, passes * step), args.per_batch):
+                if args.rate > 0:
+                    due = started + sent / args.rate
+                    time.sleep(max(0.0, due - time.monotonic()))
+                c = idle.get()
+                newest = max(newest, chunk[-1]["timestamp"])
+                t = threading.Thread(target=run, args=(c, awslogs(group, stream, chunk), len(chunk)))
+                t.start()
+                threads.append(t)
+                sent += 1
+            passes += 1
+        for t in threads:
+            t.join()
+        wall = time.monotonic() - started
+        # Every pass was sent whole: close its windows.
+        closing = newest + 2 * WINDOW_MS + 1
+        c = idle.get()
+        c.invoke(
+            awslogs(
+                "/aws/lambda/thawtrace-clock",
+                "clock",
+                [{"id": "%020d%036d" % (closing, 0), "timestamp": closing, "message": "START RequestId: 00000000-0000-4000-8000-00000000c10c Version: $LATEST"}],
+            )
+        )
+        idle.put(c)
+        moto_cpu = cpu_s(moto.pid) if moto else None
+        rss = [c.stop() for c in collectors]
+        lines = [line for c in collectors for line in c.lines]
+        print(
+            json.dumps(
+                {
+                    "collectors": args.collectors,
+                    "rate_target": args.rate,
+                    "per_batch": args.per_batch,
+                    "passes": passes,
+                    "batches": delivered["batches"],
+                    "events": delivered["events"],
+                    "seconds": round(wall, 2),
+                    "events_per_s": round(delivered["events"] / wall, 1),
+                    "batches_per_s": round(delivered["batches"] / wall, 1),
+                    "latency_ms": {
+                        "p50": round(percentile(latencies, 50), 1),
+                        "p90": round(percentile(latencies, 90), 1),
+                        "p99": round(percentile(latencies, 99), 1),
+                        "max": round(max(latencies), 1),
+                    },
+                    "init_ms": [round(c.init_ms, 1) for c in collectors],
+                    "peak_rss_kb": rss,
+                    "cpu_s": {"collectors": round(sum(c.cpu_s for c in collectors), 2), "moto": moto_cpu and round(moto_cpu, 2)},
+                    "errors": len(errors),
+                    "incidents_reported": len(identities(lines)),
+                    "incidents_in_passes": passes * PER_PASS,
+                },
+                indent=1,
+            )
+        )
+    finally:
+        for c in collectors:
+            if c.proc.poll() is None:
+                c.proc.kill()
+                c.proc.wait()
+        if moto:
+            moto.kill()
+            moto.wait()
 
 
 if __name__ == "__main__":

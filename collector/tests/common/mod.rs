@@ -1,6 +1,7 @@
 //! Helpers shared by the collector's integration tests.
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod receiver;
 
 use std::io::Write;
@@ -295,4 +296,32 @@ pub fn keys(findings: &[Value]) -> Vec<String> {
     let mut k: Vec<String> = findings.iter().map(key).collect();
     k.sort();
     k
+}
+
+/// Earlier events of streams, served as FilterLogEvents would serve them
+/// (by stream and time): a lookback source that needs no emulator.
+pub struct Memory(pub Vec<(String, thawtrace::lookback::ContextEvent)>);
+
+impl thawtrace::lookback::LogSource for Memory {
+    fn fetch<'a>(
+        &'a self,
+        _group: &'a str,
+        stream: &'a str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Vec<thawtrace::lookback::ContextEvent>, String>>
+                + Send
+                + 'a,
+        >,
+    > {
+        let found = self
+            .0
+            .iter()
+            .filter(|(s, e)| s == stream && (start_ms..end_ms).contains(&e.timestamp_ms))
+            .map(|(_, e)| e.clone())
+            .collect();
+        Box::pin(async move { Ok(found) })
+    }
 }

@@ -1,0 +1,65 @@
+//! moto in server mode on loopback: the AWS APIs the collector calls
+//! (CloudWatch Logs, DynamoDB), for the tests that call them.
+//!
+//! Needs moto: `bash tests/setup.sh`, THAWTRACE_PYTHON=tests/.deps/venv/bin/python.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn python() -> String {
+    std::env::var("THAWTRACE_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16) {
+    for _ in 0..150 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn moto() -> (Server, u16) {
+    moto_with(&["-m", "moto.server"])
+}
+
+/// moto answering one request at a time, so a conditional write is atomic
+/// as DynamoDB makes it (tests/harness/moto_atomic.py says why).
+pub fn moto_atomic() -> (Server, u16) {
+    let script = super::repo().join("tests/harness/moto_atomic.py");
+    moto_with(&[script.to_str().unwrap()])
+}
+
+fn moto_with(program: &[&str]) -> (Server, u16) {
+    let port = free_port();
+    // Owned at once: dropping it (also on a failed start) kills the server.
+    let server = Server(
+        Command::new(python())
+            .args(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto is installed: bash tests/setup.sh"),
+    );
+    wait_for_port(port);
+    (server, port)
+}
