@@ -248,3 +248,82 @@ fn a_batch_per_event_gives_the_same_incidents() {
     let cuts: Vec<usize> = (0..longest).collect();
     assert_eq!(batched(&streams, &cuts, false, &config), found);
 }
+
+/// Collectors that share a stream's batches: this one got the first and
+/// the third, another the second, which held an invocation's START. The
+/// third holds that invocation's END, which no START in this collector's
+/// warm cache announces: it looks back, as a collector new to the stream
+/// does, and the idempotency key of the third batch is the invocation's
+/// (without the START, no invocation owned it and the key was lost).
+#[test]
+fn a_batch_naming_an_invocation_the_cache_never_started_looks_back() {
+    let (a, b) = (
+        "0a000000-0000-4000-8000-00000000000a",
+        "0b000000-0000-4000-8000-00000000000b",
+    );
+    let line = |ms: i64, text: String| (ms, text);
+    let node = |ms: i64, rid: &str, msg: &str| {
+        format!(
+            "2026-11-28T11:57:4{}.{:03}Z\t{rid}\tINFO\t{msg}",
+            ms / 1000,
+            ms % 1000
+        )
+    };
+    let events = [
+        line(1_000, format!("START RequestId: {a} Version: $LATEST")),
+        line(1_001, node(1_001, a, "working")),
+        line(1_002, format!("END RequestId: {a}")),
+        line(2_000, format!("START RequestId: {b} Version: $LATEST")),
+        line(
+            2_001,
+            node(2_001, b, r#"event {"Records": [{"messageId": "m-1"}]}"#),
+        ),
+        line(2_002, format!("END RequestId: {b}")),
+    ];
+    let t0 = 1_795_867_067_000;
+    let context: Vec<(String, ContextEvent)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, (ms, text))| {
+            let e = ContextEvent {
+                id: format!("{i:056}"),
+                timestamp_ms: t0 + ms,
+                message: text.clone(),
+                escaped: false,
+            };
+            ("s".to_owned(), e)
+        })
+        .collect();
+    let batch = |range: std::ops::Range<usize>| -> Vec<LogEvent<'_>> {
+        context[range]
+            .iter()
+            .map(|(_, e)| LogEvent {
+                id: e.id.as_str().into(),
+                timestamp_ms: e.timestamp_ms,
+                text: RawText::Plain(&e.message),
+            })
+            .collect()
+    };
+    let lookback = Lookback::new(
+        LookbackLimits::default(),
+        true,
+        Some(Box::new(Memory(context.clone()))),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let config = Config::default();
+    let mut collected = Collected::default();
+    for range in [0..3, 4..6] {
+        runtime
+            .block_on(lookback.analyze("g", "s", &batch(range), &config, &mut collected))
+            .unwrap();
+    }
+    let keys: Vec<_> = collected
+        .signals
+        .iter()
+        .filter(|s| matches!(s.what, thawtrace_analyzers::SignalKind::Key { .. }))
+        .map(|s| s.request_id.as_deref())
+        .collect();
+    assert_eq!(keys, [Some(b)]);
+}

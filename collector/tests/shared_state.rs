@@ -211,9 +211,11 @@ fn awslogs_event(batch: &[Value]) -> Vec<u8> {
         .into_bytes()
 }
 
-/// A collector on its own: its lookback reads the stream's earlier events
-/// (every batch, no warm cache: a batch's context never depends on which
-/// collector saw the batch before it), its cross-stream state is the table.
+/// A collector on its own, as deployed: a warm cache of the streams'
+/// lines it saw, and a lookback that reads a stream's earlier events where
+/// the cache cannot say (a stream new to it, or a batch naming an
+/// invocation whose start another collector got); its cross-stream state
+/// is the table.
 fn collector(events: &[Value], config: &Config, db: &Client) -> Handler {
     let source = Memory(
         events
@@ -231,7 +233,7 @@ fn collector(events: &[Value], config: &Config, db: &Client) -> Handler {
             })
             .collect(),
     );
-    let lookback = Lookback::new(LookbackLimits::default(), false, Some(Box::new(source)));
+    let lookback = Lookback::new(LookbackLimits::default(), true, Some(Box::new(source)));
     let state = SharedState::new(
         Table::with_client(db.clone(), TABLE),
         config.clone(),

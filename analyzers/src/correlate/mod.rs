@@ -399,6 +399,8 @@ pub struct StreamCorrelator {
     thaws: Vec<Thawed>,
     watch_failures_until: i64,
     relevant: Vec<u32>,
+    /// See [`StreamCorrelator::unannounced_lines`].
+    unannounced: Vec<String>,
     stats: StreamStats,
 }
 
@@ -425,6 +427,7 @@ impl StreamCorrelator {
             thaws: Vec::new(),
             watch_failures_until: i64::MIN,
             relevant: Vec::new(),
+            unannounced: Vec::new(),
             stats: StreamStats::default(),
         }
     }
@@ -670,10 +673,12 @@ impl StreamCorrelator {
                 self.place = Place::In(idx);
             }
             PlatformPhase::End => {
-                let Place::In(cur) = self.place else { return };
-                if self.invocations[cur as usize].request_id != request_id {
-                    return;
-                }
+                let cur = match self.place {
+                    Place::In(cur) if self.invocations[cur as usize].request_id == request_id => {
+                        cur
+                    }
+                    _ => return self.unannounced_end(request_id, event_id),
+                };
                 self.invocations[cur as usize].end_ms = Some(ts);
                 self.betweens.push(Between {
                     prev: cur,
@@ -683,7 +688,11 @@ impl StreamCorrelator {
                 });
                 self.place = Place::Between(self.betweens.len() as u32 - 1);
             }
-            PlatformPhase::Report => {}
+            PlatformPhase::Report => {
+                if !matches!(self.place, Place::Between(_)) {
+                    self.unannounced_end(request_id, event_id);
+                }
+            }
         }
     }
 
@@ -700,6 +709,30 @@ impl StreamCorrelator {
     /// keeps context between batches keeps them too.
     pub fn last_spoken_positions(&self) -> impl Iterator<Item = u32> {
         self.burst_from_pos.into_iter().chain(self.spoke_pos)
+    }
+
+    /// The event IDs of the `END` and `REPORT` lines, read with
+    /// [`Config::record_relevant`], of invocations whose `START` was not
+    /// read: the lines read lack that start (a batch of the stream that
+    /// another collector instance got), so lines between it and its end
+    /// may be taken for the wrong invocation. At most a few are kept.
+    pub fn unannounced_lines(&self) -> impl Iterator<Item = &str> {
+        self.unannounced.iter().map(String::as_str)
+    }
+
+    /// Notes the end of an invocation whose START was not read.
+    fn unannounced_end(&mut self, request_id: &str, event_id: &str) {
+        const KEPT: usize = 8;
+        if self.config.record_relevant
+            && self.unannounced.len() < KEPT
+            && !self
+                .invocations
+                .iter()
+                .rev()
+                .any(|i| i.request_id == request_id)
+        {
+            self.unannounced.push(event_id.to_owned());
+        }
     }
 }
 

@@ -148,6 +148,9 @@ pub struct Lookback {
 struct Gathered {
     collected: Collected,
     unpaired: Vec<(String, i64)>,
+    /// First lines printing a request ID no START read announces
+    /// ([`StreamCorrelator::unannounced_lines`]).
+    unannounced: Vec<String>,
 }
 
 impl FindingSink for Gathered {
@@ -299,7 +302,10 @@ impl Lookback {
                 }
             })
             .collect();
-        let mut gathered = Gathered::default();
+        let mut gathered = Gathered {
+            unannounced: correlator.unannounced_lines().map(str::to_owned).collect(),
+            ..Gathered::default()
+        };
         correlator.finish(&mut gathered);
         (gathered, relevant)
     }
@@ -332,7 +338,16 @@ impl Lookback {
         let (mut gathered, mut relevant) =
             Self::correlate(group, stream, &context, in_cache, batch, config);
         let missing: Vec<i64> = bounds.unpaired(&gathered).map(|&(_, ts)| ts).collect();
-        let lookup_from = self.lookup_from(&missing, &context, &key, bounds.start_ms);
+        // A batch whose lines name an invocation the cached lines never
+        // started: the stream's batch before it went to another instance
+        // (or the start is older than the cache holds). The cache is not
+        // the whole story: look back, as a collector new to the stream does.
+        let incomplete = in_cache > 0
+            && gathered
+                .unannounced
+                .iter()
+                .any(|id| bounds.ids.contains(id.as_str()));
+        let lookup_from = self.lookup_from(&missing, &context, &key, bounds.start_ms, incomplete);
         if let (Some(source), Some(earliest)) = (&self.source, lookup_from) {
             let fetched = self
                 .fetch_before(
@@ -364,18 +379,20 @@ impl Lookback {
         context: &[ContextEvent],
         key: &(String, String),
         batch_start: i64,
+        incomplete: bool,
     ) -> Option<i64> {
         // A collector that has not seen this stream looks back once: a
         // timeout written at the thaw just before this batch's first START
         // is settled by that START, and the pings of timeouts to come are
         // in earlier batches.
-        let cold = context.is_empty()
-            && self.cache.as_ref().is_none_or(|c| {
-                !c.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .streams
-                    .contains_key(key)
-            });
+        let cold = incomplete
+            || context.is_empty()
+                && self.cache.as_ref().is_none_or(|c| {
+                    !c.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .streams
+                        .contains_key(key)
+                });
         match (missing.iter().min(), cold) {
             (Some(&earliest), _) => Some(earliest.min(batch_start)),
             (None, true) => Some(batch_start),
