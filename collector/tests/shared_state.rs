@@ -213,7 +213,7 @@ fn awslogs_event(batch: &[Value]) -> Vec<u8> {
 
 /// A collector on its own, as deployed: a warm cache of the streams'
 /// lines it saw, and a lookback that reads a stream's earlier events where
-/// the cache cannot say (a stream new to it, or a batch naming an
+/// the cache cannot say (a stream new to it, or a batch ending an
 /// invocation whose start another collector got); its cross-stream state
 /// is the table.
 fn collector(events: &[Value], config: &Config, db: &Client) -> Handler {
