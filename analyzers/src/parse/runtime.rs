@@ -50,12 +50,16 @@ fn field_of_width<'a>(s: &'a str, sep: &str, widths: &[usize]) -> Option<(&'a st
 fn has_byte(b: &[u8], c: u8) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let (words, rest) = b.as_chunks::<8>();
-    words.iter().any(|w| {
-        // The classic zero-byte test on the word XOR c: exact for "any".
-        let x = u64::from_le_bytes(*w) ^ (ONES * u64::from(c));
-        x.wrapping_sub(ONES) & !x & HIGH != 0
-    }) || rest.contains(&c)
+    let words = b.chunks_exact(8);
+    let rest = words.remainder();
+    words
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+        .any(|w| {
+            // The classic zero-byte test on the word XOR c: exact for "any".
+            let x = w ^ (ONES * u64::from(c));
+            x.wrapping_sub(ONES) & !x & HIGH != 0
+        })
+        || rest.contains(&c)
 }
 
 fn body<'a>(text: RawText<'a>, s: &'a str) -> RawText<'a> {
