@@ -13,6 +13,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::exports::PERMISSION_CHECK;
 use super::{Budget, DecodeStats, InputError, is_gzip, unwrap_payloads};
 
 /// What a walk found: inputs to read, and paths it did not read.
@@ -91,7 +92,12 @@ fn walk(dir: &Path, follow: bool, ancestors: &mut Vec<((u64, u64), PathBuf)>, fo
         let Some((meta, link)) = entry_metadata(&path, found) else {
             continue;
         };
-        if meta.is_file() {
+        if meta.is_file() && path.file_name() == Some(PERMISSION_CHECK.as_ref()) {
+            found.skipped.push((
+                path.display().to_string(),
+                "CloudWatch Logs' permission check object of an S3 export, not log data".into(),
+            ));
+        } else if meta.is_file() {
             found.inputs.push(path);
         } else if meta.is_dir() {
             walk_subdir(path, &meta, link, follow, ancestors, found);
