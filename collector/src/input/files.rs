@@ -264,6 +264,13 @@ pub fn decode_input(bytes: Vec<u8>, budget: &mut Budget) -> Result<Decoded, Inpu
         let mut out = Vec::new();
         budget.gunzip(&bytes, &mut out)?;
         drop(bytes);
+        // A Firehose object compressed by the delivery stream holds the
+        // records CloudWatch Logs had already gzipped: opened once more,
+        // under the same budget.
+        if is_gzip(&out) {
+            let inner = std::mem::take(&mut out);
+            budget.gunzip(&inner, &mut out)?;
+        }
         sniff(&out[..out.len().min(SNIFF)])?;
         out
     } else {
