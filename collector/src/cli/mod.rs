@@ -52,6 +52,7 @@ enum Command {
 const MAX_MIB: u64 = 1 << 20;
 
 #[derive(clap::Args, Debug)]
+#[command(group = clap::ArgGroup::new("live").args(["log_group", "log_group_prefix"]).multiple(true))]
 struct ScanArgs {
     /// Files or directories (read recursively); `-` or nothing reads stdin.
     paths: Vec<PathBuf>,
@@ -83,28 +84,27 @@ struct ScanArgs {
     /// The log group of CloudWatch Logs export objects (`create-export-task`
     /// to S3). Without it, the folders between the path named and the
     /// export's task folder (the export's prefix) name the group.
-    #[arg(long, value_name = "GROUP", conflicts_with = "log_group")]
+    #[arg(long, value_name = "GROUP", conflicts_with = "live")]
     export_group: Option<String>,
     /// Read a live log group instead of files (standard AWS credentials and
-    /// region).
+    /// region); repeat it to read several, concurrently.
     #[arg(long, value_name = "GROUP", conflicts_with = "paths")]
-    log_group: Option<String>,
+    log_group: Vec<String>,
+    /// Read every live log group whose name starts with this
+    /// (`/aws/lambda/`), as if each were named with --log-group.
+    #[arg(long, value_name = "PREFIX", conflicts_with = "paths")]
+    log_group_prefix: Option<String>,
     /// With --log-group: only streams whose names start with this.
-    #[arg(long, value_name = "PREFIX", requires = "log_group")]
+    #[arg(long, value_name = "PREFIX", requires = "live")]
     log_stream_prefix: Option<String>,
     /// With --log-group: from this time, RFC 3339 or a duration back from now (`2h`, `30m`).
-    #[arg(
-        long,
-        value_name = "WHEN",
-        default_value = "1h",
-        requires = "log_group"
-    )]
+    #[arg(long, value_name = "WHEN", default_value = "1h", requires = "live")]
     since: String,
     /// With --log-group: until this time (default: now).
-    #[arg(long, value_name = "WHEN", requires = "log_group")]
+    #[arg(long, value_name = "WHEN", requires = "live")]
     until: Option<String>,
     /// With --log-group: the CloudWatch Logs endpoint (also AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "URL", requires = "log_group")]
+    #[arg(long, value_name = "URL", requires = "live")]
     endpoint_url: Option<String>,
     /// OTLP transport for --otlp-endpoint.
     #[arg(long, value_name = "PROTOCOL", default_value = "grpc", value_parser = ["grpc", "http/protobuf"])]
@@ -188,15 +188,17 @@ pub fn main() -> ExitCode {
                 }),
                 None => OtlpConfig::from_env(),
             };
-            let (sources, failures) = match &args.log_group {
-                Some(group) => match live(group, &args) {
-                    Ok(source) => (vec![source], Vec::new()),
+            let live_groups = !args.log_group.is_empty() || args.log_group_prefix.is_some();
+            let (sources, failures) = if live_groups {
+                match live(&args) {
+                    Ok(sources) => (sources, Vec::new()),
                     Err(e) => {
-                        eprintln!("thawtrace: log group {group}: {e}");
+                        eprintln!("thawtrace: {e}");
                         return ExitCode::from(2);
                     }
-                },
-                None => load(&args.paths, args.follow, &limits),
+                }
+            } else {
+                load(&args.paths, args.follow, &limits)
             };
             let group = args.export_group.as_deref();
             run(
