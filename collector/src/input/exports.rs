@@ -135,6 +135,19 @@ pub fn looks_like_export(text: &str) -> bool {
 /// the message before it (the export writes a multi-line message as it
 /// is); such a line before any timestamp, or a message over the event
 /// limit, is counted and skipped with its line number.
+///
+/// ```
+/// use std::path::Path;
+/// use thawtrace::input::{ExportPlace, Limits, looks_like_export, read_export};
+/// use thawtrace_analyzers::Batch;
+/// let text = "2026-11-28T11:57:47.621Z START RequestId: 1 Version: $LATEST\n\
+///             2026-11-28T11:57:47.600Z Error: boom\n    at handler (index.js:3)\n";
+/// assert!(looks_like_export(text));
+/// let place = ExportPlace::of(Path::new("orders/stream-a/000000.gz"), Path::new("orders"));
+/// let mut batch = Batch::default();
+/// let stats = read_export(&place, Some("/aws/lambda/orders"), text, &Limits::default(), &mut batch);
+/// assert_eq!((stats.events, stats.malformed), (2, 0));
+/// ```
 pub fn read_export<'a>(
     place: &ExportPlace,
     group: Option<&str>,
