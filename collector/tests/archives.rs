@@ -123,6 +123,7 @@ fn firehose_objects_give_the_findings_of_their_json_lines() {
         let dir = layouts(&fixture);
         for style in [
             "records-gzip",
+            "records-gzip-newline",
             "plain-newline",
             "plain-concat",
             "gzip-newline",

@@ -21,6 +21,8 @@ batch of events; one CONTROL_MESSAGE first), records of all streams
 interleaved by time and cut into objects of RECORDS_PER_OBJECT records:
   records-gzip       each record gzipped by CloudWatch Logs, concatenated
                      (Firehose without decompression)
+  records-gzip-newline  the same, a newline after each record
+                     (AppendDelimiterToRecord without decompression)
   plain-newline      decompressed records, newline-delimited
   plain-concat       decompressed records, no delimiter
   gzip-newline       plain-newline, the object gzipped by Firehose
@@ -133,6 +135,7 @@ def write_firehose(streams, out):
     objects = [recs[i:i + RECORDS_PER_OBJECT] for i in range(0, len(recs), RECORDS_PER_OBJECT)]
     styles = {
         "records-gzip": lambda rs: b"".join(gzip.compress(r, mtime=0) for r in rs),
+        "records-gzip-newline": lambda rs: b"".join(gzip.compress(r, mtime=0) + b"\n" for r in rs),
         "plain-newline": lambda rs: b"".join(r + b"\n" for r in rs),
         "plain-concat": lambda rs: b"".join(rs),
         "gzip-newline": lambda rs: gzip.compress(b"".join(r + b"\n" for r in rs), mtime=0),
