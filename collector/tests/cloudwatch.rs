@@ -185,6 +185,75 @@ async fn live_scan_finds_what_a_scan_of_the_export_finds() {
     assert_eq!(keys(&got), keys(&want));
 }
 
+/// `scan --format json` of live groups in moto (`args` name them), sorted.
+async fn live_scan(port: u16, args: Vec<String>) -> Vec<String> {
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_thawtrace"));
+        cmd.args([
+            "scan",
+            "--format",
+            "json",
+            "--since",
+            "3h",
+            "--endpoint-url",
+        ])
+        .arg(&endpoint)
+        .args(&args);
+        aws_env(&mut cmd, "http://127.0.0.1:9");
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_of_three_groups_by_prefix_is_the_union_of_their_scans() {
+    let (_moto, port) = moto();
+    let cw = client(port);
+    let fixture = network_fixture();
+    put(&cw, &shifted(&fixture)).await;
+    let prefix = "/aws/lambda/orders-";
+    let mut groups: Vec<String> = streams_of(&events(&fixture))
+        .into_iter()
+        .map(|(g, _)| g)
+        .filter(|g| g.starts_with(prefix))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    let args = scan_args(&fixture);
+    let mut union = Vec::new();
+    for g in &groups {
+        let mut one = vec!["--log-group".to_owned(), g.clone()];
+        one.extend(args.iter().cloned());
+        union.extend(live_scan(port, one).await);
+    }
+    union.sort();
+    assert!(!union.is_empty());
+    let mut by_prefix = vec!["--log-group-prefix".to_owned(), prefix.to_owned()];
+    by_prefix.extend(args.iter().cloned());
+    assert_eq!(live_scan(port, by_prefix).await, union, "by prefix");
+    let mut named: Vec<String> = groups
+        .iter()
+        .flat_map(|g| ["--log-group".to_owned(), g.clone()])
+        .collect();
+    named.extend(args.iter().cloned());
+    assert_eq!(live_scan(port, named).await, union, "named");
+}
+
 /// Subscription batches of one stream, cut right after every ping of a
 /// freeze timeout, so no such ping shares a batch with its timeout.
 fn batches_separating_pings(stream_events: &[Value], findings: &[Value]) -> Vec<Vec<Value>> {

@@ -21,7 +21,7 @@ use live::live;
 
 use crate::export::otlp::{OtlpConfig, Protocol, Retry};
 use crate::export::{Origin, spans};
-use crate::input::{self, Budget, DecodeStats, Decoded, InputError, Limits};
+use crate::input::{self, Budget, DecodeStats, Decoded, ExportPlace, InputError, Limits};
 use crate::report;
 use crate::report::printable::printable;
 use thawtrace_analyzers::Collected;
@@ -52,6 +52,7 @@ enum Command {
 const MAX_MIB: u64 = 1 << 20;
 
 #[derive(clap::Args, Debug)]
+#[command(group = clap::ArgGroup::new("live").args(["log_group", "log_group_prefix"]).multiple(true))]
 struct ScanArgs {
     /// Files or directories (read recursively); `-` or nothing reads stdin.
     paths: Vec<PathBuf>,
@@ -80,26 +81,30 @@ struct ScanArgs {
     /// `OTEL_EXPORTER_OTLP_*` variables are used when they name an endpoint.
     #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
+    /// The log group of CloudWatch Logs export objects (`create-export-task`
+    /// to S3). Without it, the folders between the path named and the
+    /// export's task folder (the export's prefix) name the group.
+    #[arg(long, value_name = "GROUP", conflicts_with = "live")]
+    export_group: Option<String>,
     /// Read a live log group instead of files (standard AWS credentials and
-    /// region).
+    /// region); repeat it to read several, concurrently.
     #[arg(long, value_name = "GROUP", conflicts_with = "paths")]
-    log_group: Option<String>,
+    log_group: Vec<String>,
+    /// Read every live log group whose name starts with this
+    /// (`/aws/lambda/`), as if each were named with --log-group.
+    #[arg(long, value_name = "PREFIX", conflicts_with = "paths")]
+    log_group_prefix: Option<String>,
     /// With --log-group: only streams whose names start with this.
-    #[arg(long, value_name = "PREFIX", requires = "log_group")]
+    #[arg(long, value_name = "PREFIX", requires = "live")]
     log_stream_prefix: Option<String>,
     /// With --log-group: from this time, RFC 3339 or a duration back from now (`2h`, `30m`).
-    #[arg(
-        long,
-        value_name = "WHEN",
-        default_value = "1h",
-        requires = "log_group"
-    )]
+    #[arg(long, value_name = "WHEN", default_value = "1h", requires = "live")]
     since: String,
     /// With --log-group: until this time (default: now).
-    #[arg(long, value_name = "WHEN", requires = "log_group")]
+    #[arg(long, value_name = "WHEN", requires = "live")]
     until: Option<String>,
     /// With --log-group: the CloudWatch Logs endpoint (also AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "URL", requires = "log_group")]
+    #[arg(long, value_name = "URL", requires = "live")]
     endpoint_url: Option<String>,
     /// OTLP transport for --otlp-endpoint.
     #[arg(long, value_name = "PROTOCOL", default_value = "grpc", value_parser = ["grpc", "http/protobuf"])]
@@ -127,15 +132,19 @@ struct Source {
     /// for the input's own text.
     places: Vec<String>,
     stats: DecodeStats,
+    /// Where the input sits in an S3 export's layout, read when its text
+    /// is an export object.
+    export: ExportPlace,
 }
 
 impl Source {
     fn text(name: String, text: String) -> Source {
         Source {
-            name,
             texts: vec![text],
             places: vec![String::new()],
             stats: DecodeStats::default(),
+            export: ExportPlace::of(Path::new(&name), Path::new("")),
+            name,
         }
     }
 }
@@ -150,6 +159,7 @@ pub fn main() -> ExitCode {
                 sources,
                 Vec::new(),
                 format,
+                None,
                 &Limits::default(),
                 &Config::default(),
                 None,
@@ -178,17 +188,28 @@ pub fn main() -> ExitCode {
                 }),
                 None => OtlpConfig::from_env(),
             };
-            let (sources, failures) = match &args.log_group {
-                Some(group) => match live(group, &args) {
-                    Ok(source) => (vec![source], Vec::new()),
+            let live_groups = !args.log_group.is_empty() || args.log_group_prefix.is_some();
+            let (sources, failures) = if live_groups {
+                match live(&args) {
+                    Ok(sources) => (sources, Vec::new()),
                     Err(e) => {
-                        eprintln!("thawtrace: log group {group}: {e}");
+                        eprintln!("thawtrace: {e}");
                         return ExitCode::from(2);
                     }
-                },
-                None => load(&args.paths, args.follow, &limits),
+                }
+            } else {
+                load(&args.paths, args.follow, &limits)
             };
-            run(sources, failures, args.format, &limits, &config, otlp)
+            let group = args.export_group.as_deref();
+            run(
+                sources,
+                failures,
+                args.format,
+                group,
+                &limits,
+                &config,
+                otlp,
+            )
         }
     }
 }
@@ -221,6 +242,13 @@ fn load(
             path.display().to_string()
         };
         let mut budget = Budget::for_input(limits, used);
+        // The path named that led to this input: an export's prefix is
+        // read below it.
+        let root = paths
+            .iter()
+            .find(|p| path.starts_with(p))
+            .map_or(path.as_path(), PathBuf::as_path);
+        let export = ExportPlace::of(Path::new(&name), root);
         match read_source(&path, &mut budget) {
             Ok(decoded) => {
                 used = budget.total_used();
@@ -229,6 +257,7 @@ fn load(
                     texts: decoded.texts,
                     places: decoded.places,
                     stats: decoded.stats,
+                    export,
                 });
             }
             Err(e) if e.is_over_limit() && budget.total_left() == 0 => {
@@ -264,8 +293,9 @@ fn read_source(path: &Path, budget: &mut Budget) -> Result<Decoded, InputError> 
     read.and_then(|bytes| input::decode_input(bytes, budget))
 }
 
-/// An input's name and its texts, which the batch borrows.
-type InputTexts = (String, Vec<String>);
+/// An input's name, its texts, which the batch borrows, and its place in
+/// an export's layout.
+type InputTexts = (String, Vec<String>, ExportPlace);
 
 /// Where each of an input's texts came from, beside what decoding the
 /// input yielded.
@@ -277,6 +307,7 @@ fn run(
     sources: Vec<Source>,
     mut failures: Vec<(String, InputError)>,
     format: Format,
+    export_group: Option<&str>,
     limits: &Limits,
     config: &Config,
     otlp: Option<OtlpConfig>,
@@ -285,10 +316,17 @@ fn run(
     // them, by position: no lookup by name.
     let (texts, mut stats): (Vec<InputTexts>, Vec<InputStats>) = sources
         .into_iter()
-        .map(|s| ((s.name, s.texts), (s.places, s.stats)))
+        .map(|s| ((s.name, s.texts, s.export), (s.places, s.stats)))
         .unzip();
     let mut batch = Batch::default();
-    read_texts(&texts, &mut stats, limits, &mut batch, &mut failures);
+    read_texts(
+        &texts,
+        &mut stats,
+        limits,
+        export_group,
+        &mut batch,
+        &mut failures,
+    );
     let stats: Vec<DecodeStats> = stats.into_iter().map(|(_, s)| s).collect();
     let malformed = report_malformed(&texts, &stats, &mut failures);
     let mut collected = Collected::default();
@@ -338,16 +376,30 @@ fn write_failed(written: std::io::Result<()>) -> bool {
 /// Reads each input's texts into the batch, adding what each yielded to
 /// the input's stats. A text that cannot be read fails its input, unless
 /// it is one payload of the input: then it is a malformed record of it.
+/// An input's own text that reads as an S3 export object is read as one,
+/// in the group `export_group` names, else the one its place says.
 fn read_texts<'a>(
     texts: &'a [InputTexts],
     stats: &mut [InputStats],
     limits: &Limits,
+    export_group: Option<&str>,
     batch: &mut Batch<'a>,
     failures: &mut Vec<(String, InputError)>,
 ) {
-    for ((name, file_texts), (places, file_stats)) in texts.iter().zip(stats) {
+    for ((name, file_texts, export), (places, file_stats)) in texts.iter().zip(stats) {
         for (text, place) in file_texts.iter().zip(places.iter()) {
-            match input::read_text(name, text, limits, batch) {
+            let read = if place.is_empty() && input::looks_like_export(text) {
+                Ok(input::read_export(
+                    export,
+                    export_group,
+                    text,
+                    limits,
+                    batch,
+                ))
+            } else {
+                input::read_text(name, text, limits, batch)
+            };
+            match read {
                 Ok(s) => {
                     file_stats.events += s.events;
                     file_stats.malformed += s.malformed;
@@ -379,7 +431,7 @@ fn report_malformed(
     failures: &mut Vec<(String, InputError)>,
 ) -> u64 {
     let mut malformed = 0;
-    for ((name, _), stats) in texts.iter().zip(stats) {
+    for ((name, _, _), stats) in texts.iter().zip(stats) {
         malformed += stats.malformed;
         if stats.events == 0 && stats.malformed > 0 {
             let first = stats.problems.first().cloned().unwrap_or_default();

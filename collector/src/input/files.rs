@@ -13,6 +13,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::exports::PERMISSION_CHECK;
 use super::{Budget, DecodeStats, InputError, is_gzip, unwrap_payloads};
 
 /// What a walk found: inputs to read, and paths it did not read.
@@ -91,7 +92,12 @@ fn walk(dir: &Path, follow: bool, ancestors: &mut Vec<((u64, u64), PathBuf)>, fo
         let Some((meta, link)) = entry_metadata(&path, found) else {
             continue;
         };
-        if meta.is_file() {
+        if meta.is_file() && path.file_name() == Some(PERMISSION_CHECK.as_ref()) {
+            found.skipped.push((
+                path.display().to_string(),
+                "CloudWatch Logs' permission check object of an S3 export, not log data".into(),
+            ));
+        } else if meta.is_file() {
             found.inputs.push(path);
         } else if meta.is_dir() {
             walk_subdir(path, &meta, link, follow, ancestors, found);
@@ -235,6 +241,39 @@ fn sniff(start: &[u8]) -> Result<(), InputError> {
     }
 }
 
+/// Gunzips `data` within the budget. Firehose's `AppendDelimiterToRecord`
+/// puts a newline after each record, also after records CloudWatch Logs
+/// gzipped, which no gzip reader skips: when the whole fails, the parts
+/// between a newline and the next gzip header (the last one without its
+/// newline) are opened one by one and joined by newlines (only on that failure, so the common input pays
+/// nothing). A part that still fails gives the whole's error.
+fn gunzip_members(data: &[u8], budget: &mut Budget, out: &mut Vec<u8>) -> Result<(), InputError> {
+    let whole = match budget.gunzip(data, out) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.is_over_limit() => return Err(e),
+        Err(e) => e,
+    };
+    const NEXT: &[u8] = b"\n\x1f\x8b\x08";
+    let mut starts = vec![0];
+    starts.extend(memchr::memmem::find_iter(data, NEXT).map(|at| at + 1));
+    out.clear();
+    let mut part = Vec::new();
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(data.len(), |&next| next - 1);
+        let member = data[start..end]
+            .strip_suffix(b"\n")
+            .unwrap_or(&data[start..end]);
+        match budget.gunzip(member, &mut part) {
+            Ok(()) => {}
+            Err(e) if e.is_over_limit() => return Err(e),
+            Err(_) => return Err(whole),
+        }
+        out.extend_from_slice(&part);
+        out.push(b'\n');
+    }
+    Ok(())
+}
+
 /// One input decoded: the texts whose log events a batch will borrow.
 #[derive(Debug, Default)]
 pub struct Decoded {
@@ -256,8 +295,15 @@ pub struct Decoded {
 pub fn decode_input(bytes: Vec<u8>, budget: &mut Budget) -> Result<Decoded, InputError> {
     let bytes = if is_gzip(&bytes) {
         let mut out = Vec::new();
-        budget.gunzip(&bytes, &mut out)?;
+        gunzip_members(&bytes, budget, &mut out)?;
         drop(bytes);
+        // A Firehose object compressed by the delivery stream holds the
+        // records CloudWatch Logs had already gzipped: opened once more,
+        // under the same budget.
+        if is_gzip(&out) {
+            let inner = std::mem::take(&mut out);
+            gunzip_members(&inner, budget, &mut out)?;
+        }
         sniff(&out[..out.len().min(SNIFF)])?;
         out
     } else {

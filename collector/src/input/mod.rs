@@ -9,11 +9,14 @@
 //! | Kinesis event of subscription records | `{"Records":[{"kinesis":{"data":"<base64 gzip>"}}]}` |
 //! | `aws logs filter-log-events` output | `{"events":[{"logStreamName","timestamp","message","eventId"}]}` |
 //! | JSON lines | `{"id"?, "timestamp", "message", "logStream"?, "logGroup"?}` per line |
+//! | CloudWatch Logs export object ([`exports`]) | `<RFC 3339 time> <message>` per line, stream from its folder |
+//! | Firehose object of a subscription | subscription messages concatenated, gzipped per record or as a whole (or both), with or without newlines |
 //!
 //! A malformed line or event is counted and skipped; a file that yields no
 //! event at all is unusable and reported with the reason.
 
 pub mod awslogs;
+pub mod exports;
 mod fast;
 mod files;
 mod limits;
@@ -27,6 +30,7 @@ use thawtrace_analyzers::parse::RawText;
 use thawtrace_analyzers::time::parse_rfc3339;
 use thawtrace_analyzers::{Batch, LogEvent};
 
+pub use exports::{ExportPlace, looks_like_export, read_export};
 pub use files::{Decoded, Found, decode_input, find_inputs, read_input};
 pub use limits::{Budget, Limits, gunzip_into, is_gzip};
 pub use payloads::{Unwrapped, decode_data, unwrap_payloads};

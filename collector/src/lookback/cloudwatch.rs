@@ -57,6 +57,36 @@ impl CloudWatch {
         }
     }
 
+    /// The names of the log groups whose names start with `prefix`, every
+    /// page (`DescribeLogGroups`).
+    ///
+    /// # Errors
+    ///
+    /// The service's error once the SDK's retries are spent, in words.
+    pub async fn groups(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let mut pages = self
+            .client
+            .describe_log_groups()
+            .log_group_name_prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                format!(
+                    "DescribeLogGroups of prefix {prefix}: {}",
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                )
+            })?;
+            out.extend(
+                page.log_groups()
+                    .iter()
+                    .filter_map(|g| g.log_group_name().map(str::to_owned)),
+            );
+        }
+        Ok(out)
+    }
+
     /// The events matching `query`, every page; `progress` is told the
     /// count so far after each page.
     ///
