@@ -22,7 +22,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 recordings=(fresh_recording settings neighbours e2e)
-aws=(cloudwatch lambda_handler otlp dashboards shared_state)
+aws=(cloudwatch lambda_handler otlp dashboards shared_state archives)
 browser=(html)
 
 usage="usage: bash tests/run-group.sh unit|recordings|aws|browser|all"

@@ -179,10 +179,10 @@ fn a_moto_export_is_read_without_error() {
         .args(["-c", "import moto.server, boto3"])
         .status()
         .is_ok_and(|s| s.success());
-    if !have_moto {
-        eprintln!("skipped: moto is not installed (bash tests/setup.sh)");
-        return;
-    }
+    assert!(
+        have_moto,
+        "moto is not installed: bash tests/setup.sh, THAWTRACE_PYTHON=tests/.deps/venv/bin/python"
+    );
     let dir = tmp_dir("moto-export");
     let out = Command::new(python())
         .arg(repo().join("tests/harness/moto_export.py"))
