@@ -124,23 +124,10 @@ fn whole(streams: &[&Stream], config: &Config) -> Found {
 /// length), through one lookback; the signals of all batches joined at the
 /// end.
 fn batched(streams: &[&Stream], cuts: &[usize], cache: bool, config: &Config) -> Found {
-    let source = Memory(
+    let source = Memory::of(
         streams
             .iter()
-            .flat_map(|stream| {
-                stream.events.iter().map(|e| {
-                    (
-                        stream.name.clone(),
-                        ContextEvent {
-                            id: e["id"].as_str().unwrap().to_owned(),
-                            timestamp_ms: e["timestamp"].as_i64().unwrap(),
-                            message: e["message"].as_str().unwrap().to_owned(),
-                            escaped: false,
-                        },
-                    )
-                })
-            })
-            .collect(),
+            .flat_map(|stream| stream.events.iter().map(|e| (stream.name.clone(), e))),
     );
     let lookback = Lookback::new(LookbackLimits::default(), cache, Some(Box::new(source)));
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use thawtrace::export::Origin;
 use thawtrace::input::Limits;
 use thawtrace::lambda::Handler;
-use thawtrace::lookback::{ContextEvent, Lookback, LookbackLimits};
+use thawtrace::lookback::{Lookback, LookbackLimits};
 use thawtrace::settings::Thresholds;
 use thawtrace::state::item::Item;
 use thawtrace::state::table::Table;
@@ -217,21 +217,10 @@ fn awslogs_event(batch: &[Value]) -> Vec<u8> {
 /// invocation whose start another collector got); its cross-stream state
 /// is the table.
 fn collector(events: &[Value], config: &Config, db: &Client) -> Handler {
-    let source = Memory(
+    let source = Memory::of(
         events
             .iter()
-            .map(|e| {
-                (
-                    e["logStream"].as_str().unwrap().to_owned(),
-                    ContextEvent {
-                        id: e["id"].as_str().unwrap().to_owned(),
-                        timestamp_ms: e["timestamp"].as_i64().unwrap(),
-                        message: e["message"].as_str().unwrap().to_owned(),
-                        escaped: false,
-                    },
-                )
-            })
-            .collect(),
+            .map(|e| (e["logStream"].as_str().unwrap().to_owned(), e)),
     );
     let lookback = Lookback::new(LookbackLimits::default(), true, Some(Box::new(source)));
     let state = SharedState::new(

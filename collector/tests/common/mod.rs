@@ -302,6 +302,27 @@ pub fn keys(findings: &[Value]) -> Vec<String> {
 /// (by stream and time): a lookback source that needs no emulator.
 pub struct Memory(pub Vec<(String, thawtrace::lookback::ContextEvent)>);
 
+impl Memory {
+    /// Recorded events (`id`, `timestamp`, `message`, as the fixtures write
+    /// them), each with its stream.
+    pub fn of<'a>(events: impl IntoIterator<Item = (String, &'a serde_json::Value)>) -> Memory {
+        Memory(
+            events
+                .into_iter()
+                .map(|(stream, e)| {
+                    let e = thawtrace::lookback::ContextEvent {
+                        id: e["id"].as_str().unwrap().to_owned(),
+                        timestamp_ms: e["timestamp"].as_i64().unwrap(),
+                        message: e["message"].as_str().unwrap().to_owned(),
+                        escaped: false,
+                    };
+                    (stream, e)
+                })
+                .collect(),
+        )
+    }
+}
+
 impl thawtrace::lookback::LogSource for Memory {
     fn fetch<'a>(
         &'a self,
