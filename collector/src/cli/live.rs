@@ -102,11 +102,20 @@ async fn read_groups(
     let tty = std::io::stderr().is_terminal();
     let counts: Arc<Vec<AtomicUsize>> =
         Arc::new(groups.iter().map(|_| AtomicUsize::new(0)).collect());
+    let done = Arc::new(AtomicUsize::new(0));
+    let show = move |counts: &[AtomicUsize], done: &AtomicUsize| {
+        if tty {
+            let read: usize = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+            let line = progress_line(done.load(Ordering::Relaxed), counts.len(), read);
+            eprint!("\r{line}");
+        }
+    };
     let slots = Arc::new(tokio::sync::Semaphore::new(GROUPS_IN_FLIGHT));
     let total = groups.len();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, group) in groups.into_iter().enumerate() {
-        let (client, counts, slots) = (client.clone(), counts.clone(), slots.clone());
+        let (client, counts, slots, done) =
+            (client.clone(), counts.clone(), slots.clone(), done.clone());
         let query = Query {
             group: group.clone(),
             ..template.clone()
@@ -116,12 +125,11 @@ async fn read_groups(
             let events = client
                 .events(&query, |n| {
                     counts[i].store(n, Ordering::Relaxed);
-                    if tty {
-                        let read: usize = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
-                        eprint!("\rthawtrace: {read} events read from {total} log group(s)");
-                    }
+                    show(&counts, &done);
                 })
                 .await?;
+            done.fetch_add(1, Ordering::Relaxed);
+            show(&counts, &done);
             Ok::<_, String>((i, group, events))
         });
     }
@@ -134,4 +142,49 @@ async fn read_groups(
     }
     read.sort_by_key(|(i, _, _)| *i);
     Ok(read.into_iter().map(|(_, g, e)| (g, e)).collect())
+}
+
+/// The progress line of a live scan: a bar of the groups read, and the
+/// events read so far.
+///
+/// ```text
+/// thawtrace: [########------------] 2/5 log groups, 1234 events
+/// ```
+fn progress_line(done: usize, total: usize, events: usize) -> String {
+    const WIDTH: usize = 20;
+    let filled = (done * WIDTH)
+        .checked_div(total)
+        .unwrap_or(WIDTH)
+        .min(WIDTH);
+    format!(
+        "thawtrace: [{}{}] {done}/{total} log group{}, {events} events",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        if total == 1 { "" } else { "s" },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn the_progress_bar_fills_as_groups_are_read() {
+        assert_eq!(
+            progress_line(0, 4, 0),
+            "thawtrace: [--------------------] 0/4 log groups, 0 events"
+        );
+        assert_eq!(
+            progress_line(1, 4, 250),
+            "thawtrace: [#####---------------] 1/4 log groups, 250 events"
+        );
+        assert_eq!(
+            progress_line(1, 1, 7),
+            "thawtrace: [####################] 1/1 log group, 7 events"
+        );
+        assert_eq!(
+            progress_line(0, 0, 0),
+            "thawtrace: [####################] 0/0 log groups, 0 events"
+        );
+    }
 }
