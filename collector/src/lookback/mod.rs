@@ -148,8 +148,8 @@ pub struct Lookback {
 struct Gathered {
     collected: Collected,
     unpaired: Vec<(String, i64)>,
-    /// First lines printing a request ID no START read announces
-    /// ([`StreamCorrelator::unannounced_lines`]).
+    /// The `END` and `REPORT` lines of invocations whose `START` was not
+    /// read ([`StreamCorrelator::unannounced_lines`]).
     unannounced: Vec<String>,
 }
 
@@ -338,10 +338,10 @@ impl Lookback {
         let (mut gathered, mut relevant) =
             Self::correlate(group, stream, &context, in_cache, batch, config);
         let missing: Vec<i64> = bounds.unpaired(&gathered).map(|&(_, ts)| ts).collect();
-        // A batch whose lines name an invocation the cached lines never
-        // started: the stream's batch before it went to another instance
-        // (or the start is older than the cache holds). The cache is not
-        // the whole story: look back, as a collector new to the stream does.
+        // A batch that ends an invocation the cached lines never started:
+        // the stream's batch with its START went to another instance. The
+        // cache is not the whole story: look back, as a collector new to
+        // the stream does.
         let incomplete = in_cache > 0
             && gathered
                 .unannounced
