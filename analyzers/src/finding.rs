@@ -25,6 +25,10 @@ pub enum FindingKind {
     /// retried under the same request ID, or the same idempotency key under
     /// several request IDs.
     DuplicateInvocation,
+    /// A connection opened before a SnapStart restore whose first use after
+    /// it failed: the snapshot kept a connection the network had forgotten.
+    #[serde(rename = "snapstart_stale_connection")]
+    SnapStartStaleConnection,
 }
 
 impl FindingKind {
@@ -36,6 +40,7 @@ impl FindingKind {
             FindingKind::NatIdleReset => "nat_idle_reset",
             FindingKind::ConnectStall => "connect_stall",
             FindingKind::DuplicateInvocation => "duplicate_invocation",
+            FindingKind::SnapStartStaleConnection => "snapstart_stale_connection",
         }
     }
 
@@ -47,6 +52,7 @@ impl FindingKind {
             FindingKind::NatIdleReset => "NatIdleResets",
             FindingKind::ConnectStall => "ConnectStalls",
             FindingKind::DuplicateInvocation => "DuplicateInvocations",
+            FindingKind::SnapStartStaleConnection => "SnapStartStaleConnections",
         }
     }
 
@@ -58,25 +64,61 @@ impl FindingKind {
             FindingKind::NatIdleReset => "thawtrace.nat_idle_reset",
             FindingKind::ConnectStall => "thawtrace.connect_stall",
             FindingKind::DuplicateInvocation => "thawtrace.duplicate_invocation",
+            FindingKind::SnapStartStaleConnection => "thawtrace.snapstart_stale_connection",
         }
     }
 
     /// The neighbouring kinds, an [`Incident`]'s, in [`FindingKind::ALL`]'s
     /// order.
-    pub const NEIGHBOURS: [FindingKind; 3] = [
+    pub const NEIGHBOURS: [FindingKind; 4] = [
         FindingKind::NatIdleReset,
         FindingKind::ConnectStall,
         FindingKind::DuplicateInvocation,
+        FindingKind::SnapStartStaleConnection,
     ];
 
     /// Every kind, in a stable order.
-    pub const ALL: [FindingKind; 5] = [
+    pub const ALL: [FindingKind; 6] = [
         FindingKind::KeepaliveFreezeTimeout,
         FindingKind::KeepaliveTimeout,
         FindingKind::NatIdleReset,
         FindingKind::ConnectStall,
         FindingKind::DuplicateInvocation,
+        FindingKind::SnapStartStaleConnection,
     ];
+}
+
+/// How Lambda ran the execution environment a log stream is from, as the
+/// log itself shows it (`execution_mode` in the JSON output).
+///
+/// - `classic`: on demand, one invocation at a time, frozen between them;
+/// - `managed-instances`: Lambda Managed Instances, several invocations at
+///   once, never frozen (`platform.initStart` with `initializationType`
+///   `lambda-managed-instances`, or invocations that overlap);
+/// - `snapstart`: restored from a SnapStart snapshot (`RESTORE_START`),
+///   otherwise classic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutionMode {
+    /// One invocation at a time, frozen between invocations.
+    #[default]
+    Classic,
+    /// Lambda Managed Instances: concurrent invocations, never frozen.
+    ManagedInstances,
+    /// Restored from a SnapStart snapshot; frozen between invocations.
+    #[serde(rename = "snapstart")]
+    SnapStart,
+}
+
+impl ExecutionMode {
+    /// The name used in JSON output, span attributes and the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionMode::Classic => "classic",
+            ExecutionMode::ManagedInstances => "managed-instances",
+            ExecutionMode::SnapStart => "snapstart",
+        }
+    }
 }
 
 /// The kind of a keepalive [`Finding`]: the only kinds one can be. Its
@@ -154,6 +196,9 @@ pub struct Incident {
     pub detail: Detail,
     /// Every event ID it rests on.
     pub evidence: Vec<String>,
+    /// The tenant whose invocation it is about, for functions with tenant
+    /// isolation (`tenantId` on the invocation's `platform.start`).
+    pub tenant_id: Option<String>,
 }
 
 impl Serialize for Incident {
@@ -170,6 +215,8 @@ impl Serialize for Incident {
             #[serde(flatten)]
             detail: &'a Detail,
             evidence: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tenant_id: Option<&'a str>,
         }
         Out {
             kind: self.kind(),
@@ -181,6 +228,7 @@ impl Serialize for Incident {
             last_at_ms: self.last_at_ms,
             detail: &self.detail,
             evidence: &self.evidence,
+            tenant_id: self.tenant_id.as_deref(),
         }
         .serialize(s)
     }
@@ -200,6 +248,9 @@ impl Incident {
             }
             Detail::ConnectStall { .. } => {
                 "Connection attempts from many environments timed out together after DNS answered: a NAT gateway out of ports (55,000 simultaneous connections per destination per address, up to 8 addresses = 440,000; NAT metric ErrorPortAllocation) or a Hyperplane ENI at 65,000 connections (no metric). Add secondary NAT addresses, spread over more subnets and NAT gateways, use PrivateLink or VPC endpoints, and reuse connections across invocations."
+            }
+            Detail::SnapStartStaleConnection { .. } => {
+                "This connection was opened before the SnapStart snapshot and restored with it, but the network had long forgotten it: its first use after the restore failed. Re-create clients after a restore (Java: a CRaC Resource's afterRestore, registered with Core.getGlobalContext().register; Python: @register_after_restore from snapshot_restore_py; Rust: a lambda_runtime SnapStartResource's after_restore, or thawtrace_instrument's restore hook), or connect lazily on the first invocation instead of during init."
             }
             Detail::DuplicateInvocation { .. } => {
                 "The same event was handled more than once (async retries, at-least-once delivery). Make the handler idempotent (a DynamoDB conditional write, Powertools Idempotency), and set MaximumRetryAttempts to 0 where a retry is unsafe."
@@ -244,6 +295,22 @@ pub enum Detail {
         /// The idempotency key, as `name=value`, for `same_key`.
         key: Option<String>,
     },
+    /// `snapstart_stale_connection`.
+    SnapStartStaleConnection {
+        /// The invocation whose use of the connection failed.
+        request_id: String,
+        /// The connection, as the client library names it.
+        connection: String,
+        /// When the environment was restored, ms since the Unix epoch.
+        restore_at_ms: i64,
+        /// When the connection last showed activity before the restore,
+        /// ms since the Unix epoch.
+        opened_before_ms: i64,
+        /// How its first use failed: a gRPC status, or what the client
+        /// library did to the connection (`ping_timeout`,
+        /// `transport_shutdown`).
+        failure: &'static str,
+    },
 }
 
 impl Detail {
@@ -253,6 +320,7 @@ impl Detail {
             Detail::NatIdleReset { .. } => FindingKind::NatIdleReset,
             Detail::ConnectStall { .. } => FindingKind::ConnectStall,
             Detail::DuplicateInvocation { .. } => FindingKind::DuplicateInvocation,
+            Detail::SnapStartStaleConnection { .. } => FindingKind::SnapStartStaleConnection,
         }
     }
 }
@@ -324,8 +392,13 @@ pub struct InvocationWindow {
     pub request_id: String,
     /// `START`, ms since the Unix epoch, when the input holds it.
     pub start_ms: Option<i64>,
-    /// `END`, ms since the Unix epoch, when the input holds it.
+    /// `END`, ms since the Unix epoch, when the input holds it (Managed
+    /// Instances: its `platform.report`).
     pub end_ms: Option<i64>,
+    /// How Lambda ran its execution environment.
+    pub execution_mode: ExecutionMode,
+    /// The tenant it served, for functions with tenant isolation.
+    pub tenant_id: Option<String>,
 }
 
 /// The RPC that failed because of a keepalive timeout, when the log shows it.
@@ -382,6 +455,18 @@ pub struct Finding {
     pub ack_event_id: Option<String>,
     /// The RPC that failed after the timeout, when the log shows one.
     pub failed_call: Option<FailedCall>,
+    /// The invocations whose calls failed after the timeout, in time
+    /// order: the timeout's own (with `failed_call`), or on Lambda Managed
+    /// Instances every invocation in flight then whose call failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_request_ids: Vec<String>,
+    /// How Lambda ran the stream's execution environment: no freeze
+    /// timeout comes from a `managed-instances` stream.
+    pub execution_mode: ExecutionMode,
+    /// The tenant of the timeout's invocation, for functions with tenant
+    /// isolation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
     /// Every event ID this finding rests on.
     pub evidence: Vec<String>,
     /// What stood in for a line the library did not print, when the
@@ -405,6 +490,9 @@ impl Finding {
     /// What to do about it, in one paragraph naming the library's own
     /// options (text, JSON and HTML output).
     pub fn advice(&self) -> &'static str {
+        if self.execution_mode == ExecutionMode::ManagedInstances {
+            return "On Lambda Managed Instances the environment is never frozen: either the peer did not answer the ping in time (a network or server stall), or the function's event loop was busy longer than the ack timeout (a CPU-bound step in one invocation delays every timer and every read of the others) and the ack was read too late. Keep CPU-bound work off the event loop (worker threads), or raise the keepalive ack timeout above the longest busy stretch; check the server and the path to it.";
+        }
         match (self.kind, self.library) {
             (KeepaliveKind::FreezeTimeout, Library::GrpcJs) => {
                 "Lambda froze this environment with a keepalive ping in flight; at the thaw the ack timer fired before the ack was read, and a healthy connection was closed. In Lambda, leave client keepalive off (omit 'grpc.keepalive_time_ms'), or set 'grpc.keepalive_timeout_ms' above the longest freeze you expect; retry UNAVAILABLE on the first call after a thaw."
@@ -548,5 +636,24 @@ impl FindingSink for Collected {
 impl FindingSink for Vec<Finding> {
     fn finding(&mut self, finding: Finding) {
         self.push(finding);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_serializes_as_its_name() {
+        for k in FindingKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for m in [
+            ExecutionMode::Classic,
+            ExecutionMode::ManagedInstances,
+            ExecutionMode::SnapStart,
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.as_str());
+        }
     }
 }

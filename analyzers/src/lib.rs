@@ -44,8 +44,8 @@ use std::collections::HashMap;
 
 pub use correlate::{Config, IdempotencyKey, LogEvent, StreamCorrelator, StreamStats};
 pub use finding::{
-    Collected, Detail, DuplicateReason, FailedCall, Finding, FindingKind, FindingSink, Incident,
-    Inference, InvocationWindow, KeepaliveKind, Signal, SignalKind,
+    Collected, Detail, DuplicateReason, ExecutionMode, FailedCall, Finding, FindingKind,
+    FindingSink, Incident, Inference, InvocationWindow, KeepaliveKind, Signal, SignalKind,
 };
 pub use neighbours::{Neighbours, Settlement};
 
@@ -184,6 +184,8 @@ impl<'a> Batch<'a> {
             summary.totals.unpaired_timeouts += stats.unpaired_timeouts;
             summary.totals.guessed_windows += stats.guessed_windows;
             summary.totals.unjudged += stats.unjudged;
+            summary.totals.managed_instances += stats.managed_instances;
+            summary.totals.snapstart += stats.snapstart;
             for (flag, names) in [
                 (stats.unjudged, &mut summary.unjudged_streams),
                 (stats.guessed_windows, &mut summary.guessed_streams),

@@ -365,6 +365,7 @@ impl Neighbours {
                 window_ms: self.window_ms,
             },
             evidence: hits.iter().map(|h| h.event_id.clone()).collect(),
+            tenant_id: None,
         });
         true
     }
@@ -395,6 +396,7 @@ fn by_time(a: &Hit, b: &Hit) -> std::cmp::Ordering {
 ///     last_at_ms: 61_000,
 ///     detail: Detail::DuplicateInvocation { reason: DuplicateReason::Retried, attempts: 2, key: None },
 ///     evidence: vec!["1".into(), "2".into()],
+///     tenant_id: None,
 /// };
 /// let s = Settlement::of(&retried).unwrap();
 /// assert_eq!(s.identity, "duplicate_invocation#retried#/aws/lambda/orders#r1");
@@ -420,11 +422,12 @@ pub struct Settlement {
 
 impl Settlement {
     /// The settlement of a cross-stream incident; `None` for a
-    /// `nat_idle_reset`, which one stream settles.
+    /// `nat_idle_reset` or a `snapstart_stale_connection`, which one
+    /// stream settles.
     pub fn of(incident: &Incident) -> Option<Settlement> {
         let group = &incident.log_group;
         match &incident.detail {
-            Detail::NatIdleReset { .. } => None,
+            Detail::NatIdleReset { .. } | Detail::SnapStartStaleConnection { .. } => None,
             Detail::ConnectStall { window_ms, .. } => Some(Settlement {
                 identity: format!(
                     "connect_stall#{group}#{}",
@@ -518,6 +521,7 @@ fn duplicate(
             key,
         },
         evidence: hits.iter().map(|h| h.event_id.clone()).collect(),
+        tenant_id: None,
     }
 }
 

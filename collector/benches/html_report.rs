@@ -18,7 +18,7 @@ use thawtrace::report::html;
 use thawtrace_analyzers::Collected;
 use thawtrace_analyzers::parse::Library;
 use thawtrace_analyzers::{
-    FailedCall, Finding, InvocationWindow, KeepaliveKind, StreamStats, Summary,
+    ExecutionMode, FailedCall, Finding, InvocationWindow, KeepaliveKind, StreamStats, Summary,
 };
 
 const INVOCATIONS: i64 = 8;
@@ -38,6 +38,8 @@ fn log_group(streams: usize) -> (Collected, Summary) {
                 request_id: rid(n),
                 start_ms: Some(start),
                 end_ms: Some(start + 200),
+                execution_mode: ExecutionMode::Classic,
+                tenant_id: None,
             });
         }
         if s % 10 == 0 {
@@ -66,6 +68,9 @@ fn log_group(streams: usize) -> (Collected, Summary) {
                     code: "UNAVAILABLE",
                     line: 4,
                 }),
+                failed_request_ids: vec![rid(1)],
+                execution_mode: ExecutionMode::Classic,
+                tenant_id: None,
                 evidence: vec![id(ping, 1), id(timeout, 2), id(timeout + 1, 3)],
                 inferred_from: None,
                 ping_line: 1,

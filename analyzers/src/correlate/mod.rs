@@ -22,10 +22,12 @@
 use std::borrow::Cow;
 
 use crate::parse::{
-    Keepalive, KeepaliveEvent, Line, LineKind, NetFailure, PlatformPhase, RawText, parse_line,
+    InitType, Keepalive, KeepaliveEvent, Line, LineKind, NetFailure, PlatformPhase, RawText,
+    parse_line,
 };
 
 mod ledger;
+mod modes;
 mod neighbour;
 mod owner;
 mod pairing;
@@ -217,6 +219,11 @@ pub struct StreamStats {
     /// the trace flags hide pings and their timeouts, so a keepalive
     /// timeout there can be neither found nor ruled out.
     pub unjudged: u64,
+    /// Streams of Lambda Managed Instances (concurrent invocations, never
+    /// frozen): see [`crate::ExecutionMode`].
+    pub managed_instances: u64,
+    /// Streams restored from a SnapStart snapshot.
+    pub snapstart: u64,
 }
 
 #[derive(Debug)]
@@ -228,6 +235,18 @@ struct Invocation {
     start_event: Option<(u32, String)>,
     /// The stretch before it (in `betweens`), whose `next` it is.
     before: Option<u32>,
+    /// `tenantId` on its `platform.start` (tenant isolation).
+    tenant: Option<String>,
+}
+
+/// A SnapStart restore, placed in the stream.
+#[derive(Debug)]
+struct Restore {
+    pos: u32,
+    ts: i64,
+    id: Text,
+    /// Invocations started before it.
+    after_invocations: usize,
 }
 
 /// The stretch from `END A` to `START B`, and where its freeze was.
@@ -401,6 +420,17 @@ pub struct StreamCorrelator {
     relevant: Vec<u32>,
     /// See [`StreamCorrelator::unannounced_lines`].
     unannounced: Vec<String>,
+    /// What `INIT_START` / `platform.initStart` said of the environment.
+    init_type: Option<InitType>,
+    /// Invocations overlapped: a JSON `platform.report` of an invocation
+    /// that started and never had its `platform.runtimeDone`, which only
+    /// Lambda Managed Instances leave out.
+    overlapping: bool,
+    /// SnapStart restores.
+    restores: Vec<Restore>,
+    /// Invocations by request ID, built when a stream needs it (Managed
+    /// Instances attribute lines by the request ID they print).
+    by_id: std::cell::OnceCell<foldhash::HashMap<String, u32>>,
     stats: StreamStats,
 }
 
@@ -428,6 +458,10 @@ impl StreamCorrelator {
             watch_failures_until: i64::MIN,
             relevant: Vec::new(),
             unannounced: Vec::new(),
+            init_type: None,
+            overlapping: false,
+            restores: Vec::new(),
+            by_id: std::cell::OnceCell::new(),
             stats: StreamStats::default(),
         }
     }
@@ -530,7 +564,11 @@ impl StreamCorrelator {
                         What::Net(timeout, silence),
                     );
                 }
-                self.platform(phase, request_id, pos, ts, &event.id);
+                self.platform(phase, request_id, pos, ts, event);
+                return;
+            }
+            LineKind::Lifecycle(life) => {
+                self.lifecycle(life, pos, ts, event);
                 return;
             }
             LineKind::Thaw(frozen_ms) => {
@@ -640,8 +678,9 @@ impl StreamCorrelator {
         request_id: &str,
         pos: u32,
         ts: i64,
-        event_id: &str,
+        event: &LogEvent<'_>,
     ) {
+        let event_id: &str = &event.id;
         match phase {
             PlatformPhase::Start => {
                 let idx = self.invocations.len() as u32;
@@ -662,12 +701,18 @@ impl StreamCorrelator {
                     }
                     Place::Init => None,
                 };
+                let raw = event.text.raw();
                 self.invocations.push(Invocation {
                     request_id: request_id.to_owned(),
                     start_ms: Some(ts),
                     end_ms: None,
                     start_event: Some((pos, event_id.to_owned())),
                     before,
+                    tenant: raw
+                        .starts_with('{')
+                        .then(|| crate::parse::platform::tenant_id(raw))
+                        .flatten()
+                        .map(str::to_owned),
                 });
                 self.stats.invocations += 1;
                 self.place = Place::In(idx);
@@ -689,6 +734,9 @@ impl StreamCorrelator {
                 self.place = Place::Between(self.betweens.len() as u32 - 1);
             }
             PlatformPhase::Report => {
+                if event.text.raw().starts_with('{') {
+                    self.json_report(request_id, ts);
+                }
                 if !matches!(self.place, Place::Between(_)) {
                     self.unannounced_end(request_id, event_id);
                 }

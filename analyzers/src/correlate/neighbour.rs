@@ -86,6 +86,11 @@ impl StreamCorrelator {
             ledger.dead_since(destination, mark.ts - idle);
         }
         self.nat_incident(mark, net, idle, nat.found.entry(owner.epoch), request_id);
+        if let Some(incident) = nat.found.get_mut(&owner.epoch)
+            && incident.tenant_id.is_none()
+        {
+            incident.tenant_id = self.tenant_of(owner.epoch);
+        }
     }
 
     /// Adds a failure line to its invocation's `nat_idle_reset` (one per
@@ -113,6 +118,7 @@ impl StreamCorrelator {
                 destination: None,
             },
             evidence: Vec::new(),
+            tenant_id: None,
         });
         incident.last_at_ms = mark.ts;
         incident.evidence.push(self.texts.get(mark.id).to_owned());

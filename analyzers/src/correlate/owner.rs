@@ -79,6 +79,9 @@ impl StreamCorrelator {
     }
 
     pub(super) fn owner(&self, mark: &Mark) -> Owner {
+        if self.managed() {
+            return self.managed_owner(mark);
+        }
         if self.invocations.is_empty() {
             return self.run_owner(mark, false);
         }

@@ -47,6 +47,9 @@ impl StreamCorrelator {
                     .iter()
                     .any(|m| matches!(m.what, What::Failure(_))),
         );
+        self.stats.managed_instances = u64::from(self.managed());
+        self.stats.snapstart =
+            u64::from(self.execution_mode() == crate::finding::ExecutionMode::SnapStart);
         let failed = self.invocations_with_network_failures();
         let wants_signals = sink.wants_signals();
         let mut ledger = Ledger::default();
@@ -57,7 +60,11 @@ impl StreamCorrelator {
         // each finding is read off the ledger as its line comes.
         for (i, mark) in self.marks.iter().enumerate() {
             match &mark.what {
-                What::Keepalive(k) => self.keepalive(i, mark, k, &mut ledger, &mut pairs, sink),
+                What::Keepalive(k) => {
+                    let keyed = self.keyed(mark, k);
+                    let k = keyed.as_ref().unwrap_or(k);
+                    self.keepalive(i, mark, k, &mut ledger, &mut pairs, sink);
+                }
                 What::Traffic(destination) => ledger.activity(destination, mark.ts),
                 What::Retrying => nat.retrying = Some(self.owner(mark).epoch),
                 What::Connect(destination, done) => {
@@ -85,6 +92,9 @@ impl StreamCorrelator {
             sink.finding(f);
         }
         for incident in nat.found.into_values() {
+            sink.incident(incident);
+        }
+        for incident in self.stale_connections() {
             sink.incident(incident);
         }
         if wants_signals {
@@ -262,20 +272,29 @@ impl StreamCorrelator {
         if !sink.wants_invocations() {
             return;
         }
-        let window = |request_id: &str, start_ms, end_ms| InvocationWindow {
-            log_group: self.log_group.clone(),
-            log_stream: self.log_stream.clone(),
-            request_id: request_id.to_owned(),
-            start_ms,
-            end_ms,
-        };
+        let execution_mode = self.execution_mode();
+        let window =
+            |request_id: &str, start_ms, end_ms, tenant: &Option<String>| InvocationWindow {
+                log_group: self.log_group.clone(),
+                log_stream: self.log_stream.clone(),
+                request_id: request_id.to_owned(),
+                start_ms,
+                end_ms,
+                execution_mode,
+                tenant_id: tenant.clone(),
+            };
         if self.invocations.is_empty() {
             for run in &self.runs {
-                sink.invocation(&window(&run.request_id, None, None));
+                sink.invocation(&window(&run.request_id, None, None, &None));
             }
         }
         for inv in &self.invocations {
-            sink.invocation(&window(&inv.request_id, inv.start_ms, inv.end_ms));
+            sink.invocation(&window(
+                &inv.request_id,
+                inv.start_ms,
+                inv.end_ms,
+                &inv.tenant,
+            ));
         }
     }
 
@@ -341,6 +360,9 @@ impl StreamCorrelator {
             })
             .collect();
         let mut used = vec![false; failures.len()];
+        if self.managed() {
+            return self.attach_managed_failures(findings, &failures);
+        }
         for finding in findings {
             let from = finding.timeout_at_ms - BEFORE_MS;
             let to = finding
@@ -349,7 +371,7 @@ impl StreamCorrelator {
             let hit = failures.iter().enumerate().find(|(i, (m, _, owner))| {
                 !used[*i] && (from..=to).contains(&m.ts) && *owner == finding.timeout_request_id
             });
-            if let Some((i, (mark, code, _))) = hit {
+            if let Some((i, (mark, code, owner))) = hit {
                 used[i] = true;
                 finding.evidence.push(self.texts.get(mark.id).to_owned());
                 finding.failed_call = Some(FailedCall {
@@ -358,6 +380,48 @@ impl StreamCorrelator {
                     code,
                     line: mark.pos,
                 });
+                finding.failed_request_ids.extend(owner.clone());
+            }
+        }
+    }
+
+    /// Managed Instances: every invocation in flight at the timeout whose
+    /// call failed from just before it to the end of the failure window
+    /// (each failure counted once, for the first timeout it follows).
+    fn attach_managed_failures(
+        &self,
+        findings: &mut [Finding],
+        failures: &[(&Mark, &'static str, Option<String>)],
+    ) {
+        const BEFORE_MS: i64 = 100;
+        let mut used = vec![false; failures.len()];
+        for finding in findings {
+            let from = finding.timeout_at_ms - BEFORE_MS;
+            let to = finding
+                .timeout_at_ms
+                .saturating_add(self.config.failure_window_ms);
+            let in_flight: Vec<&str> = self.in_flight_at(finding.timeout_at_ms).collect();
+            for (i, (mark, code, owner)) in failures.iter().enumerate() {
+                let Some(owner) = owner else { continue };
+                if used[i]
+                    || !(from..=to).contains(&mark.ts)
+                    || !in_flight.contains(&owner.as_str())
+                {
+                    continue;
+                }
+                used[i] = true;
+                finding.evidence.push(self.texts.get(mark.id).to_owned());
+                if finding.failed_call.is_none() {
+                    finding.failed_call = Some(FailedCall {
+                        event_id: self.texts.get(mark.id).to_owned(),
+                        at_ms: mark.ts,
+                        code,
+                        line: mark.pos,
+                    });
+                }
+                if !finding.failed_request_ids.contains(owner) {
+                    finding.failed_request_ids.push(owner.clone());
+                }
             }
         }
     }
@@ -390,7 +454,9 @@ impl StreamCorrelator {
         };
         let ping_owner = owner(ping, late.0);
         let timeout_owner = owner(timeout, late.1);
-        let freeze = ping_owner.epoch != timeout_owner.epoch;
+        // Managed Instances are never frozen: whatever held the timer back
+        // (a busy event loop), it was no freeze.
+        let freeze = !self.managed() && ping_owner.epoch != timeout_owner.epoch;
         let settled_by = self.settled_by([
             (&ping_owner.settled, ping),
             (&timeout_owner.settled, timeout),
@@ -415,7 +481,12 @@ impl StreamCorrelator {
             timeout_request_id: timeout_owner.request_id,
             ping_line_request_id: self.texts.owned(ping.printed),
             timeout_line_request_id: self.texts.owned(timeout.printed),
-            connection: k.connection.clone(),
+            connection: k
+                .connection
+                .split(super::modes::OPENED_BY)
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
             ping_at_ms: ping.ts,
             timeout_at_ms: timeout.ts,
             ping_timeout_ms,
@@ -429,6 +500,9 @@ impl StreamCorrelator {
             timeout_event_id: self.texts.get(timeout.id).to_owned(),
             ack_event_id: None,
             failed_call: None,
+            failed_request_ids: Vec::new(),
+            execution_mode: self.execution_mode(),
+            tenant_id: self.tenant_of(timeout_owner.epoch),
             evidence: vec![
                 self.texts.get(ping.id).to_owned(),
                 self.texts.get(timeout.id).to_owned(),

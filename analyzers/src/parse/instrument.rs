@@ -12,6 +12,7 @@
 //! | `ping_ack` | its ack read |
 //! | `keepalive_timeout` | hyper closed the connection with the PING unanswered |
 //! | `thaw` | logged at an invocation's start after a freeze, with `frozen_ms` |
+//! | `restore` | logged when a SnapStart snapshot was restored |
 //!
 //! The connection key is `#<conn> <peer>`. The `request_id` field is what the
 //! instrument knew when the event fired: at a thaw it can still be the
@@ -19,7 +20,9 @@
 
 use memchr::memmem;
 
-use super::{Keepalive, KeepaliveEvent, Library, Line, LineKind, RawText, request_id_prefix};
+use super::{
+    Keepalive, KeepaliveEvent, Library, Lifecycle, Line, LineKind, RawText, request_id_prefix,
+};
 
 const EVENTS: &[(&str, KeepaliveEvent)] = &[
     (
@@ -79,6 +82,7 @@ pub fn parse_text(text: RawText<'_>) -> Option<Line<'_>> {
         (Some("thaw"), _, _) => text_field(fields, "frozen_ms")
             .and_then(|v| v.parse().ok())
             .map_or(LineKind::Other, LineKind::Thaw),
+        (Some("restore"), _, _) => LineKind::Lifecycle(Lifecycle::Restore),
         (Some(event), Some(conn), Some(peer)) => {
             keepalive(event, conn, peer).map_or(LineKind::Other, LineKind::Keepalive)
         }
@@ -117,6 +121,12 @@ pub fn parse_json(text: RawText<'_>) -> Option<Line<'_>> {
     let decoded = text.unescape();
     let record: Record = serde_json::from_str(&decoded).ok()?;
     let printed = super::platform::json_string_field(raw, "request_id");
+    if record.fields.event.as_deref() == Some("restore") {
+        return Some(Line {
+            kind: LineKind::Lifecycle(Lifecycle::Restore),
+            printed_request_id: printed,
+        });
+    }
     if record.fields.event.as_deref() == Some("thaw") {
         return Some(Line {
             kind: record

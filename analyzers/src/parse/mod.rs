@@ -58,6 +58,32 @@ pub enum PlatformPhase {
     Report,
 }
 
+/// A record of an execution environment's life outside its invocations,
+/// which tells the stream's [execution mode](crate::ExecutionMode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// `INIT_START` / `platform.initStart`, with what its
+    /// `initializationType` says (JSON only).
+    InitStart(InitType),
+    /// `RESTORE_START` / `platform.restoreStart`, or
+    /// `thawtrace-instrument`'s `restore` event: the environment was
+    /// restored from a SnapStart snapshot.
+    Restore,
+    /// `RESTORE_REPORT` / `platform.restoreReport`: the restore is done.
+    RestoreReport,
+}
+
+/// A `platform.initStart`'s `initializationType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitType {
+    /// `on-demand`, `provisioned-concurrency`, or not said (text `INIT_START`).
+    OnDemand,
+    /// `snap-start`: the init before a snapshot.
+    SnapStart,
+    /// `lambda-managed-instances`.
+    ManagedInstances,
+}
+
 /// What a keepalive line says happened on a connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeepaliveEvent {
@@ -129,6 +155,9 @@ pub enum LineKind<'a> {
     /// `thawtrace-instrument`'s `thaw` event: the environment was frozen
     /// this many ms before the invocation that logged it.
     Thaw(i64),
+    /// A record of the environment's life outside invocations: its init,
+    /// a SnapStart restore.
+    Lifecycle(Lifecycle),
     /// Traffic on an HTTP connection to this `host:port` (urllib3 at
     /// DEBUG: a connection opened, a response read): the connection's last
     /// activity, for the NAT idle timeout.

@@ -8,13 +8,22 @@
 //! | JSON `platform.start` | `{"time":"2026-11-28T08:08:23.242Z","type":"platform.start","record":{"requestId":"9bf4219f-…","version":"$LATEST"}}` |
 //! | JSON `platform.runtimeDone` | `{"time":"…","type":"platform.runtimeDone","record":{"requestId":"…","status":"success","metrics":{…}}}` |
 //! | JSON `platform.report` | `{"time":"…","type":"platform.report","record":{"requestId":"…","metrics":{"durationMs":…},"status":"success"}}` |
+//! | `INIT_START Runtime Version: <v> …` | `INIT_START Runtime Version: python:3.12.v16\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:…` |
+//! | `RESTORE_START Runtime Version: <v> …` (SnapStart) | `RESTORE_START Runtime Version: java:11.v21 Runtime Version ARN: arn:aws:lambda:…` |
+//! | `RESTORE_REPORT Restore Duration: <ms> ms` (SnapStart) | `RESTORE_REPORT Restore Duration: 265.21 ms` |
+//! | JSON `platform.initStart` | `{"time":"…","type":"platform.initStart","record":{"initializationType":"lambda-managed-instances","phase":"init",…,"instanceId":"…"}}` |
+//! | JSON `platform.restoreStart`, `platform.restoreReport` | `{"time":"…","type":"platform.restoreStart","record":{"runtimeVersion":"python:3.12.v16",…}}` |
+//!
+//! Lambda Managed Instances write no `platform.runtimeDone`: an invocation
+//! there runs from its `platform.start` to its `platform.report`, and
+//! several run at once.
 //!
 //! JSON records are recognised without unescaping: a JSON log format
 //! message arrives as an escaped JSON string inside the subscription payload.
 
 use memchr::memmem;
 
-use super::{Line, LineKind, PlatformPhase, request_id_prefix};
+use super::{InitType, Lifecycle, Line, LineKind, PlatformPhase, request_id_prefix};
 
 const TEXT: &[(&str, PlatformPhase)] = &[
     ("START RequestId: ", PlatformPhase::Start),
@@ -28,11 +37,35 @@ const JSON: &[(&str, PlatformPhase)] = &[
     ("platform.report", PlatformPhase::Report),
 ];
 
-/// Parses a text platform line (`START`, `END`, `REPORT`).
+const TEXT_LIFECYCLE: &[(&str, Lifecycle)] = &[
+    ("INIT_START ", Lifecycle::InitStart(InitType::OnDemand)),
+    ("RESTORE_START ", Lifecycle::Restore),
+    ("RESTORE_REPORT ", Lifecycle::RestoreReport),
+];
+
+const JSON_LIFECYCLE: &[(&str, Lifecycle)] = &[
+    (
+        "platform.initStart",
+        Lifecycle::InitStart(InitType::OnDemand),
+    ),
+    ("platform.restoreStart", Lifecycle::Restore),
+    ("platform.restoreReport", Lifecycle::RestoreReport),
+];
+
+/// Parses a text platform line (`START`, `END`, `REPORT`, `INIT_START`,
+/// `RESTORE_START`, `RESTORE_REPORT`).
 pub fn parse_text(raw: &str) -> Option<Line<'_>> {
     let first = *raw.as_bytes().first()?;
-    if !matches!(first, b'S' | b'E' | b'R') {
+    if !matches!(first, b'S' | b'E' | b'R' | b'I') {
         return None;
+    }
+    if matches!(first, b'I' | b'R')
+        && let Some(&(_, life)) = TEXT_LIFECYCLE.iter().find(|(p, _)| raw.starts_with(p))
+    {
+        return Some(Line {
+            kind: LineKind::Lifecycle(life),
+            printed_request_id: None,
+        });
     }
     TEXT.iter().find_map(|&(prefix, phase)| {
         let rest = raw.strip_prefix(prefix)?;
@@ -58,14 +91,53 @@ pub fn parse_json(raw: &str) -> Option<Line<'_>> {
         return None;
     }
     let rest = &raw[at + 1..];
-    let &(_, phase) = JSON.iter().find(|(name, _)| {
+    let named = |name: &str| {
         rest.starts_with(name) && matches!(rest.as_bytes().get(name.len()), Some(b'"' | b'\\'))
-    })?;
+    };
+    let Some(&(_, phase)) = JSON.iter().find(|(name, _)| named(name)) else {
+        let &(_, life) = JSON_LIFECYCLE.iter().find(|(name, _)| named(name))?;
+        let life = match life {
+            Lifecycle::InitStart(_) => Lifecycle::InitStart(init_type(raw)),
+            other => other,
+        };
+        return Some(Line {
+            kind: LineKind::Lifecycle(life),
+            printed_request_id: None,
+        });
+    };
     let id = json_string_field(raw, "requestId")?;
     Some(Line {
         kind: LineKind::Platform(phase, id),
         printed_request_id: Some(id),
     })
+}
+
+/// What a `platform.initStart`'s `initializationType` says.
+fn init_type(raw: &str) -> InitType {
+    match string_value(raw, "initializationType") {
+        Some(v) if v.starts_with("lambda-managed-instances") => InitType::ManagedInstances,
+        Some(v) if v.starts_with("snap-start") => InitType::SnapStart,
+        _ => InitType::OnDemand,
+    }
+}
+
+/// The text after `"key":"` in raw (possibly escaped) JSON, up to the end
+/// of the line.
+fn string_value<'a>(raw: &'a str, key: &str) -> Option<&'a str> {
+    let at = memmem::find(raw.as_bytes(), key.as_bytes())?;
+    let rest = raw[at + key.len()..].trim_start_matches(['\\', '"']);
+    Some(rest.strip_prefix(':')?.trim_start_matches([' ', '\\', '"']))
+}
+
+/// The tenant a JSON `platform.start` (or application line) names, for
+/// functions with tenant isolation: `"tenantId":"<id>"`.
+pub fn tenant_id(raw: &str) -> Option<&str> {
+    let v = string_value(raw, "tenantId")?;
+    let end = v
+        .bytes()
+        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':' | b'@')))
+        .unwrap_or(v.len());
+    (end > 0 && end <= 256).then(|| &v[..end])
 }
 
 /// A JSON `platform.runtimeDone` (or `platform.report`) whose status is

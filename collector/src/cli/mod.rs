@@ -536,8 +536,16 @@ fn summary_line(
         .filter(|&&k| count(k) > 0)
         .map(|&k| format!(", {} {}", count(k), k.as_str()))
         .collect();
+    // Streams of each execution mode, when any is not classic.
+    let (managed, snapstart) = (summary.totals.managed_instances, summary.totals.snapstart);
+    let modes = if managed + snapstart > 0 {
+        let classic = summary.streams.saturating_sub(managed + snapstart);
+        format!(" ({classic} classic, {managed} managed-instances, {snapstart} snapstart)")
+    } else {
+        String::new()
+    };
     format!(
-        "thawtrace: {} events in {} log streams, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{neighbours}{}{}{}{}",
+        "thawtrace: {} events in {} log streams{modes}, {} invocations; {} keepalive_freeze_timeout, {} keepalive_timeout{neighbours}{}{}{}{}",
         summary.totals.lines,
         summary.streams,
         summary.totals.invocations,

@@ -1,7 +1,8 @@
 //! Alerts as CloudWatch Embedded Metric Format lines: namespace
-//! `Thawtrace`, one metric per finding kind, dimension `FunctionName`. A
-//! log line is all it takes; CloudWatch turns it into metrics that alarms
-//! and dashboards use, with no infrastructure of ours.
+//! `Thawtrace`, one metric per finding kind, dimension `FunctionName` (and
+//! `FunctionName`, `TenantId` for the findings of tenant-isolated
+//! functions). A log line is all it takes; CloudWatch turns it into
+//! metrics that alarms and dashboards use, with no infrastructure of ours.
 
 use std::collections::BTreeMap;
 
@@ -14,9 +15,13 @@ use super::spans::function_name;
 pub const NAMESPACE: &str = "Thawtrace";
 /// The metric dimension.
 pub const DIMENSION: &str = "FunctionName";
+/// The second dimension of tenant-isolated functions' findings.
+pub const TENANT_DIMENSION: &str = "TenantId";
 
-/// One EMF line per function with findings, counting each kind (zeros
-/// included, so a dashboard shows the contrast).
+/// One EMF line per function with findings (per function and tenant,
+/// where the invocations named a tenant), counting each kind (zeros
+/// included, so a dashboard shows the contrast). A tenant's line also
+/// counts under `FunctionName` alone, so the function's totals add up.
 ///
 /// A line is stamped with the event time of the newest failure it counts,
 /// never the collector's clock, the way CloudWatch Logs' own metric filters
@@ -48,7 +53,7 @@ pub const DIMENSION: &str = "FunctionName";
 /// assert_eq!(metrics["Namespace"], emf::NAMESPACE);
 /// assert_eq!(metrics["Dimensions"], json!([["FunctionName"]]));
 /// assert_eq!(metrics["Metrics"][0], json!({"Name": "KeepaliveFreezeTimeouts", "Unit": "Count"}));
-/// assert_eq!(metrics["Metrics"].as_array().unwrap().len(), 5);
+/// assert_eq!(metrics["Metrics"].as_array().unwrap().len(), 6);
 /// // The minute of the newest failure, not of the scan.
 /// let newest = found.findings.iter().map(|f| f.timeout_at_ms).max().unwrap();
 /// assert_eq!(line["_aws"]["Timestamp"], newest);
@@ -56,38 +61,48 @@ pub const DIMENSION: &str = "FunctionName";
 /// assert!(emf::lines(&[], &[]).is_empty(), "no findings, no line");
 /// ```
 pub fn lines(findings: &[Finding], incidents: &[Incident]) -> Vec<String> {
-    let mut per_function: BTreeMap<&str, (i64, BTreeMap<FindingKind, u64>)> = BTreeMap::new();
+    type Counts = (i64, BTreeMap<FindingKind, u64>);
+    let mut per_function: BTreeMap<(&str, Option<&str>), Counts> = BTreeMap::new();
     let kinds = findings
         .iter()
-        .map(|f| (f.log_group.as_str(), f.kind.kind(), f.timeout_at_ms))
-        .chain(
-            incidents
-                .iter()
-                .map(|i| (i.log_group.as_str(), i.kind(), i.last_at_ms)),
-        );
-    for (group, kind, at_ms) in kinds {
+        .map(|f| {
+            let tenant = f.tenant_id.as_deref();
+            (f.log_group.as_str(), tenant, f.kind.kind(), f.timeout_at_ms)
+        })
+        .chain(incidents.iter().map(|i| {
+            let tenant = i.tenant_id.as_deref();
+            (i.log_group.as_str(), tenant, i.kind(), i.last_at_ms)
+        }));
+    for (group, tenant, kind, at_ms) in kinds {
         let (newest, counts) = per_function
-            .entry(function_name(group))
+            .entry((function_name(group), tenant))
             .or_insert((at_ms, BTreeMap::new()));
         *newest = (*newest).max(at_ms);
         *counts.entry(kind).or_default() += 1;
     }
     per_function
         .into_iter()
-        .map(|(function, (at_ms, counts))| {
+        .map(|((function, tenant), (at_ms, counts))| {
             let metrics: Vec<Value> = FindingKind::ALL
                 .iter()
                 .map(|k| json!({"Name": k.metric_name(), "Unit": "Count"}))
                 .collect();
+            let dimensions = match tenant {
+                Some(_) => json!([[DIMENSION], [DIMENSION, TENANT_DIMENSION]]),
+                None => json!([[DIMENSION]]),
+            };
             let mut line = Map::new();
             line.insert(
                 "_aws".into(),
                 json!({
                     "Timestamp": at_ms,
-                    "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [[DIMENSION]], "Metrics": metrics}],
+                    "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": dimensions, "Metrics": metrics}],
                 }),
             );
             line.insert(DIMENSION.into(), Value::from(function));
+            if let Some(tenant) = tenant {
+                line.insert(TENANT_DIMENSION.into(), Value::from(tenant));
+            }
             for k in FindingKind::ALL {
                 line.insert(k.metric_name().into(), Value::from(counts.get(&k).copied().unwrap_or(0)));
             }

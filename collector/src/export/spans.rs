@@ -17,7 +17,9 @@ use opentelemetry::trace::{Link, SpanContext, SpanId, SpanKind, Status, TraceFla
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use thawtrace_analyzers::parse::NetCause;
-use thawtrace_analyzers::{Collected, Detail, DuplicateReason, Finding, Incident, KeepaliveKind};
+use thawtrace_analyzers::{
+    Collected, Detail, DuplicateReason, Finding, Incident, InvocationWindow, KeepaliveKind,
+};
 
 use super::ids;
 
@@ -80,16 +82,17 @@ fn scope() -> InstrumentationScope {
         .build()
 }
 
-fn invocation_span(
-    group: &str,
-    stream: &str,
-    request_id: &str,
-    start: i64,
-    end: i64,
-    origin: &Origin,
-) -> SpanData {
-    let mut attributes = common(group, [stream], origin);
+fn invocation_span(inv: &InvocationWindow, (start, end): (i64, i64), origin: &Origin) -> SpanData {
+    let (group, stream, request_id) = (&inv.log_group, &inv.log_stream, &inv.request_id);
+    let mut attributes = common(group, [stream.as_str()], origin);
     attributes.push(KeyValue::new("faas.invocation_id", request_id.to_owned()));
+    attributes.push(KeyValue::new(
+        "thawtrace.execution_mode",
+        inv.execution_mode.as_str(),
+    ));
+    if let Some(tenant) = &inv.tenant_id {
+        attributes.push(KeyValue::new("tenant.id", tenant.clone()));
+    }
     SpanData {
         span_context: context(
             ids::invocation_trace_id(group, stream, request_id),
@@ -138,6 +141,19 @@ fn finding_span(f: &Finding, origin: &Origin) -> SpanData {
     }
     if let Some(inference) = f.inferred_from {
         attributes.push(KeyValue::new("thawtrace.inferred_from", inference.as_str()));
+    }
+    attributes.push(KeyValue::new(
+        "thawtrace.execution_mode",
+        f.execution_mode.as_str(),
+    ));
+    if !f.failed_request_ids.is_empty() {
+        attributes.push(KeyValue::new(
+            "thawtrace.failed_request_ids",
+            strings(f.failed_request_ids.iter().map(String::as_str)),
+        ));
+    }
+    if let Some(tenant) = &f.tenant_id {
+        attributes.push(KeyValue::new("tenant.id", tenant.clone()));
     }
     let ping_link = Link::with_context(context(
         ids::invocation_trace_id(group, stream, ping_rid),
@@ -205,8 +221,27 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
             attempts,
             key,
         } => duplicate_invocation_facts(*reason, *attempts, key.as_deref()),
+        Detail::SnapStartStaleConnection {
+            connection,
+            restore_at_ms,
+            opened_before_ms,
+            failure,
+            ..
+        } => (
+            vec![
+                KeyValue::new("thawtrace.connection", connection.clone()),
+                KeyValue::new("thawtrace.restore_at_ms", *restore_at_ms),
+                KeyValue::new("thawtrace.opened_before_ms", *opened_before_ms),
+                KeyValue::new("thawtrace.failure", *failure),
+                KeyValue::new("thawtrace.execution_mode", "snapstart"),
+            ],
+            "a connection opened before a SnapStart restore failed at its first use after it",
+        ),
     };
     attributes.extend(facts);
+    if let Some(tenant) = &i.tenant_id {
+        attributes.push(KeyValue::new("tenant.id", tenant.clone()));
+    }
     let first_event = i.evidence.first().map_or("-", String::as_str);
     problem_span(
         (group, stream, rid),
@@ -354,7 +389,7 @@ pub fn spans(collected: &Collected, origin: &Origin) -> Vec<SpanData> {
         };
         // An async retry repeats a request ID: one span per ID and stream.
         if seen.insert(key) {
-            out.push(invocation_span(key.0, key.1, key.2, start, end, origin));
+            out.push(invocation_span(inv, (start, end), origin));
         }
     }
     out.extend(collected.findings.iter().map(|f| finding_span(f, origin)));

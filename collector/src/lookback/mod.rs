@@ -35,7 +35,9 @@ use thawtrace_analyzers::{
 };
 
 /// A CloudWatch Logs filter pattern that keeps the lines correlation needs:
-/// platform records, keepalive lines of every supported library (C-core's
+/// platform records (`platform.report`, which ends an invocation on Lambda
+/// Managed Instances, and the init and SnapStart restore records, which
+/// tell the execution mode, included), keepalive lines of every supported library (C-core's
 /// ack timers and transport shutdowns too, which stand in for the timeout
 /// line when the `http` tracer is off), connects (grpc-js) and Lambda's
 /// function timeouts, urllib3's connections and botocore's retries at
@@ -45,6 +47,8 @@ use thawtrace_analyzers::{
 /// idempotency key needs its name added.
 pub const FILTER_PATTERN: &str = concat!(
     r#"?"START RequestId" ?"END RequestId" ?"platform.start" ?"platform.runtimeDone" "#,
+    r#"?"platform.report" ?INIT_START ?"platform.initStart" ?RESTORE_START ?"platform.restoreStart" "#,
+    r#"?"restore" "#,
     r#"?"| keepalive |" ?"Closing transport" ?"received ping ack" ?" sent [" ?"keepalive ping" "#,
     r#"?"ping timeout timer" ?"-> SHUTDOWN" ?"-> CONNECTING" ?"-> READY" ?"Established TCP connection" "#,
     r#"?"Task timed out" ?"HTTP connection (" ?"Retry needed" ?"retry needed" ?"HTTP/1.1" "#,

@@ -100,6 +100,9 @@ fn finding_json(f: &Finding) -> Value {
         "failed_at": f.failed_call.as_ref().map(|c| c.at_ms),
         "failed_code": f.failed_call.as_ref().map(|c| c.code),
         "inferred": f.inferred_from.map(|i| i.describe()),
+        "execution_mode": f.execution_mode.as_str(),
+        "failed_request_ids": f.failed_request_ids,
+        "tenant_id": f.tenant_id,
         "advice": f.advice(),
     })
 }

@@ -1,6 +1,7 @@
 //! One JSON object per finding per line (contract: `kind`, `log_group`,
 //! `log_stream`, `ping_request_id`, `timeout_request_id`, `connection`,
-//! `ping_at`, `timeout_at`, `frozen_ms`, `evidence`).
+//! `ping_at`, `timeout_at`, `frozen_ms`, `evidence`), with the stream's
+//! `execution_mode`, and `failed_request_ids` and `tenant_id` where known.
 
 use serde::Serialize;
 use thawtrace_analyzers::time::rfc3339;
@@ -36,6 +37,12 @@ struct FindingOut<'a> {
     /// Absent when every line the finding rests on was printed.
     #[serde(skip_serializing_if = "Option::is_none")]
     inferred_from: Option<&'static str>,
+    /// The invocations whose calls failed after the timeout.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    failed_request_ids: &'a [String],
+    execution_mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<&'a str>,
 }
 
 /// The finding as one line of JSON (no trailing newline).
@@ -64,6 +71,9 @@ pub fn to_line(f: &Finding) -> String {
             code: c.code,
         }),
         inferred_from: f.inferred_from.map(|i| i.as_str()),
+        failed_request_ids: &f.failed_request_ids,
+        execution_mode: f.execution_mode.as_str(),
+        tenant_id: f.tenant_id.as_deref(),
     };
     serde_json::to_string(&out).expect("a finding always serializes")
 }

@@ -6,7 +6,9 @@ use std::fmt::Write;
 
 use thawtrace_analyzers::parse::NetCause;
 use thawtrace_analyzers::time::rfc3339;
-use thawtrace_analyzers::{Detail, DuplicateReason, Finding, Incident, KeepaliveKind};
+use thawtrace_analyzers::{
+    Detail, DuplicateReason, ExecutionMode, Finding, Incident, KeepaliveKind,
+};
 
 use super::printable::{joined, printable};
 
@@ -37,6 +39,13 @@ pub fn render(f: &Finding) -> String {
             printable(&call.event_id)
         );
     }
+    if f.execution_mode == ExecutionMode::ManagedInstances && !f.failed_request_ids.is_empty() {
+        let _ = writeln!(
+            s,
+            "  failed      invocations {}",
+            joined(&f.failed_request_ids)
+        );
+    }
     let _ = writeln!(s, "  evidence    {}", joined(&f.evidence));
     let _ = writeln!(s, "  fix         {}", f.advice());
     s
@@ -44,9 +53,12 @@ pub fn render(f: &Finding) -> String {
 
 /// The title (kind, function, library), the stream and the connection.
 fn finding_heading(s: &mut String, f: &Finding) {
-    let title = match f.kind {
-        KeepaliveKind::FreezeTimeout => "KEEPALIVE FREEZE TIMEOUT",
-        KeepaliveKind::Timeout => "keepalive timeout (genuine, same invocation)",
+    let title = match (f.kind, f.execution_mode) {
+        (KeepaliveKind::FreezeTimeout, _) => "KEEPALIVE FREEZE TIMEOUT",
+        (KeepaliveKind::Timeout, ExecutionMode::ManagedInstances) => {
+            "keepalive timeout (Managed Instances: never frozen)"
+        }
+        (KeepaliveKind::Timeout, _) => "keepalive timeout (genuine, same invocation)",
     };
     let _ = writeln!(
         s,
@@ -56,6 +68,9 @@ fn finding_heading(s: &mut String, f: &Finding) {
     );
     let _ = writeln!(s, "  stream      {}", printable(&f.log_stream));
     let _ = writeln!(s, "  connection  {}", printable(&f.connection));
+    if let Some(tenant) = &f.tenant_id {
+        let _ = writeln!(s, "  tenant      {}", printable(tenant));
+    }
 }
 
 /// When the ping was sent and in which invocation, and how long the
@@ -121,6 +136,7 @@ pub fn render_incident(i: &Incident) -> String {
         Detail::NatIdleReset { .. } => "NAT IDLE RESET",
         Detail::ConnectStall { .. } => "CONNECT STALL",
         Detail::DuplicateInvocation { .. } => "DUPLICATE INVOCATION",
+        Detail::SnapStartStaleConnection { .. } => "SNAPSTART STALE CONNECTION",
     };
     let _ = writeln!(s, "{title}  function {}", function_name(&i.log_group));
     match &i.detail {
@@ -147,6 +163,22 @@ pub fn render_incident(i: &Incident) -> String {
             attempts,
             key,
         } => duplicate_invocation_lines(&mut s, i, *reason, *attempts, key.as_deref()),
+        Detail::SnapStartStaleConnection {
+            connection,
+            restore_at_ms,
+            opened_before_ms,
+            failure,
+            ..
+        } => stale_connection_lines(
+            &mut s,
+            i,
+            connection,
+            (*opened_before_ms, *restore_at_ms),
+            failure,
+        ),
+    }
+    if let Some(tenant) = &i.tenant_id {
+        let _ = writeln!(s, "  tenant      {}", printable(tenant));
     }
     let _ = writeln!(s, "  evidence    {}", joined(&i.evidence));
     let _ = writeln!(s, "  fix         {}", i.advice());
@@ -177,6 +209,32 @@ fn nat_idle_reset_lines(
         destination
             .map(|d| format!(", to {}", printable(d)))
             .unwrap_or_default()
+    );
+}
+
+/// A SnapStart stale connection: the connection seen before the restore,
+/// the restore, and the invocation whose first use of it failed.
+fn stale_connection_lines(
+    s: &mut String,
+    i: &Incident,
+    connection: &str,
+    (seen_ms, restore_ms): (i64, i64),
+    failure: &str,
+) {
+    let _ = writeln!(s, "  stream      {}", printable(&i.log_stream));
+    let _ = writeln!(s, "  invocation  {}", joined(&i.request_ids));
+    let _ = writeln!(
+        s,
+        "  {}  connection {} in use before the snapshot",
+        rfc3339(seen_ms),
+        printable(connection)
+    );
+    let _ = writeln!(s, "  {}  restored from the snapshot", rfc3339(restore_ms));
+    let _ = writeln!(
+        s,
+        "  {}  its first use after the restore failed: {}",
+        rfc3339(i.last_at_ms),
+        printable(failure)
     );
 }
 
@@ -271,6 +329,13 @@ mod tests {
                 attempts: 2,
                 key: Some(hostile("messageId=m-1")),
             },
+            Detail::SnapStartStaleConnection {
+                request_id: hostile("req-1"),
+                connection: hostile("ipv4:10.0.0.1:443"),
+                restore_at_ms: 1_795_853_230_000,
+                opened_before_ms: 1_795_853_100_000,
+                failure: "UNAVAILABLE",
+            },
         ] {
             let incident = Incident {
                 log_group: hostile("/aws/lambda/orders"),
@@ -281,6 +346,7 @@ mod tests {
                 last_at_ms: 1_795_853_231_000,
                 detail,
                 evidence: vec![hostile("event-1")],
+                tenant_id: Some(hostile("tenant-1")),
             };
             let text = render_incident(&incident);
             assert_eq!(raw_controls(&text), Vec::<char>::new(), "{text}");

@@ -1,0 +1,572 @@
+//! Lambda's execution modes, as a stream shows them, and what each changes:
+//!
+//! - **Managed Instances** (`platform.initStart` with `initializationType`
+//!   `lambda-managed-instances`, or invocations that overlap: a JSON
+//!   `platform.report` of a started invocation without its
+//!   `platform.runtimeDone`, which only that mode leaves out). Several
+//!   invocations run at once and the environment is never frozen, so a
+//!   line belongs to the invocation whose request ID it prints (its async
+//!   context), no window holds it alone, and no timeout is a freeze
+//!   timeout: the findings of such a stream name the invocations in
+//!   flight whose calls failed. grpc-js numbers its connections per worker
+//!   thread, so a connection there is its label and the invocation that
+//!   opened it (whose ID its timer lines carry for its whole life).
+//! - **SnapStart** (`RESTORE_START`, `platform.restoreStart`, or the
+//!   instrument's `restore` event): the environment was restored from a
+//!   snapshot taken after its init. A connection open before the restore
+//!   is one the network has forgotten; when its first use after the
+//!   restore fails, that is a `snapstart_stale_connection`.
+
+use foldhash::HashMap;
+
+use super::owner::{Epoch, Owner, Settled};
+use super::{LogEvent, Mark, Restore, StreamCorrelator, What};
+use crate::finding::{Detail, ExecutionMode, Incident};
+use crate::parse::{InitType, Keepalive, KeepaliveEvent, Library, Lifecycle};
+
+/// Joins a grpc-js connection label to the request ID of the invocation
+/// that opened it, in the ledger's keys on Managed Instances; never in
+/// what a finding shows.
+pub(super) const OPENED_BY: char = '\u{1f}';
+
+impl StreamCorrelator {
+    /// How Lambda ran this stream's environment, from what was read so far.
+    pub fn execution_mode(&self) -> ExecutionMode {
+        if self.managed() {
+            ExecutionMode::ManagedInstances
+        } else if self.init_type == Some(InitType::SnapStart) || !self.restores.is_empty() {
+            ExecutionMode::SnapStart
+        } else {
+            ExecutionMode::Classic
+        }
+    }
+
+    /// Whether the stream is of Lambda Managed Instances.
+    pub(super) fn managed(&self) -> bool {
+        self.init_type == Some(InitType::ManagedInstances) || self.overlapping
+    }
+
+    /// An init or restore record.
+    pub(super) fn lifecycle(&mut self, life: Lifecycle, pos: u32, ts: i64, event: &LogEvent<'_>) {
+        match life {
+            Lifecycle::InitStart(t) => {
+                // The first init says what the environment is; a later
+                // text INIT_START (after a crash) says nothing new.
+                if self.init_type.is_none() || t != InitType::OnDemand {
+                    self.init_type = Some(t);
+                }
+            }
+            Lifecycle::Restore => {
+                // RESTORE_START and the instrument's `restore` event of the
+                // same restore: one restore.
+                let started = self.invocations.len();
+                if self
+                    .restores
+                    .last()
+                    .is_some_and(|r| r.after_invocations == started)
+                {
+                    return;
+                }
+                let id = self.texts.add(&event.id);
+                self.restores.push(Restore {
+                    pos,
+                    ts,
+                    id,
+                    after_invocations: started,
+                });
+                // The first calls after a restore are the ones to watch.
+                self.watch_failures_until = ts.saturating_add(self.config.failure_window_ms);
+            }
+            Lifecycle::RestoreReport => {}
+        }
+    }
+
+    /// A JSON `platform.report`: an invocation that started and had no
+    /// `platform.runtimeDone` ran alongside others (Managed Instances); its
+    /// report ends its window.
+    pub(super) fn json_report(&mut self, request_id: &str, ts: i64) {
+        let Some(inv) = self
+            .invocations
+            .iter_mut()
+            .rev()
+            .take(64)
+            .find(|i| i.request_id == request_id)
+        else {
+            return;
+        };
+        if inv.end_ms.is_none() {
+            inv.end_ms = Some(ts);
+            self.overlapping = true;
+        }
+    }
+
+    /// The index of the invocation with this request ID.
+    fn index_of(&self, request_id: &str) -> Option<u32> {
+        self.by_id
+            .get_or_init(|| {
+                let mut by_id = HashMap::default();
+                for (i, inv) in self.invocations.iter().enumerate() {
+                    by_id.entry(inv.request_id.clone()).or_insert(i as u32);
+                }
+                by_id
+            })
+            .get(request_id)
+            .copied()
+    }
+
+    /// Managed Instances: a line belongs to the invocation whose request ID
+    /// it prints (its async context); one that prints none (`-`) to no
+    /// invocation in particular, but to the set in flight.
+    pub(super) fn managed_owner(&self, mark: &Mark) -> Owner {
+        let printed = mark.printed.map(|t| self.texts.get(t));
+        let epoch = printed
+            .and_then(|id| self.index_of(id))
+            .map_or(Epoch::INIT, |i| Epoch::invocation(i as usize));
+        Owner {
+            epoch,
+            request_id: printed.map(str::to_owned),
+            frozen_before_ms: None,
+            settled: Settled::Line,
+        }
+    }
+
+    /// The tenant of the invocation an owner names.
+    pub(super) fn tenant_of(&self, epoch: Epoch) -> Option<String> {
+        if self.invocations.is_empty() {
+            return None;
+        }
+        let idx = epoch.invocation_index()? as usize;
+        self.invocations.get(idx)?.tenant.clone()
+    }
+
+    /// Managed Instances: a grpc-js keepalive line keyed by its label and
+    /// the invocation that opened the connection (its timers' async
+    /// context): worker threads number their connections alike.
+    pub(super) fn keyed(&self, mark: &Mark, k: &Keepalive) -> Option<Keepalive> {
+        if k.library != Library::GrpcJs || !self.managed() {
+            return None;
+        }
+        let opener = self.texts.get(mark.printed?);
+        Some(Keepalive {
+            connection: format!("{}{OPENED_BY}{opener}", k.connection),
+            ..k.clone()
+        })
+    }
+
+    /// Managed Instances: the invocations in flight at `at` (started, not
+    /// yet reported).
+    pub(super) fn in_flight_at(&self, at: i64) -> impl Iterator<Item = &str> {
+        self.invocations
+            .iter()
+            .filter(move |i| {
+                i.start_ms.is_some_and(|s| s <= at) && i.end_ms.is_none_or(|e| e >= at)
+            })
+            .map(|i| i.request_id.as_str())
+    }
+
+    /// `snapstart_stale_connection`: per restore, the connections the log
+    /// showed open before it (any line about them, none closing them),
+    /// and the first failure after it before any of them showed life (an
+    /// ack read): a failed call, a ping timeout or a transport shutdown on
+    /// one of them. The finding names the invocation whose use failed.
+    pub(super) fn stale_connections(&self) -> Vec<Incident> {
+        let mut found = Vec::new();
+        for (r, restore) in self.restores.iter().enumerate() {
+            let from = r.checked_sub(1).map_or(0, |p| self.restores[p].pos);
+            let until = self.restores.get(r + 1).map_or(u32::MAX, |n| n.pos);
+            let before = self
+                .marks
+                .iter()
+                .filter(|m| (from..restore.pos).contains(&m.pos));
+            // Each connection's last line before the restore.
+            let mut open: Vec<(String, &Mark)> = Vec::new();
+            for m in before {
+                let (key, closes) = match &m.what {
+                    What::Keepalive(k) if !k.connection.is_empty() => (
+                        k.connection.as_str(),
+                        matches!(
+                            k.event,
+                            KeepaliveEvent::PingTimeout | KeepaliveEvent::TransportShutdown
+                        ),
+                    ),
+                    What::Connect(destination, true) | What::Traffic(destination) => {
+                        (destination.as_str(), false)
+                    }
+                    _ => continue,
+                };
+                open.retain(|(c, _)| c != key);
+                if !closes {
+                    open.push((key.to_owned(), m));
+                }
+            }
+            if open.is_empty() {
+                continue;
+            }
+            let after = self
+                .marks
+                .iter()
+                .filter(|m| m.pos > restore.pos && m.pos < until);
+            if let Some(incident) = self.first_use_failed(restore, &mut open, after) {
+                found.push(incident);
+            }
+        }
+        found
+    }
+
+    /// The connection a C-core ping (by its id) was sent on, between two
+    /// positions.
+    fn connection_of_ping(&self, from: u32, until: u32, id: u64) -> Option<&str> {
+        self.marks
+            .iter()
+            .rev()
+            .skip_while(|m| m.pos >= until)
+            .take_while(|m| m.pos > from)
+            .find_map(|m| match &m.what {
+                What::Keepalive(Keepalive {
+                    connection,
+                    event:
+                        KeepaliveEvent::PingSent {
+                            ping_id: Some(p), ..
+                        },
+                    ..
+                }) if *p == id => Some(connection.as_str()),
+                _ => None,
+            })
+    }
+
+    /// The first failure after a restore, while the connections open
+    /// before it have not shown life since.
+    fn first_use_failed<'m>(
+        &self,
+        restore: &Restore,
+        open: &mut Vec<(String, &'m Mark)>,
+        after: impl Iterator<Item = &'m Mark>,
+    ) -> Option<Incident> {
+        for m in after {
+            let (failure, on) = match &m.what {
+                What::Keepalive(k) => {
+                    let connection = match &k.event {
+                        // A C-core ack names its ping, not its connection.
+                        KeepaliveEvent::PingAck { ping_id: Some(id) }
+                            if k.connection.is_empty() =>
+                        {
+                            self.connection_of_ping(restore.pos, m.pos, *id)
+                        }
+                        _ => Some(k.connection.as_str()),
+                    };
+                    let Some(at) = connection.and_then(|c| open.iter().position(|(o, _)| o == c))
+                    else {
+                        continue;
+                    };
+                    match k.event {
+                        KeepaliveEvent::PingAck { .. } => {
+                            // It answered: alive after all.
+                            open.remove(at);
+                            if open.is_empty() {
+                                return None;
+                            }
+                            continue;
+                        }
+                        KeepaliveEvent::PingTimeout => ("ping_timeout", Some(at)),
+                        KeepaliveEvent::TransportShutdown => ("transport_shutdown", Some(at)),
+                        _ => continue,
+                    }
+                }
+                What::Failure(code) => (*code, None),
+                What::Net(net, _) if net.cause != crate::parse::NetCause::FunctionTimeout => {
+                    let on = net
+                        .destination
+                        .as_deref()
+                        .and_then(|d| open.iter().position(|(c, _)| c.ends_with(d)));
+                    (net.cause.as_str(), on)
+                }
+                _ => continue,
+            };
+            let owner = self.owner(m);
+            let request_id = owner.request_id.clone()?;
+            // Named by the line, or the connection open before the restore
+            // that was used last.
+            let (connection, last) = &open[on.unwrap_or(open.len() - 1)];
+            let evidence = vec![
+                self.texts.get(restore.id).to_owned(),
+                self.texts.get(last.id).to_owned(),
+                self.texts.get(m.id).to_owned(),
+            ];
+            return Some(Incident {
+                log_group: self.log_group.clone(),
+                log_stream: self.log_stream.clone(),
+                log_streams: vec![self.log_stream.clone()],
+                request_ids: vec![request_id.clone()],
+                first_at_ms: restore.ts,
+                last_at_ms: m.ts,
+                detail: Detail::SnapStartStaleConnection {
+                    request_id,
+                    connection: connection.clone(),
+                    restore_at_ms: restore.ts,
+                    opened_before_ms: last.ts,
+                    failure,
+                },
+                evidence,
+                tenant_id: self.tenant_of(owner.epoch),
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::correlate::run_stream;
+    use crate::{Config, Detail, ExecutionMode, FindingKind};
+
+    const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+    const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+    const C: &str = "cccccccc-0000-4000-8000-000000000003";
+
+    fn platform(kind: &str, record: &str) -> String {
+        format!(
+            r#"{{"time":"2026-12-06T10:00:00.000Z","type":"platform.{kind}","record":{{{record}}}}}"#
+        )
+    }
+
+    fn start(rid: &str) -> String {
+        platform(
+            "start",
+            &format!(r#""requestId":"{rid}","version":"$LATEST""#),
+        )
+    }
+
+    fn report(rid: &str) -> String {
+        platform(
+            "report",
+            &format!(r#""requestId":"{rid}","metrics":{{"durationMs":12.0}},"status":"success""#),
+        )
+    }
+
+    /// A line as the Node.js runtime client prints it in the JSON log
+    /// format: the request ID of the line's async context.
+    fn app(rid: &str, level: &str, message: &str) -> String {
+        format!(
+            r#"{{"timestamp":"2026-12-06T10:00:00.000Z","level":"{level}","requestId":"{rid}","message":"{message}"}}"#
+        )
+    }
+
+    fn grpcjs(rid: &str, what: &str) -> String {
+        app(
+            rid,
+            "ERROR",
+            &format!(
+                "D 2026-12-06T10:00:00.000Z | v1.14.7 8 | keepalive | (1) 127.0.0.1:443 {what}"
+            ),
+        )
+    }
+
+    /// Two invocations at once; A opened the connection, its ping goes out,
+    /// A reports, then B's CPU-bound step holds the event loop 2.5 s: the
+    /// ack timer fires late (as after a freeze), and B's call fails.
+    fn managed_stream(init: bool) -> Vec<(i64, String)> {
+        let mut lines = Vec::new();
+        if init {
+            lines.push((
+                0,
+                platform(
+                    "initStart",
+                    r#""initializationType":"lambda-managed-instances","phase":"init","runtimeVersion":"nodejs:22.v1","functionName":"orders","functionVersion":"$LATEST","instanceId":"i-1","instanceMaxMemory":2147483648"#,
+                ),
+            ));
+        }
+        lines.extend([
+            (10, start(A)),
+            (12, start(B)),
+            (20, app(A, "INFO", "echo call 0 ok")),
+            (4_000, grpcjs(A, "Sending ping with timeout 1000ms")),
+            (4_010, report(A)),
+            (6_600, grpcjs(A, "Ping timeout passed without response")),
+            (
+                6_605,
+                app(
+                    B,
+                    "ERROR",
+                    "echo call 0 failed: 14 UNAVAILABLE: Connection dropped",
+                ),
+            ),
+            (6_700, report(B)),
+        ]);
+        lines
+    }
+
+    #[test]
+    fn managed_instances_are_never_frozen() {
+        for init in [true, false] {
+            let (out, stats) = run_stream(&managed_stream(init), Config::default());
+            assert_eq!(stats.managed_instances, 1, "init record: {init}");
+            assert_eq!(out.findings.len(), 1, "{:?}", out.findings);
+            let f = &out.findings[0];
+            assert_eq!(f.kind, FindingKind::KeepaliveTimeout);
+            assert_eq!(f.execution_mode, ExecutionMode::ManagedInstances);
+            assert_eq!(f.frozen_ms, None);
+            // A had reported when the timer fired: only B was in flight.
+            assert_eq!(f.failed_request_ids, [B]);
+            assert_eq!(f.connection, "(1) 127.0.0.1:443");
+            assert!(out.invocations.iter().all(|w| w.end_ms.is_some()));
+        }
+    }
+
+    #[test]
+    fn the_same_lines_one_at_a_time_in_classic_mode_are_a_freeze() {
+        // The contrast: with a runtimeDone ending A and B starting after,
+        // the same ping and timeout straddle a freeze.
+        let lines = vec![
+            (10, start(A)),
+            (4_000, grpcjs(A, "Sending ping with timeout 1000ms")),
+            (
+                4_005,
+                platform(
+                    "runtimeDone",
+                    &format!(r#""requestId":"{A}","status":"success""#),
+                ),
+            ),
+            (4_010, report(A)),
+            (9_000, start(B)),
+            (9_001, grpcjs(A, "Ping timeout passed without response")),
+        ];
+        let (out, stats) = run_stream(&lines, Config::default());
+        assert_eq!(stats.managed_instances, 0);
+        assert_eq!(out.findings[0].kind, FindingKind::KeepaliveFreezeTimeout);
+        assert_eq!(out.findings[0].execution_mode, ExecutionMode::Classic);
+    }
+
+    #[test]
+    fn worker_threads_number_their_connections_alike() {
+        // Two workers, each with its "(1) 127.0.0.1:443": A's connection
+        // pings and is answered; C's ping goes unanswered and times out.
+        // Keyed by label alone, A's ack would clear C's ping.
+        let lines = vec![
+            (10, start(A)),
+            (11, start(C)),
+            (1_000, grpcjs(C, "Sending ping with timeout 1000ms")),
+            (1_001, grpcjs(A, "Sending ping with timeout 1000ms")),
+            (1_050, grpcjs(A, "Received ping response")),
+            (2_001, grpcjs(C, "Ping timeout passed without response")),
+            (
+                2_002,
+                app(
+                    C,
+                    "ERROR",
+                    "echo call 0 failed: 14 UNAVAILABLE: Connection dropped",
+                ),
+            ),
+            (2_100, report(A)),
+            (2_200, report(C)),
+        ];
+        let (out, stats) = run_stream(&lines, Config::default());
+        assert_eq!(stats.unpaired_timeouts, 0);
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.findings[0].ping_event_id, "e2");
+        assert_eq!(out.findings[0].failed_request_ids, [C]);
+    }
+
+    #[test]
+    fn tenants_ride_on_findings_and_windows() {
+        let mut lines = managed_stream(true);
+        lines[2].1 = platform(
+            "start",
+            &format!(r#""requestId":"{B}","version":"$LATEST","tenantId":"acme-co""#),
+        );
+        let (out, _) = run_stream(&lines, Config::default());
+        let b = out.invocations.iter().find(|w| w.request_id == B).unwrap();
+        assert_eq!(b.tenant_id.as_deref(), Some("acme-co"));
+        assert_eq!(b.execution_mode, ExecutionMode::ManagedInstances);
+        // The timeout line names A (the connection's opener), no tenant.
+        assert_eq!(out.findings[0].tenant_id, None);
+    }
+
+    const PEER: &str = "ipv4:127.0.0.1:42167";
+
+    fn ccore(ts: &str, what: &str) -> String {
+        format!("I1206 {ts}    4337 writing.cc:144] CLIENT[0x7fd29800b610]: {what}")
+    }
+
+    /// A Python function that called its service during init, was
+    /// snapshotted, and restored days later.
+    fn restored(after: &[(i64, String)]) -> Vec<(i64, String)> {
+        let mut lines = vec![
+            (0, "INIT_START Runtime Version: python:3.12.v16\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:abc".to_owned()),
+            (50, ccore("10:00:00.050000", &format!("Ping 11 sent [{PEER}]: max_pings_without_data: 0"))),
+            (52, ccore("10:00:00.052000", "received ping ack 11")),
+            (200, "INIT_REPORT Init Duration: 200.00 ms\tPhase: init\tStatus: success".to_owned()),
+            (86_400_000, "RESTORE_START Runtime Version: python:3.12.v16\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:abc".to_owned()),
+            (86_400_300, "RESTORE_REPORT Restore Duration: 300.00 ms".to_owned()),
+            (86_400_310, format!("START RequestId: {A} Version: 1")),
+        ];
+        lines.extend(after.iter().cloned());
+        lines
+    }
+
+    #[test]
+    fn a_connection_from_before_the_snapshot_fails_at_its_first_use() {
+        let failed = format!(
+            "[ERROR]\t2026-12-06T10:00:00.000Z\t{A}\techo call 0 failed: StatusCode.UNAVAILABLE Socket closed"
+        );
+        let (out, stats) = run_stream(
+            &restored(&[
+                (86_400_330, failed),
+                (86_400_340, format!("END RequestId: {A}")),
+            ]),
+            Config::default(),
+        );
+        assert_eq!(stats.snapstart, 1);
+        assert_eq!(out.incidents.len(), 1, "{:?}", out.incidents);
+        let i = &out.incidents[0];
+        assert_eq!(i.kind(), FindingKind::SnapStartStaleConnection);
+        assert_eq!(i.request_ids, [A]);
+        assert_eq!(i.evidence, ["e4", "e1", "e7"]);
+        match &i.detail {
+            Detail::SnapStartStaleConnection {
+                connection,
+                failure,
+                restore_at_ms,
+                ..
+            } => {
+                assert_eq!(connection, PEER);
+                assert_eq!(*failure, "UNAVAILABLE");
+                assert_eq!(*restore_at_ms, 86_400_000);
+            }
+            other => panic!("{other:?}"),
+        }
+        let json = serde_json::to_value(i).unwrap();
+        assert_eq!(json["kind"], "snapstart_stale_connection");
+        assert_eq!(json["request_id"], A);
+    }
+
+    #[test]
+    fn a_connection_that_answers_after_the_restore_is_not_stale() {
+        let failed = format!(
+            "[ERROR]\t2026-12-06T10:00:00.000Z\t{A}\techo call 1 failed: StatusCode.DEADLINE_EXCEEDED Deadline Exceeded"
+        );
+        let (out, _) = run_stream(
+            &restored(&[
+                (
+                    86_400_320,
+                    ccore("10:00:00.320000", &format!("Ping 12 sent [{PEER}]: x")),
+                ),
+                (86_400_330, ccore("10:00:00.330000", "received ping ack 12")),
+                (86_400_900, failed),
+            ]),
+            Config::default(),
+        );
+        assert!(out.incidents.is_empty(), "{:?}", out.incidents);
+    }
+
+    #[test]
+    fn without_a_connection_before_the_snapshot_nothing_is_stale() {
+        let failed = format!(
+            "[ERROR]\t2026-12-06T10:00:00.000Z\t{A}\techo call 0 failed: StatusCode.UNAVAILABLE Socket closed"
+        );
+        let mut lines = restored(&[(86_400_330, failed)]);
+        lines.retain(|(_, l)| !l.contains("CLIENT["));
+        let (out, stats) = run_stream(&lines, Config::default());
+        assert_eq!(stats.snapstart, 1);
+        assert!(out.incidents.is_empty());
+    }
+}
