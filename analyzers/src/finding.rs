@@ -297,18 +297,13 @@ pub enum Detail {
     },
     /// `snapstart_stale_connection`.
     SnapStartStaleConnection {
-        /// The invocation whose use of the connection failed.
+        /// The invocation whose call failed.
         request_id: String,
-        /// The connection, as the client library names it.
-        connection: String,
+        /// The connection, where the lines after the restore name it.
+        connection: Option<String>,
         /// When the environment was restored, ms since the Unix epoch.
         restore_at_ms: i64,
-        /// When the connection last showed activity before the restore,
-        /// ms since the Unix epoch.
-        opened_before_ms: i64,
-        /// How its first use failed: a gRPC status, or what the client
-        /// library did to the connection (`ping_timeout`,
-        /// `transport_shutdown`).
+        /// How the call failed: its gRPC status, or the network cause.
         failure: &'static str,
     },
 }

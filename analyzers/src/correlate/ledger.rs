@@ -217,6 +217,24 @@ impl Ledger {
         }
     }
 
+    /// Puts back the pings a timeout did not give up on, except `chosen`:
+    /// on Lambda Managed Instances several processes of one environment
+    /// can print the same C-core transport address for different
+    /// connections, and one's shutdown ends only its own ping.
+    pub(super) fn put_back(&mut self, connection: &str, in_flight: InFlight, chosen: usize) {
+        let c = self.named(connection);
+        c.outstanding
+            .extend(in_flight.pending.into_iter().filter(|&p| p != chosen));
+        c.acked_late.extend(
+            in_flight
+                .acked_late
+                .into_iter()
+                .filter(|&(p, _)| p != chosen),
+        );
+        c.outstanding.sort_unstable();
+        c.acked_late.sort_unstable();
+    }
+
     /// The connection a C-core connectivity tracker belongs to (the
     /// nearest transport at or below its address), and that transport's
     /// pings, taken out: a transport that shut down has nothing in flight.

@@ -21,8 +21,8 @@ use foldhash::HashMap;
 
 use super::owner::{Epoch, Owner, Settled};
 use super::{LogEvent, Mark, Restore, StreamCorrelator, What};
-use crate::finding::{Detail, ExecutionMode, Incident};
-use crate::parse::{InitType, Keepalive, KeepaliveEvent, Library, Lifecycle};
+use crate::finding::{Detail, ExecutionMode, Finding, Incident};
+use crate::parse::{InitType, Keepalive, KeepaliveEvent, Library, Lifecycle, NetCause};
 
 /// Joins a grpc-js connection label to the request ID of the invocation
 /// that opened it, in the ledger's keys on Managed Instances; never in
@@ -154,163 +154,136 @@ impl StreamCorrelator {
     }
 
     /// Managed Instances: the invocations in flight at `at` (started, not
-    /// yet reported).
-    pub(super) fn in_flight_at(&self, at: i64) -> impl Iterator<Item = &str> {
+    /// yet reported), with when they reported.
+    pub(super) fn in_flight_at(&self, at: i64) -> impl Iterator<Item = (&str, Option<i64>)> {
         self.invocations
             .iter()
             .filter(move |i| {
                 i.start_ms.is_some_and(|s| s <= at) && i.end_ms.is_none_or(|e| e >= at)
             })
-            .map(|i| i.request_id.as_str())
+            .map(|i| (i.request_id.as_str(), i.end_ms))
     }
 
-    /// `snapstart_stale_connection`: per restore, the connections the log
-    /// showed open before it (any line about them, none closing them),
-    /// and the first failure after it before any of them showed life (an
-    /// ack read): a failed call, a ping timeout or a transport shutdown on
-    /// one of them. The finding names the invocation whose use failed.
-    pub(super) fn stale_connections(&self) -> Vec<Incident> {
+    /// `snapstart_stale_connection`s, and the keepalive findings they
+    /// explain taken out of `findings`.
+    ///
+    /// A restored environment's stream starts at its restore: the init
+    /// that opened its connections ran elsewhere, before the snapshot. So
+    /// a restore opens a *stale window*, until the first sign after it that
+    /// a connection works (an ack read, a connect through, traffic). The
+    /// first failed call in that window is the first use of a connection
+    /// the network forgot: the finding, named by the invocation whose call
+    /// failed. A keepalive timeout of a ping sent in the window is the same
+    /// dead connection, not a freeze (its ack was never coming): it joins
+    /// the finding's evidence instead of being reported.
+    pub(super) fn stale_connections(&self, findings: &mut Vec<Finding>) -> Vec<Incident> {
         let mut found = Vec::new();
         for (r, restore) in self.restores.iter().enumerate() {
-            let from = r.checked_sub(1).map_or(0, |p| self.restores[p].pos);
-            let until = self.restores.get(r + 1).map_or(u32::MAX, |n| n.pos);
-            let before = self
+            let next = self.restores.get(r + 1).map_or(u32::MAX, |n| n.pos);
+            let until = self
                 .marks
                 .iter()
-                .filter(|m| (from..restore.pos).contains(&m.pos));
-            // Each connection's last line before the restore.
-            let mut open: Vec<(String, &Mark)> = Vec::new();
-            for m in before {
-                let (key, closes) = match &m.what {
-                    What::Keepalive(k) if !k.connection.is_empty() => (
-                        k.connection.as_str(),
-                        matches!(
-                            k.event,
-                            KeepaliveEvent::PingTimeout | KeepaliveEvent::TransportShutdown
-                        ),
-                    ),
-                    What::Connect(destination, true) | What::Traffic(destination) => {
-                        (destination.as_str(), false)
-                    }
-                    _ => continue,
-                };
-                open.retain(|(c, _)| c != key);
-                if !closes {
-                    open.push((key.to_owned(), m));
-                }
-            }
-            if open.is_empty() {
+                .filter(|m| m.pos > restore.pos && m.pos < next)
+                .find(|m| self.shows_life(m))
+                .map_or(next, |m| m.pos);
+            let in_window = |pos: u32| pos > restore.pos && pos < until;
+            let explained: Vec<Finding>;
+            (explained, *findings) = std::mem::take(findings)
+                .into_iter()
+                .partition(|f| in_window(f.ping_line) && f.timeout_line < until);
+            let Some(mut incident) = self.first_failed_call(restore, until) else {
                 continue;
+            };
+            for f in explained {
+                incident.evidence.push(f.timeout_event_id);
             }
-            let after = self
-                .marks
-                .iter()
-                .filter(|m| m.pos > restore.pos && m.pos < until);
-            if let Some(incident) = self.first_use_failed(restore, &mut open, after) {
-                found.push(incident);
-            }
+            found.push(incident);
         }
         found
     }
 
-    /// The connection a C-core ping (by its id) was sent on, between two
-    /// positions.
-    fn connection_of_ping(&self, from: u32, until: u32, id: u64) -> Option<&str> {
-        self.marks
-            .iter()
-            .rev()
-            .skip_while(|m| m.pos >= until)
-            .take_while(|m| m.pos > from)
-            .find_map(|m| match &m.what {
-                What::Keepalive(Keepalive {
-                    connection,
-                    event:
-                        KeepaliveEvent::PingSent {
-                            ping_id: Some(p), ..
-                        },
-                    ..
-                }) if *p == id => Some(connection.as_str()),
-                _ => None,
-            })
+    /// Whether a line shows a connection working: an ack read, a connect
+    /// through, traffic.
+    fn shows_life(&self, m: &Mark) -> bool {
+        match &m.what {
+            What::Keepalive(k) => matches!(k.event, KeepaliveEvent::PingAck { .. }),
+            What::Connect(_, done) => *done,
+            What::Traffic(_) => true,
+            _ => false,
+        }
     }
 
-    /// The first failure after a restore, while the connections open
-    /// before it have not shown life since.
-    fn first_use_failed<'m>(
-        &self,
-        restore: &Restore,
-        open: &mut Vec<(String, &'m Mark)>,
-        after: impl Iterator<Item = &'m Mark>,
-    ) -> Option<Incident> {
-        for m in after {
-            let (failure, on) = match &m.what {
-                What::Keepalive(k) => {
-                    let connection = match &k.event {
-                        // A C-core ack names its ping, not its connection.
-                        KeepaliveEvent::PingAck { ping_id: Some(id) }
-                            if k.connection.is_empty() =>
-                        {
-                            self.connection_of_ping(restore.pos, m.pos, *id)
-                        }
-                        _ => Some(k.connection.as_str()),
-                    };
-                    let Some(at) = connection.and_then(|c| open.iter().position(|(o, _)| o == c))
-                    else {
-                        continue;
-                    };
-                    match k.event {
-                        KeepaliveEvent::PingAck { .. } => {
-                            // It answered: alive after all.
-                            open.remove(at);
-                            if open.is_empty() {
-                                return None;
-                            }
-                            continue;
-                        }
-                        KeepaliveEvent::PingTimeout => ("ping_timeout", Some(at)),
-                        KeepaliveEvent::TransportShutdown => ("transport_shutdown", Some(at)),
-                        _ => continue,
-                    }
+    /// The first failed call of an invocation in a restore's stale window
+    /// (a connect that failed is a new connection's, not the restored
+    /// one's), as the finding.
+    fn first_failed_call(&self, restore: &Restore, until: u32) -> Option<Incident> {
+        let window = || {
+            self.marks
+                .iter()
+                .filter(move |m| m.pos > restore.pos && m.pos < until)
+        };
+        let (m, failure, request_id) = window().find_map(|m| {
+            let failure = match &m.what {
+                What::Failure(code) => *code,
+                What::Net(net, _)
+                    if !matches!(
+                        net.cause,
+                        NetCause::FunctionTimeout
+                            | NetCause::ConnectTimeout
+                            | NetCause::ConnectRefused
+                    ) =>
+                {
+                    net.cause.as_str()
                 }
-                What::Failure(code) => (*code, None),
-                What::Net(net, _) if net.cause != crate::parse::NetCause::FunctionTimeout => {
-                    let on = net
-                        .destination
-                        .as_deref()
-                        .and_then(|d| open.iter().position(|(c, _)| c.ends_with(d)));
-                    (net.cause.as_str(), on)
-                }
-                _ => continue,
+                _ => return None,
             };
-            let owner = self.owner(m);
-            let request_id = owner.request_id.clone()?;
-            // Named by the line, or the connection open before the restore
-            // that was used last.
-            let (connection, last) = &open[on.unwrap_or(open.len() - 1)];
-            let evidence = vec![
-                self.texts.get(restore.id).to_owned(),
-                self.texts.get(last.id).to_owned(),
-                self.texts.get(m.id).to_owned(),
-            ];
-            return Some(Incident {
-                log_group: self.log_group.clone(),
-                log_stream: self.log_stream.clone(),
-                log_streams: vec![self.log_stream.clone()],
-                request_ids: vec![request_id.clone()],
-                first_at_ms: restore.ts,
-                last_at_ms: m.ts,
-                detail: Detail::SnapStartStaleConnection {
-                    request_id,
-                    connection: connection.clone(),
-                    restore_at_ms: restore.ts,
-                    opened_before_ms: last.ts,
-                    failure,
-                },
-                evidence,
-                tenant_id: self.tenant_of(owner.epoch),
+            Some((m, failure, self.owner(m).request_id?))
+        })?;
+        // One line, two marks: its network cause, then its gRPC status,
+        // which names the failure users know.
+        let failure = window()
+            .find_map(|n| match n.what {
+                What::Failure(code) if n.pos == m.pos => Some(code),
+                _ => None,
+            })
+            .unwrap_or(failure);
+        // The connection, where the window's lines name one: a keepalive
+        // line's, or the failure's destination.
+        let keepalive = window()
+            .filter(|k| k.pos <= m.pos)
+            .filter(|k| matches!(&k.what, What::Keepalive(k) if !k.connection.is_empty()));
+        let connection = keepalive
+            .clone()
+            .find_map(|k| match &k.what {
+                What::Keepalive(k) => Some(k.connection.clone()),
+                _ => None,
+            })
+            .or_else(|| {
+                window().find_map(|n| match &n.what {
+                    What::Net(net, _) if n.pos == m.pos => net.destination.clone(),
+                    _ => None,
+                })
             });
-        }
-        None
+        let mut evidence = vec![self.texts.get(restore.id).to_owned()];
+        evidence.extend(keepalive.take(4).map(|k| self.texts.get(k.id).to_owned()));
+        evidence.push(self.texts.get(m.id).to_owned());
+        let epoch = self.owner(m).epoch;
+        Some(Incident {
+            log_group: self.log_group.clone(),
+            log_stream: self.log_stream.clone(),
+            log_streams: vec![self.log_stream.clone()],
+            request_ids: vec![request_id.clone()],
+            first_at_ms: restore.ts,
+            last_at_ms: m.ts,
+            detail: Detail::SnapStartStaleConnection {
+                request_id,
+                connection,
+                restore_at_ms: restore.ts,
+                failure,
+            },
+            evidence,
+            tenant_id: self.tenant_of(epoch),
+        })
     }
 }
 
@@ -437,6 +410,43 @@ mod tests {
     }
 
     #[test]
+    fn failed_calls_that_print_the_openers_id_go_to_the_invocations_in_flight() {
+        // Recorded (grpc-js 1.14, Node 20 AsyncLocalStorage): a call's
+        // callback runs in the async context of the invocation that opened
+        // the connection, so every failure line prints A, long reported.
+        let lines = vec![
+            (10, start(A)),
+            (500, report(A)),
+            (1_000, start(B)),
+            (1_001, start(C)),
+            (4_000, grpcjs(A, "Sending ping with timeout 1000ms")),
+            (5_001, grpcjs(A, "Ping timeout passed without response")),
+            (
+                5_003,
+                app(
+                    A,
+                    "ERROR",
+                    "echo call 0 failed: 14 UNAVAILABLE: Connection dropped",
+                ),
+            ),
+            (
+                5_004,
+                app(
+                    A,
+                    "ERROR",
+                    "echo call 0 failed: 14 UNAVAILABLE: Connection dropped",
+                ),
+            ),
+            (5_020, report(C)),
+            (5_021, report(B)),
+        ];
+        let (out, _) = run_stream(&lines, Config::default());
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.findings[0].failed_request_ids, [C, B]);
+        assert_eq!(out.findings[0].ping_request_id.as_deref(), Some(A));
+    }
+
+    #[test]
     fn worker_threads_number_their_connections_alike() {
         // Two workers, each with its "(1) 127.0.0.1:443": A's connection
         // pings and is answered; C's ping goes unanswered and times out.
@@ -487,31 +497,35 @@ mod tests {
         format!("I1206 {ts}    4337 writing.cc:144] CLIENT[0x7fd29800b610]: {what}")
     }
 
-    /// A Python function that called its service during init, was
-    /// snapshotted, and restored days later.
+    fn failed(rid: &str, how: &str) -> String {
+        format!("[ERROR]\t2026-12-06T10:00:00.000Z\t{rid}\techo call 0 failed: {how}")
+    }
+
+    /// A restored Python function's stream, as Lambda writes it: it starts
+    /// at the restore (the init that opened the connection ran before the
+    /// snapshot, elsewhere).
     fn restored(after: &[(i64, String)]) -> Vec<(i64, String)> {
         let mut lines = vec![
-            (0, "INIT_START Runtime Version: python:3.12.v16\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:abc".to_owned()),
-            (50, ccore("10:00:00.050000", &format!("Ping 11 sent [{PEER}]: max_pings_without_data: 0"))),
-            (52, ccore("10:00:00.052000", "received ping ack 11")),
-            (200, "INIT_REPORT Init Duration: 200.00 ms\tPhase: init\tStatus: success".to_owned()),
-            (86_400_000, "RESTORE_START Runtime Version: python:3.12.v16\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:abc".to_owned()),
-            (86_400_300, "RESTORE_REPORT Restore Duration: 300.00 ms".to_owned()),
-            (86_400_310, format!("START RequestId: {A} Version: 1")),
+            (0, "RESTORE_START Runtime Version: python:3.12.v36\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:abc".to_owned()),
+            (49, "RESTORE_REPORT Restore Duration: 48.95 ms".to_owned()),
+            (50, format!("START RequestId: {A} Version: 1")),
         ];
         lines.extend(after.iter().cloned());
         lines
     }
 
     #[test]
-    fn a_connection_from_before_the_snapshot_fails_at_its_first_use() {
-        let failed = format!(
-            "[ERROR]\t2026-12-06T10:00:00.000Z\t{A}\techo call 0 failed: StatusCode.UNAVAILABLE Socket closed"
-        );
+    fn the_first_call_on_a_restored_connection_fails() {
         let (out, stats) = run_stream(
             &restored(&[
-                (86_400_330, failed),
-                (86_400_340, format!("END RequestId: {A}")),
+                (
+                    52,
+                    failed(
+                        A,
+                        "UNAVAILABLE Stream removed (recvmsg:Connection reset by peer (104))",
+                    ),
+                ),
+                (54, format!("END RequestId: {A}")),
             ]),
             Config::default(),
         );
@@ -520,17 +534,15 @@ mod tests {
         let i = &out.incidents[0];
         assert_eq!(i.kind(), FindingKind::SnapStartStaleConnection);
         assert_eq!(i.request_ids, [A]);
-        assert_eq!(i.evidence, ["e4", "e1", "e7"]);
+        assert_eq!(i.evidence, ["e0", "e3"]);
         match &i.detail {
             Detail::SnapStartStaleConnection {
-                connection,
                 failure,
                 restore_at_ms,
                 ..
             } => {
-                assert_eq!(connection, PEER);
                 assert_eq!(*failure, "UNAVAILABLE");
-                assert_eq!(*restore_at_ms, 86_400_000);
+                assert_eq!(*restore_at_ms, 0);
             }
             other => panic!("{other:?}"),
         }
@@ -540,18 +552,57 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_that_answers_after_the_restore_is_not_stale() {
-        let failed = format!(
-            "[ERROR]\t2026-12-06T10:00:00.000Z\t{A}\techo call 1 failed: StatusCode.DEADLINE_EXCEEDED Deadline Exceeded"
+    fn a_ping_lost_on_the_restored_connection_is_no_freeze_timeout() {
+        // A blackholed flow: the call waits out its deadline in A, then a
+        // ping sent in B is never answered and its timer fires at the thaw
+        // in C. The restored connection was dead all along: one
+        // stale-connection finding, not a freeze timeout.
+        let (out, _) = run_stream(
+            &restored(&[
+                (2_050, failed(A, "DEADLINE_EXCEEDED Deadline Exceeded")),
+                (2_052, format!("END RequestId: {A}")),
+                (2_300, format!("START RequestId: {B} Version: 1")),
+                (
+                    3_300,
+                    ccore("10:00:03.300000", &format!("Ping 12 sent [{PEER}]: x")),
+                ),
+                (
+                    3_300,
+                    ccore(
+                        "10:00:03.300000",
+                        "Set ping timeout timer of 1000ms for ping id 12",
+                    ),
+                ),
+                (4_300, failed(B, "DEADLINE_EXCEEDED Deadline Exceeded")),
+                (4_301, format!("END RequestId: {B}")),
+                (4_600, format!("START RequestId: {C} Version: 1")),
+                (
+                    4_601,
+                    format!(
+                        "I1206 10:00:04.601000    4337 connectivity_state.cc:150] ConnectivityStateTracker client_transport[0x7fd29800b898]: READY -> SHUTDOWN (close_transport, OK)"
+                    ),
+                ),
+            ]),
+            Config::default(),
         );
+        assert!(out.findings.is_empty(), "{:?}", out.findings);
+        assert_eq!(out.incidents.len(), 1);
+        assert_eq!(out.incidents[0].request_ids, [A]);
+        assert!(out.incidents[0].evidence.contains(&"e11".to_owned()));
+    }
+
+    #[test]
+    fn a_connection_that_works_after_the_restore_ends_the_watch() {
+        // Connected lazily (or re-created in an after-restore hook): an
+        // ack is read first, and a later failure is not the snapshot's.
         let (out, _) = run_stream(
             &restored(&[
                 (
-                    86_400_320,
+                    320,
                     ccore("10:00:00.320000", &format!("Ping 12 sent [{PEER}]: x")),
                 ),
-                (86_400_330, ccore("10:00:00.330000", "received ping ack 12")),
-                (86_400_900, failed),
+                (330, ccore("10:00:00.330000", "received ping ack 12")),
+                (900, failed(A, "DEADLINE_EXCEEDED Deadline Exceeded")),
             ]),
             Config::default(),
         );
@@ -559,14 +610,11 @@ mod tests {
     }
 
     #[test]
-    fn without_a_connection_before_the_snapshot_nothing_is_stale() {
-        let failed = format!(
-            "[ERROR]\t2026-12-06T10:00:00.000Z\t{A}\techo call 0 failed: StatusCode.UNAVAILABLE Socket closed"
-        );
-        let mut lines = restored(&[(86_400_330, failed)]);
-        lines.retain(|(_, l)| !l.contains("CLIENT["));
+    fn no_restore_no_stale_connection() {
+        let mut lines = restored(&[(52, failed(A, "UNAVAILABLE Socket closed"))]);
+        lines.drain(..2);
         let (out, stats) = run_stream(&lines, Config::default());
-        assert_eq!(stats.snapstart, 1);
+        assert_eq!(stats.snapstart, 0);
         assert!(out.incidents.is_empty());
     }
 }

@@ -87,6 +87,7 @@ impl StreamCorrelator {
         self.stats.unpaired_timeouts += pairs.unpaired;
         let mut findings = pairs.findings;
         self.attach_failures(&mut findings);
+        let stale = self.stale_connections(&mut findings);
         self.report_invocations(sink);
         for f in findings {
             sink.finding(f);
@@ -94,7 +95,7 @@ impl StreamCorrelator {
         for incident in nat.found.into_values() {
             sink.incident(incident);
         }
-        for incident in self.stale_connections() {
+        for incident in stale {
             sink.incident(incident);
         }
         if wants_signals {
@@ -155,6 +156,11 @@ impl StreamCorrelator {
     ) {
         let in_flight = ledger.take(&k.connection);
         let paired = self.timed_out(mark, &in_flight, ledger);
+        if let Some((chosen, _)) = paired
+            && self.managed()
+        {
+            ledger.put_back(&k.connection, in_flight, chosen);
+        }
         let findings = &pairs.findings;
         let (f, (ping_idx, ack)) = match (paired, pairs.inferred.remove(&k.connection)) {
             (Some(paired), _) => (findings.len(), paired),
@@ -208,8 +214,14 @@ impl StreamCorrelator {
             .timed_out(mark, &in_flight, ledger)
             .filter(|&(p, _)| ledger.deadline(p).is_some())
         else {
+            if self.managed() {
+                ledger.put_back(&connection, in_flight, usize::MAX);
+            }
             return;
         };
+        if self.managed() {
+            ledger.put_back(&connection, in_flight, ping_idx);
+        }
         let k = Keepalive {
             connection: connection.clone(),
             ..k.clone()
@@ -359,10 +371,10 @@ impl StreamCorrelator {
                 _ => None,
             })
             .collect();
-        let mut used = vec![false; failures.len()];
         if self.managed() {
             return self.attach_managed_failures(findings, &failures);
         }
+        let mut used = vec![false; failures.len()];
         for finding in findings {
             let from = finding.timeout_at_ms - BEFORE_MS;
             let to = finding
@@ -385,44 +397,82 @@ impl StreamCorrelator {
         }
     }
 
-    /// Managed Instances: every invocation in flight at the timeout whose
-    /// call failed from just before it to the end of the failure window
-    /// (each failure counted once, for the first timeout it follows).
+    /// Managed Instances: the invocations whose calls a teardown failed.
+    ///
+    /// Each failed call after a timeout goes to one teardown: among those
+    /// within the failure window before it, the first with no failure yet
+    /// (several connections torn down at once fail one call each), else
+    /// the latest. A teardown fails as many invocations as it has failed
+    /// calls, among those in flight then: the ones the failure lines name,
+    /// when they name distinct invocations in flight; otherwise (a grpc-js
+    /// call's callback prints the request ID of the invocation that opened
+    /// the connection) the rest are the invocations in flight that ended
+    /// first after it.
     fn attach_managed_failures(
         &self,
         findings: &mut [Finding],
         failures: &[(&Mark, &'static str, Option<String>)],
     ) {
         const BEFORE_MS: i64 = 100;
-        let mut used = vec![false; failures.len()];
-        for finding in findings {
-            let from = finding.timeout_at_ms - BEFORE_MS;
-            let to = finding
-                .timeout_at_ms
-                .saturating_add(self.config.failure_window_ms);
-            let in_flight: Vec<&str> = self.in_flight_at(finding.timeout_at_ms).collect();
-            for (i, (mark, code, owner)) in failures.iter().enumerate() {
-                let Some(owner) = owner else { continue };
-                if used[i]
-                    || !(from..=to).contains(&mark.ts)
-                    || !in_flight.contains(&owner.as_str())
+        let window = self.config.failure_window_ms;
+        let mut assigned: Vec<Vec<usize>> = vec![Vec::new(); findings.len()];
+        for (i, (mark, _, _)) in failures.iter().enumerate() {
+            let candidates: Vec<usize> = findings
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    (f.timeout_at_ms - BEFORE_MS..=f.timeout_at_ms.saturating_add(window))
+                        .contains(&mark.ts)
+                })
+                .map(|(k, _)| k)
+                .collect();
+            let pick = candidates
+                .iter()
+                .copied()
+                .find(|&k| assigned[k].is_empty())
+                .or_else(|| candidates.last().copied());
+            if let Some(k) = pick {
+                assigned[k].push(i);
+            }
+        }
+        let mut taken: Vec<String> = Vec::new();
+        for (finding, mine) in findings.iter_mut().zip(assigned) {
+            let Some(&first) = mine.first() else { continue };
+            let (mark, code, _) = &failures[first];
+            finding.failed_call = Some(FailedCall {
+                event_id: self.texts.get(mark.id).to_owned(),
+                at_ms: mark.ts,
+                code,
+                line: mark.pos,
+            });
+            for &i in &mine {
+                finding
+                    .evidence
+                    .push(self.texts.get(failures[i].0.id).to_owned());
+            }
+            let mut in_flight: Vec<(&str, Option<i64>)> =
+                self.in_flight_at(finding.timeout_at_ms).collect();
+            let mut failed: Vec<String> = Vec::new();
+            for &i in &mine {
+                if let Some(owner) = &failures[i].2
+                    && in_flight.iter().any(|(r, _)| r == owner)
+                    && !failed.contains(owner)
                 {
-                    continue;
-                }
-                used[i] = true;
-                finding.evidence.push(self.texts.get(mark.id).to_owned());
-                if finding.failed_call.is_none() {
-                    finding.failed_call = Some(FailedCall {
-                        event_id: self.texts.get(mark.id).to_owned(),
-                        at_ms: mark.ts,
-                        code,
-                        line: mark.pos,
-                    });
-                }
-                if !finding.failed_request_ids.contains(owner) {
-                    finding.failed_request_ids.push(owner.clone());
+                    failed.push(owner.clone());
                 }
             }
+            let wanted = mine.len().min(in_flight.len()).max(failed.len());
+            in_flight.sort_by_key(|&(_, end)| end.unwrap_or(i64::MAX));
+            for (r, _) in in_flight {
+                if failed.len() >= wanted {
+                    break;
+                }
+                if !failed.iter().any(|f| f == r) && !taken.iter().any(|t| t == r) {
+                    failed.push(r.to_owned());
+                }
+            }
+            taken.extend(failed.iter().cloned());
+            finding.failed_request_ids = failed;
         }
     }
 

@@ -224,19 +224,22 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
         Detail::SnapStartStaleConnection {
             connection,
             restore_at_ms,
-            opened_before_ms,
             failure,
             ..
-        } => (
-            vec![
-                KeyValue::new("thawtrace.connection", connection.clone()),
+        } => {
+            let mut facts = vec![
                 KeyValue::new("thawtrace.restore_at_ms", *restore_at_ms),
-                KeyValue::new("thawtrace.opened_before_ms", *opened_before_ms),
                 KeyValue::new("thawtrace.failure", *failure),
                 KeyValue::new("thawtrace.execution_mode", "snapstart"),
-            ],
-            "a connection opened before a SnapStart restore failed at its first use after it",
-        ),
+            ];
+            if let Some(c) = connection {
+                facts.push(KeyValue::new("thawtrace.connection", c.clone()));
+            }
+            (
+                facts,
+                "a connection restored from a SnapStart snapshot failed at its first use",
+            )
+        }
     };
     attributes.extend(facts);
     if let Some(tenant) = &i.tenant_id {

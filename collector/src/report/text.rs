@@ -166,16 +166,9 @@ pub fn render_incident(i: &Incident) -> String {
         Detail::SnapStartStaleConnection {
             connection,
             restore_at_ms,
-            opened_before_ms,
             failure,
             ..
-        } => stale_connection_lines(
-            &mut s,
-            i,
-            connection,
-            (*opened_before_ms, *restore_at_ms),
-            failure,
-        ),
+        } => stale_connection_lines(&mut s, i, connection.as_deref(), *restore_at_ms, failure),
     }
     if let Some(tenant) = &i.tenant_id {
         let _ = writeln!(s, "  tenant      {}", printable(tenant));
@@ -212,27 +205,28 @@ fn nat_idle_reset_lines(
     );
 }
 
-/// A SnapStart stale connection: the connection seen before the restore,
-/// the restore, and the invocation whose first use of it failed.
+/// A SnapStart stale connection: the restore, then the invocation whose
+/// first call on the restored connection failed, and how.
 fn stale_connection_lines(
     s: &mut String,
     i: &Incident,
-    connection: &str,
-    (seen_ms, restore_ms): (i64, i64),
+    connection: Option<&str>,
+    restore_ms: i64,
     failure: &str,
 ) {
     let _ = writeln!(s, "  stream      {}", printable(&i.log_stream));
     let _ = writeln!(s, "  invocation  {}", joined(&i.request_ids));
+    if let Some(c) = connection {
+        let _ = writeln!(s, "  connection  {}", printable(c));
+    }
     let _ = writeln!(
         s,
-        "  {}  connection {} in use before the snapshot",
-        rfc3339(seen_ms),
-        printable(connection)
+        "  {}  restored from the SnapStart snapshot, with the connections of its init",
+        rfc3339(restore_ms)
     );
-    let _ = writeln!(s, "  {}  restored from the snapshot", rfc3339(restore_ms));
     let _ = writeln!(
         s,
-        "  {}  its first use after the restore failed: {}",
+        "  {}  the first call after the restore failed: {}",
         rfc3339(i.last_at_ms),
         printable(failure)
     );
@@ -331,9 +325,8 @@ mod tests {
             },
             Detail::SnapStartStaleConnection {
                 request_id: hostile("req-1"),
-                connection: hostile("ipv4:10.0.0.1:443"),
+                connection: Some(hostile("ipv4:10.0.0.1:443")),
                 restore_at_ms: 1_795_853_230_000,
-                opened_before_ms: 1_795_853_100_000,
                 failure: "UNAVAILABLE",
             },
         ] {
