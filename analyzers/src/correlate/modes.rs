@@ -578,9 +578,7 @@ mod tests {
                 (4_600, format!("START RequestId: {C} Version: 1")),
                 (
                     4_601,
-                    format!(
-                        "I1206 10:00:04.601000    4337 connectivity_state.cc:150] ConnectivityStateTracker client_transport[0x7fd29800b898]: READY -> SHUTDOWN (close_transport, OK)"
-                    ),
+                    "I1206 10:00:04.601000    4337 connectivity_state.cc:150] ConnectivityStateTracker client_transport[0x7fd29800b898]: READY -> SHUTDOWN (close_transport, OK)".to_owned(),
                 ),
             ]),
             Config::default(),
