@@ -30,6 +30,7 @@ pub fn fixtures() -> Vec<PathBuf> {
             p.join("truth.json").exists()
                 && !p.join("scan-args.json").exists()
                 && !p.join("harness_truth.json").exists()
+                && *p != modes_fixture()
         })
         .collect();
     dirs.sort();
@@ -38,6 +39,13 @@ pub fn fixtures() -> Vec<PathBuf> {
         "no recorded fixtures under tests/fixtures"
     );
     dirs
+}
+
+/// The recording of Lambda's other execution modes (Managed Instances,
+/// SnapStart restores) and a classic control
+/// (tests/recorders/record_modes.py), scored by the harness's truth.
+pub fn modes_fixture() -> PathBuf {
+    repo().join("tests/fixtures/recorded-modes")
 }
 
 /// The recording of NAT idle resets, connect stalls and duplicate
