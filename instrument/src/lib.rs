@@ -67,6 +67,7 @@ mod balance;
 mod connector;
 mod invocation;
 mod layer;
+mod snapstart;
 mod task;
 mod tcp;
 mod thaw;
@@ -75,6 +76,9 @@ pub use balance::{BalanceSender, BalancedChannel, balance_channel};
 pub use connector::{Connector, ObservedStream};
 pub use invocation::{Stamp, Thaw, current};
 pub use layer::{ThawtraceFilter, ThawtraceLayer};
+#[cfg(feature = "snapstart")]
+pub use snapstart::OnRestore;
+pub use snapstart::log_restore;
 pub use task::{Stamped, StampedExecutor, spawn};
 pub use thaw::{ThawLogLayer, ThawLogService};
 
