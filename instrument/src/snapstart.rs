@@ -17,7 +17,7 @@ use crate::{invocation, task};
 /// `between_invocations` are as for any event (`-` and `false` before the
 /// first invocation).
 ///
-/// Call it first in your after-restore hook; [`OnRestore`] does (feature
+/// Call it first in your after-restore hook; `OnRestore` does (feature
 /// `snapstart`).
 ///
 /// ```

@@ -283,7 +283,8 @@ impl<F: Future> Future for Stamped<F> {
 
 /// Spawns `future` on the current tokio runtime, stamped: events inside it
 /// carry the invocation running whenever it runs, even after the invocation
-/// that spawned it has ended.
+/// that spawned it has ended (classic mode), or the invocation that spawned
+/// it (concurrent mode, see [`Stamp`](crate::Stamp)).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
