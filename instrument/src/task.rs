@@ -132,16 +132,19 @@ pub(crate) fn current_owner() -> Option<Arc<Invocation>> {
 /// Called by the instrumented socket on every read and write: the task
 /// doing I/O on a connection is the task driving it.
 pub(crate) fn bind(connection: &Arc<Connection>) {
-    let Some(task) = CURRENT.with(|c| c.borrow().clone()) else {
-        return;
-    };
-    {
+    // The common case, the same task again, takes one uncontended lock.
+    let Some(task) = CURRENT.with(|c| {
+        let current = c.borrow();
+        let task = current.as_ref()?;
         let mut bound = task.connection.lock().unwrap_or_else(|e| e.into_inner());
         if bound.as_ref().is_some_and(|b| Arc::ptr_eq(b, connection)) {
-            return;
+            return None;
         }
         *bound = Some(connection.clone());
-    }
+        Some(task.clone())
+    }) else {
+        return;
+    };
     // A new driver: the previous one lets go of it (one lock at a time).
     let previous = std::mem::replace(
         &mut *connection.driver.lock().unwrap_or_else(|e| e.into_inner()),

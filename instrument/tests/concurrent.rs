@@ -119,7 +119,7 @@ fn concurrent_invocations_are_each_stamped_with_their_own_request_id() {
     }
     // The spans close just after the responses are posted.
     let mut idle = false;
-    for _ in 0..400 {
+    for _ in 0..1000 {
         if thawtrace_instrument::current().in_flight == Some(0) {
             idle = true;
             break;
@@ -131,7 +131,7 @@ fn concurrent_invocations_are_each_stamped_with_their_own_request_id() {
     // The shared channel goes: its connection closes, with none in flight.
     drop(channel.lock().unwrap().take());
     let mut log = String::new();
-    for _ in 0..400 {
+    for _ in 0..1000 {
         log = captured.text();
         if log.matches("background work after the end").count() == 2
             && log.contains(r#"event="connection_closed""#)
