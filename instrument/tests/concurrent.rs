@@ -2,7 +2,8 @@
 //! process (lambda_runtime's `run_concurrent` polling a Runtime API on
 //! loopback), sharing one channel to the echo server. Each invocation's
 //! events, and those of the tasks it spawned, carry its own request ID; the
-//! shared connection's events carry the invocation whose call opened it;
+//! shared connection's events (connect, keepalive PINGs and acks, close)
+//! carry the invocation whose call opened it, also after both ended;
 //! `between_invocations` is true only once none is in flight.
 //!
 //! One test in this file: it sets the process's environment first.
@@ -55,7 +56,11 @@ fn concurrent_invocations_are_each_stamped_with_their_own_request_id() {
         .unwrap();
 
     // One channel for the environment, made before any invocation.
-    let endpoint = tonic::transport::Endpoint::from_shared(server.uri()).unwrap();
+    let endpoint = tonic::transport::Endpoint::from_shared(server.uri())
+        .unwrap()
+        .http2_keep_alive_interval(Duration::from_millis(50))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true);
     let channel: Arc<Mutex<Option<Channel>>> =
         Arc::new(Mutex::new(Some(runtime.block_on(async {
             thawtrace_instrument::connect_lazy(endpoint)
@@ -128,6 +133,15 @@ fn concurrent_invocations_are_each_stamped_with_their_own_request_id() {
     }
     assert!(idle, "both invocations ended");
     ended.send(true).unwrap();
+    // Keepalive goes on between invocations, on the connection's own task.
+    let acks = || captured.text().matches(r#"event="ping_ack""#).count();
+    let acks_while_in_flight = acks();
+    for _ in 0..1000 {
+        if acks() > acks_while_in_flight {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // The shared channel goes: its connection closes, with none in flight.
     drop(channel.lock().unwrap().take());
     let mut log = String::new();
@@ -191,8 +205,19 @@ fn concurrent_invocations_are_each_stamped_with_their_own_request_id() {
         Some("true"),
         "{log}"
     );
-    for line in events("ping_sent").into_iter().chain(events("ping_ack")) {
+    let pings = events("ping_sent");
+    assert!(!pings.is_empty() && !events("ping_ack").is_empty(), "{log}");
+    for line in pings.into_iter().chain(events("ping_ack")) {
+        assert_eq!(field(line, "conn"), field(connects[0], "conn"), "{log}");
         assert_eq!(field(line, "request_id"), Some(opener), "{log}");
     }
+    // The last ack came in with none in flight.
+    let last_ack = *events("ping_ack").last().unwrap();
+    assert_eq!(
+        field(last_ack, "between_invocations"),
+        Some("true"),
+        "{log}"
+    );
+    assert_eq!(field(last_ack, "in_flight"), Some("0"), "{log}");
     assert!(events("thaw").is_empty(), "never frozen: {log}");
 }
