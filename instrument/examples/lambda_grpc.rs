@@ -9,7 +9,9 @@
 //!
 //! Event: `{"calls": N}` makes N echo calls (default 1); with
 //! `"spin_ms": M` the handler first holds its thread CPU-busy for M ms (an
-//! event-loop stall: the runtime's timers on that thread run late).
+//! event-loop stall: the runtime's timers on that thread run late; with
+//! `TOKIO_WORKER_THREADS=1`, tokio's own variable, that is every timer,
+//! the connection's keepalive included).
 //!
 //! Execution modes, as lambda_runtime reads them:
 //! - Lambda Managed Instances: `AWS_LAMBDA_MAX_CONCURRENCY=N` (N > 1) runs
