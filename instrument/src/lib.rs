@@ -99,9 +99,10 @@
 //! connection opened during init is in the snapshot and dead after the
 //! restore. Register `OnRestore` (feature `snapstart`) with
 //! `Runtime::register_snapstart_resource`, first: after the restore it logs
-//! `restore`, naming the connections alive then (their `connect_done`
-//! lines, before it, have the same `conn`), and runs your hook, which can
-//! re-create the channels. Without lambda_runtime in your dependencies,
+//! `restore`, naming the connections alive then (the init's `connect_done`
+//! lines have the same `conn`, but on AWS they are in the log of the
+//! version's publication, not of the restored environment), and runs your
+//! hook, which can re-create the channels. Without lambda_runtime in your dependencies,
 //! call [`log_restore`] from your own hook.
 //!
 //! ```text

@@ -5,8 +5,14 @@
 //! opened during init is in the snapshot; after the restore its socket is
 //! gone (the peer never saw the new microVM), and the first call on it
 //! fails. The `restore` event names the connections alive at the restore,
-//! so a log reader can tell a connection opened before the restore (its
-//! `connect_done` has one of those `conn` ids) from one opened after.
+//! so a log reader can tell a connection opened before the restore from one
+//! opened after. On AWS it is the only record of them in the restored
+//! environment's log stream: Lambda runs a SnapStart function's init when
+//! the version is published, so the init's `connect_done` lines are in
+//! that environment's log, not in the restored ones'. Connection ids are
+//! unique per snapshot (the counter is in it), so a later event with one of
+//! the named `conn` ids (a `connection_closed` or `keepalive_timeout` at the
+//! first use) is about a connection opened before the restore.
 
 use crate::{invocation, task};
 
