@@ -61,7 +61,7 @@
 //! | `lb_endpoint_insert` / `lb_endpoint_remove` | INFO | `key`, `uri` ([`balance_channel`]) |
 //! | `lb_pick` | INFO | `key`, `uri`, `path`: the endpoint the balancer chose for a request |
 //! | `tls_done` | INFO | `conn`, `peer`, `duration_ms` since connected: tonic's TLS (over the [`Connector`]'s socket) finished its handshake, read from the TLS record headers the client writes |
-//! | `restore` | INFO | `conns`: the ids of the connections alive when a SnapStart snapshot was restored (`1,3`, or `-`), logged by [`log_restore`] / `OnRestore` |
+//! | `restore` | INFO | `conns`: the ids of the connections alive when a SnapStart snapshot was restored (`1,3`, or `-`), `peers`: their peers in the same order; logged by [`log_restore`] / `OnRestore` |
 //!
 //! # Execution modes
 //!
@@ -106,8 +106,8 @@
 //! call [`log_restore`] from your own hook.
 //!
 //! ```text
-//! INFO thawtrace: restored from a SnapStart snapshot event="restore" conns=1 request_id="-" between_invocations=false
-//! {"timestamp":"2026-12-06T11:40:53.266897Z","level":"INFO","fields":{"message":"restored from a SnapStart snapshot","event":"restore","conns":"1","request_id":"-","between_invocations":false},"target":"thawtrace"}
+//! INFO thawtrace: restored from a SnapStart snapshot event="restore" conns=1 peers=127.0.0.1:41409 request_id="-" between_invocations=false
+//! {"timestamp":"2026-12-06T11:46:13.756119Z","level":"INFO","fields":{"message":"restored from a SnapStart snapshot","event":"restore","conns":"1","peers":"127.0.0.1:37401","request_id":"-","between_invocations":false},"target":"thawtrace"}
 //! ```
 //!
 //! `examples/lambda_grpc.rs` runs in all three modes.

@@ -19,7 +19,9 @@ use crate::{invocation, task};
 /// Logs the `restore` event (target `thawtrace`, INFO): the environment was
 /// restored from a SnapStart snapshot. `conns` lists the ids of the
 /// connections alive at the restore (opened before the snapshot),
-/// comma-separated, or `-` when there are none; `request_id` and
+/// comma-separated, or `-` when there are none, and `peers` their peers in
+/// the same order (`unknown` for a connection of another connector), so
+/// each `#<conn> <peer>` connection key is in the line; `request_id` and
 /// `between_invocations` are as for any event (`-` and `false` before the
 /// first invocation).
 ///
@@ -46,24 +48,30 @@ use crate::{invocation, task};
 /// let event: serde_json::Value = serde_json::from_str(&line).unwrap();
 /// assert_eq!(event["fields"]["event"], "restore");
 /// // The connections alive now: none in this example ("-").
-/// assert!(event["fields"]["conns"].is_string());
+/// assert!(event["fields"]["conns"].is_string() && event["fields"]["peers"].is_string());
 /// ```
 pub fn log_restore() {
     let stamp = invocation::current();
-    let conns = task::live_connections();
-    let conns = if conns.is_empty() {
-        "-".to_owned()
-    } else {
-        conns
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    tracing::info!(target: "thawtrace", event = "restore", conns = %conns,
+    let live = task::live_connections();
+    let conns = comma_list(live.iter().map(|(id, _)| id.to_string()));
+    let peers = comma_list(
+        live.iter()
+            .map(|(_, peer)| peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string())),
+    );
+    tracing::info!(target: "thawtrace", event = "restore", conns = %conns, peers = %peers,
         request_id = stamp.request_id.as_deref().unwrap_or("-"),
         between_invocations = stamp.between_invocations, in_flight = stamp.in_flight,
         "restored from a SnapStart snapshot");
+}
+
+/// `a,b,c`, or `-` for none.
+fn comma_list(items: impl Iterator<Item = String>) -> String {
+    let list = items.collect::<Vec<_>>().join(",");
+    if list.is_empty() {
+        "-".to_owned()
+    } else {
+        list
+    }
 }
 
 /// A lambda_runtime `SnapStartResource` (feature `snapstart`): after a

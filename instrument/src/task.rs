@@ -11,7 +11,7 @@
 //! events emitted from inside a subscriber, so the layer only records).
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -45,23 +45,23 @@ struct PingState {
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
-/// The ids of the connections alive now (made and not yet dropped), for
-/// the `restore` event: the connections a snapshot carried over.
-static LIVE: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
+/// The connections alive now (made and not yet dropped) by id, with their
+/// peers, for the `restore` event: the connections a snapshot carried over.
+static LIVE: Mutex<BTreeMap<u64, Option<SocketAddr>>> = Mutex::new(BTreeMap::new());
 
-fn live() -> std::sync::MutexGuard<'static, BTreeSet<u64>> {
+fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, Option<SocketAddr>>> {
     LIVE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The ids of the connections alive now, in the order they were made.
-pub(crate) fn live_connections() -> Vec<u64> {
-    live().iter().copied().collect()
+/// The connections alive now, in the order they were made: id and peer.
+pub(crate) fn live_connections() -> Vec<(u64, Option<SocketAddr>)> {
+    live().iter().map(|(id, peer)| (*id, *peer)).collect()
 }
 
 impl Connection {
     pub(crate) fn new(peer: Option<SocketAddr>) -> Arc<Self> {
         let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-        live().insert(id);
+        live().insert(id, peer);
         Arc::new(Connection {
             id,
             peer,

@@ -91,6 +91,7 @@ fn snapstart_restore_names_the_connection_from_init_and_the_hook_recreates_the_c
     assert_eq!(field(before, "request_id"), Some("-"), "{text}");
     let init_conn = field(before, "conn").unwrap();
     assert_eq!(field(restore[0], "conns"), Some(init_conn), "{text}");
+    assert_eq!(field(restore[0], "peers"), field(before, "peer"), "{text}");
     assert_eq!(field(restore[0], "request_id"), Some("-"), "{text}");
     let position = |l: &String| lines.iter().position(|x| std::ptr::eq(x, l)).unwrap();
     assert!(position(before) < position(restore[0]), "{text}");
@@ -132,6 +133,7 @@ fn snapstart_without_the_hook_keeps_the_stale_channel() {
         "{lines:#?}"
     );
     assert_eq!(restore[0]["request_id"], "-");
+    assert_eq!(restore[0]["peers"], connects[0]["peer"], "{lines:#?}");
     assert!(!lines.iter().any(|l| l.contains("re-created")));
 }
 
