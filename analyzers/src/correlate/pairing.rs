@@ -38,7 +38,10 @@ impl StreamCorrelator {
     pub fn finish(mut self, sink: &mut impl FindingSink) -> StreamStats {
         if self.invocations.is_empty() {
             self.stats.invocations = self.runs.len() as u64;
-            self.stats.guessed_windows = u64::from(self.stats.keepalive_lines > 0);
+            // A stream of an init alone (SnapStart's, before its snapshot)
+            // has no invocation to guess.
+            let init_only = self.init_type.is_some() && self.runs.is_empty();
+            self.stats.guessed_windows = u64::from(self.stats.keepalive_lines > 0 && !init_only);
         }
         self.stats.unjudged = u64::from(
             self.stats.keepalive_lines == 0
