@@ -8,85 +8,18 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::*;
-use serde_json::Value;
-
-/// How a finding is matched to the truth, by the mode of its stream:
-/// the invocations it names (the wire knows no log event IDs).
-fn score_key(f: &Value, mode: &str) -> String {
-    let ids = |v: &Value| {
-        let mut ids: Vec<&str> = v
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        ids.sort_unstable();
-        ids.join(",")
-    };
-    match (f["kind"].as_str().unwrap(), mode) {
-        ("snapstart_stale_connection", _) => format!("{} {}", f["kind"], f["request_id"]),
-        ("keepalive_timeout", "managed-instances") => {
-            format!("{} [{}]", f["kind"], ids(&f["failed_request_ids"]))
-        }
-        _ => format!(
-            "{} {} {}",
-            f["kind"], f["ping_request_id"], f["timeout_request_id"]
-        ),
-    }
-}
-
-const KINDS: [&str; 3] = [
-    "keepalive_freeze_timeout",
-    "keepalive_timeout",
-    "snapstart_stale_connection",
-];
 
 #[test]
 fn every_mode_is_scored_perfectly_per_environment_and_kind() {
     let dir = modes_fixture();
-    let envs: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
-            .unwrap();
-    let truth = truth(&dir);
-    let found = scan_json(&[&dir.join("events.jsonl")]);
-    let mut modes = BTreeMap::new();
-    for env in &envs {
-        let stream = env["log_stream"].as_str().unwrap();
-        let mode = env["mode"].as_str().unwrap();
-        modes.insert(mode.to_owned(), ());
-        let of = |all: &[Value], kind: &str| {
-            let mut k: Vec<String> = all
-                .iter()
-                .filter(|f| f["log_stream"] == stream && f["kind"] == kind)
-                .map(|f| score_key(f, mode))
-                .collect();
-            k.sort();
-            k
-        };
-        for kind in KINDS {
-            assert_eq!(
-                of(&found, kind),
-                of(&truth, kind),
-                "{} ({mode}, {}): {kind}",
-                env["name"],
-                env["setting"]
-            );
-        }
-        for f in found.iter().filter(|f| f["log_stream"] == stream) {
-            if f["execution_mode"].is_string() {
-                assert_eq!(f["execution_mode"], mode, "{f}");
-            }
-            if mode == "managed-instances" {
-                assert_ne!(f["kind"], "keepalive_freeze_timeout", "{f}");
-            }
-        }
-    }
+    let modes = score_modes(&dir);
     assert_eq!(
-        modes.keys().map(String::as_str).collect::<Vec<_>>(),
+        modes,
         ["classic", "managed-instances", "snapstart"],
         "a recording of every mode"
     );
+    let truth = truth(&dir);
     assert!(
         truth
             .iter()
@@ -94,11 +27,10 @@ fn every_mode_is_scored_perfectly_per_environment_and_kind() {
         "a stale connection to find"
     );
     assert!(
-        envs.iter().any(|e| e["mode"] == "managed-instances")
-            && truth.iter().any(|t| t["kind"] == "keepalive_timeout"
-                && t["failed_request_ids"]
-                    .as_array()
-                    .is_some_and(|a| a.len() > 1)),
+        truth.iter().any(|t| t["kind"] == "keepalive_timeout"
+            && t["failed_request_ids"]
+                .as_array()
+                .is_some_and(|a| a.len() > 1)),
         "a Managed Instances teardown that failed several invocations"
     );
 }

@@ -354,3 +354,77 @@ impl thawtrace::lookback::LogSource for Memory {
         Box::pin(async move { Ok(found) })
     }
 }
+
+/// How an execution-mode recording's finding is matched to the harness's
+/// truth, by the mode of its stream: the invocations it names (the wire
+/// knows no log event IDs).
+fn modes_key(f: &Value, mode: &str) -> String {
+    let ids = |v: &Value| {
+        let mut ids: Vec<&str> = v
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.join(",")
+    };
+    match (f["kind"].as_str().unwrap_or(""), mode) {
+        ("snapstart_stale_connection", _) => format!("{} {}", f["kind"], f["request_id"]),
+        ("keepalive_timeout", "managed-instances") => {
+            format!("{} [{}]", f["kind"], ids(&f["failed_request_ids"]))
+        }
+        _ => format!(
+            "{} {} {}",
+            f["kind"], f["ping_request_id"], f["timeout_request_id"]
+        ),
+    }
+}
+
+/// Scores an execution-mode recording (tests/recorders/record_modes.py)
+/// against its truth: every kind of every environment found exactly, the
+/// stream's mode on its findings, no freeze timeout on a Managed Instances
+/// stream. Returns the modes recorded, sorted.
+pub fn score_modes(dir: &Path) -> Vec<String> {
+    const KINDS: [&str; 3] = [
+        "keepalive_freeze_timeout",
+        "keepalive_timeout",
+        "snapstart_stale_connection",
+    ];
+    let envs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
+            .unwrap();
+    let truth = truth(dir);
+    let found = scan_json(&[&dir.join("events.jsonl")]);
+    let mut modes = std::collections::BTreeSet::new();
+    for env in &envs {
+        let stream = env["log_stream"].as_str().unwrap();
+        let mode = env["mode"].as_str().unwrap();
+        modes.insert(mode.to_owned());
+        let of = |all: &[Value], kind: &str| {
+            let mut k: Vec<String> = all
+                .iter()
+                .filter(|f| f["log_stream"] == stream && f["kind"] == kind)
+                .map(|f| modes_key(f, mode))
+                .collect();
+            k.sort();
+            k
+        };
+        for kind in KINDS {
+            assert_eq!(
+                of(&found, kind),
+                of(&truth, kind),
+                "{} ({mode}, {}): {kind}",
+                env["name"],
+                env["setting"]
+            );
+        }
+        for f in found.iter().filter(|f| f["log_stream"] == stream) {
+            if f["execution_mode"].is_string() {
+                assert_eq!(f["execution_mode"], mode, "{f}");
+            }
+            if mode == "managed-instances" {
+                assert_ne!(f["kind"], "keepalive_freeze_timeout", "{f}");
+            }
+        }
+    }
+    modes.into_iter().collect()
+}
