@@ -247,6 +247,9 @@ struct Restore {
     id: Text,
     /// Invocations started before it.
     after_invocations: usize,
+    /// The connections it carried over, where the instrument's `restore`
+    /// event names them.
+    carried: Vec<String>,
 }
 
 /// The stretch from `END A` to `START B`, and where its freeze was.

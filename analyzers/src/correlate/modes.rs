@@ -60,11 +60,15 @@ impl StreamCorrelator {
                 // RESTORE_START and the instrument's `restore` event of the
                 // same restore: one restore.
                 let started = self.invocations.len();
-                if self
+                let carried = crate::parse::instrument::restored_connections(event.text.raw());
+                if let Some(last) = self
                     .restores
-                    .last()
-                    .is_some_and(|r| r.after_invocations == started)
+                    .last_mut()
+                    .filter(|r| r.after_invocations == started)
                 {
+                    if last.carried.is_empty() {
+                        last.carried = carried;
+                    }
                     return;
                 }
                 let id = self.texts.add(&event.id);
@@ -73,6 +77,7 @@ impl StreamCorrelator {
                     ts,
                     id,
                     after_invocations: started,
+                    carried,
                 });
                 // The first calls after a restore are the ones to watch.
                 self.watch_failures_until = ts.saturating_add(self.config.failure_window_ms);
@@ -258,6 +263,7 @@ impl StreamCorrelator {
                 What::Keepalive(k) => Some(k.connection.clone()),
                 _ => None,
             })
+            .or_else(|| (!restore.carried.is_empty()).then(|| restore.carried.join(", ")))
             .or_else(|| {
                 window().find_map(|n| match &n.what {
                     What::Net(net, _) if n.pos == m.pos => net.destination.clone(),

@@ -68,6 +68,41 @@ fn keepalive(event: &str, conn: &str, peer: &str) -> Option<Keepalive> {
     })
 }
 
+/// The connections a `restore` event (text or JSON, escaped or not) says
+/// the snapshot carried over, as connection keys (`#<conn> <peer>`).
+///
+/// ```
+/// use thawtrace_analyzers::parse::instrument::restored_connections;
+/// let text = r#"2026-12-06T11:46:13.630065Z  INFO thawtrace: restored from a SnapStart snapshot event="restore" conns=1,3 peers=127.0.0.1:41409,10.0.0.7:443 request_id="-" between_invocations=false"#;
+/// assert_eq!(restored_connections(text), ["#1 127.0.0.1:41409", "#3 10.0.0.7:443"]);
+/// let json = r#"{"fields":{"message":"restored from a SnapStart snapshot","event":"restore","conns":"1","peers":"127.0.0.1:37401"},"target":"thawtrace"}"#;
+/// assert_eq!(restored_connections(json), ["#1 127.0.0.1:37401"]);
+/// assert!(restored_connections(r#"event="restore" conns=- peers=-"#).is_empty());
+/// ```
+pub fn restored_connections(raw: &str) -> Vec<String> {
+    fn value<'a>(raw: &'a str, key: &str) -> Option<&'a str> {
+        let at = memmem::find(raw.as_bytes(), key.as_bytes())?;
+        let rest = raw[at + key.len()..].trim_start_matches(['"', '\\']);
+        let rest = rest
+            .strip_prefix('=')
+            .or_else(|| rest.strip_prefix(':'))?
+            .trim_start_matches(['"', '\\']);
+        Some(&rest[..rest.find(['"', '\\', ' ']).unwrap_or(rest.len())])
+    }
+    let (Some(conns), Some(peers)) = (value(raw, "conns"), value(raw, "peers")) else {
+        return Vec::new();
+    };
+    if conns == "-" {
+        return Vec::new();
+    }
+    conns
+        .split(',')
+        .zip(peers.split(','))
+        .take(64)
+        .map(|(c, p)| format!("#{c} {p}"))
+        .collect()
+}
+
 /// Parses an instrument text line; `None` when the line is not one.
 pub fn parse_text(text: RawText<'_>) -> Option<Line<'_>> {
     let raw = text.raw();

@@ -156,3 +156,61 @@ pub fn collector_line(rejected_records: u64, dropped_signals: u64, at_ms: i64) -
 pub const REJECTED_RECORDS: &str = "RejectedRecords";
 /// The metric counting cross-stream signals ignored past the limits.
 pub const DROPPED_SIGNALS: &str = "DroppedSignals";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thawtrace_analyzers::{Detail, Incident};
+
+    fn stale(tenant: Option<&str>, at_ms: i64) -> Incident {
+        Incident {
+            log_group: "/aws/lambda/orders".into(),
+            log_stream: "s".into(),
+            log_streams: vec!["s".into()],
+            request_ids: vec!["r1".into()],
+            first_at_ms: at_ms,
+            last_at_ms: at_ms,
+            detail: Detail::SnapStartStaleConnection {
+                request_id: "r1".into(),
+                connection: None,
+                restore_at_ms: at_ms,
+                failure: "UNAVAILABLE",
+            },
+            evidence: vec!["e1".into()],
+            tenant_id: tenant.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_tenants_findings_count_per_tenant_and_per_function() {
+        let lines = lines(
+            &[],
+            &[
+                stale(Some("acme"), 1_000),
+                stale(Some("acme"), 2_000),
+                stale(None, 3_000),
+            ],
+        );
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let untenanted = &lines[0];
+        assert!(untenanted.get(TENANT_DIMENSION).is_none());
+        assert_eq!(untenanted["SnapStartStaleConnections"], 1);
+        assert_eq!(
+            untenanted["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[DIMENSION]])
+        );
+        let acme = &lines[1];
+        assert_eq!(acme[TENANT_DIMENSION], "acme");
+        assert_eq!(acme[DIMENSION], "orders");
+        assert_eq!(acme["SnapStartStaleConnections"], 2);
+        assert_eq!(acme["_aws"]["Timestamp"], 2_000);
+        assert_eq!(
+            acme["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[DIMENSION], [DIMENSION, TENANT_DIMENSION]])
+        );
+    }
+}
