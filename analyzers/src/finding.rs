@@ -29,6 +29,11 @@ pub enum FindingKind {
     /// it failed: the snapshot kept a connection the network had forgotten.
     #[serde(rename = "snapstart_stale_connection")]
     SnapStartStaleConnection,
+    /// A keepalive ping was in flight when the environment froze and
+    /// survived: the ack was read at the thaw, `margin_ms` before its
+    /// timer (or, negative, after the timer expired but lost the race).
+    /// A warning, not a failure.
+    KeepaliveNearMiss,
 }
 
 impl FindingKind {
@@ -41,6 +46,7 @@ impl FindingKind {
             FindingKind::ConnectStall => "connect_stall",
             FindingKind::DuplicateInvocation => "duplicate_invocation",
             FindingKind::SnapStartStaleConnection => "snapstart_stale_connection",
+            FindingKind::KeepaliveNearMiss => "keepalive_near_miss",
         }
     }
 
@@ -53,6 +59,7 @@ impl FindingKind {
             FindingKind::ConnectStall => "ConnectStalls",
             FindingKind::DuplicateInvocation => "DuplicateInvocations",
             FindingKind::SnapStartStaleConnection => "SnapStartStaleConnections",
+            FindingKind::KeepaliveNearMiss => "KeepaliveNearMisses",
         }
     }
 
@@ -65,27 +72,36 @@ impl FindingKind {
             FindingKind::ConnectStall => "thawtrace.connect_stall",
             FindingKind::DuplicateInvocation => "thawtrace.duplicate_invocation",
             FindingKind::SnapStartStaleConnection => "thawtrace.snapstart_stale_connection",
+            FindingKind::KeepaliveNearMiss => "thawtrace.keepalive_near_miss",
         }
     }
 
     /// The neighbouring kinds, an [`Incident`]'s, in [`FindingKind::ALL`]'s
     /// order.
-    pub const NEIGHBOURS: [FindingKind; 4] = [
+    pub const NEIGHBOURS: [FindingKind; 5] = [
         FindingKind::NatIdleReset,
         FindingKind::ConnectStall,
         FindingKind::DuplicateInvocation,
         FindingKind::SnapStartStaleConnection,
+        FindingKind::KeepaliveNearMiss,
     ];
 
     /// Every kind, in a stable order.
-    pub const ALL: [FindingKind; 6] = [
+    pub const ALL: [FindingKind; 7] = [
         FindingKind::KeepaliveFreezeTimeout,
         FindingKind::KeepaliveTimeout,
         FindingKind::NatIdleReset,
         FindingKind::ConnectStall,
         FindingKind::DuplicateInvocation,
         FindingKind::SnapStartStaleConnection,
+        FindingKind::KeepaliveNearMiss,
     ];
+
+    /// Whether it warns of a failure that nearly happened (a near miss),
+    /// rather than reporting one: its span's status is unset, not error.
+    pub fn is_warning(self) -> bool {
+        matches!(self, FindingKind::KeepaliveNearMiss)
+    }
 }
 
 /// How Lambda ran the execution environment a log stream is from, as the
@@ -249,6 +265,9 @@ impl Incident {
             Detail::ConnectStall { .. } => {
                 "Connection attempts from many environments timed out together after DNS answered: a NAT gateway out of ports (55,000 simultaneous connections per destination per address, up to 8 addresses = 440,000; NAT metric ErrorPortAllocation) or a Hyperplane ENI at 65,000 connections (no metric). Add secondary NAT addresses, spread over more subnets and NAT gateways, use PrivateLink or VPC endpoints, and reuse connections across invocations."
             }
+            Detail::KeepaliveNearMiss { .. } => {
+                "Lambda froze this environment with a keepalive ping in flight; the freeze was short enough that the ack was read at the thaw, this time. A longer freeze closes a healthy connection and fails the next calls. In Lambda, leave client keepalive off, or set the keepalive ack timeout above the longest freeze you expect."
+            }
             Detail::SnapStartStaleConnection { .. } => {
                 "This connection was opened before the SnapStart snapshot and restored with it, but the network had long forgotten it: its first use after the restore failed. Re-create clients after a restore (Java: a CRaC Resource's afterRestore, registered with Core.getGlobalContext().register; Python: @register_after_restore from snapshot_restore_py; Rust: a lambda_runtime SnapStartResource's after_restore, or thawtrace_instrument's restore hook), or connect lazily on the first invocation instead of during init."
             }
@@ -295,6 +314,28 @@ pub enum Detail {
         /// The idempotency key, as `name=value`, for `same_key`.
         key: Option<String>,
     },
+    /// `keepalive_near_miss`.
+    KeepaliveNearMiss {
+        /// The client library.
+        library: Library,
+        /// The connection.
+        connection: String,
+        /// The invocation that sent the ping.
+        ping_request_id: Option<String>,
+        /// The invocation at whose start (the thaw) the ack was read.
+        ack_request_id: Option<String>,
+        /// When the ping was sent, ms since the Unix epoch.
+        ping_at_ms: i64,
+        /// How long the ping waited for its ack to be read.
+        waited_ms: i64,
+        /// The ack timeout the library printed, if it did.
+        ack_timeout_ms: Option<i64>,
+        /// The ack timeout minus the wait: how close it came (negative: the
+        /// timer had expired, the ack won the race at the thaw).
+        margin_ms: Option<i64>,
+        /// The freeze the ping waited through.
+        frozen_ms: Option<i64>,
+    },
     /// `snapstart_stale_connection`.
     SnapStartStaleConnection {
         /// The invocation whose call failed.
@@ -316,6 +357,7 @@ impl Detail {
             Detail::ConnectStall { .. } => FindingKind::ConnectStall,
             Detail::DuplicateInvocation { .. } => FindingKind::DuplicateInvocation,
             Detail::SnapStartStaleConnection { .. } => FindingKind::SnapStartStaleConnection,
+            Detail::KeepaliveNearMiss { .. } => FindingKind::KeepaliveNearMiss,
         }
     }
 }

@@ -427,7 +427,9 @@ impl Settlement {
     pub fn of(incident: &Incident) -> Option<Settlement> {
         let group = &incident.log_group;
         match &incident.detail {
-            Detail::NatIdleReset { .. } | Detail::SnapStartStaleConnection { .. } => None,
+            Detail::NatIdleReset { .. }
+            | Detail::SnapStartStaleConnection { .. }
+            | Detail::KeepaliveNearMiss { .. } => None,
             Detail::ConnectStall { window_ms, .. } => Some(Settlement {
                 identity: format!(
                     "connect_stall#{group}#{}",

@@ -59,7 +59,11 @@ fn span_attributes() -> BTreeSet<String> {
 }
 
 fn metric_names() -> BTreeSet<&'static str> {
-    FindingKind::ALL.iter().map(|k| k.metric_name()).collect()
+    FindingKind::ALL
+        .iter()
+        .map(|k| k.metric_name())
+        .chain([emf::MIN_FREEZE_MARGIN])
+        .collect()
 }
 
 /// The field names a Logs Insights query reads (string literals, aliases and
@@ -248,8 +252,8 @@ fn cloudwatch_dashboard_reads_only_what_the_collector_emits() {
     }
     assert_eq!(
         metrics_seen.len(),
-        FindingKind::ALL.len(),
-        "a panel for every finding kind"
+        metric_names().len(),
+        "a panel for every finding kind, and the smallest freeze margin"
     );
 }
 

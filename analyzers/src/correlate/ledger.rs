@@ -78,6 +78,8 @@ pub(super) struct Ledger {
     sent_late: HashSet<usize>,
     /// C-core: the connection (peer) of each transport its lines name.
     transports: BTreeMap<u64, String>,
+    /// The pings the last ack line answered, with it: (ping, ack).
+    pub(super) acked_now: Vec<(usize, usize)>,
 }
 
 impl Ledger {
@@ -180,11 +182,14 @@ impl Ledger {
         };
         let at = marks[i].ts;
         let deadline = &self.deadline;
-        let ack_on = |connection: &mut Connection| {
+        let acked_now = &mut self.acked_now;
+        acked_now.clear();
+        let mut ack_on = |connection: &mut Connection| {
             let Some(found) = connection.outstanding.iter().position(|&p| acks(p)) else {
                 return false;
             };
             let p = connection.outstanding.remove(found);
+            acked_now.push((p, i));
             // An ack read after the timer expired did not stop it.
             if deadline.get(&p).is_none_or(|&e| at >= e) {
                 connection.acked_late.push((p, i));
@@ -197,7 +202,7 @@ impl Ledger {
             Some(_) => {
                 self.named
                     .values_mut()
-                    .map(ack_on)
+                    .map(&mut ack_on)
                     .filter(|&found| found)
                     .count()
                     > 0

@@ -28,6 +28,7 @@ use crate::parse::{
 
 mod ledger;
 mod modes;
+mod near;
 mod neighbour;
 mod owner;
 mod pairing;

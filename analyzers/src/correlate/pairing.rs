@@ -31,6 +31,9 @@ struct Pairs {
     inferred: HashMap<String, (usize, usize, Option<usize>)>,
     /// Timeout lines whose ping is not in the input.
     unpaired: u64,
+    /// Pings and the acks that answered them, where a freeze lay between:
+    /// near misses, unless a timeout took the ping after all.
+    across_freeze: Vec<(usize, usize)>,
 }
 
 impl StreamCorrelator {
@@ -91,6 +94,7 @@ impl StreamCorrelator {
         let mut findings = pairs.findings;
         self.attach_failures(&mut findings);
         let stale = self.stale_connections(&mut findings);
+        let near_misses = self.near_misses(&pairs.across_freeze, &findings, &ledger);
         self.report_invocations(sink);
         for f in findings {
             sink.finding(f);
@@ -98,7 +102,7 @@ impl StreamCorrelator {
         for incident in nat.found.into_values() {
             sink.incident(incident);
         }
-        for incident in stale {
+        for incident in stale.into_iter().chain(near_misses) {
             sink.incident(incident);
         }
         if wants_signals {
@@ -119,9 +123,16 @@ impl StreamCorrelator {
         sink: &mut impl FindingSink,
     ) {
         match &k.event {
-            KeepaliveEvent::PingAck { ping_id: None } => {
-                if ledger.read(&self.marks, i, k, self.config.late_timer_ms) == Some(false) {
+            KeepaliveEvent::PingAck { ping_id } => {
+                if ledger.read(&self.marks, i, k, self.config.late_timer_ms) == Some(false)
+                    && ping_id.is_none()
+                {
                     self.late_ack(mark, k, pairs);
+                }
+                for &(ping, ack) in &ledger.acked_now {
+                    if self.frozen_between(ping, ack) {
+                        pairs.across_freeze.push((ping, ack));
+                    }
                 }
             }
             KeepaliveEvent::PingTimeout => self.ping_timeout(mark, k, ledger, pairs, sink),
@@ -276,7 +287,7 @@ impl StreamCorrelator {
 
     /// C-core's `Set ping timeout timer` line of a ping, when the deadline
     /// it gives is what a finding rests on.
-    fn timer_line(&self, ping_idx: usize) -> Option<&Mark> {
+    pub(super) fn timer_line(&self, ping_idx: usize) -> Option<&Mark> {
         let id = ping_id_of(&self.marks[ping_idx])?;
         self.marks[ping_idx..].iter().take(64).find(|m| {
             matches!(&m.what, What::Keepalive(Keepalive { event: KeepaliveEvent::PingTimerSet { ping_id, .. }, .. }) if *ping_id == id)

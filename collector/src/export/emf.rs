@@ -17,6 +17,9 @@ pub const NAMESPACE: &str = "Thawtrace";
 pub const DIMENSION: &str = "FunctionName";
 /// The second dimension of tenant-isolated functions' findings.
 pub const TENANT_DIMENSION: &str = "TenantId";
+/// The smallest margin of a function's keepalive near misses (ms): how
+/// close a freeze came to a timeout. Only in lines with near misses.
+pub const MIN_FREEZE_MARGIN: &str = "MinFreezeMarginMs";
 
 /// One EMF line per function with findings (per function and tenant,
 /// where the invocations named a tenant), counting each kind (zeros
@@ -53,7 +56,7 @@ pub const TENANT_DIMENSION: &str = "TenantId";
 /// assert_eq!(metrics["Namespace"], emf::NAMESPACE);
 /// assert_eq!(metrics["Dimensions"], json!([["FunctionName"]]));
 /// assert_eq!(metrics["Metrics"][0], json!({"Name": "KeepaliveFreezeTimeouts", "Unit": "Count"}));
-/// assert_eq!(metrics["Metrics"].as_array().unwrap().len(), 6);
+/// assert_eq!(metrics["Metrics"].as_array().unwrap().len(), 7);
 /// // The minute of the newest failure, not of the scan.
 /// let newest = found.findings.iter().map(|f| f.timeout_at_ms).max().unwrap();
 /// assert_eq!(line["_aws"]["Timestamp"], newest);
@@ -63,6 +66,17 @@ pub const TENANT_DIMENSION: &str = "TenantId";
 pub fn lines(findings: &[Finding], incidents: &[Incident]) -> Vec<String> {
     type Counts = (i64, BTreeMap<FindingKind, u64>);
     let mut per_function: BTreeMap<(&str, Option<&str>), Counts> = BTreeMap::new();
+    let mut margins: BTreeMap<(&str, Option<&str>), i64> = BTreeMap::new();
+    for i in incidents {
+        if let thawtrace_analyzers::Detail::KeepaliveNearMiss {
+            margin_ms: Some(m), ..
+        } = i.detail
+        {
+            let key = (function_name(&i.log_group), i.tenant_id.as_deref());
+            let min = margins.entry(key).or_insert(m);
+            *min = (*min).min(m);
+        }
+    }
     let kinds = findings
         .iter()
         .map(|f| {
@@ -83,9 +97,13 @@ pub fn lines(findings: &[Finding], incidents: &[Incident]) -> Vec<String> {
     per_function
         .into_iter()
         .map(|((function, tenant), (at_ms, counts))| {
+            let margin = margins.get(&(function, tenant)).copied();
             let metrics: Vec<Value> = FindingKind::ALL
                 .iter()
                 .map(|k| json!({"Name": k.metric_name(), "Unit": "Count"}))
+                .chain(
+                    margin.map(|_| json!({"Name": MIN_FREEZE_MARGIN, "Unit": "Milliseconds"})),
+                )
                 .collect();
             let dimensions = match tenant {
                 Some(_) => json!([[DIMENSION], [DIMENSION, TENANT_DIMENSION]]),
@@ -105,6 +123,9 @@ pub fn lines(findings: &[Finding], incidents: &[Incident]) -> Vec<String> {
             }
             for k in FindingKind::ALL {
                 line.insert(k.metric_name().into(), Value::from(counts.get(&k).copied().unwrap_or(0)));
+            }
+            if let Some(m) = margin {
+                line.insert(MIN_FREEZE_MARGIN.into(), Value::from(m));
             }
             Value::Object(line).to_string()
         })

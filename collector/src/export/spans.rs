@@ -240,13 +240,41 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
                 "a connection restored from a SnapStart snapshot failed at its first use",
             )
         }
+        Detail::KeepaliveNearMiss {
+            library,
+            connection,
+            waited_ms,
+            ack_timeout_ms,
+            margin_ms,
+            frozen_ms,
+            ..
+        } => {
+            let mut facts = vec![
+                KeyValue::new("thawtrace.library", library.name()),
+                KeyValue::new("thawtrace.connection", connection.clone()),
+                KeyValue::new("thawtrace.waited_ms", *waited_ms),
+            ];
+            for (key, v) in [
+                ("thawtrace.ack_timeout_ms", ack_timeout_ms),
+                ("thawtrace.margin_ms", margin_ms),
+                ("thawtrace.frozen_ms", frozen_ms),
+            ] {
+                if let Some(v) = v {
+                    facts.push(KeyValue::new(key, *v));
+                }
+            }
+            (
+                facts,
+                "a keepalive ping in flight at a freeze survived it: a near miss",
+            )
+        }
     };
     attributes.extend(facts);
     if let Some(tenant) = &i.tenant_id {
         attributes.push(KeyValue::new("tenant.id", tenant.clone()));
     }
     let first_event = i.evidence.first().map_or("-", String::as_str);
-    problem_span(
+    let mut span = problem_span(
         (group, stream, rid),
         ids::finding_span_id(group, stream, i.kind().as_str(), first_event),
         i.kind().span_name(),
@@ -254,7 +282,12 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
         attributes,
         incident_links(i, rid),
         description,
-    )
+    );
+    // A near miss warns: nothing failed.
+    if i.kind().is_warning() {
+        span.status = Status::Unset;
+    }
+    span
 }
 
 /// A NAT idle reset's attributes, and its status description.

@@ -137,6 +137,7 @@ pub fn render_incident(i: &Incident) -> String {
         Detail::ConnectStall { .. } => "CONNECT STALL",
         Detail::DuplicateInvocation { .. } => "DUPLICATE INVOCATION",
         Detail::SnapStartStaleConnection { .. } => "SNAPSTART STALE CONNECTION",
+        Detail::KeepaliveNearMiss { .. } => "keepalive near miss (warning)",
     };
     let _ = writeln!(s, "{title}  function {}", function_name(&i.log_group));
     match &i.detail {
@@ -169,6 +170,45 @@ pub fn render_incident(i: &Incident) -> String {
             failure,
             ..
         } => stale_connection_lines(&mut s, i, connection.as_deref(), *restore_at_ms, failure),
+        Detail::KeepaliveNearMiss {
+            library,
+            connection,
+            ping_request_id,
+            ack_request_id,
+            ping_at_ms,
+            waited_ms,
+            margin_ms,
+            frozen_ms,
+            ..
+        } => {
+            let _ = writeln!(s, "  stream      {}", printable(&i.log_stream));
+            let _ = writeln!(
+                s,
+                "  connection  {} ({})",
+                printable(connection),
+                library.name()
+            );
+            let _ = writeln!(
+                s,
+                "  {}  ping sent       in invocation {}",
+                rfc3339(*ping_at_ms),
+                id(ping_request_id.as_deref())
+            );
+            if let Some(frozen) = frozen_ms {
+                let _ = writeln!(s, "  {:>24}  frozen {frozen} ms with it in flight", "");
+            }
+            let margin = match margin_ms {
+                Some(m) if *m >= 0 => format!(", {m} ms before its timer"),
+                Some(m) => format!(", {} ms after its timer expired: the ack won the race", -m),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "  {}  ack read        in invocation {} after {waited_ms} ms{margin}",
+                rfc3339(i.last_at_ms),
+                id(ack_request_id.as_deref())
+            );
+        }
     }
     if let Some(tenant) = &i.tenant_id {
         let _ = writeln!(s, "  tenant      {}", printable(tenant));
