@@ -37,6 +37,7 @@ pub mod correlate;
 pub mod finding;
 pub mod neighbours;
 pub mod parse;
+pub mod risk;
 pub mod time;
 
 use std::borrow::Cow;
