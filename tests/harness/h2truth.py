@@ -401,7 +401,7 @@ def near_misses(conns, timeline, ack_timeout_ms, log_group, log_stream,
         close_t = _client_close_at(c)
         for p in c["pings"]:
             s, d = p["sent"], p.get("ack_delivered")
-            base = {"connection": c["connection"], "ping_sent_at_ms": s, "ack_delivered_at_ms": d}
+            base = {"connection": c["connection"], "ping_request_id": timeline.owner_at(s), "ping_sent_at_ms": s, "ack_delivered_at_ms": d}
             hit = None
             for f, end, how in spans:
                 if end is not None and end <= s:
@@ -423,7 +423,7 @@ def near_misses(conns, timeline, ack_timeout_ms, log_group, log_stream,
             if hit is None:
                 continue
             f, end, how = hit
-            base.update(freeze_at_ms=f, thaw_at_ms=end if how == "thaw" else None)
+            base.update(ping_request_id=timeline.owner_at(min(s, f)), freeze_at_ms=f, thaw_at_ms=end if how == "thaw" else None)
             if how != "thaw":
                 out["excluded"].append(dict(base, reason="killed while frozen" if how else "never thawed"))
                 continue

@@ -229,6 +229,44 @@ def test_near_misses():
     check("near: harness_truth agrees", near, r["near_misses"])
 
 
+def test_score_near_misses():
+    """tests/score.py --near-misses: matching by stream, request ID and the
+    nearest ping time; ambiguous pings count neither way; margins compared."""
+    import json
+    import tempfile
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import score
+
+    rec = tempfile.mkdtemp()
+    json.dump([{"name": "e1", "library": "grpc-js", "setting": "default", "log_stream": "s1"},
+               {"name": "e2", "library": "grpc-js", "setting": "none", "log_stream": "s2"}], open(os.path.join(rec, "environments.json"), "w"))
+    truth = [
+        {"log_stream": "s1", "ping_request_id": "A", "ping_sent_at_ms": 1000, "margin_ms": 700},
+        {"log_stream": "s1", "ping_request_id": "A", "ping_sent_at_ms": 1200, "margin_ms": -300},
+        {"log_stream": "s1", "ping_request_id": "B", "ping_sent_at_ms": 9000, "margin_ms": 500},
+        {"log_stream": "s2", "ping_request_id": "C", "ping_sent_at_ms": 5000, "margin_ms": 400},
+    ]
+    json.dump({"source": "test", "near_misses": truth,
+               "ambiguous": [{"log_stream": "s1", "ping_request_id": "D", "ping_sent_at_ms": 3000}]},
+              open(os.path.join(rec, "harness_near_misses.json"), "w"))
+    found = [
+        {"kind": "keepalive_near_miss", "log_stream": "s1", "ping_request_id": "A", "ping_at_ms": 1198, "margin_ms": -296},
+        {"kind": "keepalive_near_miss", "log_stream": "s1", "ping_request_id": "A", "ping_at": "1970-01-01T00:00:01.003Z", "margin_ms": 701},
+        {"kind": "keepalive_near_miss", "log_stream": "s1", "ping_request_id": "D", "ping_at_ms": 3001, "margin_ms": 1},
+        {"kind": "keepalive_near_miss", "log_stream": "s1", "ping_request_id": "B", "ping_at_ms": 9600, "margin_ms": 500},
+        {"kind": "keepalive_freeze_timeout", "log_stream": "s2", "ping_request_id": "C"},
+    ]
+    rows = {r["environment"]: r for r in score.near_miss_rows(rec, found)}
+    r = rows["e1"]
+    check("score near: e1", (r["truth"], r["found"], r["matched"], r["precision"], r["recall"], r["margin_diffs_ms"], r["max_margin_diff_ms"], r["margins_ok"]),
+          (3, 4, 2, 2 / 3, 2 / 3, [1, 4], 4, True))
+    check("score near: e1 missed/spurious", (r["missed"], r["spurious"]), ([("B", 9000, 500)], [("B", 9600, 500)]))
+    r = rows["e2"]
+    check("score near: e2 blind, none found", (r["blind"], r["precision"], r["recall"], r["max_margin_diff_ms"]), (True, 1.0, 0.0, None))
+    rows = {r["environment"]: r for r in score.near_miss_rows(rec, found, window_ms=1000, margin_tolerance_ms=3)}
+    check("score near: wider window, tighter margins", (rows["e1"]["matched"], rows["e1"]["margins_ok"]), (3, False))
+
+
 def test_proxy_waits():
     import lambda_sim
 
@@ -279,6 +317,7 @@ if __name__ == "__main__":
     test_connection()
     test_truth()
     test_near_misses()
+    test_score_near_misses()
     test_proxy_waits()
     print("%d failed" % len(FAILED) if FAILED else "all passed")
     sys.exit(1 if FAILED else 0)
