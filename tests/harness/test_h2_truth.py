@@ -217,6 +217,13 @@ def test_near_misses():
     # slow) that then timed out inside the invocation: no near miss.
     tl2 = Timeline([(0, "start", 1), (10, "owner", "A"), (100, "freeze", None), (150, "owner", "B"), (150, "thaw", None)])
     check("near: genuine after a short freeze", near_misses([conn(1, [(95, 1500)], eof=1096)], tl2, 1000, "g", "s")["near_misses"], [])
+    # The ack still on the wire at the thaw (a slow server), a short
+    # invocation frozen again: read at the second thaw, which it came out of.
+    tl3 = Timeline([(0, "start", 1), (10, "owner", "A"), (100, "freeze", None), (150, "owner", "B"), (150, "thaw", None),
+                    (160, "freeze", None), (400, "owner", "C"), (400, "thaw", None)])
+    n = near_misses([conn(1, [(95, 300)])], tl3, 1000, "g", "s")["near_misses"]
+    check("near: frozen twice", [(x["ping_request_id"], x["freeze_at_ms"], x["thaw_at_ms"], x["margin_ms"], x["freezes"], x["ack_delivered"]) for x in n],
+          [("A", 160, 400, 695, 2, "during_freeze")])
     # The same from a recording's observations, and the file built from them.
     env = {"name": "e", "log_group": "g", "log_stream": "s", "ack_timeout_ms": 1000,
            "timeline": [{"t": t, "what": w, "detail": d} for t, w, d in tl.events], "connections": conns}
