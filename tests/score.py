@@ -2,6 +2,7 @@
 """Scores `thawtrace scan --format json` against a recording's ground truth.
 
     python3 tests/score.py RECORDING_DIR [THAWTRACE_BINARY] [--json]
+    python3 tests/score.py RECORDING_DIR [THAWTRACE_BINARY] --near-misses [--json]
 
 The truth is the harness's (`harness_truth.json`: what the delaying proxy
 saw on the wire, pings, acks and closes, placed in invocations by the
@@ -15,8 +16,22 @@ or with --json one object per row. Exits 1 unless both are 1.0 for every
 kind of every setting the logs can reveal; a setting whose logs print
 nothing about keepalive (BLIND below) must still have precision 1.0 (no
 finding that did not happen), and its recall is reported, not required.
+
+With --near-misses it scores the `keepalive_near_miss` lines instead,
+against `harness_near_misses.json` (h2truth.near_miss_truth: pings in
+flight at a freeze that survived it, from the proxy and the emulator, never
+from the logs). A found near miss matches a truth entry of the same log
+stream and ping request ID whose ping time (the proxy's `ping_sent_at_ms`)
+is nearest its `ping_at_ms` (else `ping_at`), within --match-window-ms
+(default 250); each truth entry matches at most once. One matching an
+`ambiguous` entry (an ack that reached the socket within a ms or two of the
+freeze) counts neither way. Per environment: precision, recall and the
+largest |margin_ms difference| over the matches, which must be within
+--margin-tolerance-ms (default 5) besides precision and recall as above.
 """
 
+import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -80,12 +95,107 @@ def ok(row):
     return row["precision"] == 1.0 and (row["blind"] or row["recall"] == 1.0)
 
 
+NEAR = "keepalive_near_miss"
+
+
+def ms_of(f):
+    """A found near miss's ping time in epoch ms: `ping_at_ms`, else `ping_at` (RFC 3339)."""
+    if f.get("ping_at_ms") is not None:
+        return int(f["ping_at_ms"])
+    at = f.get("ping_at")
+    if not at:
+        return None
+    t = datetime.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    return round(t.timestamp() * 1000)
+
+
+def match_near(truth, found, window_ms):
+    """Pairs (truth entry, found) of one log stream: same ping request ID,
+    nearest ping time within window_ms, closest pairs first, each side once.
+    Returns (pairs, unmatched truth, unmatched found)."""
+    cands = []
+    for i, t in enumerate(truth):
+        for j, f in enumerate(found):
+            at = ms_of(f)
+            if f.get("ping_request_id") != t.get("ping_request_id") or at is None:
+                continue
+            gap = abs(at - t["ping_sent_at_ms"])
+            if gap <= window_ms:
+                cands.append((gap, i, j))
+    used_t, used_f, pairs = set(), set(), []
+    for gap, i, j in sorted(cands):
+        if i in used_t or j in used_f:
+            continue
+        used_t.add(i)
+        used_f.add(j)
+        pairs.append((i, truth[i], found[j]))
+    pairs = [(t, f) for _, t, f in sorted(pairs, key=lambda x: x[0])]
+    return (pairs, [t for i, t in enumerate(truth) if i not in used_t],
+            [f for j, f in enumerate(found) if j not in used_f])
+
+
+def near_miss_rows(rec, found, window_ms=250, margin_tolerance_ms=5):
+    """Rows per environment scoring the found `keepalive_near_miss` lines
+    against harness_near_misses.json (see the module's docstring)."""
+    path = os.path.join(rec, "harness_near_misses.json")
+    if not os.path.exists(path):
+        sys.exit("%s: no harness_near_misses.json (python3 tests/harness/near_misses.py "
+                 "%s/harness_observations.json %s, or record.py --retruth)" % (rec, rec, path))
+    doc = json.load(open(path))
+    envs = json.load(open(os.path.join(rec, "environments.json")))
+    found = [f for f in found if f.get("kind") == NEAR]
+    out = []
+    for env in envs:
+        stream = env["log_stream"]
+        truth = [t for t in doc["near_misses"] if t["log_stream"] == stream]
+        ambiguous = [t for t in doc.get("ambiguous", []) if t["log_stream"] == stream]
+        got = [f for f in found if f.get("log_stream") == stream]
+        pairs, missed, spurious = match_near(truth, got, window_ms)
+        # A finding on an ambiguous ping is neither right nor wrong.
+        _, _, spurious = match_near(ambiguous, spurious, window_ms)
+        counted = len(pairs) + len(spurious)
+        diffs = [f.get("margin_ms") - t["margin_ms"] if isinstance(f.get("margin_ms"), (int, float)) else None for t, f in pairs]
+        known = [abs(d) for d in diffs if d is not None]
+        setting = env.get("setting") or "default"
+        out.append({
+            "environment": env["name"],
+            "library": env["library"],
+            "setting": setting,
+            "kind": NEAR,
+            "truth": len(truth),
+            "found": len(got),
+            "matched": len(pairs),
+            "ambiguous": len(ambiguous),
+            "precision": len(pairs) / counted if counted else 1.0,
+            "recall": len(pairs) / len(truth) if truth else 1.0,
+            "blind": setting in BLIND,
+            # Over the matches: found margin - truth margin (None: the line has no margin_ms).
+            "margin_diffs_ms": diffs,
+            "max_margin_diff_ms": max(known) if known else None,
+            "margins_ok": len(known) == len(diffs) and all(d <= margin_tolerance_ms for d in known),
+            "missed": [(t["ping_request_id"], t["ping_sent_at_ms"], t["margin_ms"]) for t in missed],
+            "spurious": [(f.get("ping_request_id"), ms_of(f), f.get("margin_ms")) for f in spurious],
+        })
+    return out
+
+
 def main():
-    args = [a for a in sys.argv[1:] if a != "--json"]
-    rec = args[0]
-    binary = args[1] if len(args) > 1 else "target/release/thawtrace"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("recording")
+    ap.add_argument("binary", nargs="?", default="target/release/thawtrace")
+    ap.add_argument("--json", action="store_true", help="one JSON object per row")
+    ap.add_argument("--near-misses", action="store_true", help="score keepalive_near_miss against harness_near_misses.json")
+    ap.add_argument("--match-window-ms", type=int, default=250, help="--near-misses: how far a found ping time may be from the proxy's")
+    ap.add_argument("--margin-tolerance-ms", type=int, default=5, help="--near-misses: the largest |margin difference| accepted")
+    args = ap.parse_args()
+    if args.near_misses:
+        return main_near(args)
+    rec = args.recording
+    binary = args.binary
     table = rows(rec, binary)
-    if "--json" in sys.argv:
+    if args.json:
         for row in table:
             print(json.dumps(row))
     else:
@@ -100,6 +210,26 @@ def main():
             for k in r["spurious"]:
                 print("spurious: ", k, file=sys.stderr)
     sys.exit(0 if all(ok(r) for r in table) else 1)
+
+
+def main_near(args):
+    table = near_miss_rows(args.recording, scan(args.recording, args.binary), args.match_window_ms, args.margin_tolerance_ms)
+    if args.json:
+        for row in table:
+            print(json.dumps(row))
+    else:
+        print("| environment | setting | truth | found | matched | precision | recall | max \\|margin diff\\| ms |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in table:
+            recall = "%.2f" % r["recall"] + (" (blind)" if r["blind"] else "")
+            diff = "-" if r["max_margin_diff_ms"] is None else str(r["max_margin_diff_ms"])
+            print("| %s | %s | %d | %d | %d | %.2f | %s | %s |" % (r["environment"], r["setting"], r["truth"], r["found"], r["matched"], r["precision"], recall, diff))
+        for r in table:
+            for k in r["missed"]:
+                print("missed:   ", r["environment"], k, file=sys.stderr)
+            for k in r["spurious"]:
+                print("spurious: ", r["environment"], k, file=sys.stderr)
+    sys.exit(0 if all(ok(r) and r["margins_ok"] for r in table) else 1)
 
 
 if __name__ == "__main__":

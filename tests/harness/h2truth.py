@@ -10,7 +10,8 @@ Two sources, neither of them the libraries' logs:
   owner switches, freezes (SIGSTOP), thaws (SIGCONT), kills and restarts.
 
 `harness_truth` joins them with the ack timeout the function is configured
-with. Everything here is pure (no sockets, no clocks) so that
+with; `near_miss_truth` finds in them the keepalive near misses (pings in
+flight at a freeze that survived it, with their margins). Everything here is pure (no sockets, no clocks) so that
 `test_h2_truth.py` can check it on synthetic bytes.
 """
 
@@ -299,7 +300,7 @@ def harness_truth(conns, timeline, ack_timeout_ms, log_group, log_stream, slack_
     timeout when a ping p on that connection has p.sent + ack_timeout <=
     tc + slack and its ack never reached the process, or reached it after
     p.sent + ack_timeout; the latest such ping is the one that timed out.
-    Returns (findings, near_misses)."""
+    Returns (findings, near_misses), the latter by `near_misses`."""
     findings, near = [], []
     if not ack_timeout_ms:
         return findings, near
@@ -341,26 +342,189 @@ def harness_truth(conns, timeline, ack_timeout_ms, log_group, log_stream, slack_
             "ack_reached_at": effective_ack(timeline, p["ack_delivered"]),
             "frozen_at_expiry": timeline.frozen_until(p["sent"] + ack_timeout_ms) is not False,
         })
-    freezes = timeline.freezes()
-    for c in conns:
-        for i, p in enumerate(c["pings"]):
-            if (c["connection"], i) in chosen:
-                continue
-            eff = effective_ack(timeline, p["ack_delivered"])
-            # In flight at a freeze: sent before it, its ack not yet delivered.
-            hit = [f for f, _ in freezes if p["sent"] <= f and (p["ack_delivered"] is None or p["ack_delivered"] >= f)]
-            if not hit:
-                continue
-            near.append({
-                "log_stream": log_stream,
-                "ping_request_id": timeline.owner_at(p["sent"]),
-                "connection": c["connection"],
-                "ping_at": p["sent"],
-                "margin_ms": None if eff is None else ack_timeout_ms - (eff - p["sent"]),
-            })
+    # Pings in flight at a freeze that survived it: near_misses (their own
+    # rule; a ping counted in `late` above whose ack won the race at a thaw,
+    # the connection closing much later for another ping, is one of them).
+    near = near_misses(conns, timeline, ack_timeout_ms, log_group, log_stream)["near_misses"]
     return findings, near
 
 
 def _client_close_at(c):
     times = [x["t"] for x in (c.get("client_goaway"), c.get("client_eof")) if x]
     return min(times) if times else None
+
+
+# ---------------------------------------------------------------- near misses
+
+# An ack handed to the client's socket less than this before a freeze's
+# timestamp may or may not have been read before the SIGSTOP (both stamps are
+# whole ms, the stop comes just before its stamp, the client's event loop
+# needs a moment to wake): such a ping is `ambiguous`, in neither list.
+READ_GRACE_MS = 2
+# A client close within this of the moment the ack could first be read is the
+# client giving up the connection at the thaw (a keepalive timeout fires there
+# within a few ms), not an ack that won: far below any other close (the next
+# keepalive timeout needs a new ping and a whole ack timeout after the thaw).
+CLOSE_WINDOW_MS = 100
+
+
+def freeze_spans(timeline):
+    """[(freeze_t, end_t or None, "thaw" | "kill" | None)], in order: how each
+    freeze ended (None: never)."""
+    out, start = [], None
+    for et, what, _ in timeline.events:
+        if what == "freeze" and start is None:
+            start = et
+        elif what in ("thaw", "kill") and start is not None:
+            out.append((start, et, what))
+            start = None
+    if start is not None:
+        out.append((start, None, None))
+    return out
+
+
+def near_misses(conns, timeline, ack_timeout_ms, log_group, log_stream,
+                read_grace_ms=READ_GRACE_MS, close_window_ms=CLOSE_WINDOW_MS):
+    """Keepalive near misses of one environment: client pings that were in
+    flight when the process was frozen and whose ack the process read without
+    giving up the connection (see near_miss_truth for the rule).
+
+    Returns {"near_misses": [...], "ambiguous": [...], "excluded": [...]}:
+    the near misses; pings the data cannot place (their ack reached the
+    socket within read_grace_ms before the freeze); and the other pings in
+    flight at a freeze, with the reason each is not a near miss."""
+    out = {"near_misses": [], "ambiguous": [], "excluded": []}
+    if not ack_timeout_ms:
+        return out
+    spans = freeze_spans(timeline)
+    for c in conns:
+        close_t = _client_close_at(c)
+        for p in c["pings"]:
+            s, d = p["sent"], p.get("ack_delivered")
+            base = {"connection": c["connection"], "ping_request_id": timeline.owner_at(s), "ping_sent_at_ms": s, "ack_delivered_at_ms": d}
+            hit = None
+            for f, end, how in spans:
+                if end is not None and end <= s:
+                    continue  # over before the ping (a ping stamped at a thaw was sent after it)
+                if close_t is not None and close_t <= f:
+                    break  # the client gave the connection up before this freeze
+                if f < s:
+                    # Stamped inside the freeze: the proxy read bytes the
+                    # process wrote just before its stop.
+                    hit = (f, end, how)
+                    break
+                if d is not None and d < f - read_grace_ms:
+                    break  # acked (and read) before the freeze
+                if d is not None and d <= f:
+                    out["ambiguous"].append(dict(base, freeze_at_ms=f, reason="ack delivered %d ms before the freeze" % (f - d)))
+                    break
+                hit = (f, end, how)
+                break
+            if hit is None:
+                continue
+            f, end, how = hit
+            base.update(ping_request_id=timeline.owner_at(min(s, f)), freeze_at_ms=f, thaw_at_ms=end if how == "thaw" else None)
+            if how != "thaw":
+                out["excluded"].append(dict(base, reason="killed while frozen" if how else "never thawed"))
+                continue
+            if not timeline.alive_at(end):
+                out["excluded"].append(dict(base, reason="thawed to be shut down by the harness"))
+                continue
+            if d is None:
+                out["excluded"].append(dict(base, reason="never acked" + (" (connection closed)" if close_t is not None else "")))
+                continue
+            read = effective_ack(timeline, d)
+            if read is None or not timeline.alive_at(read):
+                out["excluded"].append(dict(base, reason="process gone before the ack was read"))
+                continue
+            if close_t is not None and close_t <= read + close_window_ms:
+                out["excluded"].append(dict(base, ack_read_at_ms=read, closed_at_ms=close_t,
+                                            reason="client closed the connection %+d ms from the ack" % (close_t - read)))
+                continue
+            # The freeze the ack came out of: the one it was delivered in (or
+            # a later one that caught it), else the first, whose thaw came
+            # before the ack.
+            out_of = next(((ff, ee) for ff, ee, hh in spans if hh == "thaw" and ee == read and ff <= d), (f, end))
+            waited = read - s
+            out["near_misses"].append({
+                "kind": "keepalive_near_miss",
+                "log_group": log_group,
+                "log_stream": log_stream,
+                "ping_request_id": timeline.owner_at(min(s, f)),
+                "connection": c["connection"],
+                "ping_sent_at_ms": s,
+                "freeze_at_ms": out_of[0],
+                "thaw_at_ms": out_of[1],
+                "ack_delivered_at_ms": d,
+                "ack_read_at_ms": read,
+                "waited_ms": waited,
+                "ack_timeout_ms": ack_timeout_ms,
+                "margin_ms": ack_timeout_ms - waited,
+                # Where the ack waited: in the socket through the freeze, or
+                # still on the wire at the thaw.
+                "ack_delivered": "during_freeze" if d < read else "after_thaw",
+                "freezes": sum(1 for ff, ee, _ in spans if ff >= min(s, f) and ee is not None and ff < read),
+            })
+    return out
+
+
+def near_miss_truth(env, **kw):
+    """The keepalive near misses of one environment of a recording's
+    harness_observations.json ({name, log_group, log_stream, ack_timeout_ms,
+    timeline, connections}), from the proxy's frames and the emulator's
+    timeline, never from log lines.
+
+    A client PING is a near miss when
+    - it was in flight at a freeze: the proxy received it at or before the
+      freeze (or stamped within the freeze: written just before the stop),
+      and its ack had not been read by the process before the stop, i.e. was
+      delivered to the client's socket after the freeze began, or never
+      before it. The process runs up to the freeze, idle and polling for its
+      next invocation (the emulator freezes only after the runtime asks for
+      it), so an ack delivered more than READ_GRACE_MS before the freeze was
+      read then; one delivered within READ_GRACE_MS of it is `ambiguous`;
+    - the client's connection was still open at the freeze, the freeze ended
+      in a thaw (not a kill, nor the harness's shutdown), the ack reached the
+      process (at the thaw if it waited in the socket, else when delivered,
+      or at the thaw of a later freeze that caught it again), and the client
+      did not close that connection before, or within CLOSE_WINDOW_MS after,
+      that moment (a timeout at the thaw closes it within a few ms; an ack
+      that won the race leaves it open).
+
+    Its owner (`ping_request_id`) is the invocation running when the ping
+    was sent: the last owner switch at or before it (the emulator switches
+    owner just before a thaw, so a ping sent at a thaw belongs to the
+    invocation being delivered). waited_ms = ack_read_at_ms - ping_sent_at_ms
+    and margin_ms = ack_timeout_ms - waited_ms: negative when the ping's
+    timer had expired while frozen and the ack won the race at the thaw
+    (C-core). No ack timeout (keepalive off): none.
+
+    Returns the near misses; `near_misses()` also gives the ambiguous and
+    excluded pings."""
+    return near_misses_of(env, **kw)["near_misses"]
+
+
+def near_misses_of(env, **kw):
+    """near_misses() of one environment of harness_observations.json."""
+    tl = Timeline([(e["t"], e["what"], e["detail"]) for e in env["timeline"]])
+    return near_misses(env["connections"], tl, env.get("ack_timeout_ms"), env["log_group"], env["log_stream"], **kw)
+
+
+def near_miss_file(observations, source):
+    """The contents of harness_near_misses.json for a recording's
+    harness_observations.json: {"source", "rule", "near_misses",
+    "ambiguous", "excluded", "environments": per environment its counts}."""
+    doc = {"source": source, "seed": observations.get("seed"),
+           "read_grace_ms": READ_GRACE_MS, "close_window_ms": CLOSE_WINDOW_MS,
+           "near_misses": [], "ambiguous": [], "excluded": [], "environments": []}
+    for env in observations["environments"]:
+        r = near_misses_of(env)
+        doc["near_misses"] += r["near_misses"]
+        for k in ("ambiguous", "excluded"):
+            doc[k] += [dict(x, log_stream=env["log_stream"]) for x in r[k]]
+        doc["environments"].append({
+            "name": env["name"], "log_stream": env["log_stream"], "ack_timeout_ms": env.get("ack_timeout_ms"),
+            "near_misses": len(r["near_misses"]), "ambiguous": len(r["ambiguous"]),
+            "margins_ms": [n["margin_ms"] for n in r["near_misses"]],
+        })
+    return doc

@@ -1,4 +1,5 @@
-"""Checks of h2truth (the HTTP/2 frame parser and the harness truth rule) on
+"""Checks of h2truth (the HTTP/2 frame parser, the harness truth rule and the
+near-miss rule) on
 synthetic frames and timelines, and of the proxy's waits that time the
 recorder's scenarios (lambda_sim.H2DelayProxy, fed synthetic frames, no
 sockets). Plain python3, no dependencies:
@@ -16,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from h2truth import (  # noqa: E402
     ACK, DATA, GOAWAY, HEADERS, PING, PREFACE, SETTINGS, WINDOW_UPDATE,
     H2Connection, H2FrameParser, Timeline, effective_ack, frame, harness_truth,
+    near_miss_file, near_miss_truth, near_misses,
 )
 
 FAILED = []
@@ -150,6 +152,128 @@ def test_truth():
     check("truth: no ack timeout", f, [])
 
 
+def test_near_misses():
+    tl = Timeline([
+        (0, "start", 1), (10, "owner", "A"),
+        (600, "freeze", None), (900, "owner", "B"), (900, "thaw", None),
+        (2000, "freeze", None), (4000, "owner", "C"), (4000, "thaw", None),
+        (6000, "freeze", None), (6030, "owner", "D"), (6030, "thaw", None),
+        # A ping sent at the thaw, a short invocation frozen again with it in flight.
+        (7000, "freeze", None), (7100, "owner", "E"), (7100, "thaw", None),
+        (7110, "freeze", None), (7600, "owner", "F"), (7600, "thaw", None),
+        (9000, "freeze", None), (9500, "owner", "G"), (9500, "thaw", None),
+        (11000, "freeze", None), (11500, "kill", 1), (11600, "start", 2), (11700, "owner", "H"),
+        (13000, "freeze", None), (13400, "close", 2), (13400, "thaw", None),
+    ])
+    conns = [
+        # Acked well before the freeze: none. In flight, freeze shorter than
+        # the remaining timeout, ack waited in the socket: read at the thaw.
+        conn(1, [(400, 480), (590, 670)]),
+        # In flight at a freeze longer than the timeout, the client closes at
+        # the thaw: a freeze timeout, not a near miss.
+        conn(2, [(1990, 2070)], goaway=4002, eof=4003),
+        # The same freeze, but the ack won the race at the thaw (C-core): the
+        # connection stays open; the timer had expired, negative margin.
+        conn(3, [(1995, 2075)], eof=8000),
+        # A short freeze, the ack delivered after the thaw: read when delivered.
+        conn(4, [(5990, 6070)]),
+        # Sent at the thaw, frozen again in flight: owned by the invocation
+        # delivered at that thaw, the ack read at the next thaw.
+        conn(5, [(7100, 7180)]),
+        # Ack delivered 1 ms before the freeze: ambiguous; 3 ms before: read.
+        conn(6, [(8920, 8999), (8917, 8997)]),
+        # Stamped 1 ms into the freeze (written just before the stop).
+        conn(7, [(9001, 9080)]),
+        # Killed while frozen; thawed only to be shut down; closed before the
+        # freeze; never acked.
+        conn(8, [(10990, 11070)]),
+        conn(9, [(12990, 13070)]),
+        conn(10, [(8500, None)], eof=8600),
+        conn(11, [(8990, None)]),
+    ]
+    r = near_misses(conns, tl, 1000, "g", "s")
+    got = [(n["connection"], n["ping_request_id"], n["ping_sent_at_ms"], n["freeze_at_ms"], n["thaw_at_ms"], n["ack_read_at_ms"],
+            n["waited_ms"], n["margin_ms"], n["ack_delivered"]) for n in r["near_misses"]]
+    check("near: survivors", got, [
+        ("1", "A", 590, 600, 900, 900, 310, 690, "during_freeze"),
+        ("3", "B", 1995, 2000, 4000, 4000, 2005, -1005, "during_freeze"),
+        ("4", "C", 5990, 6000, 6030, 6070, 80, 920, "after_thaw"),
+        ("5", "E", 7100, 7110, 7600, 7600, 500, 500, "during_freeze"),
+        ("7", "F", 9001, 9000, 9500, 9500, 499, 501, "during_freeze"),
+    ])
+    n = r["near_misses"][0]
+    check("near: fields", (n["kind"], n["log_group"], n["log_stream"], n["ack_timeout_ms"], n["ack_delivered_at_ms"], n["freezes"]),
+          ("keepalive_near_miss", "g", "s", 1000, 670, 1))
+    check("near: ambiguous", [(a["connection"], a["ping_sent_at_ms"]) for a in r["ambiguous"]], [("6", 8920)])
+    check("near: excluded", sorted((x["connection"], x["reason"].split(" (")[0]) for x in r["excluded"]), [
+        ("11", "never acked"),
+        ("2", "client closed the connection +2 ms from the ack"),
+        ("8", "killed while frozen"),
+        ("9", "thawed to be shut down by the harness"),
+    ])
+    # Keepalive off: no ack timeout, no near miss.
+    check("near: keepalive off", near_misses(conns, tl, None, "g", "s"), {"near_misses": [], "ambiguous": [], "excluded": []})
+    # A ping whose ack was delivered long after a short freeze (the server
+    # slow) that then timed out inside the invocation: no near miss.
+    tl2 = Timeline([(0, "start", 1), (10, "owner", "A"), (100, "freeze", None), (150, "owner", "B"), (150, "thaw", None)])
+    check("near: genuine after a short freeze", near_misses([conn(1, [(95, 1500)], eof=1096)], tl2, 1000, "g", "s")["near_misses"], [])
+    # The ack still on the wire at the thaw (a slow server), a short
+    # invocation frozen again: read at the second thaw, which it came out of.
+    tl3 = Timeline([(0, "start", 1), (10, "owner", "A"), (100, "freeze", None), (150, "owner", "B"), (150, "thaw", None),
+                    (160, "freeze", None), (400, "owner", "C"), (400, "thaw", None)])
+    n = near_misses([conn(1, [(95, 300)])], tl3, 1000, "g", "s")["near_misses"]
+    check("near: frozen twice", [(x["ping_request_id"], x["freeze_at_ms"], x["thaw_at_ms"], x["margin_ms"], x["freezes"], x["ack_delivered"]) for x in n],
+          [("A", 160, 400, 695, 2, "during_freeze")])
+    # The same from a recording's observations, and the file built from them.
+    env = {"name": "e", "log_group": "g", "log_stream": "s", "ack_timeout_ms": 1000,
+           "timeline": [{"t": t, "what": w, "detail": d} for t, w, d in tl.events], "connections": conns}
+    check("near: from observations", [n["margin_ms"] for n in near_miss_truth(env)], [690, -1005, 920, 500, 501])
+    doc = near_miss_file({"seed": 3, "environments": [env, dict(env, name="off", log_stream="s2", ack_timeout_ms=None)]}, "test")
+    check("near: file", (doc["source"], len(doc["near_misses"]), [(e["name"], e["near_misses"], e["margins_ms"]) for e in doc["environments"]]),
+          ("test", 5, [("e", 5, [690, -1005, 920, 500, 501]), ("off", 0, [])]))
+    # harness_truth's near misses are these.
+    _, near = harness_truth(conns, tl, 1000, "g", "s")
+    check("near: harness_truth agrees", near, r["near_misses"])
+
+
+def test_score_near_misses():
+    """tests/score.py --near-misses: matching by stream, request ID and the
+    nearest ping time; ambiguous pings count neither way; margins compared."""
+    import json
+    import tempfile
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import score
+
+    rec = tempfile.mkdtemp()
+    json.dump([{"name": "e1", "library": "grpc-js", "setting": "default", "log_stream": "s1"},
+               {"name": "e2", "library": "grpc-js", "setting": "none", "log_stream": "s2"}], open(os.path.join(rec, "environments.json"), "w"))
+    truth = [
+        {"log_stream": "s1", "ping_request_id": "A", "ping_sent_at_ms": 1000, "margin_ms": 700},
+        {"log_stream": "s1", "ping_request_id": "A", "ping_sent_at_ms": 1200, "margin_ms": -300},
+        {"log_stream": "s1", "ping_request_id": "B", "ping_sent_at_ms": 9000, "margin_ms": 500},
+        {"log_stream": "s2", "ping_request_id": "C", "ping_sent_at_ms": 5000, "margin_ms": 400},
+    ]
+    json.dump({"source": "test", "near_misses": truth,
+               "ambiguous": [{"log_stream": "s1", "ping_request_id": "D", "ping_sent_at_ms": 3000}]},
+              open(os.path.join(rec, "harness_near_misses.json"), "w"))
+    found = [
+        {"kind": "keepalive_near_miss", "log_stream": "s1", "ping_request_id": "A", "ping_at_ms": 1198, "margin_ms": -296},
+        {"kind": "keepalive_near_miss", "log_stream": "s1", "ping_request_id": "A", "ping_at": "1970-01-01T00:00:01.003Z", "margin_ms": 701},
+        {"kind": "keepalive_near_miss", "log_stream": "s1", "ping_request_id": "D", "ping_at_ms": 3001, "margin_ms": 1},
+        {"kind": "keepalive_near_miss", "log_stream": "s1", "ping_request_id": "B", "ping_at_ms": 9600, "margin_ms": 500},
+        {"kind": "keepalive_freeze_timeout", "log_stream": "s2", "ping_request_id": "C"},
+    ]
+    rows = {r["environment"]: r for r in score.near_miss_rows(rec, found)}
+    r = rows["e1"]
+    check("score near: e1", (r["truth"], r["found"], r["matched"], r["precision"], r["recall"], r["margin_diffs_ms"], r["max_margin_diff_ms"], r["margins_ok"]),
+          (3, 4, 2, 2 / 3, 2 / 3, [1, 4], 4, True))
+    check("score near: e1 missed/spurious", (r["missed"], r["spurious"]), ([("B", 9000, 500)], [("B", 9600, 500)]))
+    r = rows["e2"]
+    check("score near: e2 blind, none found", (r["blind"], r["precision"], r["recall"], r["max_margin_diff_ms"]), (True, 1.0, 0.0, None))
+    rows = {r["environment"]: r for r in score.near_miss_rows(rec, found, window_ms=1000, margin_tolerance_ms=3)}
+    check("score near: wider window, tighter margins", (rows["e1"]["matched"], rows["e1"]["margins_ok"]), (3, False))
+
+
 def test_proxy_waits():
     import lambda_sim
 
@@ -199,6 +323,8 @@ if __name__ == "__main__":
     test_parser()
     test_connection()
     test_truth()
+    test_near_misses()
+    test_score_near_misses()
     test_proxy_waits()
     print("%d failed" % len(FAILED) if FAILED else "all passed")
     sys.exit(1 if FAILED else 0)

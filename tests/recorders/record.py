@@ -18,6 +18,9 @@ for Rust) behind a delaying proxy, and writes:
                    of owners, freezes and thaws, whatever the libraries log
                    (h2truth.harness_truth)
     harness_observations.json  those frames and timelines, per environment
+    harness_near_misses.json  the keepalive near misses in them (pings in
+                   flight at a freeze that survived it, with their margins;
+                   h2truth.near_miss_truth)
     environments.json  what each environment was (library, trace setting
                    and the variables it ran with, format, ordering)
 
@@ -184,7 +187,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--retruth", action="store_true",
-                    help="recompute truth.json of the recording in --out (after a change to the truth rules)")
+                    help="recompute truth.json, and from harness_observations.json harness_truth.json and "
+                         "harness_near_misses.json, of the recording in --out (after a change to the truth rules)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", action="append", help="record only environments whose name contains this")
     ap.add_argument("--matrix", action="store_true",
@@ -294,6 +298,15 @@ def main():
     harness = write_harness_truth(args.out, args.seed, observations)
     log("recorded %d events in %.1f s, expected findings: %s; harness truth: %s" % (len(all_events), time.monotonic() - started, kind_counts(truth), kind_counts(harness)))
     report_environments(meta, truth, harness, log)
+    report_near_misses(args.out, log)
+
+
+def report_near_misses(out, log):
+    """Per environment: its near misses (harness_near_misses.json) and their margins."""
+    doc = json.load(open(os.path.join(out, "harness_near_misses.json")))
+    log("harness near misses: %d (%d ambiguous)" % (len(doc["near_misses"]), len(doc["ambiguous"])))
+    for e in doc["environments"]:
+        log("  %s: %d, margins %s ms" % (e["name"], e["near_misses"], e["margins_ms"]))
 
 
 def report_environments(meta, truth, harness, log):
@@ -340,7 +353,17 @@ def write_harness_truth(out, seed, observations):
         near += n
     with open(os.path.join(out, "harness_truth.json"), "w") as fh:
         json.dump({"seed": seed, "source": "proxy", "findings": findings, "near_misses": near}, fh, indent=1)
+    write_near_misses(out, {"seed": seed, "environments": observations})
     return findings
+
+
+def write_near_misses(out, observations):
+    """harness_near_misses.json: the keepalive near misses the proxy and the
+    emulator's timeline show (h2truth.near_miss_truth), never the logs."""
+    doc = h2truth.near_miss_file(observations, "proxy+timeline: harness_observations.json")
+    with open(os.path.join(out, "harness_near_misses.json"), "w") as fh:
+        json.dump(doc, fh, indent=1)
+    return doc
 
 
 def retruth(out):
@@ -368,6 +391,7 @@ def retruth(out):
         print("harness truth: %s" % kind_counts(harness), file=sys.stderr)
         report_environments(json.load(open(os.path.join(out, "environments.json"))), truth, harness,
                             lambda msg: print(msg, file=sys.stderr))
+        report_near_misses(out, lambda msg: print(msg, file=sys.stderr))
 
 
 if __name__ == "__main__":
