@@ -1,0 +1,86 @@
+//! Near misses against the harness's own record (issue 18): a ping in
+//! flight at a freeze that survived it, found with the margin the
+//! emulator's timeline and the proxy's frames give (within 5 ms), and none
+//! where keepalive is off. The record is `harness_near_misses.json`
+//! (tests/harness/near_misses.py), never thawtrace's rules.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// Trace settings whose lines cannot show a ping (grpc-js without its
+/// `keepalive` tracer): nothing may be found there that did not happen,
+/// and what did is not required.
+const BLIND: [&str; 2] = ["transport", "none"];
+
+#[test]
+fn near_misses_match_the_harness_record_within_5_ms() {
+    let dir = settings_fixture();
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("harness_near_misses.json")).unwrap(),
+    )
+    .unwrap();
+    let truth = record["near_misses"].as_array().unwrap();
+    assert!(truth.len() >= 10, "a recording with near misses to find");
+    let found: Vec<Value> = scan_json(&[&dir.join("events.jsonl")])
+        .into_iter()
+        .filter(|f| f["kind"] == "keepalive_near_miss")
+        .collect();
+    let envs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
+            .unwrap();
+    let mut checked = 0;
+    for env in &envs {
+        let stream = &env["log_stream"];
+        let blind = BLIND.contains(&env["setting"].as_str().unwrap_or(""));
+        let want: Vec<&Value> = truth.iter().filter(|t| t["log_stream"] == *stream).collect();
+        let got: Vec<&Value> = found.iter().filter(|f| f["log_stream"] == *stream).collect();
+        if blind {
+            assert!(got.is_empty(), "{}: {got:?}", env["name"]);
+            continue;
+        }
+        assert_eq!(got.len(), want.len(), "{}: {got:?}", env["name"]);
+        for t in want {
+            let sent = t["ping_sent_at_ms"].as_i64().unwrap();
+            let f = got
+                .iter()
+                .filter(|f| f["ping_request_id"] == t["ping_request_id"])
+                .min_by_key(|f| (f["ping_at_ms"].as_i64().unwrap() - sent).abs())
+                .unwrap_or_else(|| panic!("{}: missed {t}", env["name"]));
+            assert!((f["ping_at_ms"].as_i64().unwrap() - sent).abs() < 250, "{f} {t}");
+            let diff = (f["margin_ms"].as_i64().unwrap() - t["margin_ms"].as_i64().unwrap()).abs();
+            assert!(diff <= 5, "{}: margin off by {diff} ms: {f} vs {t}", env["name"]);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10);
+}
+
+#[test]
+fn keepalive_off_gives_no_near_miss() {
+    let mut seen = 0;
+    for dir in fixtures().into_iter().chain([settings_fixture()]) {
+        let envs: Vec<Value> = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("environments.json")).unwrap(),
+        )
+        .unwrap();
+        let found = scan_json(&[&dir.join("events.jsonl")]);
+        let off = envs.iter().filter(|e| {
+            e["keepalive"] == false
+                || e["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("keepalive-off"))
+        });
+        for env in off {
+            seen += 1;
+            assert!(
+                !found.iter().any(|f| f["kind"] == "keepalive_near_miss"
+                    && f["log_stream"] == env["log_stream"]),
+                "{}: a near miss without keepalive",
+                env["name"]
+            );
+        }
+    }
+    assert!(seen >= 3, "keepalive-off recordings to check");
+}
