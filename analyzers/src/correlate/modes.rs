@@ -199,9 +199,13 @@ impl StreamCorrelator {
             let Some(mut incident) = self.first_failed_call(restore, until) else {
                 continue;
             };
-            for f in explained {
-                incident.evidence.push(f.timeout_event_id);
-            }
+            // The failed call stays last: the line a caller reading batches
+            // reports the finding with.
+            let failed_call = incident.evidence.pop();
+            incident
+                .evidence
+                .extend(explained.into_iter().map(|f| f.timeout_event_id));
+            incident.evidence.extend(failed_call);
             found.push(incident);
         }
         found

@@ -6,8 +6,13 @@
 //! is the ack timeout the library printed minus how long the ping waited;
 //! negative when the timer had expired in the freeze but the ack was read
 //! first (C-core at a thaw).
+//!
+//! A near miss is final once the ack's owner is: an ack read at a thaw
+//! whose START is not in the input yet is reported with that START (its
+//! last evidence), so batches of a stream report it once.
 
 use super::ledger::Ledger;
+use super::owner::Settled;
 use super::{StreamCorrelator, What};
 use crate::finding::{Detail, Finding, Incident};
 
@@ -46,12 +51,22 @@ impl StreamCorrelator {
             return None;
         };
         let (ping_owner, ack_owner) = (self.owner(p), self.owner(a));
+        // Final once the ack's owner is: an ack read at a thaw whose START
+        // is not in the input yet waits for it (a caller reading batches
+        // reports a near miss with the batch holding its last evidence).
+        let settling = match &ack_owner.settled {
+            Settled::Open => return None,
+            Settled::Event(pos, id) if *pos > a.pos => Some(id.clone()),
+            _ => None,
+        };
         let deadline = ledger.deadline(ping);
         let mut evidence = vec![self.texts.get(p.id).to_owned()];
         if let Some(timer) = self.timer_line(ping) {
             evidence.push(self.texts.get(timer.id).to_owned());
         }
         evidence.push(self.texts.get(a.id).to_owned());
+        // The START that placed the ack at the thaw, last: what settles it.
+        evidence.extend(settling);
         let request_ids: Vec<String> = [&ping_owner.request_id, &ack_owner.request_id]
             .into_iter()
             .flatten()
