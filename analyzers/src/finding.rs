@@ -618,6 +618,11 @@ pub trait FindingSink {
     /// `connect_stall`, `duplicate_invocation`); ignored by default.
     fn incident(&mut self, _incident: Incident) {}
 
+    /// Called once per stream with keepalive lines: what it showed of the
+    /// function's exposure to freeze timeouts ([`crate::risk`]); ignored
+    /// by default.
+    fn exposure(&mut self, _exposure: crate::risk::Exposure) {}
+
     /// Called with what a stream tells the cross-stream analysis, when
     /// [`FindingSink::wants_signals`] says so ([`crate::Batch`] does).
     fn signal(&mut self, _signal: Signal) {}
@@ -642,6 +647,9 @@ pub struct Collected {
     /// What the streams told the cross-stream analysis, for a caller that
     /// keeps it between batches (the Lambda collector).
     pub signals: Vec<Signal>,
+    /// What each stream with keepalive lines showed of its exposure to
+    /// freeze timeouts.
+    pub exposures: Vec<crate::risk::Exposure>,
 }
 
 impl FindingSink for Collected {
@@ -655,6 +663,10 @@ impl FindingSink for Collected {
 
     fn signal(&mut self, signal: Signal) {
         self.signals.push(signal);
+    }
+
+    fn exposure(&mut self, exposure: crate::risk::Exposure) {
+        self.exposures.push(exposure);
     }
 
     fn wants_signals(&self) -> bool {

@@ -228,6 +228,9 @@ impl<S: FindingSink> FindingSink for WithNeighbours<'_, S> {
     fn signal(&mut self, signal: Signal) {
         self.neighbours.push(signal);
     }
+    fn exposure(&mut self, exposure: risk::Exposure) {
+        self.sink.exposure(exposure);
+    }
     fn wants_signals(&self) -> bool {
         true
     }

@@ -23,6 +23,10 @@
 //! P(in flight at the freeze) = r / (r + ρI)
 //! ```
 //!
+//! Where the library prints no interval (C-core, whose BDP pings keep no
+//! schedule either), `P(in flight at the freeze)` is what the log showed:
+//! the pings caught in flight (near misses and freeze timeouts) per freeze.
+//!
 //! The expected freeze timeouts per day are the mean of `P(timeout | L)`
 //! over the freezes seen, times the freezes per day seen; the chance of at
 //! least one in a day is `1 - exp(-expected)`. The formula is checked
@@ -46,8 +50,7 @@ pub struct Exposure {
     /// Each freeze between two invocations, ms (classic and SnapStart
     /// streams; Managed Instances are never frozen).
     pub freezes: Vec<i64>,
-    /// The keepalive interval the library printed (grpc-js), or the
-    /// median gap between pings.
+    /// The keepalive interval the library printed (grpc-js).
     pub interval_ms: Option<i64>,
     /// The ack timeout the library printed.
     pub ack_timeout_ms: Option<i64>,
@@ -167,17 +170,24 @@ impl Risk {
         } else {
             1.0
         };
-        let expected_per_day = match (interval_ms, ack_timeout_ms, round_trip_ms) {
-            (Some(i), Some(t), Some(r)) if !freezes.is_empty() => {
-                let schedule = Schedule {
-                    interval_ms: i,
-                    timeout_ms: t,
-                    rtt_ms: r,
-                    running,
-                };
+        let caught = exposures
+            .iter()
+            .map(|e| e.pings_in_flight_at_freeze)
+            .sum::<u64>();
+        // How often a freeze catches a ping in flight: the model's
+        // `r / (r + ρI)` where the library prints its interval, else what
+        // was seen (C-core prints no interval, and its BDP pings keep no
+        // schedule).
+        let in_flight = match (interval_ms, round_trip_ms) {
+            (Some(i), Some(r)) => Some(r as f64 / (r as f64 + running.clamp(0.01, 1.0) * i as f64)),
+            _ if !freezes.is_empty() => Some(caught as f64 / freezes.len() as f64),
+            _ => None,
+        };
+        let expected_per_day = match (in_flight, ack_timeout_ms, round_trip_ms) {
+            (Some(p), Some(t), Some(r)) if !freezes.is_empty() && r > 0 => {
                 let mean = freezes
                     .iter()
-                    .map(|&l| schedule.timeout_chance(l))
+                    .map(|&l| p * (l - (t - r)).clamp(0, r) as f64 / r as f64)
                     .sum::<f64>()
                     / freezes.len() as f64;
                 Some(mean * freezes_per_day)
@@ -218,19 +228,29 @@ impl Risk {
             self.pings_in_flight_at_freeze,
             self.freeze_timeouts
         );
-        if let Some(m) = self.min_margin_ms {
-            s.push_str(&format!(", the closest survived with {m} ms to spare"));
+        match self.min_margin_ms {
+            Some(m) if m >= 0 => {
+                s.push_str(&format!(", the closest survived with {m} ms to spare"))
+            }
+            Some(m) => s.push_str(&format!(
+                ", one survived {} ms past its timer: the ack won the race at the thaw",
+                -m
+            )),
+            None => {}
         }
         s.push(')');
-        if let (Some(i), Some(t), Some(r), Some(x), Some(p)) = (
-            self.interval_ms,
+        if let (Some(t), Some(r), Some(x), Some(p)) = (
             self.ack_timeout_ms,
             self.round_trip_ms,
             self.expected_per_day,
             self.chance_per_day,
         ) {
+            let pings = match self.interval_ms {
+                Some(i) => format!("pings every {i} ms"),
+                None => "pings as often as seen".to_owned(),
+            };
             s.push_str(&format!(
-                ". With pings every {i} ms answered in {r} ms and {t} ms to answer, a freeze timeout is expected {x:.2} times a day at these freezes: a {:.0}% chance of at least one a day",
+                ". With {pings} answered in {r} ms and {t} ms to answer, a freeze timeout is expected {x:.2} times a day at these freezes: a {:.0}% chance of at least one a day",
                 p * 100.0
             ));
         }
@@ -332,12 +352,13 @@ mod tests {
     fn the_formula_matches_a_simulation_of_freezes_and_pings() {
         // Freezes of 0.2 .. 2.2 s against a 1 s ack timeout (pings every
         // 5 s, answered in 80 ms), and a mix with long freezes.
-        let cases: [(&str, Box<dyn Fn(&mut Rng) -> f64>); 2] = [
-            ("uniform", Box::new(|r: &mut Rng| 200.0 + 2_000.0 * r.next())),
+        type Lengths = Box<dyn Fn(&mut Rng) -> f64>;
+        let cases: [(&str, Lengths); 2] = [
             (
-                "long tail",
-                Box::new(|r: &mut Rng| 100.0 + r.exp(1_500.0)),
+                "uniform",
+                Box::new(|r: &mut Rng| 200.0 + 2_000.0 * r.next()),
             ),
+            ("long tail", Box::new(|r: &mut Rng| 100.0 + r.exp(1_500.0))),
         ];
         for (name, freeze) in cases {
             let (n, timeouts, lengths, running) =
@@ -360,7 +381,9 @@ mod tests {
     #[test]
     fn no_freeze_past_the_timeout_less_a_round_trip_no_risk() {
         let (_, timeouts, lengths, running) =
-            simulate(100_000, 5_000.0, 1_000.0, 80.0, 3_000.0, |r| 100.0 + 800.0 * r.next());
+            simulate(100_000, 5_000.0, 1_000.0, 80.0, 3_000.0, |r| {
+                100.0 + 800.0 * r.next()
+            });
         assert_eq!(timeouts, 0);
         let schedule = Schedule {
             interval_ms: 5_000,

@@ -34,8 +34,14 @@ fn near_misses_match_the_harness_record_within_5_ms() {
     for env in &envs {
         let stream = &env["log_stream"];
         let blind = BLIND.contains(&env["setting"].as_str().unwrap_or(""));
-        let want: Vec<&Value> = truth.iter().filter(|t| t["log_stream"] == *stream).collect();
-        let got: Vec<&Value> = found.iter().filter(|f| f["log_stream"] == *stream).collect();
+        let want: Vec<&Value> = truth
+            .iter()
+            .filter(|t| t["log_stream"] == *stream)
+            .collect();
+        let got: Vec<&Value> = found
+            .iter()
+            .filter(|f| f["log_stream"] == *stream)
+            .collect();
         if blind {
             assert!(got.is_empty(), "{}: {got:?}", env["name"]);
             continue;
@@ -48,9 +54,16 @@ fn near_misses_match_the_harness_record_within_5_ms() {
                 .filter(|f| f["ping_request_id"] == t["ping_request_id"])
                 .min_by_key(|f| (f["ping_at_ms"].as_i64().unwrap() - sent).abs())
                 .unwrap_or_else(|| panic!("{}: missed {t}", env["name"]));
-            assert!((f["ping_at_ms"].as_i64().unwrap() - sent).abs() < 250, "{f} {t}");
+            assert!(
+                (f["ping_at_ms"].as_i64().unwrap() - sent).abs() < 250,
+                "{f} {t}"
+            );
             let diff = (f["margin_ms"].as_i64().unwrap() - t["margin_ms"].as_i64().unwrap()).abs();
-            assert!(diff <= 5, "{}: margin off by {diff} ms: {f} vs {t}", env["name"]);
+            assert!(
+                diff <= 5,
+                "{}: margin off by {diff} ms: {f} vs {t}",
+                env["name"]
+            );
             checked += 1;
         }
     }
@@ -61,10 +74,9 @@ fn near_misses_match_the_harness_record_within_5_ms() {
 fn keepalive_off_gives_no_near_miss() {
     let mut seen = 0;
     for dir in fixtures().into_iter().chain([settings_fixture()]) {
-        let envs: Vec<Value> = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("environments.json")).unwrap(),
-        )
-        .unwrap();
+        let envs: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
+                .unwrap();
         let found = scan_json(&[&dir.join("events.jsonl")]);
         let off = envs.iter().filter(|e| {
             e["keepalive"] == false
@@ -75,8 +87,10 @@ fn keepalive_off_gives_no_near_miss() {
         for env in off {
             seen += 1;
             assert!(
-                !found.iter().any(|f| f["kind"] == "keepalive_near_miss"
-                    && f["log_stream"] == env["log_stream"]),
+                !found
+                    .iter()
+                    .any(|f| f["kind"] == "keepalive_near_miss"
+                        && f["log_stream"] == env["log_stream"]),
                 "{}: a near miss without keepalive",
                 env["name"]
             );

@@ -399,6 +399,7 @@ pub struct StreamCorrelator {
     log_stream: String,
     config: Config,
     pos: u32,
+    first_ts: Option<i64>,
     prev_ts: Option<i64>,
     /// When the function last spoke: its last line of its own, or the
     /// START of its invocation (platform records are not the function's).
@@ -446,6 +447,7 @@ impl StreamCorrelator {
             log_stream: log_stream.to_owned(),
             config,
             pos: 0,
+            first_ts: None,
             prev_ts: None,
             spoke_at: None,
             spoke_pos: None,
@@ -493,6 +495,7 @@ impl StreamCorrelator {
     /// event may point back to.
     fn tick(&mut self, pos: u32, ts: i64) {
         let gap = self.prev_ts.map_or(-1, |p| ts.saturating_sub(p));
+        self.first_ts.get_or_insert(ts);
         self.prev_ts = Some(ts);
         if let Place::Between(b) = self.place {
             let between = &mut self.betweens[b as usize];
@@ -745,6 +748,14 @@ impl StreamCorrelator {
                     self.unannounced_end(request_id, event_id);
                 }
             }
+        }
+    }
+
+    /// From the stream's first event to its last, ms.
+    pub(super) fn span_ms(&self) -> i64 {
+        match (self.first_ts, self.prev_ts) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => 0,
         }
     }
 

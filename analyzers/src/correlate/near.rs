@@ -15,8 +15,75 @@ use super::ledger::Ledger;
 use super::owner::Settled;
 use super::{StreamCorrelator, What};
 use crate::finding::{Detail, Finding, Incident};
+use crate::parse::KeepaliveEvent;
+use crate::risk::Exposure;
 
 impl StreamCorrelator {
+    /// What the stream showed of its exposure to freeze timeouts: its
+    /// freezes, its ping schedule, the pings caught in flight.
+    pub(super) fn exposure(
+        &self,
+        findings: &[Finding],
+        near_misses: &[Incident],
+        round_trips: Vec<i64>,
+        ledger: &Ledger,
+    ) -> Exposure {
+        let freezes: Vec<i64> = if self.managed() {
+            Vec::new()
+        } else {
+            self.invocations
+                .iter()
+                .enumerate()
+                .filter_map(|(i, _)| self.invocation_owner(i as u32).frozen_before_ms)
+                .filter(|&f| f >= 0)
+                .collect()
+        };
+        let median = |mut v: Vec<i64>| {
+            v.sort_unstable();
+            v.get(v.len() / 2).copied()
+        };
+        // The ack timeouts and keepalive interval the library printed.
+        let mut timeouts = Vec::new();
+        let mut intervals = Vec::new();
+        for (i, m) in self.marks.iter().enumerate() {
+            let What::Keepalive(k) = &m.what else {
+                continue;
+            };
+            match k.event {
+                KeepaliveEvent::KeepaliveTimerStarted { interval_ms } => {
+                    intervals.push(i64::from(interval_ms));
+                }
+                KeepaliveEvent::PingSent { .. } => {
+                    if let Some(d) = ledger.deadline(i) {
+                        timeouts.push(d - m.ts);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let interval_ms = median(intervals);
+        let margins = near_misses.iter().filter_map(|i| match i.detail {
+            Detail::KeepaliveNearMiss { margin_ms, .. } => margin_ms,
+            _ => None,
+        });
+        let freeze_timeouts = findings
+            .iter()
+            .filter(|f| f.kind == crate::KeepaliveKind::FreezeTimeout)
+            .count() as u64;
+        Exposure {
+            log_group: self.log_group.clone(),
+            log_stream: self.log_stream.clone(),
+            span_ms: self.span_ms(),
+            freezes,
+            interval_ms,
+            ack_timeout_ms: median(timeouts),
+            round_trips,
+            pings_in_flight_at_freeze: near_misses.len() as u64 + freeze_timeouts,
+            freeze_timeouts,
+            min_margin_ms: margins.min(),
+        }
+    }
+
     /// Whether a freeze lay between two marks: their lines belong to
     /// different invocations of a stream that is frozen between them.
     pub(super) fn frozen_between(&self, a: usize, b: usize) -> bool {
@@ -164,6 +231,12 @@ mod tests {
         lines.sort_by_key(|l| l.0);
         let (out, _) = run_stream(&lines, Config::default());
         assert!(out.incidents.is_empty(), "{:?}", out.incidents);
+        let e = &out.exposures[0];
+        assert_eq!(e.round_trips, [40]);
+        assert_eq!(
+            (e.ack_timeout_ms, e.pings_in_flight_at_freeze),
+            (Some(1_000), 0)
+        );
     }
 
     #[test]

@@ -34,6 +34,8 @@ struct Pairs {
     /// Pings and the acks that answered them, where a freeze lay between:
     /// near misses, unless a timeout took the ping after all.
     across_freeze: Vec<(usize, usize)>,
+    /// Round trips of pings no freeze held up, ms.
+    round_trips: Vec<i64>,
 }
 
 impl StreamCorrelator {
@@ -95,6 +97,9 @@ impl StreamCorrelator {
         self.attach_failures(&mut findings);
         let stale = self.stale_connections(&mut findings);
         let near_misses = self.near_misses(&pairs.across_freeze, &findings, &ledger);
+        if self.stats.keepalive_lines > 0 {
+            sink.exposure(self.exposure(&findings, &near_misses, pairs.round_trips, &ledger));
+        }
         self.report_invocations(sink);
         for f in findings {
             sink.finding(f);
@@ -132,6 +137,10 @@ impl StreamCorrelator {
                 for &(ping, ack) in &ledger.acked_now {
                     if self.frozen_between(ping, ack) {
                         pairs.across_freeze.push((ping, ack));
+                    } else if pairs.round_trips.len() < 4_096 {
+                        pairs
+                            .round_trips
+                            .push(self.marks[ack].ts - self.marks[ping].ts);
                     }
                 }
             }

@@ -482,6 +482,9 @@ fn write_report(
             for i in &collected.incidents {
                 writeln!(out, "{}", report::text::render_incident(i))?;
             }
+            for r in report::risks(collected) {
+                writeln!(out, "{}", report::text::render_risk(&r))?;
+            }
         }
     }
     let line = summary_line(
@@ -496,6 +499,13 @@ fn write_report(
     out.flush()?;
     if format != Format::Text {
         say!("{line}");
+        for r in report::risks(collected) {
+            say!(
+                "thawtrace: keepalive risk of {}: {}",
+                report::printable::printable(crate::export::spans::function_name(&r.log_group)),
+                r.explain()
+            );
+        }
     }
     warn_of_blind_spots(summary);
     Ok(())

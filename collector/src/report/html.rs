@@ -52,6 +52,12 @@ fn data(collected: &Collected, summary: &Summary) -> Value {
         },
         "streams": streams,
         "incidents": incidents,
+        "risks": super::risks(collected).iter().map(|r| json!({
+            "function": function_name(&r.log_group),
+            "text": r.explain(),
+            "chance_per_day": r.chance_per_day,
+            "min_margin_ms": r.min_margin_ms,
+        })).collect::<Vec<Value>>(),
     })
 }
 

@@ -245,6 +245,16 @@ fn nat_idle_reset_lines(
     );
 }
 
+/// A function's keepalive risk as a paragraph: what its freezes and pings
+/// showed, how likely a freeze timeout is per day, what removes it.
+pub fn render_risk(r: &thawtrace_analyzers::risk::Risk) -> String {
+    format!(
+        "KEEPALIVE RISK  function {}\n  {}\n",
+        function_name(&r.log_group),
+        printable(&r.explain())
+    )
+}
+
 /// A SnapStart stale connection: the restore, then the invocation whose
 /// first call on the restored connection failed, and how.
 fn stale_connection_lines(
