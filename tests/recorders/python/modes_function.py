@@ -13,7 +13,13 @@ Environment:
   THAWTRACE_RECREATE_ON_RESTORE=1 re-create the channel in an after-restore
                                   hook (snapshot_restore_py's
                                   @register_after_restore, run by awslambdaric
-                                  once /runtime/restore/next answers)
+                                  once /runtime/restore/next answers), with the
+                                  same target and options, and close the old
+                                  one: grpcio's global subchannel pool may hand
+                                  the new channel the old connection
+  THAWTRACE_RECREATE_ON_RESTORE=local  the same, the new channel with
+                                  grpc.use_local_subchannel_pool=1: a
+                                  connection of its own
 
 Event: {order, calls: N, slow_ms?, deadline_ms?, spin_ms?}; the response
 reports each call's outcome and wall-clock start and end, the spin, the
@@ -39,9 +45,9 @@ channel = None
 echo = None
 
 
-def make_channel():
+def make_channel(extra=()):
     global channel, echo
-    channel = grpc.insecure_channel(TARGET, options=OPTIONS)
+    channel = grpc.insecure_channel(TARGET, options=OPTIONS + list(extra))
     echo = channel.unary_unary("/thawtrace.Echo/Echo")
 
 
@@ -71,13 +77,14 @@ INIT_CALL = None
 if os.environ.get("GRPC_CONNECT_AT_INIT") == "1":
     INIT_CALL = call(0, b"init", 5, None, "init")
 
-if os.environ.get("THAWTRACE_RECREATE_ON_RESTORE") == "1":
+RECREATE = os.environ.get("THAWTRACE_RECREATE_ON_RESTORE")
+if RECREATE in ("1", "local"):
     from snapshot_restore_py import register_after_restore
 
     @register_after_restore
     def recreate_channel():
         old = channel
-        make_channel()
+        make_channel([("grpc.use_local_subchannel_pool", 1)] if RECREATE == "local" else [])
         old.close()
         log.info("after restore: gRPC channel re-created")
 
