@@ -72,7 +72,6 @@ NODE_TRACE = {"GRPC_TRACE": "keepalive,transport,subchannel,dns_resolver,resolvi
 NODE_KT = {"GRPC_TRACE": "keepalive,transport", "GRPC_VERBOSITY": "DEBUG"}
 CCORE_TRACE = {"GRPC_TRACE": "http_keepalive,http2_ping,subchannel,connectivity_state", "GRPC_VERBOSITY": "debug"}
 ACK_TIMEOUT_MS = 1000
-SLACK_MS = 5
 
 
 def environments(py):
@@ -262,88 +261,6 @@ def wait_ack(proxy, conn_n, sent, timeout):
     return False
 
 
-def mi_truth(obs, group, stream):
-    """keepalive_timeout findings of a Managed Instances environment, from the
-    proxy's connections, the functions' responses and the stalls they
-    report. A connection the client closed (GOAWAY, EOF or reset) while the
-    environment ran, after a PING whose ack did not reach the process by the
-    ack timeout (not delivered, or delivered during a stall of that process
-    and so read only after the stall's end), is one keepalive timeout. Its
-    failed_request_ids are the invocations served by the same process with a
-    call in flight at the teardown that failed at it (ended within 1.5 s
-    after it)."""
-    responses = obs["responses"]
-    calls_by_pid = {}
-    stalls_by_pid = {}
-    for rid, r in responses.items():
-        pid = r.get("pid")
-        for c in r.get("calls", []):
-            calls_by_pid.setdefault(pid, []).append(dict(c, rid=rid))
-        if r.get("spin"):
-            stalls_by_pid.setdefault(pid, []).append(tuple(r["spin"]))
-    closes = {}
-    for c in obs["connections"]:
-        tc = client_close_at(c)
-        if tc is not None:
-            closes.setdefault(c.get("pid"), []).append(tc)
-    findings = []
-    for c in obs["connections"]:
-        tc = client_close_at(c)
-        if tc is None or (obs["closing"] is not None and tc >= obs["closing"]):
-            continue
-        pid = c.get("pid")
-        late = []
-        for p in c["pings"]:
-            expiry = p["sent"] + ACK_TIMEOUT_MS
-            if expiry > tc + SLACK_MS:
-                continue
-            eff = p["ack_delivered"]
-            if eff is not None:
-                for a, b in stalls_by_pid.get(pid, []):
-                    if a <= eff < b:
-                        eff = b
-            if eff is None or eff > expiry:
-                late.append(p)
-        if not late:
-            continue
-        p = max(late, key=lambda p: p["sent"])
-        failed = sorted({k["rid"] for k in calls_by_pid.get(pid, [])
-                         if not k["ok"] and k["start_ms"] <= tc + SLACK_MS and tc - 50 <= k["end_ms"] <= tc + 1500})
-        findings.append({
-            "kind": "keepalive_timeout",
-            "log_group": group,
-            "log_stream": stream,
-            "failed_request_ids": failed,
-            "connection_opened_by": opened_by(c, calls_by_pid.get(pid, []), closes.get(pid, [])),
-            "at_ms": tc,
-            "ping_at_ms": p["sent"],
-            "ack_delivered_at_ms": p["ack_delivered"],
-            "during_stall": any(a <= (p["ack_delivered"] or 0) < b for a, b in stalls_by_pid.get(pid, [])),
-            "connection": c["connection"],
-            "pid": pid,
-            "close": "goaway" if c.get("client_goaway") and c["client_goaway"]["t"] == tc else (c.get("client_eof") or {}).get("how"),
-        })
-    return findings
-
-
-def opened_by(conn, calls, closes):
-    """The invocation whose call opened the connection: of the process's
-    calls in flight when the proxy accepted it, started after the process's
-    previous connection closed, the earliest; None if none (opened by INIT
-    or by the library on its own)."""
-    t = conn["opened_at"]
-    prev = max([x for x in closes if x <= t], default=0)
-    cands = [k for k in calls if prev <= k["start_ms"] <= t + SLACK_MS and k["end_ms"] >= t - SLACK_MS]
-    if not cands:
-        return None
-    return min(cands, key=lambda k: (k["start_ms"], k["rid"]))["rid"]
-
-
-def client_close_at(c):
-    times = [x["t"] for x in (c.get("client_goaway"), c.get("client_eof")) if x]
-    return min(times) if times else None
-
-
 # ---------------------------------------------------------------- SnapStart
 
 
@@ -366,35 +283,6 @@ def run_snapstart(spec, stream, init_stream, proxy, rng, log, timeline):
             time.sleep(rng.uniform(0.2, 0.4))
     finally:
         env.close()
-
-
-def snapstart_truth(obs, group, stream):
-    """snapstart_stale_connection findings: per connection that predates the
-    restore, its first use by a request after the restore (the first HEADERS
-    the proxy got on it), when that request belongs to a call that failed;
-    the invocation is the one whose failed call was in flight then."""
-    findings = []
-    responses = obs["responses"]
-    for c in obs["connections"]:
-        if not c.get("stale") or not c.get("headers_after_restore"):
-            continue
-        t = c["headers_after_restore"][0]
-        for rid, r in sorted(responses.items()):
-            for k in r.get("calls", []):
-                if not k["ok"] and k["start_ms"] - SLACK_MS <= t <= k["end_ms"] + SLACK_MS:
-                    findings.append({
-                        "kind": "snapstart_stale_connection",
-                        "log_group": group,
-                        "log_stream": stream,
-                        "request_id": rid,
-                        "restore_at_ms": obs["restore_at"],
-                        "connection": c["connection"],
-                        "drop": obs["drop"],
-                        "used_at_ms": t,
-                        "call_failed_with": k["code"],
-                        "call_details": k["details"],
-                    })
-    return findings
 
 
 # ---------------------------------------------------------------- classic control
@@ -421,7 +309,11 @@ def main():
     ap.add_argument("--proxy-delay-ms", type=int, default=40)
     ap.add_argument("--python", default=os.environ.get("THAWTRACE_PYTHON", sys.executable),
                     help="the Python with grpcio and awslambdaric (tests/.deps/venv/bin/python)")
+    ap.add_argument("--retruth", action="store_true",
+                    help="recompute truth.json of the recording in --out from its observations.json (after a change to the truth rules)")
     args = ap.parse_args()
+    if args.retruth:
+        return retruth(args.out)
     rng = random.Random(args.seed)
     envs = environments(args.python)
     if args.only:
@@ -504,8 +396,6 @@ def main():
         if spec["mode"] == "classic":
             entry.update(start=spec.get("start", "platform"), keepalive=True)
             obs["connections"] = [c.to_json() for c in proxy.connections]
-            tl = h2truth.Timeline(run["timeline"])
-            found, _ = h2truth.harness_truth(obs["connections"], tl, ACK_TIMEOUT_MS, stream.group, stream.name)
         else:
             obs["connections"] = proxy.connections_json()
             obs["responses"] = env.responses()
@@ -513,7 +403,6 @@ def main():
             if spec["mode"] == "managed-instances":
                 entry.update(concurrency=spec["concurrency"], runtime_client="runtime.js (aws-lambda-ric 4.x lookalike)" if spec["library"] == "grpc-js" else "awslambdaric 4.2.2")
                 obs["notes"] = spec.get("_notes", [])
-                found = mi_truth(obs, stream.group, stream.name)
             else:
                 entry.update(drop=spec["drop"], init_log_stream=run["init_stream"].name, runtime_client="awslambdaric 4.2.2",
                              connect_at_init=spec["env"].get("GRPC_CONNECT_AT_INIT") == "1",
@@ -522,7 +411,7 @@ def main():
                              keepalive=spec["env"].get("THAWTRACE_KEEPALIVE") != "0", snapshot_s=spec["snapshot_s"])
                 obs.update(restore_at=spec.get("_restore_at"), drop=spec["drop"], init_log_stream=run["init_stream"].name)
                 entry["restore_at_ms"] = spec.get("_restore_at")
-                found = snapstart_truth(obs, stream.group, stream.name)
+        found = truth_of_observation(obs, spec["mode"], ACK_TIMEOUT_MS)
         truth += found
         meta.append(entry)
         observations.append(obs)
@@ -562,6 +451,30 @@ def main():
         json.dump({"seed": args.seed, "proxy_delay_ms": args.proxy_delay_ms, "ack_timeout_ms": ACK_TIMEOUT_MS,
                    "environments": observations}, f, indent=1)
     log("recorded %d events in %.1f s; truth: %s" % (len(all_events), time.monotonic() - started, kind_counts(truth)))
+
+
+def truth_of_observation(obs, mode, ack_timeout_ms):
+    group, stream = obs["log_group"], obs["log_stream"]
+    if mode == "managed-instances":
+        return h2truth.managed_instances_truth(obs, ack_timeout_ms, group, stream)
+    if mode == "snapstart":
+        return h2truth.snapstart_truth(obs, group, stream)
+    tl = h2truth.Timeline([(e["t"], e["what"], e["detail"]) for e in obs["timeline"]])
+    return h2truth.harness_truth(obs["connections"], tl, ack_timeout_ms, group, stream)[0]
+
+
+def retruth(out):
+    envs = {e["name"]: e for e in json.load(open(os.path.join(out, "environments.json")))}
+    obs = json.load(open(os.path.join(out, "observations.json")))
+    truth = []
+    for o in obs["environments"]:
+        truth += truth_of_observation(o, envs[o["name"]]["mode"], obs["ack_timeout_ms"])
+    path = os.path.join(out, "truth.json")
+    old = json.load(open(path))
+    old["findings"] = truth
+    with open(path, "w") as f:
+        json.dump(old, f, indent=1)
+    print("truth: %s" % kind_counts(truth), file=sys.stderr)
 
 
 def kind_counts(findings):
