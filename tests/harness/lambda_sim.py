@@ -1085,6 +1085,7 @@ class ModesRuntimeApi:
         self.restore_polled = None  # time the runtime called /restore/next
         self.restored = False
         self.errors = []  # (path, body) of init / restore errors
+        self.delivered = {}  # request id -> (time it was queued, event)
         self.shutdown = False
         self.function_arn = "arn:aws:lambda:us-east-1:123456789012:function:recorded"
         api = self
@@ -1195,6 +1196,7 @@ class ModesRuntimeApi:
 
     def deliver(self, rid, event):
         with self.lock:
+            self.delivered[rid] = (now_ms(), event)
             self.queue.append((rid, event))
             self.lock.notify_all()
 
@@ -1251,6 +1253,8 @@ RUNTIMES = {
     # (runtime version, its ARN's hash), as INIT_START / platform.initStart print them.
     "node": ("nodejs:22.v58", "0d9f5cb7c6cd96e6ec16c1ec6b4b2e3f4e07a0fc4bcd1fc3cd8a1a0d7e4f6c1a"),
     "python": ("python:3.12.v36", "7b620fc2e66107a1046b140b9d320295811af3ad5d4c6a011fad1fa65127e9e6"),
+    # provided.al2023: a custom runtime (the Rust function's bootstrap)
+    "rust": ("provided:al2023.v109", "3a3b6c4ad2d44a0b5f1d5dd2e4c84b8b1e6f5b0a7f8c2e6d9d0b1c2a3e4f5061"),
 }
 
 
@@ -1279,6 +1283,7 @@ class ModesEnvironment:
                 env[k] = v
         env["AWS_LAMBDA_RUNTIME_API"] = self.api.address
         env["THAWTRACE_TARGET"] = "127.0.0.1:%d" % proxy.port
+        env["GRPC_TARGET"] = "http://127.0.0.1:%d" % proxy.port
         env["AWS_LAMBDA_FUNCTION_NAME"] = self.function
         env["AWS_LAMBDA_FUNCTION_VERSION"] = self.version
         env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = "2048" if spec["mode"] == "managed-instances" else "128"
@@ -1338,13 +1343,27 @@ class ModesEnvironment:
         self.reader.join(timeout=5)
 
     def responses(self):
-        """{request id: the function's decoded response}."""
+        """{request id: the function's decoded response}, with `_kind`
+        (response | error), `_at` (when it came), `_delivered` (when the
+        invocation was queued) and `_event`. A function that does not list
+        its calls (the tonic example answers {"ok": N}) gets `calls`
+        made up from what the harness knows: one failed call per failure,
+        spanning the invocation (`window`: true)."""
         out = {}
         for rid, (kind, body, t) in self.api.responses.items():
             try:
-                out[rid] = dict(json.loads(body or b"null") or {}, _kind=kind, _at=t)
+                r = json.loads(body or b"null")
+                r = dict(r) if isinstance(r, dict) else {"_body": r}
             except ValueError:
-                out[rid] = {"_kind": kind, "_at": t}
+                r = {}
+            delivered, event = self.api.delivered.get(rid, (None, {}))
+            r.update(_kind=kind, _at=t, _delivered=delivered, _event=event)
+            if "calls" not in r and isinstance(r.get("ok"), int) and delivered is not None:
+                asked = event.get("calls", 1)
+                r["calls"] = [{"i": i, "ok": i < r["ok"], "code": "OK" if i < r["ok"] else "?", "details": "",
+                               "start_ms": delivered, "end_ms": t, "window": True} for i in range(asked)]
+                r.setdefault("pid", self.proc.pid)
+            out[rid] = r
         return out
 
 

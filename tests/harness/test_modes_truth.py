@@ -67,6 +67,13 @@ def test_managed_instances():
     check("MI: genuine and stall timeouts, their failed invocations, who opened the connection", got,
           [("1", ("a", "b"), "a", 11008, False), ("2", ("s", "x"), "x", 22506, True)])
     check("MI: never a freeze", {f["kind"] for f in found}, {"keepalive_timeout"})
+    # A function that reports only how many calls failed (the tonic example):
+    # its failed calls span its invocation.
+    window = {"w1": {"pid": 7, "calls": [dict(call(8000, 12000, ok=False), window=True)]},
+              "w2": {"pid": 7, "calls": [dict(call(12000, 13000, ok=False), window=True)]}}
+    obs2 = {"responses": window, "closing": None, "connections": [conn(1, 990, [(10005, None)], goaway=11008)]}
+    check("MI: failures known by the invocation's window",
+          [f["failed_request_ids"] for f in h2truth.managed_instances_truth(obs2, 1000, "g", "s1")], [["w1"]])
 
 
 def test_snapstart():

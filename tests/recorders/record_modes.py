@@ -74,6 +74,31 @@ CCORE_TRACE = {"GRPC_TRACE": "http_keepalive,http2_ping,subchannel,connectivity_
 ACK_TIMEOUT_MS = 1000
 
 
+def tonic_environments(rust_bin):
+    """Rust (tonic, lambda_runtime, thawtrace-instrument): the instrument's
+    example lambda_grpc in both modes, if it is built with their support
+    (instr17: lambda_runtime's run_concurrent and SnapStart hooks)."""
+    rust = [os.path.join(rust_bin, "lambda_grpc")]
+    envs = [dict(name="rust-tonic-mi", mode="managed-instances", library="tonic", setting="default",
+                 function="orders-rust-mi", runtime="rust", command=rust, cwd=ROOT, format="json",
+                 env={}, concurrency=4, workers=4)]
+    for suffix, fmt, drop, at_init, recreate, use, snapshot_s in [
+        ("text-reset-stale", "text", "reset", True, None, "use", 1.5),
+        ("json-blackhole-stale", "json", "blackhole", True, None, "use", 1.5),
+        ("text-reset-recreate", "text", "reset", True, "1", "use", 1.5),
+        ("json-reset-lazy", "json", "reset", False, None, "use", 1.5),
+    ]:
+        env = {}
+        if at_init:
+            env["GRPC_CONNECT_AT_INIT"] = "1"
+        if recreate:
+            env["THAWTRACE_RECREATE_ON_RESTORE"] = recreate
+        envs.append(dict(name="rust-tonic-snapstart-" + suffix, mode="snapstart", library="tonic", setting="default",
+                         function="orders-rust-snap-" + suffix, runtime="rust", command=rust, cwd=ROOT, format=fmt,
+                         env=env, drop=drop, use=use, snapshot_s=snapshot_s))
+    return envs
+
+
 def environments(py):
     node_mi = ["node", "runtime.js"]
     ric = [py, "-m", "awslambdaric", "modes_function.handler"]
@@ -181,7 +206,7 @@ def run_mi(spec, stream, proxy, server, rng, log, timeline):
         log("genuine: ping %s" % ("seen (connection %d)" % hit[0] if hit else "NOT seen"))
         short = inv({"calls": 0})
         wait_done([short], 5)
-        want = 3 if python else 1
+        want = spec.get("workers", 1) if python else 1
         closed = wait_closes(proxy, mark, want, 14)
         log("genuine: %d client close(s) seen" % len(closed))
         time.sleep(0.3)
@@ -193,7 +218,16 @@ def run_mi(spec, stream, proxy, server, rng, log, timeline):
         # (2) an event-loop stall with a ping in flight: slow calls of other
         # invocations in flight, one invocation spins the CPU right after a
         # client PING left
-        if not python:
+        if spec["library"] == "tonic":
+            # The example spins as soon as it is invoked (no hold, no slow
+            # calls): deliver it right after a client PING, two more with it.
+            mark = proxy.mark()
+            hit = proxy.wait_client_ping(mark, 7, unanswered=True)
+            group = [inv({"calls": 1, "spin_ms": 2500})] + [inv({"calls": 1}) for _ in range(2)]
+            log("stall: ping %s, spinner delivered" % ("seen (connection %d)" % hit[0] if hit else "NOT seen"))
+            wait_done(group, 20)
+            time.sleep(rng.uniform(0.5, 1.0))
+        elif not python:
             slow = [inv({"calls": 1, "slow_ms": 9000, "deadline_ms": 12000}) for _ in range(2)]
             time.sleep(0.3)
             mark = proxy.mark()
@@ -309,6 +343,9 @@ def main():
     ap.add_argument("--proxy-delay-ms", type=int, default=40)
     ap.add_argument("--python", default=os.environ.get("THAWTRACE_PYTHON", sys.executable),
                     help="the Python with grpcio and awslambdaric (tests/.deps/venv/bin/python)")
+    ap.add_argument("--rust-bin", default=os.path.join(ROOT, "target", "debug", "examples"),
+                    help="where the instrument's example lambda_grpc is built (cargo build -p thawtrace-instrument --examples); "
+                         "without it the tonic environments are left out")
     ap.add_argument("--retruth", action="store_true",
                     help="recompute truth.json of the recording in --out from its observations.json (after a change to the truth rules)")
     args = ap.parse_args()
@@ -316,6 +353,12 @@ def main():
         return retruth(args.out)
     rng = random.Random(args.seed)
     envs = environments(args.python)
+    exe = os.path.join(args.rust_bin, "lambda_grpc")
+    tonic_ok = os.path.exists(exe) and b"snap-start" in open(exe, "rb").read()
+    if tonic_ok:
+        envs += tonic_environments(args.rust_bin)
+    else:
+        print("record_modes: no tonic environments (%s is not built with Managed Instances and SnapStart support)" % exe, file=sys.stderr)
     if args.only:
         envs = [e for e in envs if any(w in e["name"] for w in args.only)]
     if not envs:
