@@ -1172,6 +1172,8 @@ class ModesRuntimeApi:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        # A runtime killed (or shut down) while its /next waits: nothing to report.
+        self.server.handle_error = lambda request, client_address: None
         self.address = "127.0.0.1:%d" % self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -1348,7 +1350,8 @@ class ModesEnvironment:
         invocation was queued) and `_event`. A function that does not list
         its calls (the tonic example answers {"ok": N}) gets `calls`
         made up from what the harness knows: one failed call per failure,
-        spanning the invocation (`window`: true)."""
+        spanning the invocation (`window`: true), and, when its event asked
+        for a spin, `spin` from the delivery for spin_ms (`spin_window`)."""
         out = {}
         for rid, (kind, body, t) in self.api.responses.items():
             try:
@@ -1363,6 +1366,11 @@ class ModesEnvironment:
                 r["calls"] = [{"i": i, "ok": i < r["ok"], "code": "OK" if i < r["ok"] else "?", "details": "",
                                "start_ms": delivered, "end_ms": t, "window": True} for i in range(asked)]
                 r.setdefault("pid", self.proc.pid)
+                if event.get("spin_ms"):
+                    # It spins as soon as it has the event: from its delivery
+                    # for spin_ms (and a little more).
+                    r["spin"] = [delivered, delivered + int(event["spin_ms"]) + 30]
+                    r["spin_window"] = True
             out[rid] = r
         return out
 

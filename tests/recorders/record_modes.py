@@ -221,6 +221,9 @@ def run_mi(spec, stream, proxy, server, rng, log, timeline):
         if spec["library"] == "tonic":
             # The example spins as soon as it is invoked (no hold, no slow
             # calls): deliver it right after a client PING, two more with it.
+            # tonic reconnects lazily: a call first, so that a connection
+            # (and its keepalive) exists.
+            wait_done([inv({"calls": 1})], 10)
             mark = proxy.mark()
             hit = proxy.wait_client_ping(mark, 7, unanswered=True)
             group = [inv({"calls": 1, "spin_ms": 2500})] + [inv({"calls": 1}) for _ in range(2)]
