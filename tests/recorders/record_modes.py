@@ -110,6 +110,10 @@ def environments(py):
         dict(name="node-mi@default", mode="managed-instances", library="grpc-js", setting="default",
              function="orders-node-mi-default", runtime="node", command=node_mi, cwd=NODE_DIR, format="json",
              env=dict(NODE_TRACE, **mi_node_env), concurrency=8, workers=1),
+        # grpc-js logs nothing of its own: only the failed calls show
+        dict(name="node-mi@none", mode="managed-instances", library="grpc-js", setting="none",
+             function="orders-node-mi-none", runtime="node", command=node_mi, cwd=NODE_DIR, format="json",
+             env=dict({"GRPC_TRACE": None, "GRPC_VERBOSITY": None}, **mi_node_env), concurrency=8, workers=1),
         dict(name="python-mi@no-http", mode="managed-instances", library="grpcio", setting="no-http",
              function="orders-python-mi", runtime="python", command=ric, cwd=PY_DIR, format="json",
              env=dict(CCORE_TRACE), concurrency=3, workers=3),
