@@ -491,7 +491,9 @@ def main():
                 msg = msg.rsplit("\t", 1)[1]
             owner = owner_of.get((ev["logStream"], msg), owner)
             f.write(json.dumps({"id": ev["id"], "owner": owner, "in_flight": ev.get("_in_flight")}) + "\n")
-    command = "python3 tests/recorders/record_modes.py --out %s --seed %d" % (shlex.quote(os.path.relpath(args.out, ROOT)), args.seed)
+    command = "tests/.deps/venv/bin/python tests/recorders/record_modes.py --out %s --seed %d" % (shlex.quote(os.path.relpath(args.out, ROOT)), args.seed)
+    if tonic_ok:
+        command += " --rust-bin %s" % shlex.quote(args.rust_bin)
     with open(os.path.join(args.out, "truth.json"), "w") as f:
         json.dump({"seed": args.seed, "command": command, "source": "harness (proxy frames, emulator timeline, function responses)",
                    "findings": truth}, f, indent=1)
