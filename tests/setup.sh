@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the recorders need into tests/.deps (idempotent):
-# @grpc/grpc-js from npm, grpcio from PyPI in a virtualenv.
+# @grpc/grpc-js from npm, grpcio and awslambdaric from PyPI in a virtualenv.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deps="$here/.deps"
@@ -8,7 +8,7 @@ mkdir -p "$deps"
 if [ ! -x "$deps/venv/bin/python" ]; then
   python3 -m venv "$deps/venv"
 fi
-if ! "$deps/venv/bin/python" -c 'import grpc, moto.server, cfnlint' 2>/dev/null; then
+if ! "$deps/venv/bin/python" -c 'import grpc, moto.server, cfnlint, awslambdaric, snapshot_restore_py' 2>/dev/null; then
   "$deps/venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 fi
 if [ ! -d "$here/recorders/node/node_modules/@grpc/grpc-js" ] || [ ! -d "$here/recorders/node/node_modules/grpc-js-1-8" ]; then

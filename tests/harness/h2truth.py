@@ -528,3 +528,130 @@ def near_miss_file(observations, source):
             "margins_ms": [n["margin_ms"] for n in r["near_misses"]],
         })
     return doc
+
+
+# ---------------------------------------------------------------- other execution modes
+
+
+def managed_instances_truth(obs, ack_timeout_ms, log_group, log_stream, slack_ms=5):
+    """keepalive_timeout findings of a Managed Instances environment, from the
+    proxy's connections (ModesProxy.connections_json(): H2Connection.to_json()
+    plus the `pid` holding the client socket), the functions' responses
+    (`obs["responses"]`: {request id: {pid, calls: [{ok, start_ms, end_ms}],
+    spin: [start, end] or null}}) and `obs["closing"]`, when the harness
+    began to shut the environment down. A connection the client closed (GOAWAY, EOF or reset) while the
+    environment ran, after a PING whose ack did not reach the process by the
+    ack timeout (not delivered, or delivered during a stall of that process
+    and so read only after the stall's end), is one keepalive timeout. Its
+    failed_request_ids are the invocations served by the same process with a
+    call in flight at the teardown that failed at it (ended within 1.5 s
+    after it)."""
+    responses = obs["responses"]
+    calls_by_pid = {}
+    stalls_by_pid = {}
+    for rid, r in responses.items():
+        pid = r.get("pid")
+        for c in r.get("calls", []):
+            calls_by_pid.setdefault(pid, []).append(dict(c, rid=rid))
+        if r.get("spin"):
+            stalls_by_pid.setdefault(pid, []).append(tuple(r["spin"]))
+    closes = {}
+    for c in obs["connections"]:
+        tc = _client_close_at(c)
+        if tc is not None:
+            closes.setdefault(c.get("pid"), []).append(tc)
+    findings = []
+    for c in obs["connections"]:
+        tc = _client_close_at(c)
+        if tc is None or (obs["closing"] is not None and tc >= obs["closing"]):
+            continue
+        pid = c.get("pid")
+        late = []
+        for p in c["pings"]:
+            expiry = p["sent"] + ack_timeout_ms
+            if expiry > tc + slack_ms:
+                continue
+            eff = p["ack_delivered"]
+            if eff is not None:
+                for a, b in stalls_by_pid.get(pid, []):
+                    if a <= eff < b:
+                        eff = b
+            if eff is None or eff > expiry:
+                late.append(p)
+        if not late:
+            continue
+        p = max(late, key=lambda p: p["sent"])
+        failed = sorted({k["rid"] for k in calls_by_pid.get(pid, []) if not k["ok"] and failed_at(k, tc, slack_ms)})
+        findings.append({
+            "kind": "keepalive_timeout",
+            "log_group": log_group,
+            "log_stream": log_stream,
+            "failed_request_ids": failed,
+            "connection_opened_by": opened_by(c, calls_by_pid.get(pid, []), closes.get(pid, []), slack_ms),
+            "at_ms": tc,
+            "ping_at_ms": p["sent"],
+            "ack_delivered_at_ms": p["ack_delivered"],
+            "during_stall": any(a <= (p["ack_delivered"] or 0) < b for a, b in stalls_by_pid.get(pid, [])),
+            "connection": c["connection"],
+            "pid": pid,
+            "close": "goaway" if c.get("client_goaway") and c["client_goaway"]["t"] == tc else (c.get("client_eof") or {}).get("how"),
+        })
+    return findings
+
+
+def failed_at(call, tc, slack_ms=5):
+    """Whether a failed call failed at a teardown at tc: in flight then and
+    over within 1.5 s after it; for a call known only by its invocation's
+    window (`window`: the function reported a count of failures, not each
+    call), the window holds tc."""
+    if call.get("window"):
+        return call["start_ms"] <= tc <= call["end_ms"]
+    return call["start_ms"] <= tc + slack_ms and tc - 50 <= call["end_ms"] <= tc + 1500
+
+
+def opened_by(conn, calls, closes, slack_ms=5):
+    """The invocation whose call opened the connection: of the process's
+    calls in flight when the proxy accepted it, started after the process's
+    previous connection closed, the earliest; None if none (opened by INIT
+    or by the library on its own)."""
+    t = conn["opened_at"]
+    prev = max([x for x in closes if x <= t], default=0)
+    cands = [k for k in calls if prev <= k["start_ms"] <= t + slack_ms and k["end_ms"] >= t - slack_ms]
+    if not cands:
+        return None
+    return min(cands, key=lambda k: (k["start_ms"], k["rid"]))["rid"]
+
+
+def snapstart_truth(obs, log_group, log_stream, slack_ms=5):
+    """snapstart_stale_connection findings of a SnapStart environment, from
+    the proxy's connections (ModesProxy.connections_json(): `stale` for those
+    that predate the restore, `headers_after_restore` the times of the
+    client's HEADERS on them after it), `obs["responses"]` and
+    `obs["restore_at"]`, `obs["drop"]`: per connection that predates the
+    restore, its first use by a request after the restore (the first HEADERS
+    the proxy got on it), when that request belongs to a call that failed;
+    the invocation is the one whose failed call was in flight then."""
+    findings = []
+    responses = obs["responses"]
+    for c in obs["connections"]:
+        if not c.get("stale") or not c.get("headers_after_restore"):
+            continue
+        t = c["headers_after_restore"][0]
+        hit = [(rid, k) for rid, r in sorted(responses.items()) for k in r.get("calls", [])
+               if not k["ok"] and k["start_ms"] - slack_ms <= t <= k["end_ms"] + slack_ms]
+        if not hit:
+            continue
+        rid, k = hit[0]
+        findings.append({
+            "kind": "snapstart_stale_connection",
+            "log_group": log_group,
+            "log_stream": log_stream,
+            "request_id": rid,
+            "restore_at_ms": obs["restore_at"],
+            "connection": c["connection"],
+            "drop": obs["drop"],
+            "used_at_ms": t,
+            "call_failed_with": k["code"],
+            "call_details": k["details"],
+        })
+    return findings
