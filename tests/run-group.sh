@@ -21,7 +21,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-recordings=(fresh_recording fresh_modes settings neighbours e2e)
+recordings=(fresh_recording fresh_modes settings neighbours e2e harness_selftest)
 aws=(cloudwatch lambda_handler otlp dashboards shared_state archives)
 browser=(html)
 
