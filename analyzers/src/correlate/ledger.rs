@@ -34,6 +34,10 @@ use crate::parse::{Keepalive, KeepaliveEvent};
 /// close above the transport's own address (0x288 bytes in grpcio 1.85).
 const TRACKER_SPAN: u64 = 0x1_0000;
 
+/// Where grpcio 1.85 puts a transport's connectivity tracker: this far
+/// above the transport's address.
+const TRACKER_OFFSET: u64 = 0x288;
+
 /// The pings a timeout may have given up on: those still unanswered, and
 /// those acked too late to stop their timer (with their ack).
 #[derive(Debug, Default)]
@@ -80,6 +84,9 @@ pub(super) struct Ledger {
     transports: BTreeMap<u64, String>,
     /// The pings the last ack line answered, with it: (ping, ack).
     pub(super) acked_now: Vec<(usize, usize)>,
+    /// How far above its transport a tracker was, where only one
+    /// transport could be its.
+    tracker_offset: Option<u64>,
 }
 
 impl Ledger {
@@ -248,12 +255,25 @@ impl Ledger {
         marks: &[Mark],
         tracker: u64,
     ) -> Option<(String, InFlight)> {
-        let (&transport, connection) = self
+        // The nearest transport below the tracker, unless one lies at the
+        // offset seen before (or grpcio 1.85's): several processes of a
+        // Managed Instances environment lay their transports out alike, so
+        // another process's transport can lie between the two.
+        let candidates: Vec<u64> = self
             .transports
-            .range(..=tracker)
-            .next_back()
-            .filter(|(t, _)| tracker - **t < TRACKER_SPAN)?;
-        let name = connection.clone();
+            .range(tracker.saturating_sub(TRACKER_SPAN - 1)..=tracker)
+            .map(|(&t, _)| t)
+            .collect();
+        let at_offset = |offset: u64| candidates.iter().copied().find(|&t| tracker - t == offset);
+        let transport = self
+            .tracker_offset
+            .and_then(at_offset)
+            .or_else(|| at_offset(TRACKER_OFFSET))
+            .or_else(|| candidates.last().copied())?;
+        if candidates.len() == 1 {
+            self.tracker_offset = Some(tracker - transport);
+        }
+        let name = self.transports[&transport].clone();
         let of_transport = |p: usize| matches!(&marks[p].what, What::Keepalive(ping) if ping.transport == Some(transport));
         let mut in_flight = InFlight::default();
         if let Some(c) = self.named.get_mut(&name) {

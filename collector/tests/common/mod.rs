@@ -414,13 +414,24 @@ pub fn score_modes(dir: &Path) -> Vec<String> {
             k.sort();
             k
         };
+        // Settings whose lines cannot show a ping (grpc-js without its
+        // `keepalive` tracer): nothing found that did not happen, and what
+        // did is not required.
+        let blind = ["transport", "none"].contains(&env["setting"].as_str().unwrap_or(""));
         for kind in KINDS {
+            let (found, truth) = (of(&found, kind), of(&truth, kind));
+            if blind {
+                assert!(
+                    found.iter().all(|f| truth.contains(f)),
+                    "{} ({mode}, blind): {kind}: {found:?} not in {truth:?}",
+                    env["name"]
+                );
+                continue;
+            }
             assert_eq!(
-                of(&found, kind),
-                of(&truth, kind),
+                found, truth,
                 "{} ({mode}, {}): {kind}",
-                env["name"],
-                env["setting"]
+                env["name"], env["setting"]
             );
         }
         for f in found.iter().filter(|f| f["log_stream"] == stream) {
