@@ -507,6 +507,14 @@ fn grpc_status(body: &str) -> Option<&'static str> {
         .zip(FINDERS.iter())
         .find(|(_, finder)| finder.find(body.as_bytes()).is_some())
         .map(|(&(_, code), _)| code)
+        .or_else(|| {
+            // tonic turns a connection that failed under a call (reset, a
+            // restored SnapStart connection) into `Unknown` "transport
+            // error" (recorded, tonic 0.14).
+            let b = body.as_bytes();
+            (find_short(b, b"Unknown").is_some() && find_short(b, b"transport error").is_some())
+                .then_some("UNKNOWN")
+        })
 }
 
 /// The body of a message after its runtime prefix: grpc-js traces and
