@@ -34,6 +34,9 @@ pub enum FindingKind {
     /// timer (or, negative, after the timer expired but lost the race).
     /// A warning, not a failure.
     KeepaliveNearMiss,
+    /// A connection idle for most of the NAT gateway's idle timeout whose
+    /// next use succeeded: `margin_ms` from a reset. A warning.
+    NatIdleNearMiss,
 }
 
 impl FindingKind {
@@ -47,6 +50,7 @@ impl FindingKind {
             FindingKind::DuplicateInvocation => "duplicate_invocation",
             FindingKind::SnapStartStaleConnection => "snapstart_stale_connection",
             FindingKind::KeepaliveNearMiss => "keepalive_near_miss",
+            FindingKind::NatIdleNearMiss => "nat_idle_near_miss",
         }
     }
 
@@ -60,6 +64,7 @@ impl FindingKind {
             FindingKind::DuplicateInvocation => "DuplicateInvocations",
             FindingKind::SnapStartStaleConnection => "SnapStartStaleConnections",
             FindingKind::KeepaliveNearMiss => "KeepaliveNearMisses",
+            FindingKind::NatIdleNearMiss => "NatIdleNearMisses",
         }
     }
 
@@ -73,21 +78,23 @@ impl FindingKind {
             FindingKind::DuplicateInvocation => "thawtrace.duplicate_invocation",
             FindingKind::SnapStartStaleConnection => "thawtrace.snapstart_stale_connection",
             FindingKind::KeepaliveNearMiss => "thawtrace.keepalive_near_miss",
+            FindingKind::NatIdleNearMiss => "thawtrace.nat_idle_near_miss",
         }
     }
 
     /// The neighbouring kinds, an [`Incident`]'s, in [`FindingKind::ALL`]'s
     /// order.
-    pub const NEIGHBOURS: [FindingKind; 5] = [
+    pub const NEIGHBOURS: [FindingKind; 6] = [
         FindingKind::NatIdleReset,
         FindingKind::ConnectStall,
         FindingKind::DuplicateInvocation,
         FindingKind::SnapStartStaleConnection,
         FindingKind::KeepaliveNearMiss,
+        FindingKind::NatIdleNearMiss,
     ];
 
     /// Every kind, in a stable order.
-    pub const ALL: [FindingKind; 7] = [
+    pub const ALL: [FindingKind; 8] = [
         FindingKind::KeepaliveFreezeTimeout,
         FindingKind::KeepaliveTimeout,
         FindingKind::NatIdleReset,
@@ -95,12 +102,16 @@ impl FindingKind {
         FindingKind::DuplicateInvocation,
         FindingKind::SnapStartStaleConnection,
         FindingKind::KeepaliveNearMiss,
+        FindingKind::NatIdleNearMiss,
     ];
 
     /// Whether it warns of a failure that nearly happened (a near miss),
     /// rather than reporting one: its span's status is unset, not error.
     pub fn is_warning(self) -> bool {
-        matches!(self, FindingKind::KeepaliveNearMiss)
+        matches!(
+            self,
+            FindingKind::KeepaliveNearMiss | FindingKind::NatIdleNearMiss
+        )
     }
 }
 
@@ -265,6 +276,9 @@ impl Incident {
             Detail::ConnectStall { .. } => {
                 "Connection attempts from many environments timed out together after DNS answered: a NAT gateway out of ports (55,000 simultaneous connections per destination per address, up to 8 addresses = 440,000; NAT metric ErrorPortAllocation) or a Hyperplane ENI at 65,000 connections (no metric). Add secondary NAT addresses, spread over more subnets and NAT gateways, use PrivateLink or VPC endpoints, and reuse connections across invocations."
             }
+            Detail::NatIdleNearMiss { .. } => {
+                "This connection sat idle for most of the NAT gateway's idle timeout (350 s) and survived, this time; a little longer and the NAT drops it without telling either end, and the next call is reset or never answered. Keep connections alive below 350 s (TCP keepalive: tcp_keepalive = true in botocore's config; an http.Agent with keepAlive in Node), or open a new connection after a long idle."
+            }
             Detail::KeepaliveNearMiss { .. } => {
                 "Lambda froze this environment with a keepalive ping in flight; the freeze was short enough that the ack was read at the thaw, this time. A longer freeze closes a healthy connection and fails the next calls. In Lambda, leave client keepalive off, or set the keepalive ack timeout above the longest freeze you expect."
             }
@@ -336,6 +350,19 @@ pub enum Detail {
         /// The freeze the ping waited through.
         frozen_ms: Option<i64>,
     },
+    /// `nat_idle_near_miss`.
+    NatIdleNearMiss {
+        /// The invocation whose use of the connection survived.
+        request_id: Option<String>,
+        /// Where the connection goes.
+        destination: String,
+        /// How long it sat idle before that use.
+        idle_ms: i64,
+        /// The NAT idle timeout it was compared with.
+        nat_idle_timeout_ms: i64,
+        /// How far it stayed from it.
+        margin_ms: i64,
+    },
     /// `snapstart_stale_connection`.
     SnapStartStaleConnection {
         /// The invocation whose call failed.
@@ -358,6 +385,7 @@ impl Detail {
             Detail::DuplicateInvocation { .. } => FindingKind::DuplicateInvocation,
             Detail::SnapStartStaleConnection { .. } => FindingKind::SnapStartStaleConnection,
             Detail::KeepaliveNearMiss { .. } => FindingKind::KeepaliveNearMiss,
+            Detail::NatIdleNearMiss { .. } => FindingKind::NatIdleNearMiss,
         }
     }
 }

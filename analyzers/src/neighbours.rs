@@ -429,7 +429,8 @@ impl Settlement {
         match &incident.detail {
             Detail::NatIdleReset { .. }
             | Detail::SnapStartStaleConnection { .. }
-            | Detail::KeepaliveNearMiss { .. } => None,
+            | Detail::KeepaliveNearMiss { .. }
+            | Detail::NatIdleNearMiss { .. } => None,
             Detail::ConnectStall { window_ms, .. } => Some(Settlement {
                 identity: format!(
                     "connect_stall#{group}#{}",

@@ -50,6 +50,10 @@ pub struct Thresholds {
     /// connect_stall.
     #[arg(long, value_name = "DURATION", default_value_t = Millis(Config::CONNECT_STALL_WINDOW_MS))]
     pub connect_stall_window: Millis,
+    /// A connection idle at least this share (percent) of the NAT idle
+    /// timeout whose next use succeeded is a nat_idle_near_miss.
+    #[arg(long, value_name = "PERCENT", default_value_t = Config::NAT_NEAR_MISS_PERCENT, value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub nat_near_miss_percent: u8,
     /// How many environments (log streams) make a connect_stall.
     #[arg(long, value_name = "N", default_value_t = Config::CONNECT_STALL_MIN_ENVS as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub connect_stall_min_envs: u32,
@@ -71,6 +75,7 @@ impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
             nat_idle_timeout: Millis(Config::NAT_IDLE_TIMEOUT_MS),
+            nat_near_miss_percent: Config::NAT_NEAR_MISS_PERCENT,
             connect_stall_window: Millis(Config::CONNECT_STALL_WINDOW_MS),
             connect_stall_min_envs: Config::CONNECT_STALL_MIN_ENVS as u32,
             duplicate_window: Millis(Config::DUPLICATE_WINDOW_MS),
@@ -82,6 +87,7 @@ impl Default for Thresholds {
 impl Thresholds {
     /// The thresholds from the environment, named as the template's
     /// parameters set them: `THAWTRACE_NAT_IDLE_TIMEOUT`,
+    /// `THAWTRACE_NAT_NEAR_MISS_PERCENT` (`75`),
     /// `THAWTRACE_CONNECT_STALL_WINDOW`, `THAWTRACE_DUPLICATE_WINDOW`
     /// (durations like `350s`), `THAWTRACE_CONNECT_STALL_MIN_ENVS` (a count)
     /// and `THAWTRACE_IDEMPOTENCY_KEYS` (comma-separated JSON paths, or
@@ -121,6 +127,19 @@ impl Thresholds {
                     format!("THAWTRACE_CONNECT_STALL_MIN_ENVS: {v:?} is not a count of 1 or more")
                 })?;
         }
+        if let Some(v) = var("THAWTRACE_NAT_NEAR_MISS_PERCENT") {
+            t.nat_near_miss_percent = v
+                .trim()
+                .trim_end_matches('%')
+                .parse()
+                .ok()
+                .filter(|p| (1..=99).contains(p))
+                .ok_or_else(|| {
+                    format!(
+                        "THAWTRACE_NAT_NEAR_MISS_PERCENT: {v:?} is not a percentage from 1 to 99"
+                    )
+                })?;
+        }
         if let Some(v) = var("THAWTRACE_IDEMPOTENCY_KEYS") {
             t.idempotency_keys = v.split(',').map(|k| k.trim().to_owned()).collect();
         }
@@ -141,6 +160,7 @@ impl Thresholds {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             nat_idle_timeout_ms: self.nat_idle_timeout.0,
+            nat_near_miss_percent: self.nat_near_miss_percent,
             connect_stall_window_ms: self.connect_stall_window.0,
             connect_stall_min_envs: self.connect_stall_min_envs as usize,
             duplicate_window_ms: self.duplicate_window.0,

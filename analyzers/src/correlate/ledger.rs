@@ -285,6 +285,12 @@ impl Ledger {
         Some((name, in_flight))
     }
 
+    /// How long the connection to `destination` had been idle at `at`,
+    /// where the log vouches for its last use.
+    pub(super) fn idle(&self, destination: &str, at: i64) -> Option<i64> {
+        Some(at - self.to.get(destination)?.last_activity?)
+    }
+
     /// Traffic on the connection to `destination`: its last use so far.
     /// A connection that carried something is not dead.
     pub(super) fn activity(&mut self, destination: &str, at: i64) {

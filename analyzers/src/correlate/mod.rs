@@ -60,6 +60,9 @@ pub struct Config {
     /// The NAT gateway's idle timeout: a connection idle this long before
     /// its next use failed is a `nat_idle_reset` (AWS: 350 s).
     pub nat_idle_timeout_ms: i64,
+    /// A connection idle at least this share of the NAT idle timeout (in
+    /// percent) whose next use succeeded is a `nat_idle_near_miss`.
+    pub nat_near_miss_percent: u8,
     /// Connect timeouts of many environments within this window of the
     /// first are one `connect_stall`.
     pub connect_stall_window_ms: i64,
@@ -162,6 +165,9 @@ pub fn default_idempotency_keys() -> std::sync::Arc<[IdempotencyKey]> {
 impl Config {
     /// The NAT gateway's idle timeout (AWS: 350 s).
     pub const NAT_IDLE_TIMEOUT_MS: i64 = 350_000;
+    /// The share of the NAT idle timeout (percent) an idle connection
+    /// that survived must have reached to be a near miss.
+    pub const NAT_NEAR_MISS_PERCENT: u8 = 75;
     /// The window of one `connect_stall`.
     pub const CONNECT_STALL_WINDOW_MS: i64 = 60_000;
     /// Environments that make a `connect_stall`.
@@ -182,6 +188,7 @@ impl Default for Config {
             late_timer_ms: 200,
             record_relevant: false,
             nat_idle_timeout_ms: Config::NAT_IDLE_TIMEOUT_MS,
+            nat_near_miss_percent: Config::NAT_NEAR_MISS_PERCENT,
             connect_stall_window_ms: Config::CONNECT_STALL_WINDOW_MS,
             connect_stall_min_envs: Config::CONNECT_STALL_MIN_ENVS,
             duplicate_window_ms: Config::DUPLICATE_WINDOW_MS,
@@ -299,6 +306,8 @@ enum What {
     Key(String),
     /// Traffic on an HTTP connection to this destination (its last use).
     Traffic(String),
+    /// A new HTTP connection to this destination (activity, no reuse).
+    Opened(String),
     /// The HTTP client is about to send a failed request again.
     Retrying,
     /// A connect to this destination started, or (`true`) got through.
@@ -593,6 +602,7 @@ impl StreamCorrelator {
                 What::Keepalive(k)
             }
             LineKind::Traffic(destination) => What::Traffic(destination),
+            LineKind::Opened(destination) => What::Opened(destination),
             LineKind::Retrying => What::Retrying,
             LineKind::Connect { destination, done } => What::Connect(destination, done),
             LineKind::CallFailed(failure) => {

@@ -217,7 +217,7 @@ impl StreamCorrelator {
         match &m.what {
             What::Keepalive(k) => matches!(k.event, KeepaliveEvent::PingAck { .. }),
             What::Connect(_, done) => *done,
-            What::Traffic(_) => true,
+            What::Traffic(_) | What::Opened(_) => true,
             _ => false,
         }
     }

@@ -17,6 +17,8 @@ pub(super) struct Nat {
     pub(super) retrying: Option<Epoch>,
     /// Per owning invocation (by epoch, in order): the incident so far.
     pub(super) found: BTreeMap<Epoch, Incident>,
+    /// NAT idle near misses: idle connections that survived.
+    pub(super) near: Vec<Incident>,
 }
 
 impl StreamCorrelator {
@@ -91,6 +93,35 @@ impl StreamCorrelator {
         {
             incident.tenant_id = self.tenant_of(owner.epoch);
         }
+    }
+
+    /// `nat_idle_near_miss`: a connection the log vouches was idle for at
+    /// least [`Config::nat_near_miss_percent`](crate::Config) of the NAT
+    /// idle timeout, whose next use (a response read) succeeded.
+    pub(super) fn nat_near_miss(&self, mark: &Mark, destination: &str, idle: i64, nat: &mut Nat) {
+        let timeout = self.config.nat_idle_timeout_ms;
+        let near = timeout.saturating_mul(i64::from(self.config.nat_near_miss_percent)) / 100;
+        if idle < near || idle >= timeout {
+            return;
+        }
+        let owner = self.owner(mark);
+        nat.near.push(Incident {
+            log_group: self.log_group.clone(),
+            log_stream: self.log_stream.clone(),
+            log_streams: vec![self.log_stream.clone()],
+            request_ids: owner.request_id.clone().into_iter().collect(),
+            first_at_ms: mark.ts - idle,
+            last_at_ms: mark.ts,
+            detail: Detail::NatIdleNearMiss {
+                request_id: owner.request_id,
+                destination: destination.to_owned(),
+                idle_ms: idle,
+                nat_idle_timeout_ms: timeout,
+                margin_ms: timeout - idle,
+            },
+            evidence: vec![self.texts.get(mark.id).to_owned()],
+            tenant_id: self.tenant_of(owner.epoch),
+        });
     }
 
     /// Adds a failure line to its invocation's `nat_idle_reset` (one per
@@ -277,6 +308,62 @@ mod tests {
             (60 + frozen_ms, reset),
             (70 + frozen_ms, format!("END RequestId: {B}")),
         ]
+    }
+
+    /// botocore at DEBUG through the Python runtime (recorded lines).
+    fn urllib3(rid: &str, msg: &str) -> String {
+        format!("[DEBUG]\t2026-12-06T01:21:20.119Z\t{rid}\t{msg}")
+    }
+
+    fn reused_after(idle_ms: i64, fresh: bool) -> Vec<(i64, String)> {
+        let response = r#"http://127.0.0.1:39933 "GET /reports?list-type=2&encoding-type=url HTTP/1.1" 200 238"#;
+        let mut lines = vec![
+            (0, format!("START RequestId: {A} Version: $LATEST")),
+            (
+                5,
+                urllib3(A, "Starting new HTTP connection (1): 127.0.0.1:39933"),
+            ),
+            (20, urllib3(A, response)),
+            (30, format!("END RequestId: {A}")),
+            (
+                30 + idle_ms,
+                format!("START RequestId: {B} Version: $LATEST"),
+            ),
+        ];
+        if fresh {
+            lines.push((
+                31 + idle_ms,
+                urllib3(B, "Starting new HTTP connection (1): 127.0.0.1:39933"),
+            ));
+        }
+        lines.push((40 + idle_ms, urllib3(B, response)));
+        lines
+    }
+
+    #[test]
+    fn a_connection_idle_most_of_the_nat_timeout_that_survived_is_a_near_miss() {
+        let config = Config {
+            nat_idle_timeout_ms: 6_000,
+            ..Config::default()
+        };
+        let out = run(&reused_after(5_000, false), config.clone());
+        assert_eq!(out.incidents.len(), 1, "{:?}", out.incidents);
+        let i = &out.incidents[0];
+        assert_eq!(i.kind(), FindingKind::NatIdleNearMiss);
+        assert_eq!(i.request_ids, [B]);
+        match &i.detail {
+            crate::Detail::NatIdleNearMiss {
+                idle_ms, margin_ms, ..
+            } => assert_eq!((*idle_ms, *margin_ms), (5_020, 980)),
+            other => panic!("{other:?}"),
+        }
+        // Nowhere near the timeout, or on a new connection: nothing.
+        assert!(
+            run(&reused_after(2_000, false), config.clone())
+                .incidents
+                .is_empty()
+        );
+        assert!(run(&reused_after(5_000, true), config).incidents.is_empty());
     }
 
     #[test]

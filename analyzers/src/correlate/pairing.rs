@@ -73,7 +73,13 @@ impl StreamCorrelator {
                     let k = keyed.as_ref().unwrap_or(k);
                     self.keepalive(i, mark, k, &mut ledger, &mut pairs, sink);
                 }
-                What::Traffic(destination) => ledger.activity(destination, mark.ts),
+                What::Traffic(destination) => {
+                    if let Some(idle) = ledger.idle(destination, mark.ts) {
+                        self.nat_near_miss(mark, destination, idle, &mut nat);
+                    }
+                    ledger.activity(destination, mark.ts);
+                }
+                What::Opened(destination) => ledger.activity(destination, mark.ts),
                 What::Retrying => nat.retrying = Some(self.owner(mark).epoch),
                 What::Connect(destination, done) => {
                     ledger.connect(destination, *done, self.owner(mark).epoch, mark.pos);
@@ -104,7 +110,7 @@ impl StreamCorrelator {
         for f in findings {
             sink.finding(f);
         }
-        for incident in nat.found.into_values() {
+        for incident in nat.found.into_values().chain(nat.near) {
             sink.incident(incident);
         }
         for incident in stale.into_iter().chain(near_misses) {

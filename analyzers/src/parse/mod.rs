@@ -162,6 +162,10 @@ pub enum LineKind<'a> {
     /// DEBUG: a connection opened, a response read): the connection's last
     /// activity, for the NAT idle timeout.
     Traffic(String),
+    /// A new HTTP connection to this `host:port` (urllib3 at DEBUG:
+    /// `Starting new HTTP connection (1)`): activity, but not the reuse of
+    /// an idle one.
+    Opened(String),
     /// A connection attempt to `destination` started, or (`done`) its TCP
     /// connection was established (grpc-js `subchannel`/`transport`).
     Connect {
@@ -463,7 +467,7 @@ pub(crate) fn http_client_debug(msg: &str) -> Option<LineKind<'static>> {
                 }),
             })
         } else {
-            LineKind::Traffic(host)
+            LineKind::Opened(host)
         });
     }
     if msg.starts_with("Retry needed, retrying request after delay of: ")

@@ -296,6 +296,7 @@ mod tests {
             assert_eq!(plain.printed_request_id, Some(rid));
             match plain.kind {
                 LineKind::Traffic(d) => LineKind::Traffic(d),
+                LineKind::Opened(d) => LineKind::Opened(d),
                 LineKind::Retrying => LineKind::Retrying,
                 LineKind::CallFailed(f) => LineKind::CallFailed(f),
                 LineKind::Other => LineKind::Other,
@@ -307,7 +308,7 @@ mod tests {
                 "Starting new HTTP connection (1): 127.0.0.1:39933",
                 "urllib3.connectionpool"
             )),
-            LineKind::Traffic("127.0.0.1:39933".into())
+            LineKind::Opened("127.0.0.1:39933".into())
         );
         assert_eq!(
             kind(&line(
@@ -356,7 +357,7 @@ mod tests {
         };
         assert_eq!(
             kind("Starting new HTTP connection (1): 127.0.0.1:39933"),
-            LineKind::Traffic("127.0.0.1:39933".into())
+            LineKind::Opened("127.0.0.1:39933".into())
         );
         assert_eq!(
             kind(

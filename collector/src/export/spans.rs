@@ -240,6 +240,21 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
                 "a connection restored from a SnapStart snapshot failed at its first use",
             )
         }
+        Detail::NatIdleNearMiss {
+            destination,
+            idle_ms,
+            nat_idle_timeout_ms,
+            margin_ms,
+            ..
+        } => (
+            vec![
+                KeyValue::new("server.address", destination.clone()),
+                KeyValue::new("thawtrace.idle_ms", *idle_ms),
+                KeyValue::new("thawtrace.nat_idle_timeout_ms", *nat_idle_timeout_ms),
+                KeyValue::new("thawtrace.margin_ms", *margin_ms),
+            ],
+            "a connection idle for most of the NAT idle timeout survived: a near miss",
+        ),
         Detail::KeepaliveNearMiss {
             library,
             connection,

@@ -138,6 +138,7 @@ pub fn render_incident(i: &Incident) -> String {
         Detail::DuplicateInvocation { .. } => "DUPLICATE INVOCATION",
         Detail::SnapStartStaleConnection { .. } => "SNAPSTART STALE CONNECTION",
         Detail::KeepaliveNearMiss { .. } => "keepalive near miss (warning)",
+        Detail::NatIdleNearMiss { .. } => "NAT idle near miss (warning)",
     };
     let _ = writeln!(s, "{title}  function {}", function_name(&i.log_group));
     match &i.detail {
@@ -170,6 +171,22 @@ pub fn render_incident(i: &Incident) -> String {
             failure,
             ..
         } => stale_connection_lines(&mut s, i, connection.as_deref(), *restore_at_ms, failure),
+        Detail::NatIdleNearMiss {
+            destination,
+            idle_ms,
+            nat_idle_timeout_ms,
+            margin_ms,
+            ..
+        } => {
+            let _ = writeln!(s, "  stream      {}", printable(&i.log_stream));
+            let _ = writeln!(s, "  invocation  {}", joined(&i.request_ids));
+            let _ = writeln!(
+                s,
+                "  {}  the connection to {} was used again after {idle_ms} ms idle: {margin_ms} ms short of the NAT idle timeout ({nat_idle_timeout_ms} ms)",
+                rfc3339(i.last_at_ms),
+                printable(destination)
+            );
+        }
         Detail::KeepaliveNearMiss {
             library,
             connection,
