@@ -38,6 +38,28 @@ impl fmt::Display for Millis {
     }
 }
 
+/// A share from 1 to 99 percent, as `75%` or `75`.
+///
+/// ```
+/// use thawtrace::settings::percent;
+/// assert_eq!(percent("75%"), Ok(75));
+/// assert_eq!(percent(" 80 "), Ok(80));
+/// assert!(percent("100%").is_err() && percent("most").is_err());
+/// ```
+///
+/// # Errors
+///
+/// Anything else, saying what was expected.
+pub fn percent(s: &str) -> Result<u8, String> {
+    s.trim()
+        .trim_end_matches('%')
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| (1..=99).contains(p))
+        .ok_or_else(|| format!("{s:?} is not a percentage from 1% to 99%"))
+}
+
 /// The thresholds of the neighbouring failures: AWS's figures by default.
 /// Flags for the CLI; [`Thresholds::from_env`] for the Lambda.
 #[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
@@ -52,7 +74,7 @@ pub struct Thresholds {
     pub connect_stall_window: Millis,
     /// A connection idle at least this share (percent) of the NAT idle
     /// timeout whose next use succeeded is a nat_idle_near_miss.
-    #[arg(long, value_name = "PERCENT", default_value_t = Config::NAT_NEAR_MISS_PERCENT, value_parser = clap::value_parser!(u8).range(1..=99))]
+    #[arg(long = "nat-near-miss", value_name = "PERCENT", default_value = "75%", value_parser = percent)]
     pub nat_near_miss_percent: u8,
     /// How many environments (log streams) make a connect_stall.
     #[arg(long, value_name = "N", default_value_t = Config::CONNECT_STALL_MIN_ENVS as u32, value_parser = clap::value_parser!(u32).range(1..))]
