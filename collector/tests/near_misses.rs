@@ -98,3 +98,37 @@ fn keepalive_off_gives_no_near_miss() {
     }
     assert!(seen >= 3, "keepalive-off recordings to check");
 }
+
+/// The recording of connections idle for most of the NAT idle timeout
+/// (tests/recorders/record_network.py --only nat-near: botocore at DEBUG,
+/// a 6 s NAT standing in for 350 s).
+fn nat_near_fixture() -> std::path::PathBuf {
+    repo().join("tests/fixtures/recorded-nat-near")
+}
+
+#[test]
+fn nat_idle_near_misses_match_the_proxys_flows_within_50_ms() {
+    let dir = nat_near_fixture();
+    let truth: Vec<Value> = truth(&dir)
+        .into_iter()
+        .filter(|t| t["kind"] == "nat_idle_near_miss")
+        .collect();
+    assert!(truth.len() >= 5, "a recording with near misses to find");
+    let found: Vec<Value> = scan_json_with(&[&dir.join("events.jsonl")], &scan_args(&dir))
+        .into_iter()
+        .filter(|f| f["kind"] == "nat_idle_near_miss")
+        .collect();
+    assert_eq!(found.len(), truth.len(), "{found:?}");
+    for t in &truth {
+        let f = found
+            .iter()
+            .find(|f| {
+                f["log_stream"] == t["log_stream"]
+                    && f["request_id"] == t["request_id"]
+                    && (f["margin_ms"].as_i64().unwrap() - t["margin_ms"].as_i64().unwrap()).abs()
+                        <= 50
+            })
+            .unwrap_or_else(|| panic!("missed {t}"));
+        assert!(f["idle_ms"].as_i64().unwrap() < 6_000, "{f}");
+    }
+}
