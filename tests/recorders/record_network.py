@@ -638,6 +638,13 @@ def nat_matrix(rec, idle_s):
 NEAR_FRACTION = 0.75
 
 
+def is_near_miss(gap, timeout_ms, fraction=NEAR_FRACTION):
+    """The truth rule, on one of IdleNatProxy.idle_gaps(): the client's
+    bytes after an idle of [fraction x timeout, timeout), answered by the
+    server on the same flow (its mapping was still there)."""
+    return gap["from_client"] and gap["answered"] and fraction * timeout_ms <= gap["idle_ms"] < timeout_ms
+
+
 def nat_near_scenarios(rng, idle_s):
     # The proxy's idle is the sleep plus the time from the previous
     # response to the next request's bytes (the runtime, the thaw,
@@ -715,7 +722,7 @@ def nat_near(rec, idle_s):
                 continue  # the server spoke after a pause: a slow reply, not an idle flow
             rid = owner_at(env, g["ms"])
             where = "after_freeze" if frozen_between(env, g["ms"] - g["idle_ms"], g["ms"]) else "in_invocation"
-            is_near = NEAR_FRACTION * timeout_ms <= g["idle_ms"] < timeout_ms and g["answered"] and rid is not None
+            is_near = is_near_miss(g, timeout_ms) and rid is not None
             gaps.append({"request_id": rid, "connection": g["connection"], "idle_ms": g["idle_ms"], "where": where,
                          "answered": g["answered"], "near_miss": is_near})
             if is_near:
