@@ -1,8 +1,9 @@
 //! The harness's own checks: the rules that turn what its proxy and
-//! emulator saw into ground truth (keepalive timeouts, near misses,
-//! Managed Instances teardowns, SnapStart stale connections) on synthetic
-//! observations, the restore proxy, and the scorer's keys
-//! (tests/harness/test_*.py). Ground truth is only as good as they are.
+//! emulator saw into ground truth (keepalive timeouts, near misses, NAT
+//! idle near misses, Managed Instances teardowns, SnapStart stale
+//! connections) on synthetic observations and loopback sockets, the
+//! restore proxy, and the scorers' keys (tests/harness/test_*.py).
+//! Ground truth is only as good as they are.
 
 mod common;
 
@@ -13,7 +14,11 @@ use common::*;
 #[test]
 fn the_harness_truth_rules_pass_their_own_tests() {
     let python = recorder_python();
-    for script in ["test_h2_truth.py", "test_modes_truth.py"] {
+    for script in [
+        "test_h2_truth.py",
+        "test_modes_truth.py",
+        "test_nat_near_truth.py",
+    ] {
         let out = Command::new(&python)
             .arg(repo().join("tests/harness").join(script))
             .current_dir(repo())

@@ -9,7 +9,11 @@
   firewalls that just lose the flow do (`mode="drop"`). With
   `watch_segments`, it also sees the client's bare TCP segments (keepalive
   probes, pure ACKs) on the loopback interface, as a NAT does, and they keep
-  the mapping alive.
+  the mapping alive. It also keeps every chunk of payload it forwarded
+  (`chunks()`), so `idle_gaps()` gives each flow's idle gaps: the last
+  byte either way before, the bytes that ended the gap, and whether the
+  server answered after them (a NAT idle near miss, when the gap came close
+  to `idle_s` and the flow survived it).
 - `SlowS3`: a small S3-compatible HTTP/1.1 endpoint for botocore; a bucket
   named `slow-<ms>` answers ListObjectsV2 after that many milliseconds.
 - `SaturatedListener`: a listener whose accept queue is full, so the kernel
@@ -67,6 +71,7 @@ class IdleNatProxy(LoopbackProxy):
         self.by_port = {}  # client port -> connection (watch_segments)
         self.idle_since = {}  # connection number -> ms of its last bytes (or segment), once expired
         self.log = []  # (ms, connection number, what): see the class documentation
+        self.chunk_log = []  # (ms, connection number, from_client, bytes): payload forwarded on a live mapping
         self.n = 0
         self.sniffer = None
         if watch_segments:
@@ -144,6 +149,8 @@ class IdleNatProxy(LoopbackProxy):
             conn["last"] = time.monotonic()
             conn["last_ms"] = now_ms()
             conn["last_from_client"] = from_client
+            with self.lock:
+                self.chunk_log.append((conn["last_ms"], conn["n"], from_client, len(data)))
             try:
                 dst.sendall(data)
             except OSError:
@@ -197,6 +204,32 @@ class IdleNatProxy(LoopbackProxy):
     def events(self):
         with self.lock:
             return list(self.log)
+
+    def chunks(self):
+        """(ms, connection number, from_client, bytes) of each chunk of payload
+        forwarded on a live mapping, in order."""
+        with self.lock:
+            return list(self.chunk_log)
+
+    def idle_gaps(self, min_ms=0):
+        """Each flow's idle gaps of at least `min_ms` that its mapping
+        survived: {"connection", "ms" (when the bytes that ended the gap
+        arrived), "idle_ms" (since the flow's last byte either way),
+        "from_client" (who spoke after it), "answered" (the client spoke and
+        the server sent bytes back after it on the same flow)}. Payload only:
+        bare segments (watch_segments) keep a mapping alive but are not here."""
+        by_conn = {}
+        for ms, n, from_client, _ in self.chunks():
+            by_conn.setdefault(n, []).append((ms, from_client))
+        gaps = []
+        for n, cs in sorted(by_conn.items()):
+            for i in range(1, len(cs)):
+                idle = cs[i][0] - cs[i - 1][0]
+                if idle < min_ms:
+                    continue
+                answered = cs[i][1] and any(not fc for _, fc in cs[i + 1:])
+                gaps.append({"connection": n, "ms": cs[i][0], "idle_ms": idle, "from_client": cs[i][1], "answered": answered})
+        return sorted(gaps, key=lambda g: g["ms"])
 
     def last_bytes_ms(self, n):
         """When expired connection `n` last carried bytes (or, watching

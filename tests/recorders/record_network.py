@@ -3,6 +3,7 @@
 
     python3 tests/recorders/record_network.py --out tests/fixtures/recorded-network --seed 1
     python3 tests/recorders/record_network.py --out /tmp/net-matrix --seed 1 --matrix
+    python3 tests/recorders/record_network.py --out tests/fixtures/recorded-nat-near --seed 7 --only nat-near
 
 Three families, each from real function processes (Node.js with
 @grpc/grpc-js, Python with boto3/botocore) under the Runtime API emulator of
@@ -38,6 +39,23 @@ them (each environment labelled with its `setting` in environments.json):
   tcp_keepalive with the kernel's 7200 s keepalive idle (still reset) and
   with a 2 s one (the proxy sees the probes: survives); negatives: calls
   more often than the timeout, freezes shorter than it.
+- nat-near (`--matrix --nat-near`, or alone: `--only nat-near`, the
+  fixture tests/fixtures/recorded-nat-near; opt-in in the matrix until
+  thawtrace takes `--nat-near-miss`): NAT idle near misses, botocore at
+  DEBUG against SlowS3 through the proxy: a pooled connection idle for
+  77-88 % of the NAT's timeout (plus the runtime's overhead), then reused
+  successfully, after freezes (text and JSON log format) and inside one
+  invocation; negatives: idle below 50 % of it, idle past it (a
+  nat_idle_reset, for contrast), and a new boto3 client (so a new
+  connection) in each invocation after a near-miss-long freeze. Truth
+  `nat_idle_near_miss` entries {"log_group", "log_stream", "request_id",
+  "idle_ms", "nat_idle_timeout_ms", "margin_ms", "near_fraction",
+  "setting", ...}: each flow whose idle gap (the proxy's last byte either
+  way, then the client's next bytes) is within [0.75 x timeout, timeout)
+  and that the server answered after it, owned by the invocation running
+  when the bytes came; truth.json also gives the fraction
+  (`nat_near_miss_fraction`), the timeout and the command line, and
+  scan-args.json `--nat-near-miss 75%`.
 - stall-matrix (after the stall family, with tcp_syn_retries raised to 3
   so the kernel gives up after 15 s): bursts whose connects stall with no
   connect timeout (botocore's defaults, 60 s; grpc-js without a deadline,
@@ -154,6 +172,11 @@ class Recording:
             for meta in self.meta:
                 if meta["log_stream"] == env.stream.name:
                     meta.setdefault("harness", {}).update(harness)
+
+    def truth_entry(self, entry):
+        """A truth entry of its own shape (one stream, one request ID)."""
+        with self.lock:
+            self.truth.append(entry)
 
     def expect(self, kind, stream_envs, request_ids, **detail):
         streams = sorted({e.stream.name for e in stream_envs})
@@ -518,6 +541,36 @@ def nat_matrix_scenarios(rng, idle_s):
     ]
 
 
+def frozen_between(env, start_ms, end_ms):
+    """Was the environment frozen at some point in [start_ms, end_ms)?"""
+    return any(start_ms <= ms < end_ms for ms, what, _ in env.timeline if what == "freeze")
+
+
+def nat_reset_truth(rec, s, env, proxy):
+    """The matrix's nat_idle_reset truth for one environment, from its
+    proxy's log: each invocation whose bytes the NAT reset or dropped.
+    Returns {request ID: [(ms, connection, what), ...]}."""
+    hits = {}
+    for ms, n, what in proxy.events():
+        if what in NAT_HITS:
+            rid = owner_at(env, ms)
+            if rid:
+                hits.setdefault(rid, []).append((ms, n, what))
+    met = Counter()  # connection number -> invocations that met it dead so far
+    for rid, hs in sorted(hits.items(), key=lambda kv: kv[1][0][0]):
+        ms, n, what = hs[0]
+        last_bytes = proxy.last_bytes_ms(n)
+        rec.expect("nat_idle_reset", [env], [rid], setting=s["setting"], library=s["library"], nat_mode=s["mode"],
+                   nat_events=sorted({w for _, _, w in hs}), connection=n, idle_ms=ms - last_bytes,
+                   # 0: the first use after the idle; more: the same dead connection again.
+                   earlier_hits_on_connection=met[n],
+                   # Was the process frozen in the idle, or was it all inside one invocation?
+                   where="after_freeze" if frozen_between(env, last_bytes, ms) else "in_invocation",
+                   outcome=outcome(env, rid))
+        met[n] += 1
+    return hits
+
+
 def nat_matrix(rec, idle_s):
     rng = random.Random(rec.rng.getrandbits(64))
     scenarios = nat_matrix_scenarios(rng, idle_s)
@@ -553,25 +606,7 @@ def nat_matrix(rec, idle_s):
     problems = []
     for s, env, proxy in sorted(runs, key=lambda r: r[0]["setting"]):
         log = proxy.events()
-        freezes = [ms for ms, what, _ in env.timeline if what == "freeze"]
-        hits = {}
-        for ms, n, what in log:
-            if what in NAT_HITS:
-                rid = owner_at(env, ms)
-                if rid:
-                    hits.setdefault(rid, []).append((ms, n, what))
-        met = Counter()  # connection number -> invocations that met it dead so far
-        for rid, hs in sorted(hits.items(), key=lambda kv: kv[1][0][0]):
-            ms, n, what = hs[0]
-            last_bytes = proxy.last_bytes_ms(n)
-            rec.expect("nat_idle_reset", [env], [rid], setting=s["setting"], library=s["library"], nat_mode=s["mode"],
-                       nat_events=sorted({w for _, _, w in hs}), connection=n, idle_ms=ms - last_bytes,
-                       # 0: the first use after the idle; more: the same dead connection again.
-                       earlier_hits_on_connection=met[n],
-                       # Was the process frozen in the idle, or was it all inside one invocation?
-                       where="after_freeze" if any(last_bytes <= f < ms for f in freezes) else "in_invocation",
-                       outcome=outcome(env, rid))
-            met[n] += 1
+        hits = nat_reset_truth(rec, s, env, proxy)
         probes = sum(1 for _, _, w in log if w == "keepalive_probe")
         rec.annotate(env, nat_mode=s["mode"], nat_idle_s=idle_s, proxy_events=dict(sorted(Counter(w for _, _, w in log).items())),
                      invocations=[{"request_id": r, "outcome": outcome(env, r), "nat_hit": r in hits} for r in s["rids"]])
@@ -587,6 +622,133 @@ def nat_matrix(rec, idle_s):
             problems.append("%s: no keepalive probe reached the proxy" % s["setting"])
     if problems:
         raise RuntimeError("the NAT matrix did not record what it meant to:\n" + "\n".join(problems))
+
+
+# ---------------------------------------------------------------- NAT idle near misses (nat-near)
+#
+# A connection idle for most of the NAT's timeout, then reused, and the NAT
+# still had its mapping: the request succeeded. Truth from the proxy alone:
+# each flow's idle gap (its last byte either way, then the client's next
+# bytes) within [NEAR_FRACTION x timeout, timeout), answered by the server
+# on the same flow, owned by the invocation running when the bytes came
+# (the emulator's owner timeline). botocore at DEBUG (urllib3's `Starting
+# new HTTP connection` and `"GET ..." 200` lines show every use of a
+# connection); the function's client is pooled across invocations.
+
+NEAR_FRACTION = 0.75
+
+
+def is_near_miss(gap, timeout_ms, fraction=NEAR_FRACTION):
+    """The truth rule, on one of IdleNatProxy.idle_gaps(): the client's
+    bytes after an idle of [fraction x timeout, timeout), answered by the
+    server on the same flow (its mapping was still there)."""
+    return gap["from_client"] and gap["answered"] and fraction * timeout_ms <= gap["idle_ms"] < timeout_ms
+
+
+def nat_near_scenarios(rng, idle_s):
+    # The proxy's idle is the sleep plus the time from the previous
+    # response to the next request's bytes (the runtime, the thaw,
+    # botocore's preparation): a few tens of ms, more on a loaded machine.
+    near = lambda: round(rng.uniform(0.77, 0.88) * idle_s, 2)  # noqa: E731
+    short = lambda: round(rng.uniform(0.2, 0.42) * idle_s, 2)  # noqa: E731
+    long_ = lambda: round(idle_s + rng.uniform(1.5, 3.0), 2)  # noqa: E731
+
+    def B(**kw):
+        return dict({"bucket": "reports"}, **kw)
+
+    standard = {"retries": {"mode": "standard"}}
+    max1 = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+
+    def sc(setting, function, steps, expect, env, fmt="text", timeout_s=None):
+        return dict(setting=setting, library="botocore", function=function, steps=steps, expect=expect, mode="reset",
+                    env=env, fmt=fmt, timeout_s=timeout_s)
+
+    return [
+        # Positives: a pooled connection idle for 77-88 % of the timeout
+        # (plus the overhead), then reused, after a freeze ...
+        sc("nat-near-after-freeze-botocore-debug", "reports-python-near", expect="near", env=boto(standard, "DEBUG"),
+           steps=[(B(), near()), (B(), near()), (B(), near()), (B(), near()), (B(), 0.1)]),
+        sc("nat-near-after-freeze-botocore-debug-json", "reports-python-near-json", expect="near", env=boto(standard, "DEBUG"), fmt="json",
+           steps=[(B(), near()), (B(), near()), (B(), near()), (B(), 0.1)]),
+        # ... and inside one invocation, no freeze.
+        sc("nat-near-in-invocation-botocore-debug", "reports-python-near-idle", expect="near", env=boto(standard, "DEBUG"), timeout_s=20,
+           steps=[(B(s3_calls=3, pauses_s=[near(), near()]), 0.3), (B(s3_calls=3, pauses_s=[near(), near()]), 0.3), (B(), 0.1)]),
+        # Negatives: idle well below the timeout (nothing close) ...
+        sc("nat-near-negative-short-botocore-debug", "reports-python-near-short", expect="none", env=boto(standard, "DEBUG"), timeout_s=20,
+           steps=[(B(), short()), (B(), short()), (B(s3_calls=2, pause_s=short()), short()), (B(), 0.1)]),
+        # ... past it (the NAT resets: nat_idle_reset, not a near miss) ...
+        sc("nat-near-negative-reset-botocore-debug", "reports-python-near-reset", expect="reset", env=boto(max1, "DEBUG"),
+           steps=[(B(), short()), (B(), long_()), (B(), 0.3), (B(), 0.1)]),
+        # ... and a new client in each invocation, so a new connection:
+        # the function idles as long, but no connection does.
+        sc("nat-near-negative-new-connection-botocore-debug", "reports-python-near-new-client", expect="none", env=boto(standard, "DEBUG"),
+           steps=[(B(new_client=True), near()), (B(new_client=True), near()), (B(new_client=True), near()), (B(new_client=True), 0.1)]),
+    ]
+
+
+def nat_near(rec, idle_s):
+    rng = random.Random(rec.rng.getrandbits(64))
+    scenarios = nat_near_scenarios(rng, idle_s)
+    for s in scenarios:  # request IDs drawn here, in order, not in the threads
+        s["rids"] = [rec.rid() for _ in s["steps"]]
+    s3 = network.SlowS3()
+    runs = []
+
+    def run(s):
+        proxy = network.IdleNatProxy(s3.port, idle_s, mode=s["mode"])
+        env = dict(s["env"], THAWTRACE_S3_ENDPOINT="http://127.0.0.1:%d" % proxy.port)
+        e = rec.environment(s["setting"], s["function"], "python", fmt=s["fmt"], env=env, timeout_s=s["timeout_s"],
+                            setting=s["setting"], library=s["library"])
+        try:
+            for (event, gap), rid in zip(s["steps"], s["rids"]):
+                rec.invoke(e, rid, event, gap)
+        finally:
+            e.close()
+            proxy.close()
+        runs.append((s, e, proxy))
+
+    try:
+        run_all([(run, (s,)) for s in scenarios])
+    finally:
+        s3.close()
+    timeout_ms = int(round(idle_s * 1000))
+    problems = []
+    for s, env, proxy in sorted(runs, key=lambda r: r[0]["setting"]):
+        hits = nat_reset_truth(rec, s, env, proxy)
+        gaps = []
+        near = []
+        for g in proxy.idle_gaps(min_ms=int(timeout_ms * 0.25)):
+            if not g["from_client"]:
+                continue  # the server spoke after a pause: a slow reply, not an idle flow
+            rid = owner_at(env, g["ms"])
+            where = "after_freeze" if frozen_between(env, g["ms"] - g["idle_ms"], g["ms"]) else "in_invocation"
+            is_near = is_near_miss(g, timeout_ms) and rid is not None
+            gaps.append({"request_id": rid, "connection": g["connection"], "idle_ms": g["idle_ms"], "where": where,
+                         "answered": g["answered"], "near_miss": is_near})
+            if is_near:
+                near.append(rid)
+                rec.truth_entry(dict(kind="nat_idle_near_miss", log_group=env.stream.group, log_stream=env.stream.name, request_id=rid,
+                                     idle_ms=g["idle_ms"], nat_idle_timeout_ms=timeout_ms, margin_ms=timeout_ms - g["idle_ms"],
+                                     near_fraction=NEAR_FRACTION, setting=s["setting"], library=s["library"], connection=g["connection"],
+                                     where=where, outcome=outcome(env, rid)))
+        log = proxy.events()
+        rec.annotate(env, nat_mode=s["mode"], nat_idle_s=idle_s, nat_idle_timeout_ms=timeout_ms, near_fraction=NEAR_FRACTION,
+                     proxy_events=dict(sorted(Counter(w for _, _, w in log).items())),
+                     connections=sum(1 for _, _, w in log if w == "open"), idle_gaps=gaps,
+                     invocations=[{"request_id": r, "outcome": outcome(env, r), "nat_hit": r in hits, "near_misses": near.count(r)} for r in s["rids"]])
+        rec.log("near %-48s %d near misses (idle %s ms), %d resets, %d connections; gaps >= 25%%: %s" % (
+            s["setting"], len(near), [g["idle_ms"] for g in gaps if g["near_miss"]], len(hits),
+            sum(1 for _, _, w in log if w == "open"), [g["idle_ms"] for g in gaps]))
+        if s["expect"] == "near" and (len(near) < 2 or hits):
+            problems.append("%s: %d near misses, %d resets (gaps %s)" % (s["setting"], len(near), len(hits), gaps))
+        if s["expect"] == "none" and (near or hits):
+            problems.append("%s: a negative came near the NAT (%s, %s)" % (s["setting"], near, hits))
+        if s["expect"] == "reset" and (not hits or near):
+            problems.append("%s: no reset, or a near miss (%s, %s)" % (s["setting"], hits, near))
+        if any(outcome(env, r) != "response" for r in near):
+            problems.append("%s: a near miss whose invocation failed" % s["setting"])
+    if problems:
+        raise RuntimeError("the NAT near-miss group did not record what it meant to:\n" + "\n".join(problems))
 
 
 def stall_matrix(rec):
@@ -703,10 +865,14 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nat-idle-s", type=float, default=6.0, help="the proxy's idle timeout, standing in for 350 s")
-    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "stall-matrix"], help="record only this family")
+    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix"], help="record only this family")
     ap.add_argument("--matrix", action="store_true",
-                    help="also record the settings matrix (nat-matrix, stall-matrix): NAT drops, idle inside an invocation, botocore retries "
-                         "and log levels, TCP keepalive, connect stalls with no connect timeout, and their negatives")
+                    help="also record the settings matrix (nat-matrix, stall-matrix; nat-near with --nat-near): NAT drops, idle inside an invocation, "
+                         "botocore retries and log levels, TCP keepalive, (NAT idle near misses,) connect stalls with no connect timeout, and their negatives")
+    ap.add_argument("--nat-near", action="store_true",
+                    help="with --matrix, also the nat-near group (NAT idle near misses; truth nat_idle_near_miss, scan-args --nat-near-miss 75%%). "
+                         "Opt-in until thawtrace takes --nat-near-miss: the fresh matrix recording of collector/tests/neighbours.rs "
+                         "wants exactly its three kinds in the truth")
     ap.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not args.in_namespace:
@@ -731,7 +897,7 @@ def main():
     rec = Recording(random.Random(args.seed), log)
     families = args.only or ["nat", "stall", "duplicate"]
     if args.matrix and not args.only:
-        families += ["nat-matrix", "stall-matrix"]
+        families += ["nat-matrix", "stall-matrix"] + (["nat-near"] if args.nat_near else [])
     errors = []
 
     def run(name, f, *a):
@@ -747,6 +913,8 @@ def main():
         threads.append(threading.Thread(target=run, args=("nat", nat_family, args.nat_idle_s)))
     if "nat-matrix" in families:
         threads.append(threading.Thread(target=run, args=("nat-matrix", nat_matrix, args.nat_idle_s)))
+    if "nat-near" in families:
+        threads.append(threading.Thread(target=run, args=("nat-near", nat_near, args.nat_idle_s)))
     if "stall" in families:
         threads.append(threading.Thread(target=run, args=("stall", stall_family)))
     if "stall-matrix" in families:
@@ -779,7 +947,13 @@ def main():
         for ev in events:
             f.write(json.dumps({"id": ev["id"], "owner": ev["_owner"]}) + "\n")
     with open(os.path.join(args.out, "truth.json"), "w") as f:
-        json.dump({"seed": args.seed, "findings": rec.truth}, f, indent=1)
+        doc = {"seed": args.seed}
+        if "nat-near" in families:
+            # What the scanner's threshold is checked against.
+            doc.update(command=["tests/recorders/record_network.py"] + [a for a in sys.argv[1:] if a != "--in-namespace"],
+                       nat_idle_timeout_ms=int(round(args.nat_idle_s * 1000)), nat_near_miss_fraction=NEAR_FRACTION)
+        doc["findings"] = rec.truth
+        json.dump(doc, f, indent=1)
     with open(os.path.join(args.out, "environments.json"), "w") as f:
         json.dump(rec.meta, f, indent=1)
     scan_args = [
@@ -789,6 +963,8 @@ def main():
         "--idempotency-key", "messageId",
         "--idempotency-key", "detail.orderId",
     ]
+    if "nat-near" in families:
+        scan_args += ["--nat-near-miss", "%g%%" % (NEAR_FRACTION * 100)]
     with open(os.path.join(args.out, "scan-args.json"), "w") as f:
         json.dump(scan_args, f)
     kinds = {}

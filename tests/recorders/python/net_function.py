@@ -6,8 +6,11 @@ channel to THAWTRACE_GRPC_TARGET when that is set.
 Event: {"bucket": "slow-<ms>" | name, "s3_calls": N, "pause_s": s,
         "grpc_calls": N, "deadline_s": s, "fail": "message"?, ...anything}
   The event is logged first; `s3_calls` lists the bucket that many times
-  (1 by default), `pause_s` apart, on the same pooled connection; `fail`
-  makes the invocation raise.
+  (1 by default), `pause_s` apart (or `pauses_s[i]` before call i+1), on
+  the same pooled connection; `fail`
+  makes the invocation raise; `new_client` makes this invocation's S3
+  calls on a boto3 client of its own (a new connection pool, so a new
+  connection), as a function that builds its client in the handler does.
 
 botocore's own exceptions reach the log through the runtime's error line
 (`[ERROR] ReadTimeoutError: Read timeout on endpoint URL: "..."`). Timeouts
@@ -78,10 +81,14 @@ def handler(event, request_id):
         except grpc.RpcError as err:
             log.error("echo call %d failed: %s %s", i, err.code(), err.details())
     if event.get("bucket"):
+        client = s3
+        if event.get("new_client"):
+            client = boto3.client("s3", endpoint_url=os.environ["THAWTRACE_S3_ENDPOINT"], region_name="us-east-1", config=config)
         for i in range(event.get("s3_calls", 1)):
             if i:
-                time.sleep(event.get("pause_s", 0))
-            s3.list_objects_v2(Bucket=event["bucket"])
+                pauses = event.get("pauses_s")
+                time.sleep(pauses[i - 1] if pauses else event.get("pause_s", 0))
+            client.list_objects_v2(Bucket=event["bucket"])
             log.info("listed %s", event["bucket"])
     if event.get("fail"):
         raise RuntimeError(event["fail"])
