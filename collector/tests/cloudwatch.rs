@@ -259,7 +259,7 @@ async fn a_scan_of_three_groups_by_prefix_is_the_union_of_their_scans() {
 fn batches_separating_pings(stream_events: &[Value], findings: &[Value]) -> Vec<Vec<Value>> {
     let cuts: BTreeSet<&str> = findings
         .iter()
-        .map(|f| f["ping_event_id"].as_str().unwrap())
+        .filter_map(|f| f["ping_event_id"].as_str())
         .collect();
     let mut out = vec![Vec::new()];
     for e in stream_events {
