@@ -95,10 +95,12 @@ class DelayProxy(LoopbackProxy):
         for a, b in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    def _pump(self, src, dst, on_recv=None, on_sent=None, on_end=None):
+    def _pump(self, src, dst, on_recv=None, on_sent=None, on_end=None, gate=None):
         """Copy src to dst, each chunk `delay` late. Hooks, if given:
         on_recv(data) as a chunk is read, on_sent(data) once it is written,
-        on_end("eof" | "reset") when src ends."""
+        on_end("eof" | "reset") when src ends; gate(data) decides each
+        chunk's fate: True forwards it, False swallows it, None stops the
+        pump."""
         # A reader thread stamps chunks; a writer thread sends each one when its
         # delay is up, so order is kept and throughput is not cut by the delay.
         import queue
@@ -131,6 +133,13 @@ class DelayProxy(LoopbackProxy):
                 data = src.recv(65536)
             except OSError:
                 data, how = b"", "reset"
+            if data and gate is not None:
+                verdict = gate(data)
+                if verdict is None:
+                    q.put((0, None))
+                    return
+                if not verdict:
+                    continue
             if data and on_recv:
                 on_recv(data)
             if not data and on_end:
@@ -996,56 +1005,13 @@ class ModesProxy(H2DelayProxy):
                 return False
             return True
 
-        threading.Thread(target=self._gated_pump, args=(client, upstream, up_gate,
-                         lambda how: self.client_closed(conn, now_ms(), how)), daemon=True).start()
-        threading.Thread(target=self._gated_pump, args=(upstream, client, down_gate,
-                         lambda how: conn.server_closed(now_ms(), how)),
-                         kwargs=dict(on_sent=lambda d: conn.server_bytes_delivered(now_ms(), d)), daemon=True).start()
-
-    def _gated_pump(self, src, dst, gate, on_end, on_sent=None):
-        """DelayProxy._pump with a gate: gate(data) True forwards the chunk,
-        False swallows it, None stops the pump."""
-        import queue
-
-        q = queue.Queue()
-
-        def writer():
-            while True:
-                due, data = q.get()
-                if data is None:
-                    break
-                wait = due - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-                try:
-                    dst.sendall(data)
-                except OSError:
-                    break
-                if on_sent:
-                    on_sent(data)
-            try:
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-
-        threading.Thread(target=writer, daemon=True).start()
-        while True:
-            how = "eof"
-            try:
-                data = src.recv(65536)
-            except OSError:
-                data, how = b"", "reset"
-            if data:
-                verdict = gate(data)
-                if verdict is None:
-                    q.put((0, None))
-                    return
-                if verdict:
-                    q.put((time.monotonic() + self.delay, data))
-                continue
-            on_end(how)
-            q.put((time.monotonic() + self.delay, None))
-            return
+        threading.Thread(target=self._pump, args=(client, upstream),
+                         kwargs=dict(gate=up_gate, on_end=lambda how: self.client_closed(conn, now_ms(), how)),
+                         daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client),
+                         kwargs=dict(gate=down_gate, on_end=lambda how: conn.server_closed(now_ms(), how),
+                                     on_sent=lambda d: conn.server_bytes_delivered(now_ms(), d)),
+                         daemon=True).start()
 
     def restore(self, how):
         """The SnapStart restore: every connection open now is stale."""
