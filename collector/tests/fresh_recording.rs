@@ -21,15 +21,7 @@ fn a_fresh_recording_is_scored_perfectly() {
     let tmp = tmp_dir(&format!("fresh-{seed}"));
     let out_dir = tmp.path();
     eprintln!("recording with seed {seed} into {}", out_dir.display());
-    // `cargo test` builds the instrument's examples (the Rust function and
-    // its tonic server) next to this test's `deps/`.
-    let examples = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples");
+    let examples = examples_dir();
     let status = Command::new(&python)
         .arg(repo().join("tests/recorders/record.py"))
         .args([

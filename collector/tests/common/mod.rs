@@ -445,3 +445,15 @@ pub fn score_modes(dir: &Path) -> Vec<String> {
     }
     modes.into_iter().collect()
 }
+
+/// Where `cargo test` built the instrument's examples (the Rust function
+/// and its tonic server the recorders run): next to the test's `deps/`.
+pub fn examples_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+}
