@@ -109,10 +109,13 @@ fn frozen_rust_function_findings_match_the_recorders_truth() {
         "{}",
         String::from_utf8_lossy(&scan.stderr)
     );
+    // The failures; near misses (warnings) are scored against the
+    // harness's record of each ping in the collector's tests.
     let found: Vec<Value> = String::from_utf8(scan.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|f| f["kind"] != "keepalive_near_miss")
         .collect();
 
     let mut want: Vec<String> = truth.iter().map(key).collect();

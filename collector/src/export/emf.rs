@@ -56,7 +56,7 @@ pub const MIN_FREEZE_MARGIN: &str = "MinFreezeMarginMs";
 /// assert_eq!(metrics["Namespace"], emf::NAMESPACE);
 /// assert_eq!(metrics["Dimensions"], json!([["FunctionName"]]));
 /// assert_eq!(metrics["Metrics"][0], json!({"Name": "KeepaliveFreezeTimeouts", "Unit": "Count"}));
-/// assert_eq!(metrics["Metrics"].as_array().unwrap().len(), 7);
+/// assert_eq!(metrics["Metrics"].as_array().unwrap().len(), thawtrace_analyzers::FindingKind::ALL.len());
 /// // The minute of the newest failure, not of the scan.
 /// let newest = found.findings.iter().map(|f| f.timeout_at_ms).max().unwrap();
 /// assert_eq!(line["_aws"]["Timestamp"], newest);
