@@ -53,7 +53,7 @@ impl<K: Debug + Send + 'static> BalanceSender<K> {
     ) -> Result<(), SendError<Change<K, Endpoint>>> {
         let stamp = invocation::current();
         tracing::info!(target: "thawtrace", event = "lb_endpoint_insert", key = ?key, uri = %endpoint.uri(),
-            request_id = stamp.request_id.as_deref().unwrap_or("-"), between_invocations = stamp.between_invocations,
+            request_id = stamp.request_id.as_deref().unwrap_or("-"), between_invocations = stamp.between_invocations, in_flight = stamp.in_flight,
             "load balancer endpoint added");
         self.inner.send(Change::Insert(key, endpoint)).await
     }
@@ -66,7 +66,7 @@ impl<K: Debug + Send + 'static> BalanceSender<K> {
     pub async fn remove(&self, key: K) -> Result<(), SendError<Change<K, Endpoint>>> {
         let stamp = invocation::current();
         tracing::info!(target: "thawtrace", event = "lb_endpoint_remove", key = ?key,
-            request_id = stamp.request_id.as_deref().unwrap_or("-"), between_invocations = stamp.between_invocations,
+            request_id = stamp.request_id.as_deref().unwrap_or("-"), between_invocations = stamp.between_invocations, in_flight = stamp.in_flight,
             "load balancer endpoint removed");
         self.inner.send(Change::Remove(key)).await
     }
@@ -92,7 +92,7 @@ impl<K: Debug> Service<Request> for Picked<K> {
         let stamp = invocation::current();
         tracing::info!(target: "thawtrace", event = "lb_pick", key = ?self.key, uri = %self.uri,
             path = request.uri().path(),
-            request_id = stamp.request_id.as_deref().unwrap_or("-"), between_invocations = stamp.between_invocations,
+            request_id = stamp.request_id.as_deref().unwrap_or("-"), between_invocations = stamp.between_invocations, in_flight = stamp.in_flight,
             "load balancer picked an endpoint");
         self.channel.call(request)
     }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tonic::transport::Endpoint;
 
-use crate::invocation;
+use crate::invocation::{self, Stamp};
 use crate::task::{self, Connection};
 use crate::tcp::{Deadline, TcpSettings, within};
 
@@ -114,13 +114,15 @@ async fn resolve(
     host: &str,
     port: u16,
     deadline: Option<Deadline>,
-    request_id: &str,
-    between: bool,
+    stamp: &Stamp,
 ) -> io::Result<Vec<SocketAddr>> {
+    let request_id = stamp.request_id.as_deref().unwrap_or("-");
+    let between = stamp.between_invocations;
+    let in_flight = stamp.in_flight;
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    tracing::debug!(target: "thawtrace", event = "dns_start", host = %host, request_id, between_invocations = between, "resolving");
+    tracing::debug!(target: "thawtrace", event = "dns_start", host = %host, request_id, between_invocations = between, in_flight, "resolving");
     let started = Instant::now();
     let lookup = tokio::net::lookup_host((host, port));
     match within(deadline, || format!("resolving {host}"), lookup).await {
@@ -132,12 +134,12 @@ async fn resolve(
                 .collect::<Vec<_>>()
                 .join(",");
             tracing::info!(target: "thawtrace", event = "dns_result", host = %host, addrs = %list,
-                duration_ms = ms(started.elapsed()), request_id, between_invocations = between, "resolved");
+                duration_ms = ms(started.elapsed()), request_id, between_invocations = between, in_flight, "resolved");
             Ok(found)
         }
         Err(e) => {
             tracing::warn!(target: "thawtrace", event = "dns_error", host = %host, error = %e,
-                duration_ms = ms(started.elapsed()), request_id, between_invocations = between, "resolution failed");
+                duration_ms = ms(started.elapsed()), request_id, between_invocations = between, in_flight, "resolution failed");
             Err(e)
         }
     }
@@ -150,9 +152,10 @@ async fn connect(
 ) -> io::Result<TokioIo<ObservedStream>> {
     let (host, port) = host_port(&uri)?;
     let stamp = invocation::current();
-    let request_id = stamp.request_id.as_deref().unwrap_or("-").to_owned();
+    let request_id = stamp.request_id.as_deref().unwrap_or("-");
     let between = stamp.between_invocations;
-    let addrs = resolve(&host, port, deadline, &request_id, between).await?;
+    let in_flight = stamp.in_flight;
+    let addrs = resolve(&host, port, deadline, &stamp).await?;
     let mut last = io::Error::new(
         io::ErrorKind::NotFound,
         format!("{host} resolved to no address"),
@@ -163,13 +166,13 @@ async fn connect(
         if i > 0 && deadline.is_some_and(|d| d.passed()) {
             break;
         }
-        tracing::debug!(target: "thawtrace", event = "connect_start", peer = %peer, request_id, between_invocations = between, "connecting");
+        tracing::debug!(target: "thawtrace", event = "connect_start", peer = %peer, request_id, between_invocations = between, in_flight, "connecting");
         let started = Instant::now();
         match tcp.connect(peer, deadline, count).await {
             Ok(stream) => {
                 let connection = Connection::new(Some(peer));
                 tracing::info!(target: "thawtrace", event = "connect_done", conn = connection.id, peer = %peer,
-                    duration_ms = ms(started.elapsed()), request_id, between_invocations = between, "connected");
+                    duration_ms = ms(started.elapsed()), request_id, between_invocations = between, in_flight, "connected");
                 return Ok(TokioIo::new(ObservedStream {
                     stream,
                     connection,
@@ -178,7 +181,7 @@ async fn connect(
             }
             Err(e) => {
                 tracing::warn!(target: "thawtrace", event = "connect_error", peer = %peer, error = %e,
-                    duration_ms = ms(started.elapsed()), request_id, between_invocations = between, "connect failed");
+                    duration_ms = ms(started.elapsed()), request_id, between_invocations = between, in_flight, "connect failed");
                 last = e;
             }
         }
@@ -343,7 +346,7 @@ impl ObservedStream {
                 .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
             tracing::info!(target: "thawtrace", event = "tls_done", conn = self.connection.id, peer = %peer,
                 duration_ms = ms(took), request_id = stamp.request_id.as_deref().unwrap_or("-"),
-                between_invocations = stamp.between_invocations, "TLS handshake done");
+                between_invocations = stamp.between_invocations, in_flight = stamp.in_flight, "TLS handshake done");
         }
     }
 }

@@ -2,7 +2,6 @@
 //! frames, then keeps h2's per-frame DEBUG noise out of every other layer.
 
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
 
 use tracing::field::{Field, Visit};
 use tracing::span;
@@ -12,7 +11,8 @@ use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::{invocation, task};
+use crate::invocation::{self, InvocationSpan};
+use crate::task;
 
 const INVOCATION_SPAN: &str = "Lambda runtime invoke";
 const H2_WRITE: &str = "h2::codec::framed_write";
@@ -100,9 +100,6 @@ impl<S> Filter<S> for ThawtraceFilter {
     }
 }
 
-/// The request ID of an invocation span, kept in its extensions.
-struct InvocationId(Arc<str>);
-
 #[derive(Default)]
 struct RequestIdVisitor(Option<String>);
 
@@ -175,17 +172,16 @@ where
         let mut v = RequestIdVisitor::default();
         attrs.record(&mut v);
         let Some(request_id) = v.0 else { return };
-        invocation::start(&request_id);
+        let started = invocation::start(&request_id);
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut()
-                .insert(InvocationId(Arc::from(request_id)));
+            span.extensions_mut().insert(InvocationSpan(started));
         }
     }
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        if let Some(InvocationId(request_id)) = span.extensions().get::<InvocationId>() {
-            invocation::end(request_id);
+        if let Some(InvocationSpan(started)) = span.extensions().get::<InvocationSpan>() {
+            invocation::end(started);
         }
     }
 

@@ -46,7 +46,8 @@
 //!
 //! All under target `thawtrace`, with a stable `event` field, `request_id`
 //! and `between_invocations` (true after the response was sent and before
-//! the next invocation: a timer that fired at a thaw, or a late event):
+//! the next invocation: a timer that fired at a thaw, or a late event), and
+//! `in_flight` in concurrent mode only (see [Execution modes](#execution-modes)):
 //!
 //! | `event` | level | fields |
 //! |---|---|---|
@@ -60,6 +61,56 @@
 //! | `lb_endpoint_insert` / `lb_endpoint_remove` | INFO | `key`, `uri` ([`balance_channel`]) |
 //! | `lb_pick` | INFO | `key`, `uri`, `path`: the endpoint the balancer chose for a request |
 //! | `tls_done` | INFO | `conn`, `peer`, `duration_ms` since connected: tonic's TLS (over the [`Connector`]'s socket) finished its handshake, read from the TLS record headers the client writes |
+//! | `restore` | INFO | `conns`: the ids of the connections alive when a SnapStart snapshot was restored (`1,3`, or `-`), `peers`: their peers in the same order; logged by [`log_restore`] / `OnRestore` |
+//!
+//! # Execution modes
+//!
+//! The mode is read once, from `AWS_LAMBDA_MAX_CONCURRENCY`, as
+//! lambda_runtime reads it.
+//!
+//! **Classic** (unset, or 1): one invocation at a time, frozen between.
+//! Every event carries the invocation running when it fires, whichever task
+//! fires it; after the response, `between_invocations=true` and the last
+//! request ID. Each invocation after the first logs a `thaw`.
+//!
+//! **Lambda Managed Instances** (above 1; lambda_runtime's `run_concurrent`,
+//! feature `concurrency-tokio`): several invocations in flight in one
+//! process, never frozen, so there is no single "current" invocation and no
+//! `thaw` is logged. An event carries the invocation of its own context: the
+//! `Lambda runtime invoke` span it runs in; else, in a task spawned with
+//! [`spawn`] or through [`StampedExecutor`], the invocation that spawned the
+//! task — so a connection's events (PINGs, acks, close) carry the invocation
+//! whose request opened the connection, as Node's async context does; else
+//! (a task spawned during init) `request_id="-"`. Never another invocation
+//! that happens to be in flight. Every event adds `in_flight` (how many
+//! invocations are in flight), and `between_invocations` is true only when
+//! that is 0:
+//!
+//! ```text
+//! INFO worker{task_id=4}:Lambda runtime invoke{requestId="7a0e9c41-0002"}: thawtrace: connected event="connect_done" conn=1 peer=127.0.0.1:32905 duration_ms=0 request_id="7a0e9c41-0002" between_invocations=false in_flight=2
+//! INFO thawtrace{request_id="0b8e4d0c-bbbb" between_invocations=true}: thawtrace: connection closed event="connection_closed" conn=1 peer=127.0.0.1:38237 request_id="0b8e4d0c-bbbb" between_invocations=true in_flight=0
+//! ```
+//!
+//! (The request ID is found through the subscriber's span registry: build
+//! the subscriber on `tracing_subscriber::registry()`, as [`init`] does.)
+//!
+//! **SnapStart** (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`): init runs
+//! once, before the snapshot; each environment is restored from it. A
+//! connection opened during init is in the snapshot and dead after the
+//! restore. Register `OnRestore` (feature `snapstart`) with
+//! `Runtime::register_snapstart_resource`, first: after the restore it logs
+//! `restore`, naming the connections alive then (the init's `connect_done`
+//! lines have the same `conn`, but on AWS they are in the log of the
+//! version's publication, not of the restored environment), and runs your
+//! hook, which can re-create the channels. Without lambda_runtime in your dependencies,
+//! call [`log_restore`] from your own hook.
+//!
+//! ```text
+//! INFO thawtrace: restored from a SnapStart snapshot event="restore" conns=1 peers=127.0.0.1:41409 request_id="-" between_invocations=false
+//! {"timestamp":"2026-12-06T11:46:13.756119Z","level":"INFO","fields":{"message":"restored from a SnapStart snapshot","event":"restore","conns":"1","peers":"127.0.0.1:37401","request_id":"-","between_invocations":false},"target":"thawtrace"}
+//! ```
+//!
+//! `examples/lambda_grpc.rs` runs in all three modes.
 
 #![warn(missing_docs)]
 
@@ -67,6 +118,7 @@ mod balance;
 mod connector;
 mod invocation;
 mod layer;
+mod snapstart;
 mod task;
 mod tcp;
 mod thaw;
@@ -75,6 +127,9 @@ pub use balance::{BalanceSender, BalancedChannel, balance_channel};
 pub use connector::{Connector, ObservedStream};
 pub use invocation::{Stamp, Thaw, current};
 pub use layer::{ThawtraceFilter, ThawtraceLayer};
+#[cfg(feature = "snapstart")]
+pub use snapstart::OnRestore;
+pub use snapstart::log_restore;
 pub use task::{Stamped, StampedExecutor, spawn};
 pub use thaw::{ThawLogLayer, ThawLogService};
 

@@ -11,15 +11,16 @@
 //! events emitted from inside a subscriber, so the layer only records).
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::invocation;
+use crate::invocation::{self, Invocation, Stamp};
 
 /// One TCP connection made by the instrumented connector.
 #[derive(Debug)]
@@ -29,6 +30,11 @@ pub(crate) struct Connection {
     /// channel's): the instrument knows its task, not its address.
     pub(crate) peer: Option<SocketAddr>,
     ping: Mutex<PingState>,
+    /// The task driving it: the last to do I/O on it. tonic's connecting
+    /// future does the handshake's I/O inside the channel's worker task,
+    /// then hands the connection to a task of its own; only that one may
+    /// report the close.
+    driver: Mutex<Weak<TaskState>>,
 }
 
 #[derive(Debug, Default)]
@@ -39,12 +45,28 @@ struct PingState {
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// The connections alive now (made and not yet dropped) by id, with their
+/// peers, for the `restore` event: the connections a snapshot carried over.
+static LIVE: Mutex<BTreeMap<u64, Option<SocketAddr>>> = Mutex::new(BTreeMap::new());
+
+fn live() -> std::sync::MutexGuard<'static, BTreeMap<u64, Option<SocketAddr>>> {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The connections alive now, in the order they were made: id and peer.
+pub(crate) fn live_connections() -> Vec<(u64, Option<SocketAddr>)> {
+    live().iter().map(|(id, peer)| (*id, *peer)).collect()
+}
+
 impl Connection {
     pub(crate) fn new(peer: Option<SocketAddr>) -> Arc<Self> {
+        let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+        live().insert(id, peer);
         Arc::new(Connection {
-            id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            id,
             peer,
             ping: Mutex::new(PingState::default()),
+            driver: Mutex::new(Weak::new()),
         })
     }
 
@@ -58,6 +80,12 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        live().remove(&self.id);
+    }
+}
+
 /// What the layer saw inside a task's poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Observed {
@@ -68,6 +96,9 @@ pub(crate) enum Observed {
 #[derive(Default)]
 struct TaskState {
     connection: Mutex<Option<Arc<Connection>>>,
+    /// Concurrent mode: the invocation that spawned the task (directly, or
+    /// through the task that spawned it).
+    owner: Option<Arc<Invocation>>,
 }
 
 thread_local! {
@@ -93,17 +124,43 @@ pub(crate) fn observe(what: Observed) {
     }
 }
 
+/// The invocation that owns the task being polled, if any.
+pub(crate) fn current_owner() -> Option<Arc<Invocation>> {
+    CURRENT.with(|c| c.borrow().as_ref().and_then(|t| t.owner.clone()))
+}
+
 /// Called by the instrumented socket on every read and write: the task
 /// doing I/O on a connection is the task driving it.
 pub(crate) fn bind(connection: &Arc<Connection>) {
-    CURRENT.with(|c| {
-        if let Some(task) = c.borrow().as_ref() {
-            let mut bound = task.connection.lock().unwrap_or_else(|e| e.into_inner());
-            if !bound.as_ref().is_some_and(|b| Arc::ptr_eq(b, connection)) {
-                *bound = Some(connection.clone());
-            }
+    // The common case, the same task again, takes one uncontended lock.
+    let Some(task) = CURRENT.with(|c| {
+        let current = c.borrow();
+        let task = current.as_ref()?;
+        let mut bound = task.connection.lock().unwrap_or_else(|e| e.into_inner());
+        if bound.as_ref().is_some_and(|b| Arc::ptr_eq(b, connection)) {
+            return None;
         }
-    });
+        *bound = Some(connection.clone());
+        Some(task.clone())
+    }) else {
+        return;
+    };
+    // A new driver: the previous one lets go of it (one lock at a time).
+    let previous = std::mem::replace(
+        &mut *connection.driver.lock().unwrap_or_else(|e| e.into_inner()),
+        Arc::downgrade(&task),
+    );
+    if let Some(previous) = previous.upgrade()
+        && !Arc::ptr_eq(&previous, &task)
+    {
+        let mut bound = previous
+            .connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if bound.as_ref().is_some_and(|b| Arc::ptr_eq(b, connection)) {
+            *bound = None;
+        }
+    }
 }
 
 /// Logs the thaw measured at the last invocation start, once.
@@ -120,10 +177,10 @@ pub(crate) fn log_pending_thaw() {
     }
 }
 
-fn log_observed(what: Observed, c: &Connection, at: Instant) {
-    let stamp = invocation::current();
+fn log_observed(what: Observed, c: &Connection, at: Instant, stamp: &Stamp) {
     let request_id = stamp.request_id.as_deref().unwrap_or("-");
     let between = stamp.between_invocations;
+    let in_flight = stamp.in_flight;
     match what {
         Observed::PingSent => {
             let n = {
@@ -133,38 +190,41 @@ fn log_observed(what: Observed, c: &Connection, at: Instant) {
                 p.sent
             };
             tracing::info!(target: "thawtrace", event = "ping_sent", conn = c.id, peer = %c.peer(), ping = n,
-                request_id, between_invocations = between, "keepalive ping sent");
+                request_id, between_invocations = between, in_flight, "keepalive ping sent");
         }
         Observed::PingAck => {
             let sent = c.ping().outstanding.take();
             let rtt_us = sent.map(|s| at.duration_since(s).as_micros() as u64);
             tracing::info!(target: "thawtrace", event = "ping_ack", conn = c.id, peer = %c.peer(), rtt_us,
-                request_id, between_invocations = between, "keepalive ping acknowledged");
+                request_id, between_invocations = between, in_flight, "keepalive ping acknowledged");
         }
     }
 }
 
 /// The end of a connection task: a PING still unanswered means hyper closed
 /// it for keepalive (it reports nothing else when that happens).
-fn log_closed(c: &Connection) {
-    let stamp = invocation::current();
+fn log_closed(c: &Connection, stamp: &Stamp) {
     let request_id = stamp.request_id.as_deref().unwrap_or("-");
     let between = stamp.between_invocations;
+    let in_flight = stamp.in_flight;
     match c.ping().outstanding.take() {
         Some(sent) => {
             let outstanding_ms = sent.elapsed().as_millis() as u64;
             tracing::warn!(target: "thawtrace", event = "keepalive_timeout", conn = c.id, peer = %c.peer(),
-                outstanding_ms, request_id, between_invocations = between,
+                outstanding_ms, request_id, between_invocations = between, in_flight,
                 "connection closed by keepalive: ping unanswered");
         }
         None => {
             tracing::info!(target: "thawtrace", event = "connection_closed", conn = c.id, peer = %c.peer(),
-                request_id, between_invocations = between, "connection closed");
+                request_id, between_invocations = between, in_flight, "connection closed");
         }
     }
 }
 
-/// A future stamped with the invocation running whenever it is polled.
+/// A future stamped with the invocation running whenever it is polled
+/// (classic mode), or with the invocation that made it (concurrent mode:
+/// the invocation of the context [`Stamped::new`] is called in, else of the
+/// stamped task that calls it; see [`Stamp`](crate::Stamp)).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -182,7 +242,10 @@ impl<F: Future> Stamped<F> {
     pub fn new(future: F) -> Self {
         Stamped {
             inner: Box::pin(future),
-            state: Arc::default(),
+            state: Arc::new(TaskState {
+                connection: Mutex::default(),
+                owner: invocation::spawning_owner(),
+            }),
         }
     }
 }
@@ -191,25 +254,30 @@ impl<F: Future> Future for Stamped<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let span = invocation::stamp_span();
+        let owner = self.state.owner.as_ref();
+        let span = invocation::stamp_span(owner);
         let _entered = span.enter();
         log_pending_thaw();
         let previous = CURRENT.with(|c| c.replace(Some(self.state.clone())));
         let polled = self.inner.as_mut().poll(cx);
         CURRENT.with(|c| *c.borrow_mut() = previous);
         let observed = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-        for (what, connection, at) in observed {
-            log_observed(what, &connection, at);
-        }
-        if polled.is_ready() {
-            let connection = self
-                .state
+        let connection = if polled.is_ready() {
+            self.state
                 .connection
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .take();
+                .take()
+        } else {
+            None
+        };
+        if !observed.is_empty() || connection.is_some() {
+            let stamp = invocation::for_task(self.state.owner.as_ref());
+            for (what, c, at) in observed {
+                log_observed(what, &c, at, &stamp);
+            }
             if let Some(c) = connection {
-                log_closed(&c);
+                log_closed(&c, &stamp);
             }
         }
         polled
@@ -218,7 +286,8 @@ impl<F: Future> Future for Stamped<F> {
 
 /// Spawns `future` on the current tokio runtime, stamped: events inside it
 /// carry the invocation running whenever it runs, even after the invocation
-/// that spawned it has ended.
+/// that spawned it has ended (classic mode), or the invocation that spawned
+/// it (concurrent mode, see [`Stamp`](crate::Stamp)).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

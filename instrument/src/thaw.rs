@@ -5,7 +5,8 @@
 use std::task::{Context, Poll};
 
 /// Logs a `thaw` event (target `thawtrace`) at the start of each invocation
-/// after the first. Add it *before* lambda_runtime's `TracingLayer`, so the
+/// after the first (classic mode only: Lambda Managed Instances are never
+/// frozen, and log none). Add it *before* lambda_runtime's `TracingLayer`, so the
 /// event lands inside the invocation span:
 ///
 /// ```no_run
