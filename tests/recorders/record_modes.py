@@ -81,7 +81,12 @@ def tonic_environments(rust_bin):
     rust = [os.path.join(rust_bin, "lambda_grpc")]
     envs = [dict(name="rust-tonic-mi", mode="managed-instances", library="tonic", setting="default",
                  function="orders-rust-mi", runtime="rust", command=rust, cwd=ROOT, format="json",
-                 env={}, concurrency=4, workers=4)]
+                 env={}, concurrency=4, workers=4),
+            # one tokio worker thread: a spinning invocation stalls every
+            # timer, hyper's keepalive included
+            dict(name="rust-tonic-mi@1thread", mode="managed-instances", library="tonic", setting="default",
+                 function="orders-rust-mi-1thread", runtime="rust", command=rust, cwd=ROOT, format="json",
+                 env={"TOKIO_WORKER_THREADS": "1"}, concurrency=4, workers=4)]
     for suffix, fmt, drop, at_init, recreate, use, snapshot_s in [
         ("text-reset-stale", "text", "reset", True, None, "use", 1.5),
         ("json-blackhole-stale", "json", "blackhole", True, None, "use", 1.5),
