@@ -158,13 +158,18 @@ impl StreamCorrelator {
         })
     }
 
-    /// Managed Instances: the invocations in flight at `at` (started, not
-    /// yet reported), with when they reported.
-    pub(super) fn in_flight_at(&self, at: i64) -> impl Iterator<Item = (&str, Option<i64>)> {
+    /// Managed Instances: the invocations in flight at some moment of
+    /// `from..=to` (started by `to`, not reported before `from`), with when
+    /// they reported.
+    pub(super) fn in_flight_at(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl Iterator<Item = (&str, Option<i64>)> {
         self.invocations
             .iter()
             .filter(move |i| {
-                i.start_ms.is_some_and(|s| s <= at) && i.end_ms.is_none_or(|e| e >= at)
+                i.start_ms.is_some_and(|s| s <= to) && i.end_ms.is_none_or(|e| e >= from)
             })
             .map(|i| (i.request_id.as_str(), i.end_ms))
     }

@@ -479,8 +479,13 @@ impl StreamCorrelator {
                     .evidence
                     .push(self.texts.get(failures[i].0.id).to_owned());
             }
+            // A report can reach the log before the failure line of the
+            // call that ended its invocation (the runtime's pipe and the
+            // function's are two): in flight within a moment of the
+            // teardown.
+            let at = finding.timeout_at_ms;
             let mut in_flight: Vec<(&str, Option<i64>)> =
-                self.in_flight_at(finding.timeout_at_ms).collect();
+                self.in_flight_at(at - BEFORE_MS, at).collect();
             let mut failed: Vec<String> = Vec::new();
             for &i in &mine {
                 if let Some(owner) = &failures[i].2
@@ -491,7 +496,12 @@ impl StreamCorrelator {
                 }
             }
             let wanted = mine.len().min(in_flight.len()).max(failed.len());
-            in_flight.sort_by_key(|&(_, end)| end.unwrap_or(i64::MAX));
+            // The invocations still running at the teardown first, then
+            // those that ended in the moment before it.
+            in_flight.sort_by_key(|&(_, end)| {
+                let end = end.unwrap_or(i64::MAX);
+                (end < at, end)
+            });
             for (r, _) in in_flight {
                 if failed.len() >= wanted {
                     break;
