@@ -56,7 +56,9 @@ pub const MIN_FREEZE_MARGIN: &str = "MinFreezeMarginMs";
 /// assert_eq!(metrics["Namespace"], emf::NAMESPACE);
 /// assert_eq!(metrics["Dimensions"], json!([["FunctionName"]]));
 /// assert_eq!(metrics["Metrics"][0], json!({"Name": "KeepaliveFreezeTimeouts", "Unit": "Count"}));
-/// assert_eq!(metrics["Metrics"].as_array().unwrap().len(), thawtrace_analyzers::FindingKind::ALL.len());
+/// // Every kind, and the smallest margin of the near misses it holds.
+/// assert_eq!(metrics["Metrics"].as_array().unwrap().len(), thawtrace_analyzers::FindingKind::ALL.len() + 1);
+/// assert!(line[emf::MIN_FREEZE_MARGIN].as_i64().unwrap() > 0);
 /// // The minute of the newest failure, not of the scan.
 /// let newest = found.findings.iter().map(|f| f.timeout_at_ms).max().unwrap();
 /// assert_eq!(line["_aws"]["Timestamp"], newest);
