@@ -121,6 +121,8 @@ impl Thresholds {
     /// let t = Thresholds::from_env(|k| (k == "THAWTRACE_NAT_IDLE_TIMEOUT").then(|| "6s".into())).unwrap();
     /// assert_eq!(t.nat_idle_timeout, Millis(6_000));
     /// assert_eq!(t.connect_stall_min_envs, Thresholds::default().connect_stall_min_envs);
+    /// let near = Thresholds::from_env(|k| (k == "THAWTRACE_NAT_NEAR_MISS_PERCENT").then(|| "80".into())).unwrap();
+    /// assert_eq!(near.nat_near_miss_percent, 80);
     /// let bad = Thresholds::from_env(|k| (k == "THAWTRACE_CONNECT_STALL_MIN_ENVS").then(|| "0".into()));
     /// assert!(bad.unwrap_err().starts_with("THAWTRACE_CONNECT_STALL_MIN_ENVS"));
     /// ```

@@ -155,6 +155,10 @@ fn template_defaults_are_the_collectors() {
     let template = read("dashboards/template.yaml");
     let ms = |name| parse_duration_ms(&parameter_default(&template, name)).unwrap();
     assert_eq!(ms("NatIdleTimeout"), Config::NAT_IDLE_TIMEOUT_MS);
+    assert_eq!(
+        parameter_default(&template, "NatNearMissPercent").parse::<u8>(),
+        Ok(Config::NAT_NEAR_MISS_PERCENT)
+    );
     assert_eq!(ms("ConnectStallWindow"), Config::CONNECT_STALL_WINDOW_MS);
     assert_eq!(
         ms("LookbackWindow"),
