@@ -10,31 +10,12 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 #[test]
 fn a_fresh_recording_of_every_mode_is_scored_perfectly() {
-    let python = recorder_python();
-    let seed = fresh_seed();
-    let tmp = tmp_dir(&format!("fresh-modes-{seed}"));
+    let (seed, tmp) = fresh_recording("record_modes.py", "fresh-modes");
     let out_dir = tmp.path();
-    eprintln!("recording with seed {seed} into {}", out_dir.display());
-    let examples = examples_dir();
-    let status = Command::new(&python)
-        .arg(repo().join("tests/recorders/record_modes.py"))
-        .args([
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--seed",
-            &seed,
-            "--rust-bin",
-        ])
-        .arg(&examples)
-        .status()
-        .unwrap();
-    assert!(status.success(), "the recorder failed (seed {seed})");
     let modes = score_modes(out_dir);
     assert_eq!(
         modes,

@@ -9,32 +9,13 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use serde_json::Value;
 
 #[test]
 fn a_fresh_recording_is_scored_perfectly() {
-    let python = recorder_python();
-    let seed = fresh_seed();
-    let tmp = tmp_dir(&format!("fresh-{seed}"));
+    let (seed, tmp) = fresh_recording("record.py", "fresh");
     let out_dir = tmp.path();
-    eprintln!("recording with seed {seed} into {}", out_dir.display());
-    let examples = examples_dir();
-    let status = Command::new(&python)
-        .arg(repo().join("tests/recorders/record.py"))
-        .args([
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--seed",
-            &seed,
-            "--rust-bin",
-        ])
-        .arg(&examples)
-        .status()
-        .unwrap();
-    assert!(status.success(), "the recorder failed (seed {seed})");
     let truth = truth(out_dir);
     assert!(
         truth

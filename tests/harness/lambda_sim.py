@@ -341,6 +341,25 @@ class LogStream:
 # ---------------------------------------------------------------- runtime API
 
 
+class _ApiHandler(BaseHTTPRequestHandler):
+    """What both Runtime API emulators' handlers share: HTTP/1.1, quiet,
+    one reply per connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, code, body=b"", headers=()):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class RuntimeApi:
     def __init__(self):
         self.lock = threading.Condition()
@@ -353,20 +372,7 @@ class RuntimeApi:
         self.shutdown = False
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, code, body=b"", headers=()):
-                self.send_response(code)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
+        class Handler(_ApiHandler):
 
             def do_GET(self):
                 if self.path == "/2018-06-01/runtime/invocation/next":
@@ -1056,20 +1062,7 @@ class ModesRuntimeApi:
         self.function_arn = "arn:aws:lambda:us-east-1:123456789012:function:recorded"
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, code, body=b"", headers=()):
-                self.send_response(code)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
+        class Handler(_ApiHandler):
 
             def do_GET(self):
                 if self.path == "/2018-06-01/runtime/invocation/next":

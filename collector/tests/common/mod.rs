@@ -457,3 +457,24 @@ pub fn examples_dir() -> PathBuf {
         .unwrap()
         .join("examples")
 }
+
+/// Records with `tests/recorders/<script>` (the real libraries, frozen
+/// with SIGSTOP, the instrument's examples as the Rust function) under a
+/// fresh seed into a temporary directory, which it returns with the seed.
+/// Panics, naming the seed, when the recorder fails.
+pub fn fresh_recording(script: &str, tag: &str) -> (String, tempfile::TempDir) {
+    let python = recorder_python();
+    let seed = fresh_seed();
+    let tmp = tmp_dir(&format!("{tag}-{seed}"));
+    eprintln!("recording with seed {seed} into {}", tmp.path().display());
+    let status = Command::new(&python)
+        .arg(repo().join("tests/recorders").join(script))
+        .arg("--out")
+        .arg(tmp.path())
+        .args(["--seed", &seed, "--rust-bin"])
+        .arg(examples_dir())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the recorder failed (seed {seed})");
+    (seed, tmp)
+}
