@@ -48,6 +48,7 @@ use std::collections::BTreeSet;
 
 // Keyed by request and event IDs, one entry per START seen: a fast hasher.
 use foldhash::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use crate::correlate::Config;
@@ -75,6 +76,9 @@ struct Tracked {
     /// An event of it came again since (a batch delivered again): its
     /// incident is given again, as the batch's other findings are.
     again: bool,
+    /// Listed among the pending keys: it gained a hit, or one came again,
+    /// since the last report.
+    pending: bool,
 }
 
 /// Gathers the signals of many streams; see the module documentation.
@@ -98,6 +102,15 @@ pub struct Neighbours {
     stall_events_again: HashSet<String>,
     starts: HashMap<(Arc<str>, String), Tracked>,
     keys: HashMap<(Arc<str>, String), Tracked>,
+    /// The request IDs and keys that gained a second hit, or saw one
+    /// again, since the last report: the only ones a report can be due
+    /// for, so a batch does not walk every START held.
+    pending_starts: Vec<(Arc<str>, String)>,
+    pending_keys: Vec<(Arc<str>, String)>,
+    /// No request ID or key held has all its hits older than this: while
+    /// the forgetting horizon stays below it, nothing is forgotten and the
+    /// maps are not walked.
+    stalest_ms: i64,
 }
 
 impl Neighbours {
@@ -116,6 +129,9 @@ impl Neighbours {
             stall_events_again: HashSet::default(),
             stall_events: HashSet::default(),
             starts: HashMap::default(),
+            pending_starts: Vec::new(),
+            pending_keys: Vec::new(),
+            stalest_ms: i64::MAX,
             keys: HashMap::default(),
         }
     }
@@ -157,13 +173,13 @@ impl Neighbours {
             event_id,
             destination: None,
         };
-        let tracked = match what {
+        let (map, pending, key) = match what {
             SignalKind::Start => {
                 // The key holds the request ID; the hit need not.
                 let Some(rid) = hit.request_id.take() else {
                     return;
                 };
-                self.starts.entry((log_group, rid)).or_default()
+                (&mut self.starts, &mut self.pending_starts, (log_group, rid))
             }
             SignalKind::ConnectTimeout { destination } => {
                 hit.destination = destination;
@@ -174,7 +190,26 @@ impl Neighbours {
                 if hit.request_id.is_none() {
                     return;
                 }
-                self.keys.entry((log_group, key)).or_default()
+                (&mut self.keys, &mut self.pending_keys, (log_group, key))
+            }
+        };
+        self.stalest_ms = self.stalest_ms.min(hit.at_ms);
+        let tracked = match map.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert(Tracked {
+                    hits: vec![hit],
+                    ..Tracked::default()
+                });
+                self.held += 1;
+                return;
+            }
+            Entry::Occupied(o) => {
+                if !o.get().pending {
+                    pending.push(o.key().clone());
+                }
+                let t = o.into_mut();
+                t.pending = true;
+                t
             }
         };
         // Once per event, as above; past MAX_HITS, more of one request ID or
@@ -250,6 +285,9 @@ impl Neighbours {
         for (key, tracked) in sorted(std::mem::take(&mut self.keys), |t| t.hits.len() >= 2) {
             same_key(&key.0, &key.1, &tracked.hits, sink);
         }
+        self.pending_starts.clear();
+        self.pending_keys.clear();
+        self.stalest_ms = i64::MAX;
         self.held = 0;
     }
 
@@ -289,29 +327,44 @@ impl Neighbours {
             .collect();
         self.reported_stalls.retain(|id| live.contains(id.as_str()));
         self.stall_events.retain(|id| live.contains(id.as_str()));
-        for (tracked, same) in [(&mut self.starts, false), (&mut self.keys, true)] {
-            let mut ready: Vec<_> = tracked
-                .iter_mut()
-                .filter(|(_, t)| t.again || attempts(&t.hits, same) > t.reported.max(1))
-                .collect();
-            ready.sort_by(|a, b| a.0.cmp(b.0));
-            for ((group, key), t) in ready {
-                if same {
-                    same_key(group, key, &t.hits, sink);
-                } else {
-                    retried(group, key, &t.hits, sink);
+        let forget = horizon > self.stalest_ms;
+        let mut stalest = i64::MAX;
+        for (tracked, pending, same) in [
+            (&mut self.starts, &mut self.pending_starts, false),
+            (&mut self.keys, &mut self.pending_keys, true),
+        ] {
+            let mut due = std::mem::take(pending);
+            due.sort();
+            for key in &due {
+                let Some(t) = tracked.get_mut(key) else {
+                    continue;
+                };
+                t.pending = false;
+                if t.again || attempts(&t.hits, same) > t.reported.max(1) {
+                    if same {
+                        same_key(&key.0, &key.1, &t.hits, sink);
+                    } else {
+                        retried(&key.0, &key.1, &t.hits, sink);
+                    }
+                    t.reported = attempts(&t.hits, same);
+                    t.again = false;
                 }
-                t.reported = attempts(&t.hits, same);
-                t.again = false;
             }
-            let held = &mut self.held;
-            tracked.retain(|_, t| {
-                let keep = t.hits.iter().any(|h| h.at_ms >= horizon);
-                if !keep {
-                    *held -= t.hits.len();
-                }
-                keep
-            });
+            if forget {
+                let held = &mut self.held;
+                tracked.retain(|_, t| {
+                    let newest = t.hits.iter().map(|h| h.at_ms).max().unwrap_or(i64::MIN);
+                    if newest < horizon {
+                        *held -= t.hits.len();
+                        return false;
+                    }
+                    stalest = stalest.min(newest);
+                    true
+                });
+            }
+        }
+        if forget {
+            self.stalest_ms = stalest;
         }
     }
 
