@@ -170,7 +170,6 @@ pub fn gunzip_into(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), I
 /// data) goes through the streaming decoder, which reads every member,
 /// enforces the limit byte by byte and names the error.
 fn gunzip_bounded(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Gunzip> {
-    out.clear();
     if let Some(at) = data.len().checked_sub(4) {
         let stated: [u8; 4] = [data[at], data[at + 1], data[at + 2], data[at + 3]];
         let size = u32::from_le_bytes(stated) as usize;
@@ -180,20 +179,30 @@ fn gunzip_bounded(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Gu
                 // zero already): no pass that writes zeros before libdeflate
                 // writes the text.
                 *out = vec![0; size];
-            } else {
+            } else if out.len() < size {
                 out.resize(size, 0);
+            } else {
+                // The bytes of the previous payload are there already:
+                // libdeflate writes over them, no need to zero them first.
+                out.truncate(size);
             }
-            let mut inflater = libdeflater::Decompressor::new();
-            if let Ok(n) = inflater.gzip_decompress(data, out) {
+            // One decompressor per thread, kept: making one allocates and
+            // clears its tables, per payload otherwise.
+            thread_local! {
+                static INFLATER: std::cell::RefCell<libdeflater::Decompressor> =
+                    std::cell::RefCell::new(libdeflater::Decompressor::new());
+            }
+            let inflated = INFLATER.with(|i| i.borrow_mut().gzip_decompress(data, out));
+            if let Ok(n) = inflated {
                 let [a, b, c, d] = stated;
                 let next_member = [a, b, c, d, 0x1f, 0x8b, 0x08];
                 if n == size && memchr::memmem::find(data, &next_member).is_none() {
                     return Ok(());
                 }
             }
-            out.clear();
         }
     }
+    out.clear();
     let mut decoder =
         flate2::read::MultiGzDecoder::new(data).take((limit as u64).saturating_add(1));
     decoder.read_to_end(out).map_err(Gunzip::Invalid)?;

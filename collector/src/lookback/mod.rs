@@ -191,23 +191,39 @@ impl Lookback {
         }
     }
 
+    /// The cached lines of a stream from `from_ms` on, but those the batch
+    /// holds (a batch delivered again). An event ID names one event, at
+    /// one time: only the batch's events within the cached lines' times can
+    /// be among them, and those are few (the cache ends where the batch
+    /// begins), so only they are looked up.
     fn cached(
         &self,
         key: &(String, String),
         from_ms: i64,
-        batch_ids: &HashSet<&str>,
+        batch: &[LogEvent<'_>],
     ) -> Vec<ContextEvent> {
         let Some(cache) = &self.cache else {
             return Vec::new();
         };
         let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.streams.get(key).map_or_else(Vec::new, |events| {
-            events
-                .iter()
-                .filter(|e| e.timestamp_ms >= from_ms && !batch_ids.contains(e.id.as_str()))
-                .cloned()
-                .collect()
-        })
+        let Some(events) = cache.streams.get(key) else {
+            return Vec::new();
+        };
+        let newest = events
+            .iter()
+            .map(|e| e.timestamp_ms)
+            .max()
+            .unwrap_or(i64::MIN);
+        let again: HashSet<&str> = batch
+            .iter()
+            .filter(|e| e.timestamp_ms >= from_ms && e.timestamp_ms <= newest)
+            .map(|e| e.id.as_ref())
+            .collect();
+        events
+            .iter()
+            .filter(|e| e.timestamp_ms >= from_ms && !again.contains(e.id.as_str()))
+            .cloned()
+            .collect()
     }
 
     fn remember(&self, key: (String, String), relevant: Vec<ContextEvent>) {
@@ -336,21 +352,25 @@ impl Lookback {
             return Ok(outcome);
         };
         let key = (group.to_owned(), stream.to_owned());
-        let mut context = self.cached(&key, bounds.start_ms - self.limits.window_ms, &bounds.ids);
+        let mut context = self.cached(&key, bounds.start_ms - self.limits.window_ms, batch);
         outcome.cached = context.len() as u64;
         let in_cache = context.len();
         let (mut gathered, mut relevant) =
             Self::correlate(group, stream, &context, in_cache, batch, config);
-        let missing: Vec<i64> = bounds.unpaired(&gathered).map(|&(_, ts)| ts).collect();
-        // A batch that ends an invocation the cached lines never started:
-        // the stream's batch with its START went to another instance. The
-        // cache is not the whole story: look back, as a collector new to
-        // the stream does.
-        let incomplete = in_cache > 0
-            && gathered
-                .unannounced
-                .iter()
-                .any(|id| bounds.ids.contains(id.as_str()));
+        let (missing, incomplete) = {
+            let ours = InBatch::of(&context);
+            let missing: Vec<i64> = ours.unpaired(&gathered).map(|&(_, ts)| ts).collect();
+            // A batch that ends an invocation the cached lines never
+            // started: the stream's batch with its START went to another
+            // instance. The cache is not the whole story: look back, as a
+            // collector new to the stream does.
+            let incomplete = in_cache > 0
+                && gathered
+                    .unannounced
+                    .iter()
+                    .any(|id| ours.contains(id.as_str()));
+            (missing, incomplete)
+        };
         let lookup_from = self.lookup_from(&missing, &context, &key, bounds.start_ms, incomplete);
         if let (Some(source), Some(earliest)) = (&self.source, lookup_from) {
             let fetched = self
@@ -363,13 +383,14 @@ impl Lookback {
                     &mut outcome,
                 )
                 .await?;
-            outcome.fetched = add_fetched(&mut context, fetched, &bounds);
+            outcome.fetched = add_fetched(&mut context, fetched, batch);
             (gathered, relevant) =
                 Self::correlate(group, stream, &context, in_cache, batch, config);
         }
-        outcome.unpaired = bounds.unpaired(&gathered).count() as u64;
+        let ours = InBatch::of(&context);
+        outcome.unpaired = ours.unpaired(&gathered).count() as u64;
         self.remember(key, relevant);
-        outcome.findings = report_settled(gathered.collected, &bounds, sink);
+        outcome.findings = report_settled(gathered.collected, &bounds, &ours, sink);
         Ok(outcome)
     }
 
@@ -442,28 +463,45 @@ impl Lookback {
     }
 }
 
-/// The times a batch spans and the IDs of its events.
-struct BatchBounds<'b> {
+/// The times a batch spans.
+struct BatchBounds {
     start_ms: i64,
     end_ms: i64,
-    ids: HashSet<&'b str>,
 }
 
-impl<'b> BatchBounds<'b> {
+impl BatchBounds {
     /// `None` for an empty batch.
-    fn of(batch: &'b [LogEvent<'_>]) -> Option<Self> {
+    fn of(batch: &[LogEvent<'_>]) -> Option<Self> {
         let start_ms = batch.iter().map(|e| e.timestamp_ms).min()?;
         let end_ms = batch
             .iter()
             .map(|e| e.timestamp_ms)
             .max()
             .unwrap_or(start_ms);
-        let ids = batch.iter().map(|e| e.id.as_ref()).collect();
-        Some(BatchBounds {
-            start_ms,
-            end_ms,
-            ids,
-        })
+        Some(BatchBounds { start_ms, end_ms })
+    }
+}
+
+/// Which of the events the correlator saw are the batch's. It saw the
+/// context and the batch, which share no event (the context leaves out
+/// what the batch holds), so an ID is the batch's when the context does
+/// not hold it: a set of the context's few hundred IDs, not of the
+/// batch's thousands.
+struct InBatch<'c> {
+    context: HashSet<&'c str>,
+}
+
+impl<'c> InBatch<'c> {
+    fn of(context: &'c [ContextEvent]) -> Self {
+        InBatch {
+            context: context.iter().map(|e| e.id.as_str()).collect(),
+        }
+    }
+
+    /// True for an ID of an event the correlator saw that is not the
+    /// context's.
+    fn contains(&self, id: &str) -> bool {
+        !self.context.contains(id)
     }
 
     /// The timeouts in this batch whose ping is missing: their event IDs
@@ -472,7 +510,7 @@ impl<'b> BatchBounds<'b> {
         gathered
             .unpaired
             .iter()
-            .filter(|(id, _)| self.ids.contains(id.as_str()))
+            .filter(|(id, _)| self.contains(id.as_str()))
     }
 }
 
@@ -481,12 +519,12 @@ impl<'b> BatchBounds<'b> {
 fn add_fetched(
     context: &mut Vec<ContextEvent>,
     fetched: Vec<ContextEvent>,
-    batch: &BatchBounds<'_>,
+    batch: &[LogEvent<'_>],
 ) -> u64 {
     let known: HashSet<String> = context
         .iter()
         .map(|e| e.id.clone())
-        .chain(batch.ids.iter().map(|s| (*s).to_owned()))
+        .chain(batch.iter().map(|e| e.id.clone().into_owned()))
         .collect();
     let before = context.len();
     context.extend(fetched.into_iter().filter(|e| !known.contains(&e.id)));
@@ -498,7 +536,8 @@ fn add_fetched(
 /// signals it ends. Returns how many findings and incidents it pushed.
 fn report_settled(
     collected: Collected,
-    batch: &BatchBounds<'_>,
+    batch: &BatchBounds,
+    ours: &InBatch<'_>,
     sink: &mut impl FindingSink,
 ) -> u64 {
     let mut reported = 0;
@@ -511,10 +550,7 @@ fn report_settled(
         }
     }
     for f in collected.findings {
-        if f.settled_by
-            .as_deref()
-            .is_some_and(|id| batch.ids.contains(id))
-        {
+        if f.settled_by.as_deref().is_some_and(|id| ours.contains(id)) {
             reported += 1;
             sink.finding(f);
         }
@@ -524,14 +560,14 @@ fn report_settled(
     for i in collected.incidents {
         if i.evidence
             .last()
-            .is_some_and(|id| batch.ids.contains(id.as_str()))
+            .is_some_and(|id| ours.contains(id.as_str()))
         {
             reported += 1;
             sink.incident(i);
         }
     }
     for s in collected.signals {
-        if batch.ids.contains(s.event_id.as_str()) {
+        if ours.contains(s.event_id.as_str()) {
             sink.signal(s);
         }
     }
