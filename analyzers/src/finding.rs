@@ -37,6 +37,10 @@ pub enum FindingKind {
     /// A connection idle for most of the NAT gateway's idle timeout whose
     /// next use succeeded: `margin_ms` from a reset. A warning.
     NatIdleNearMiss,
+    /// A connect that took at least `--connect-slow` (1 s: its first SYN
+    /// was lost) and went through: the start of what, in a burst, becomes
+    /// a `connect_stall`. A warning.
+    ConnectSlow,
 }
 
 impl FindingKind {
@@ -51,6 +55,7 @@ impl FindingKind {
             FindingKind::SnapStartStaleConnection => "snapstart_stale_connection",
             FindingKind::KeepaliveNearMiss => "keepalive_near_miss",
             FindingKind::NatIdleNearMiss => "nat_idle_near_miss",
+            FindingKind::ConnectSlow => "connect_slow",
         }
     }
 
@@ -65,6 +70,7 @@ impl FindingKind {
             FindingKind::SnapStartStaleConnection => "SnapStartStaleConnections",
             FindingKind::KeepaliveNearMiss => "KeepaliveNearMisses",
             FindingKind::NatIdleNearMiss => "NatIdleNearMisses",
+            FindingKind::ConnectSlow => "SlowConnects",
         }
     }
 
@@ -79,22 +85,24 @@ impl FindingKind {
             FindingKind::SnapStartStaleConnection => "thawtrace.snapstart_stale_connection",
             FindingKind::KeepaliveNearMiss => "thawtrace.keepalive_near_miss",
             FindingKind::NatIdleNearMiss => "thawtrace.nat_idle_near_miss",
+            FindingKind::ConnectSlow => "thawtrace.connect_slow",
         }
     }
 
     /// The neighbouring kinds, an [`Incident`]'s, in [`FindingKind::ALL`]'s
     /// order.
-    pub const NEIGHBOURS: [FindingKind; 6] = [
+    pub const NEIGHBOURS: [FindingKind; 7] = [
         FindingKind::NatIdleReset,
         FindingKind::ConnectStall,
         FindingKind::DuplicateInvocation,
         FindingKind::SnapStartStaleConnection,
         FindingKind::KeepaliveNearMiss,
         FindingKind::NatIdleNearMiss,
+        FindingKind::ConnectSlow,
     ];
 
     /// Every kind, in a stable order.
-    pub const ALL: [FindingKind; 8] = [
+    pub const ALL: [FindingKind; 9] = [
         FindingKind::KeepaliveFreezeTimeout,
         FindingKind::KeepaliveTimeout,
         FindingKind::NatIdleReset,
@@ -103,6 +111,7 @@ impl FindingKind {
         FindingKind::SnapStartStaleConnection,
         FindingKind::KeepaliveNearMiss,
         FindingKind::NatIdleNearMiss,
+        FindingKind::ConnectSlow,
     ];
 
     /// Whether it warns of a failure that nearly happened (a near miss),
@@ -110,7 +119,9 @@ impl FindingKind {
     pub fn is_warning(self) -> bool {
         matches!(
             self,
-            FindingKind::KeepaliveNearMiss | FindingKind::NatIdleNearMiss
+            FindingKind::KeepaliveNearMiss
+                | FindingKind::NatIdleNearMiss
+                | FindingKind::ConnectSlow
         )
     }
 }
@@ -285,6 +296,9 @@ impl Incident {
             Detail::SnapStartStaleConnection { .. } => {
                 "This connection was opened before the SnapStart snapshot and restored with it, but the network had long forgotten it: its first use after the restore failed. Re-create clients after a restore (Java: a CRaC Resource's afterRestore, registered with Core.getGlobalContext().register; Python: @register_after_restore from snapshot_restore_py; Rust: a lambda_runtime SnapStartResource's after_restore, or thawtrace_instrument's restore hook), or connect lazily on the first invocation instead of during init."
             }
+            Detail::ConnectSlow { .. } => {
+                "This connect took over a second and went through: its first SYN went unanswered and the kernel sent it again (after 1 s, then 3 s, 7 s). Alone it costs an invocation a second or more; in a burst of new environments it is what comes before connect timeouts: a NAT gateway short of ports for the destination (metric ErrorPortAllocation) or a Hyperplane ENI near its 65,000 connections. Reuse connections across invocations, open them during init, and add NAT addresses, subnets or VPC endpoints before bursts time out."
+            }
             Detail::DuplicateInvocation { .. } => {
                 "The same event was handled more than once (async retries, at-least-once delivery). Make the handler idempotent (a DynamoDB conditional write, Powertools Idempotency), and set MaximumRetryAttempts to 0 where a retry is unsafe."
             }
@@ -363,6 +377,18 @@ pub enum Detail {
         /// How far it stayed from it.
         margin_ms: i64,
     },
+    /// `connect_slow`.
+    ConnectSlow {
+        /// The invocation that started the connect.
+        request_id: Option<String>,
+        /// Where it connected.
+        destination: String,
+        /// From the attempt's start to the connection, as the log shows
+        /// them.
+        connect_ms: i64,
+        /// The threshold it was compared with (`--connect-slow`).
+        threshold_ms: i64,
+    },
     /// `snapstart_stale_connection`.
     SnapStartStaleConnection {
         /// The invocation whose call failed.
@@ -386,6 +412,7 @@ impl Detail {
             Detail::SnapStartStaleConnection { .. } => FindingKind::SnapStartStaleConnection,
             Detail::KeepaliveNearMiss { .. } => FindingKind::KeepaliveNearMiss,
             Detail::NatIdleNearMiss { .. } => FindingKind::NatIdleNearMiss,
+            Detail::ConnectSlow { .. } => FindingKind::ConnectSlow,
         }
     }
 }

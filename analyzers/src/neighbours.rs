@@ -483,7 +483,8 @@ impl Settlement {
             Detail::NatIdleReset { .. }
             | Detail::SnapStartStaleConnection { .. }
             | Detail::KeepaliveNearMiss { .. }
-            | Detail::NatIdleNearMiss { .. } => None,
+            | Detail::NatIdleNearMiss { .. }
+            | Detail::ConnectSlow { .. } => None,
             Detail::ConnectStall { window_ms, .. } => Some(Settlement {
                 identity: format!(
                     "connect_stall#{group}#{}",

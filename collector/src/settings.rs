@@ -76,6 +76,10 @@ pub struct Thresholds {
     /// timeout whose next use succeeded is a nat_idle_near_miss.
     #[arg(long = "nat-near-miss", value_name = "PERCENT", default_value = "75%", value_parser = percent)]
     pub nat_near_miss_percent: u8,
+    /// A connect that took at least this long and went through is a
+    /// connect_slow (a warning; 1 s: its first SYN was lost).
+    #[arg(long, value_name = "DURATION", default_value_t = Millis(Config::CONNECT_SLOW_MS))]
+    pub connect_slow: Millis,
     /// How many environments (log streams) make a connect_stall.
     #[arg(long, value_name = "N", default_value_t = Config::CONNECT_STALL_MIN_ENVS as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub connect_stall_min_envs: u32,
@@ -99,6 +103,7 @@ impl Default for Thresholds {
             nat_idle_timeout: Millis(Config::NAT_IDLE_TIMEOUT_MS),
             nat_near_miss_percent: Config::NAT_NEAR_MISS_PERCENT,
             connect_stall_window: Millis(Config::CONNECT_STALL_WINDOW_MS),
+            connect_slow: Millis(Config::CONNECT_SLOW_MS),
             connect_stall_min_envs: Config::CONNECT_STALL_MIN_ENVS as u32,
             duplicate_window: Millis(Config::DUPLICATE_WINDOW_MS),
             idempotency_keys: vec![Config::IDEMPOTENCY_KEY.to_owned()],
@@ -110,8 +115,8 @@ impl Thresholds {
     /// The thresholds from the environment, named as the template's
     /// parameters set them: `THAWTRACE_NAT_IDLE_TIMEOUT`,
     /// `THAWTRACE_NAT_NEAR_MISS_PERCENT` (`75`),
-    /// `THAWTRACE_CONNECT_STALL_WINDOW`, `THAWTRACE_DUPLICATE_WINDOW`
-    /// (durations like `350s`), `THAWTRACE_CONNECT_STALL_MIN_ENVS` (a count)
+    /// `THAWTRACE_CONNECT_STALL_WINDOW`, `THAWTRACE_CONNECT_SLOW`,
+    /// `THAWTRACE_DUPLICATE_WINDOW` (durations like `350s`), `THAWTRACE_CONNECT_STALL_MIN_ENVS` (a count)
     /// and `THAWTRACE_IDEMPOTENCY_KEYS` (comma-separated JSON paths, or
     /// `none`); the defaults for what is unset or blank. `var` reads one
     /// variable (`std::env::var`, or a map in tests).
@@ -139,6 +144,7 @@ impl Thresholds {
                 "THAWTRACE_CONNECT_STALL_WINDOW",
                 &mut t.connect_stall_window,
             ),
+            ("THAWTRACE_CONNECT_SLOW", &mut t.connect_slow),
             ("THAWTRACE_DUPLICATE_WINDOW", &mut t.duplicate_window),
         ] {
             if let Some(v) = var(k) {
@@ -187,6 +193,7 @@ impl Thresholds {
             nat_near_miss_percent: self.nat_near_miss_percent,
             connect_stall_window_ms: self.connect_stall_window.0,
             connect_stall_min_envs: self.connect_stall_min_envs as usize,
+            connect_slow_ms: self.connect_slow.0,
             duplicate_window_ms: self.duplicate_window.0,
             idempotency_keys: keys.into(),
             ..Config::default()

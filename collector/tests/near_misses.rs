@@ -102,6 +102,11 @@ fn keepalive_off_gives_no_near_miss() {
 /// The recording of connections idle for most of the NAT idle timeout
 /// (tests/recorders/record_network.py --only nat-near: botocore at DEBUG,
 /// a 6 s NAT standing in for 350 s).
+#[test]
+fn slow_connects_match_the_late_listeners_record() {
+    assert_connect_slow_matches(&connect_slow_fixture(), "recorded-connect-slow");
+}
+
 fn nat_near_fixture() -> std::path::PathBuf {
     repo().join("tests/fixtures/recorded-nat-near")
 }

@@ -326,6 +326,28 @@ fn the_recorded_network_settings_are_found_where_the_logs_can_tell() {
 }
 
 #[test]
+fn a_fresh_connect_slow_recording_matches_the_late_listener() {
+    let python = recorder_python();
+    let seed = fresh_seed();
+    let tmp = tmp_dir(&format!("connect-slow-{seed}"));
+    let out = tmp.path();
+    let status = Command::new(&python)
+        .arg(repo().join("tests/recorders/record_network.py"))
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            &seed,
+            "--only",
+            "connect-slow",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the recorder failed (seed {seed})");
+    assert_connect_slow_matches(out, &format!("fresh recording, seed {seed}"));
+}
+
+#[test]
 fn a_fresh_network_recording_is_scored_perfectly() {
     let python = recorder_python();
     let seed = fresh_seed();

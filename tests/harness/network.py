@@ -21,6 +21,8 @@
   when a NAT gateway cannot allocate a port or an ENI is out of connections.
   Binds loopback only; the recorder runs in its own network namespace, where
   `net.ipv4.tcp_syn_retries` is lowered so a dropped SYN fails in ~3 s.
+- `LateAcceptListener`: the same until it opens, then a relay upstream:
+  connects slowed by lost SYNs that still succeed (`connect_slow`).
   With `watch`, it knows which connects stalled: every socket of the
   recorder's child processes seen in SYN-SENT towards it, with its process.
 - `SilentServer`: accepts connections and reads them, never writes: a
@@ -365,6 +367,62 @@ class SaturatedListener:
         self.closed = True
         for s in self.fillers + [self.sock]:
             s.close()
+
+
+class LateAcceptListener(SaturatedListener):
+    """A listener whose queue is full until `open()`, then a plain relay to
+    `upstream_port`: connects made before it opens lose their SYNs and go
+    through at the kernel's next SYN retransmission (1 s, then 3 s, 7 s
+    after the first), slow but successful, as under NAT port allocation
+    errors or an ENI near its connection limit.
+
+    `stalled()` (the watcher's SYN-SENT spans, with the owning process)
+    is the truth of how long each slow connect took."""
+
+    def __init__(self, upstream_port):
+        super().__init__(watch=True)
+        self.upstream_port = upstream_port
+        self.opened_ms = None
+
+    def open(self):
+        """Starts accepting: the fillers' queued connections are taken and
+        dropped, then every connection is relayed upstream."""
+        self.opened_ms = now_ms()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, addr = self.sock.accept()
+            except OSError:
+                return
+            if addr[1] in self.own_ports:
+                conn.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+            except OSError:
+                conn.close()
+                continue
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=_relay, args=(a, b), daemon=True).start()
+
+
+def _relay(src, dst):
+    """Copies src to dst until either side ends (bounded by the sockets)."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def socket_owner(inode):

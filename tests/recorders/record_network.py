@@ -39,6 +39,13 @@ them (each environment labelled with its `setting` in environments.json):
   tcp_keepalive with the kernel's 7200 s keepalive idle (still reset) and
   with a 2 s one (the proxy sees the probes: survives); negatives: calls
   more often than the timeout, freezes shorter than it.
+- connect-slow (`--only connect-slow`, the fixture
+  tests/fixtures/recorded-connect-slow): grpc-js environments whose first
+  connect meets a listener that drops SYNs until it opens (the kernel's
+  retransmission gets through 1-3 s later; the call succeeds), traced
+  with `subchannel,transport`; negatives: healthy environments connecting
+  straight to the server, and every connection's reuse in a second
+  invocation. Truth: each connect's SYN-SENT span, watched in /proc.
 - nat-near (`--matrix --nat-near`, or alone: `--only nat-near`, the
   fixture tests/fixtures/recorded-nat-near; opt-in in the matrix until
   thawtrace takes `--nat-near-miss`): NAT idle near misses, botocore at
@@ -860,12 +867,90 @@ def stall_matrix(rec):
 # ---------------------------------------------------------------- main
 
 
+# ------------------------------------------------------- connect_slow (--only connect-slow)
+
+# The scanner's threshold for a slow connect (`--connect-slow`): one lost
+# SYN, Linux's initial retransmission timeout.
+CONNECT_SLOW_MS = 1000
+# The watcher polls /proc every 50 ms: a connect's SYN-SENT span is known
+# to within that.
+CONNECT_POLL_MS = 50
+
+
+def connect_slow_family(rec):
+    """Connects that lose SYNs and still succeed: grpc-js environments
+    (`subchannel,transport` traced) whose first connect meets a listener
+    that drops SYNs until it opens, a second after the last of them began,
+    and goes through at the next retransmission; beside them, healthy
+    environments connecting straight to the server (negatives)."""
+    echo = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
+    late = network.LateAcceptListener(echo.port)
+    trace = {"GRPC_TRACE": "transport,subchannel"}
+    event = {"calls": 1, "deadline_ms": 12000}
+    slow, healthy = [], []
+    for i in range(3):
+        env = dict(trace, THAWTRACE_TARGET="127.0.0.1:%d" % late.port)
+        slow.append(rec.environment("orders-slow-%d" % i, "orders-connect", "node", env=env, timeout_s=15,
+                                    setting="connect-slow-grpc-js-trace", library="grpc-js"))
+    for i in range(2):
+        env = dict(trace, THAWTRACE_TARGET="127.0.0.1:%d" % echo.port)
+        healthy.append(rec.environment("orders-healthy-%d" % i, "orders-connect", "node", env=env, timeout_s=15,
+                                       setting="connect-slow-negative-healthy-grpc-js-trace", library="grpc-js"))
+    envs = slow + healthy
+    rids = [rec.rid() for _ in envs]
+
+    def opener():
+        # Opens once every slow environment's connect is in SYN-SENT and
+        # has lost its first SYN (a second), before the second is lost.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len({c["pid"] for c in late.stalled()}) < len(slow):
+            time.sleep(0.05)
+        newest = max((c["first_ms"] for c in late.stalled()), default=network.now_ms())
+        time.sleep(max(0.0, (newest + 1300 - network.now_ms()) / 1000))
+        late.open()
+
+    network.set_syn_retries(STALL_SYN_RETRIES)
+    try:
+        run_all([(rec.invoke, (e, r, event)) for e, r in zip(envs, rids)] + [(opener, ())])
+        # A second invocation each: the connection is reused, no connect.
+        run_all([(rec.invoke, (e, rec.rid(), event)) for e in envs])
+    finally:
+        network.set_syn_retries(1)
+        for e in envs:
+            e.close()
+        late.close()
+        echo.stop()
+    owners = {pid: e for e in envs for _, what, pid in e.timeline if what == "start"}
+    problems = []
+    seen = set()
+    for c in sorted(late.stalled(), key=lambda c: c["first_ms"]):
+        env = owners.get(c["pid"])
+        if env is None or env not in slow:
+            problems.append("a slow connect of no slow environment: %s" % c)
+            continue
+        rid = owner_at(env, c["first_ms"])
+        took = c["last_ms"] - c["first_ms"]
+        seen.add(id(env))
+        rec.expect("connect_slow", [env], [rid], destination="127.0.0.1:%d" % late.port,
+                   syn_sent_ms=[took, took + 2 * CONNECT_POLL_MS], setting="connect-slow-grpc-js-trace", library="grpc-js")
+        rec.log("connect-slow %s: SYN-SENT %d ms (opened at +%d ms)" % (env.stream.name[-8:], took, late.opened_ms - c["first_ms"]))
+        if took < CONNECT_SLOW_MS:
+            problems.append("a connect through the late listener took only %d ms" % took)
+    if len(seen) != len(slow):
+        problems.append("%d of %d slow environments connected through the late listener" % (len(seen), len(slow)))
+    for e, r in zip(envs, rids):
+        if outcome(e, r) != "response":
+            problems.append("%s: invocation %s did not succeed: %s" % (e.stream.name, r, outcome(e, r)))
+    if problems:
+        raise RuntimeError("the connect-slow family did not record what it meant to:\n" + "\n".join(problems))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nat-idle-s", type=float, default=6.0, help="the proxy's idle timeout, standing in for 350 s")
-    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix"], help="record only this family")
+    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow"], help="record only this family")
     ap.add_argument("--matrix", action="store_true",
                     help="also record the settings matrix (nat-matrix, stall-matrix; nat-near with --nat-near): NAT drops, idle inside an invocation, "
                          "botocore retries and log levels, TCP keepalive, (NAT idle near misses,) connect stalls with no connect timeout, and their negatives")
@@ -929,6 +1014,9 @@ def main():
         threads.append(threading.Thread(target=run, args=("stall-matrix", after_stalls)))
     if "duplicate" in families:
         threads.append(threading.Thread(target=run, args=("duplicate", duplicate_family)))
+    if "connect-slow" in families:
+        # Alone (--only connect-slow): it raises tcp_syn_retries.
+        threads.append(threading.Thread(target=run, args=("connect-slow", connect_slow_family)))
     for t in threads:
         t.start()
     for t in threads:
@@ -965,6 +1053,8 @@ def main():
     ]
     if "nat-near" in families:
         scan_args += ["--nat-near-miss", "%g%%" % (NEAR_FRACTION * 100)]
+    if "connect-slow" in families:
+        scan_args += ["--connect-slow", "%dms" % CONNECT_SLOW_MS]
     with open(os.path.join(args.out, "scan-args.json"), "w") as f:
         json.dump(scan_args, f)
     kinds = {}

@@ -50,7 +50,7 @@ pub(super) struct InFlight {
 #[derive(Debug, Default)]
 struct Connection {
     /// A connect started and not yet through: (invocation epoch, position).
-    connecting: Option<(Epoch, u32)>,
+    connecting: Option<(Epoch, u32, i64)>,
     /// The last use the log vouches for (only from clients that log every
     /// request: a gap between two such lines was idle).
     last_activity: Option<i64>,
@@ -329,8 +329,24 @@ impl Ledger {
 
     /// A connect to `destination` started (or, `done`, got through) in the
     /// invocation of `epoch`.
-    pub(super) fn connect(&mut self, destination: &str, done: bool, epoch: Epoch, pos: u32) {
-        self.sole(Some(destination)).connecting = (!done).then_some((epoch, pos));
+    /// A connect to `destination` started or (`done`) went through at
+    /// `ts`; for one that went through, the start of its attempt (its mark's
+    /// position and time), when the log showed it.
+    pub(super) fn connect(
+        &mut self,
+        destination: &str,
+        done: bool,
+        epoch: Epoch,
+        pos: u32,
+        ts: i64,
+    ) -> Option<(u32, i64)> {
+        let to = self.sole(Some(destination));
+        let started = to.connecting.take();
+        if !done {
+            to.connecting = Some((epoch, pos, ts));
+            return None;
+        }
+        started.map(|(_, pos, ts)| (pos, ts))
     }
 
     /// The destination of the first connect still pending in the invocation
@@ -339,7 +355,7 @@ impl Ledger {
         self.to
             .iter()
             .filter_map(|(d, c)| match c.connecting {
-                Some((e, pos)) if e == epoch => Some((pos, d.as_str())),
+                Some((e, pos, _)) if e == epoch => Some((pos, d.as_str())),
                 _ => None,
             })
             .min()
@@ -390,10 +406,16 @@ mod tests {
     fn the_first_connect_still_pending_in_an_invocation() {
         let mut l = Ledger::default();
         let e = Epoch::invocation;
-        l.connect("10.0.0.1:443", false, e(0), 3);
-        l.connect("10.0.0.1:443", true, e(0), 4);
-        l.connect("10.0.0.2:443", false, e(1), 7);
-        l.connect("10.0.0.3:443", false, e(1), 5);
+        assert_eq!(l.connect("10.0.0.1:443", false, e(0), 3, 100), None);
+        // Through: the attempt's start comes back, for its duration.
+        assert_eq!(
+            l.connect("10.0.0.1:443", true, e(0), 4, 1_300),
+            Some((3, 100))
+        );
+        l.connect("10.0.0.2:443", false, e(1), 7, 2_000);
+        l.connect("10.0.0.3:443", false, e(1), 5, 1_900);
+        // A second "through" line of the same connect has no start.
+        assert_eq!(l.connect("10.0.0.1:443", true, e(0), 8, 1_310), None);
         assert_eq!(l.pending_connect(e(0)), None);
         assert_eq!(l.pending_connect(e(1)), Some("10.0.0.3:443"));
         assert_eq!(l.pending_connect(e(2)), None);

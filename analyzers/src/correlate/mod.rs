@@ -68,6 +68,9 @@ pub struct Config {
     pub connect_stall_window_ms: i64,
     /// How many environments (log streams) make a `connect_stall`.
     pub connect_stall_min_envs: usize,
+    /// A connect that took at least this long and succeeded is a
+    /// `connect_slow` (a warning).
+    pub connect_slow_ms: i64,
     /// How long a request ID or idempotency key is remembered to find a
     /// `duplicate_invocation` (Lambda keeps async events up to 6 h).
     pub duplicate_window_ms: i64,
@@ -172,6 +175,9 @@ impl Config {
     pub const CONNECT_STALL_WINDOW_MS: i64 = 60_000;
     /// Environments that make a `connect_stall`.
     pub const CONNECT_STALL_MIN_ENVS: usize = 3;
+    /// A connect this slow lost its first SYN at least (Linux retransmits
+    /// an unanswered SYN after 1 s): a `connect_slow`.
+    pub const CONNECT_SLOW_MS: i64 = 1_000;
     /// How long a `duplicate_invocation` is looked for (Lambda keeps async
     /// events up to 6 h).
     pub const DUPLICATE_WINDOW_MS: i64 = 6 * 3_600_000;
@@ -191,6 +197,7 @@ impl Default for Config {
             nat_near_miss_percent: Config::NAT_NEAR_MISS_PERCENT,
             connect_stall_window_ms: Config::CONNECT_STALL_WINDOW_MS,
             connect_stall_min_envs: Config::CONNECT_STALL_MIN_ENVS,
+            connect_slow_ms: Config::CONNECT_SLOW_MS,
             duplicate_window_ms: Config::DUPLICATE_WINDOW_MS,
             idempotency_keys: default_idempotency_keys(),
             max_tracked: 1_000_000,

@@ -17,7 +17,8 @@ pub(super) struct Nat {
     pub(super) retrying: Option<Epoch>,
     /// Per owning invocation (by epoch, in order): the incident so far.
     pub(super) found: BTreeMap<Epoch, Incident>,
-    /// NAT idle near misses: idle connections that survived.
+    /// Near misses: idle connections that survived the NAT, and slow
+    /// connects that went through.
     pub(super) near: Vec<Incident>,
 }
 
@@ -120,6 +121,48 @@ impl StreamCorrelator {
                 margin_ms: timeout - idle,
             },
             evidence: vec![self.texts.get(mark.id).to_owned()],
+            tenant_id: self.tenant_of(owner.epoch),
+        });
+    }
+
+    /// `connect_slow`: a connect that took at least
+    /// [`Config::connect_slow_ms`](crate::Config) from its attempt's start
+    /// (`start`: that mark's position and time) to the connection, and went
+    /// through. It is the invocation that started the connect's.
+    pub(super) fn connect_slow(
+        &self,
+        mark: &Mark,
+        destination: &str,
+        start: (u32, i64),
+        nat: &mut Nat,
+    ) {
+        let (start_pos, start_ts) = start;
+        let took = mark.ts - start_ts;
+        if took < self.config.connect_slow_ms {
+            return;
+        }
+        let Ok(i) = self.marks.binary_search_by_key(&start_pos, |m| m.pos) else {
+            return;
+        };
+        let started = &self.marks[i];
+        let owner = self.owner(started);
+        nat.near.push(Incident {
+            log_group: self.log_group.clone(),
+            log_stream: self.log_stream.clone(),
+            log_streams: vec![self.log_stream.clone()],
+            request_ids: owner.request_id.clone().into_iter().collect(),
+            first_at_ms: start_ts,
+            last_at_ms: mark.ts,
+            detail: Detail::ConnectSlow {
+                request_id: owner.request_id,
+                destination: destination.to_owned(),
+                connect_ms: took,
+                threshold_ms: self.config.connect_slow_ms,
+            },
+            evidence: vec![
+                self.texts.get(started.id).to_owned(),
+                self.texts.get(mark.id).to_owned(),
+            ],
             tenant_id: self.tenant_of(owner.epoch),
         });
     }

@@ -82,7 +82,16 @@ impl StreamCorrelator {
                 What::Opened(destination) => ledger.activity(destination, mark.ts),
                 What::Retrying => nat.retrying = Some(self.owner(mark).epoch),
                 What::Connect(destination, done) => {
-                    ledger.connect(destination, *done, self.owner(mark).epoch, mark.pos);
+                    let started = ledger.connect(
+                        destination,
+                        *done,
+                        self.owner(mark).epoch,
+                        mark.pos,
+                        mark.ts,
+                    );
+                    if let Some(start) = started {
+                        self.connect_slow(mark, destination, start, &mut nat);
+                    }
                 }
                 What::Net(net, silence) => {
                     if wants_signals && let Some(what) = self.net_signal(mark, net, &ledger) {

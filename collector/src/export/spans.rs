@@ -240,6 +240,19 @@ fn incident_span(i: &Incident, origin: &Origin) -> SpanData {
                 "a connection restored from a SnapStart snapshot failed at its first use",
             )
         }
+        Detail::ConnectSlow {
+            destination,
+            connect_ms,
+            threshold_ms,
+            ..
+        } => (
+            vec![
+                KeyValue::new("server.address", destination.clone()),
+                KeyValue::new("thawtrace.connect_ms", *connect_ms),
+                KeyValue::new("thawtrace.threshold_ms", *threshold_ms),
+            ],
+            "a connect lost SYNs and went through late: a near miss of a connect stall",
+        ),
         Detail::NatIdleNearMiss {
             destination,
             idle_ms,

@@ -139,6 +139,7 @@ pub fn render_incident(i: &Incident) -> String {
         Detail::SnapStartStaleConnection { .. } => "SNAPSTART STALE CONNECTION",
         Detail::KeepaliveNearMiss { .. } => "keepalive near miss (warning)",
         Detail::NatIdleNearMiss { .. } => "NAT idle near miss (warning)",
+        Detail::ConnectSlow { .. } => "slow connect (warning)",
     };
     let _ = writeln!(s, "{title}  function {}", function_name(&i.log_group));
     match &i.detail {
@@ -171,6 +172,21 @@ pub fn render_incident(i: &Incident) -> String {
             failure,
             ..
         } => stale_connection_lines(&mut s, i, connection.as_deref(), *restore_at_ms, failure),
+        Detail::ConnectSlow {
+            destination,
+            connect_ms,
+            threshold_ms,
+            ..
+        } => {
+            let _ = writeln!(s, "  stream      {}", printable(&i.log_stream));
+            let _ = writeln!(s, "  invocation  {}", joined(&i.request_ids));
+            let _ = writeln!(
+                s,
+                "  {}  the connect to {} took {connect_ms} ms and went through (slow from {threshold_ms} ms: a lost SYN)",
+                rfc3339(i.first_at_ms),
+                printable(destination)
+            );
+        }
         Detail::NatIdleNearMiss {
             destination,
             idle_ms,
