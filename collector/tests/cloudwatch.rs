@@ -254,6 +254,77 @@ async fn a_scan_of_three_groups_by_prefix_is_the_union_of_their_scans() {
     assert_eq!(live_scan(port, named).await, union, "named");
 }
 
+/// A group of 251 streams is read in chunks of 100 streams, several
+/// requests at once: every stream in the window is read once, an
+/// async retry whose two attempts sit in streams of different chunks is
+/// still one `duplicate_invocation`, and a stream whose events all
+/// precede `--since` is not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_many_streams_is_read_in_chunks_at_once() {
+    let (_moto, port) = moto();
+    let cw = client(port);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let group = "/aws/lambda/wide";
+    let rid = |n: usize| format!("5d1a0000-0000-4000-8000-{n:012}");
+    let mut evs = Vec::new();
+    for n in 0..251 {
+        // Stream 230's invocation is stream 5's, retried; stream 250 ended
+        // five hours ago.
+        let (id, at) = match n {
+            230 => (rid(5), now - 1_800_000 + 60_000),
+            250 => (rid(250), now - 5 * 3_600_000),
+            _ => (rid(n), now - 1_800_000 + n as i64),
+        };
+        let stream = format!("2026/12/06/[$LATEST]{n:032x}");
+        for (dt, message) in [
+            (0, format!("START RequestId: {id} Version: $LATEST")),
+            (5, format!("END RequestId: {id}")),
+        ] {
+            evs.push(json!({"timestamp": at + dt, "message": message, "logStream": stream, "logGroup": group}));
+        }
+    }
+    put(&cw, &evs).await;
+    let found = live_scan(port, vec!["--log-group".to_owned(), group.to_owned()]).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    let f: Value = serde_json::from_str(&found[0]).unwrap();
+    assert_eq!(f["kind"], "duplicate_invocation");
+    assert_eq!(
+        f["log_streams"],
+        json!([
+            format!("2026/12/06/[$LATEST]{:032x}", 5),
+            format!("2026/12/06/[$LATEST]{:032x}", 230)
+        ])
+    );
+    // Every stream in the window, once: the summary counts them.
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_thawtrace"));
+        cmd.args([
+            "scan",
+            "--format",
+            "json",
+            "--since",
+            "3h",
+            "--log-group",
+            group,
+            "--endpoint-url",
+        ])
+        .arg(&endpoint);
+        aws_env(&mut cmd, "http://127.0.0.1:9");
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("500 events in 250 log streams"),
+        "{summary}"
+    );
+}
+
 /// Subscription batches of one stream, cut right after every ping of a
 /// freeze timeout, so no such ping shares a batch with its timeout.
 fn batches_separating_pings(stream_events: &[Value], findings: &[Value]) -> Vec<Vec<Value>> {

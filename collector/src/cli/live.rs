@@ -10,10 +10,14 @@ use crate::lookback::cloudwatch::{CloudWatch, GroupEvent, Query};
 
 use super::{ScanArgs, Source};
 
-/// How many log groups are read at once: each reads its pages one after
-/// another, so this bounds the requests in flight, well inside
-/// FilterLogEvents' quota; the SDK retries a throttled one.
-const GROUPS_IN_FLIGHT: usize = 4;
+/// How many `FilterLogEvents` requests run at once, over every group and
+/// its streams: well inside the API's quota (25 requests a second per
+/// account and region, by default); the SDK retries a throttled one.
+const REQUESTS_IN_FLIGHT: usize = 8;
+
+/// How many streams one `FilterLogEvents` request names (the API's limit
+/// is 100).
+const STREAMS_PER_REQUEST: usize = 100;
 
 /// A point in time: RFC 3339, or a duration back from `now_ms`.
 fn parse_when(s: &str, now_ms: i64) -> Result<i64, String> {
@@ -91,57 +95,127 @@ pub(super) fn live(args: &ScanArgs) -> Result<Vec<Source>, String> {
     Ok(sources)
 }
 
-/// Reads each group with `template`'s streams and times, at most
-/// [`GROUPS_IN_FLIGHT`] at once, showing one count of the events read on
-/// stderr when it is a terminal. The groups come back in the order given.
+/// Reads each group with `template`'s streams and times: its streams are
+/// listed, then read [`STREAMS_PER_REQUEST`] at a time, every group's
+/// requests at once with at most [`REQUESTS_IN_FLIGHT`] in flight, showing
+/// one count of the events read on stderr when it is a terminal. The groups
+/// come back in the order given, each group's events by time.
 async fn read_groups(
     client: &CloudWatch,
     groups: Vec<String>,
     template: &Query,
 ) -> Result<Vec<(String, Vec<GroupEvent>)>, String> {
     let tty = std::io::stderr().is_terminal();
-    let counts: Arc<Vec<AtomicUsize>> =
+    let total = groups.len();
+    let slots = Arc::new(tokio::sync::Semaphore::new(REQUESTS_IN_FLIGHT));
+    // Each group's streams, listed under the same bound.
+    let mut listings = tokio::task::JoinSet::new();
+    for (i, group) in groups.iter().enumerate() {
+        let (client, slots, group, query) = (
+            client.clone(),
+            slots.clone(),
+            group.clone(),
+            template.clone(),
+        );
+        listings.spawn(async move {
+            let _slot = slots.acquire_owned().await.map_err(|e| e.to_string())?;
+            let streams = client
+                .streams(
+                    &group,
+                    query.stream_prefix.as_deref(),
+                    query.start_ms,
+                    query.end_ms,
+                )
+                .await?;
+            Ok::<_, String>((i, streams))
+        });
+    }
+    let mut streams: Vec<Vec<String>> = vec![Vec::new(); total];
+    while let Some(listed) = listings.join_next().await {
+        let (i, s) = listed.map_err(|e| e.to_string())??;
+        streams[i] = s;
+    }
+    // One request per chunk of a group's streams.
+    let chunks: Vec<(usize, Vec<String>)> = streams
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.chunks(STREAMS_PER_REQUEST).map(move |c| (i, c.to_vec())))
+        .collect();
+    let left: Arc<Vec<AtomicUsize>> =
         Arc::new(groups.iter().map(|_| AtomicUsize::new(0)).collect());
-    let done = Arc::new(AtomicUsize::new(0));
-    let show = move |counts: &[AtomicUsize], done: &AtomicUsize| {
+    for (i, _) in &chunks {
+        left[*i].fetch_add(1, Ordering::Relaxed);
+    }
+    let done = Arc::new(AtomicUsize::new(
+        left.iter()
+            .filter(|n| n.load(Ordering::Relaxed) == 0)
+            .count(),
+    ));
+    let read_so_far = Arc::new(AtomicUsize::new(0));
+    let show = move |done: &AtomicUsize, read: &AtomicUsize| {
         if tty {
-            let read: usize = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
-            let line = progress_line(done.load(Ordering::Relaxed), counts.len(), read);
+            let line = progress_line(
+                done.load(Ordering::Relaxed),
+                total,
+                read.load(Ordering::Relaxed),
+            );
             eprint!("\r{line}");
         }
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(GROUPS_IN_FLIGHT));
-    let total = groups.len();
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, group) in groups.into_iter().enumerate() {
-        let (client, counts, slots, done) =
-            (client.clone(), counts.clone(), slots.clone(), done.clone());
+    for (i, chunk) in chunks {
+        let (client, slots, left, done, read_so_far) = (
+            client.clone(),
+            slots.clone(),
+            left.clone(),
+            done.clone(),
+            read_so_far.clone(),
+        );
         let query = Query {
-            group: group.clone(),
+            group: groups[i].clone(),
+            streams: chunk,
+            stream_prefix: None,
             ..template.clone()
         };
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await.map_err(|e| e.to_string())?;
+            let mut counted = 0;
             let events = client
                 .events(&query, |n| {
-                    counts[i].store(n, Ordering::Relaxed);
-                    show(&counts, &done);
+                    read_so_far.fetch_add(n - counted, Ordering::Relaxed);
+                    counted = n;
+                    show(&done, &read_so_far);
                 })
                 .await?;
-            done.fetch_add(1, Ordering::Relaxed);
-            show(&counts, &done);
-            Ok::<_, String>((i, group, events))
+            if left[i].fetch_sub(1, Ordering::Relaxed) == 1 {
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            show(&done, &read_so_far);
+            Ok::<_, String>((i, events))
         });
     }
-    let mut read = Vec::with_capacity(total);
-    while let Some(done) = tasks.join_next().await {
-        read.push(done.map_err(|e| e.to_string())??);
+    let mut read: Vec<Vec<GroupEvent>> = vec![Vec::new(); total];
+    while let Some(finished) = tasks.join_next().await {
+        let (i, events) = finished.map_err(|e| e.to_string())??;
+        read[i].extend(events);
     }
     if tty {
         eprintln!();
     }
-    read.sort_by_key(|(i, _, _)| *i);
-    Ok(read.into_iter().map(|(_, g, e)| (g, e)).collect())
+    Ok(groups
+        .into_iter()
+        .zip(read)
+        .map(|(g, mut events)| {
+            events.sort_by(|a, b| {
+                (a.event.timestamp_ms, &a.stream, &a.event.id).cmp(&(
+                    b.event.timestamp_ms,
+                    &b.stream,
+                    &b.event.id,
+                ))
+            });
+            (g, events)
+        })
+        .collect())
 }
 
 /// The progress line of a live scan: a bar of the groups read, and the

@@ -87,6 +87,67 @@ impl CloudWatch {
         Ok(out)
     }
 
+    /// The names of a log group's streams that may hold events between
+    /// `start_ms` and `end_ms` (`DescribeLogStreams`), newest first. Without
+    /// a prefix they come by last event time, and the listing stops at the
+    /// first stream whose last event is an hour (CloudWatch's own lag in
+    /// updating that time) before `start_ms`; the API cannot order by time
+    /// under a prefix, so with one every stream of the prefix is listed
+    /// and those that ended too early or began too late are left out.
+    ///
+    /// # Errors
+    ///
+    /// The service's error once the SDK's retries are spent, in words.
+    pub async fn streams(
+        &self,
+        group: &str,
+        prefix: Option<&str>,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<String>, String> {
+        /// How late CloudWatch may update a stream's last event time.
+        const LAG_MS: i64 = 3_600_000;
+        let mut request = self.client.describe_log_streams().log_group_name(group);
+        request = match prefix {
+            Some(p) => request.log_stream_name_prefix(p),
+            None => request
+                .order_by(aws_sdk_cloudwatchlogs::types::OrderBy::LastEventTime)
+                .descending(true),
+        };
+        let mut pages = request.into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                format!(
+                    "DescribeLogStreams of {group}: {}",
+                    aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e)
+                )
+            })?;
+            let mut older = false;
+            for s in page.log_streams() {
+                let Some(name) = s.log_stream_name() else {
+                    continue;
+                };
+                let last = s
+                    .last_event_timestamp()
+                    .or(s.last_ingestion_time())
+                    .unwrap_or(i64::MAX);
+                let first = s.first_event_timestamp().unwrap_or(i64::MIN);
+                if last.saturating_add(LAG_MS) < start_ms {
+                    older = true;
+                    continue;
+                }
+                if first < end_ms {
+                    out.push(name.to_owned());
+                }
+            }
+            if older && prefix.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The events matching `query`, every page; `progress` is told the
     /// count so far after each page.
     ///
