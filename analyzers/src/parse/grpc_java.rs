@@ -62,6 +62,18 @@ pub fn is_frame_line(raw: &str) -> bool {
     raw.starts_with("FINE: [id: 0x") || raw.starts_with("[id: 0x")
 }
 
+/// Whether an unprefixed line prints a grpc-java status as
+/// `StatusRuntimeException.getMessage()` does (`UNAVAILABLE: Keepalive
+/// failed. The connection is likely gone`, recorded; `DEADLINE_EXCEEDED:
+/// deadline exceeded after …`, not recorded): a failed call, which the
+/// Java runtime's text format prints without a level, so a stream whose
+/// logging hides keepalive can be named as unjudged.
+pub(crate) fn names_status(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    super::find_short(b, b"UNAVAILABLE: ").is_some()
+        || super::find_short(b, b"DEADLINE_EXCEEDED: ").is_some()
+}
+
 /// Parses a grpc-java frame line; `None` for any other message.
 ///
 /// ```

@@ -239,9 +239,10 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
             printed_request_id: None,
         },
         // A line with no runtime prefix (the Java runtime's LambdaLogger in
-        // the text format prints the message as is).
+        // the text format prints the message as is): a failure when looked
+        // for, or when it prints a grpc-java status.
         _ => Line {
-            kind: if want_failures {
+            kind: if want_failures || grpc_java::names_status(raw) {
                 call_failure(&text.unescape()).map_or(LineKind::Other, LineKind::CallFailed)
             } else {
                 LineKind::Other

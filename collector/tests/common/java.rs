@@ -93,6 +93,36 @@ pub fn assert_perfect(dir: &Path, what: &str) {
         total("keepalive_timeout", "fine") > 0,
         "{what}: no genuine timeout recorded at FINE"
     );
+    // The stream whose logging hides keepalive, with its failed call, is
+    // named as unjudged; no stream that prints the frames is.
+    let out = super::thawtrace(&[
+        "scan",
+        "--format",
+        "json",
+        dir.join("events.jsonl").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let envs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
+            .unwrap();
+    for env in &envs {
+        let named = err.contains(&format!(
+            "thawtrace:   {} {}",
+            env["log_group"].as_str().unwrap(),
+            env["log_stream"].as_str().unwrap()
+        ));
+        match env["setting"].as_str().unwrap() {
+            "none" => assert!(
+                named,
+                "{what}: the INFO stream is not named as unjudged: {err}"
+            ),
+            _ => assert!(
+                !named,
+                "{what}: {} prints keepalive frames, yet is named: {err}",
+                env["name"]
+            ),
+        }
+    }
     for f in found
         .iter()
         .filter(|f| KINDS.contains(&f["kind"].as_str().unwrap_or("")))
