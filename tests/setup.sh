@@ -15,15 +15,21 @@ if [ ! -d "$here/recorders/node/node_modules/@grpc/grpc-js" ] || [ ! -d "$here/r
   (cd "$here/recorders/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 # Debian's packages: headless Chromium for the HTML report test, faketime
-# for the tests that run the collector with its clock years ahead.
+# for the tests that run the collector with its clock years ahead, a JDK
+# with grpc-java and Netty for the Java recorder.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+# grpc-java with Netty and a JDK for the Java recorder (record_java.py).
+command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
+[ -e /usr/share/java/grpc-netty.jar ] || missing+=(libgrpc-java)
+[ -e /usr/share/java/netty-codec-http2.jar ] || missing+=(libnetty-java)
+[ -e /usr/share/java/perfmark-api.jar ] || missing+=(libperfmark-java)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "tests/setup.sh: install Debian's ${missing[*]} for the browser and clock tests (needs root)" >&2
+    echo "tests/setup.sh: install Debian's ${missing[*]} for the browser, clock and Java tests (needs root)" >&2
   fi
 fi
 echo "recorder dependencies ready: $deps/venv, tests/recorders/node/node_modules" >&2

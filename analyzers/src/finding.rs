@@ -595,6 +595,9 @@ impl Finding {
             (KeepaliveKind::FreezeTimeout, Library::Tonic) => {
                 "Lambda froze this environment with a PING in flight; at the thaw hyper's keepalive timer fired before h2 read the ack and closed the connection, so the first call after the thaw failed (often Cancelled, sometimes Unavailable). In Lambda, leave keepalive off (do not call Endpoint::http2_keep_alive_interval), or set Endpoint::keep_alive_timeout above the longest freeze you expect; retry Cancelled as well as Unavailable on the first call after a thaw."
             }
+            (KeepaliveKind::FreezeTimeout, Library::GrpcJava) => {
+                "Lambda froze this environment with a keepalive PING in flight; at the thaw grpc-java's keepalive timer fired before Netty read the ack and closed the connection (its calls fail with UNAVAILABLE: Keepalive failed. The connection is likely gone). In Lambda, leave keepalive off (do not call keepAliveTime on the channel builder; keepAliveWithoutCalls(false) keeps idle channels from pinging), or set keepAliveTimeout above the longest freeze you expect; retry UNAVAILABLE on the first call after a thaw."
+            }
             (KeepaliveKind::Timeout, _) => {
                 "The peer did not answer a keepalive ping within the timeout while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer)."
             }
@@ -612,6 +615,10 @@ pub enum Inference {
     /// shut down (C-core's `READY -> SHUTDOWN`). The shutdown is the
     /// finding's timeout line.
     TransportShutdown,
+    /// No timeout line (grpc-java prints none): the client closed the
+    /// connection (`OUTBOUND GO_AWAY`) with its keepalive ping unanswered.
+    /// The close is the finding's timeout line.
+    GoAway,
 }
 
 impl Inference {
@@ -619,6 +626,7 @@ impl Inference {
     pub fn as_str(self) -> &'static str {
         match self {
             Inference::TransportShutdown => "transport_shutdown",
+            Inference::GoAway => "go_away",
         }
     }
 
@@ -627,6 +635,9 @@ impl Inference {
         match self {
             Inference::TransportShutdown => {
                 "no timeout line was printed (trace flags): the ack deadline passed unanswered and the transport shut down"
+            }
+            Inference::GoAway => {
+                "grpc-java prints no timeout line: the client closed the connection (GO_AWAY) with its keepalive ping unanswered"
             }
         }
     }

@@ -602,7 +602,9 @@ impl StreamCorrelator {
                 self.stats.keepalive_lines += 1;
                 if matches!(
                     k.event,
-                    KeepaliveEvent::PingTimeout | KeepaliveEvent::TransportShutdown
+                    KeepaliveEvent::PingTimeout
+                        | KeepaliveEvent::TransportShutdown
+                        | KeepaliveEvent::ClientClosed
                 ) {
                     self.watch_failures_until = ts.saturating_add(self.config.failure_window_ms);
                 }

@@ -161,6 +161,7 @@ impl StreamCorrelator {
             }
             KeepaliveEvent::PingTimeout => self.ping_timeout(mark, k, ledger, pairs, sink),
             KeepaliveEvent::TransportShutdown => self.transport_shutdown(mark, k, ledger, pairs),
+            KeepaliveEvent::ClientClosed => self.client_closed(mark, k, ledger, pairs),
             _ => {
                 ledger.read(&self.marks, i, k, self.config.late_timer_ms);
             }
@@ -277,6 +278,24 @@ impl StreamCorrelator {
             ledger,
             Some(Inference::TransportShutdown),
         ));
+    }
+
+    /// A client's close of a connection (grpc-java's `GO_AWAY`) with a
+    /// keepalive ping unanswered on it: the timeout grpc-java does not
+    /// print (`inferred_from: go_away`). A close with no ping in flight
+    /// (a shutdown, an idle channel) is none; only unanswered pings count,
+    /// as grpc-java prints no ack deadline to judge a late ack by.
+    fn client_closed(&self, mark: &Mark, k: &Keepalive, ledger: &mut Ledger, pairs: &mut Pairs) {
+        let in_flight = ledger.take(&k.connection);
+        let Some(&ping_idx) = in_flight.pending.first() else {
+            return;
+        };
+        pairs
+            .last_on
+            .insert(k.connection.clone(), pairs.findings.len());
+        let finding =
+            self.timeout_finding(ping_idx, None, mark, k, ledger, Some(Inference::GoAway));
+        pairs.findings.push(finding);
     }
 
     /// The finding of a ping that timed out at `timeout` (a timeout line,

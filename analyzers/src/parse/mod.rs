@@ -10,12 +10,14 @@
 //! | @grpc/grpc-js traces (1.8 to 1.14) | [`grpcjs`] |
 //! | gRPC C-core (grpcio) traces, gpr and absl eras | [`ccore`] |
 //! | `thawtrace-instrument` events (Rust, tonic), text and JSON | [`instrument`] |
+//! | grpc-java (Netty) frame lines, java.util.logging at FINE | [`grpc_java`] |
 //!
 //! Parsers are anchored: each looks at the first bytes of a line to decide
 //! whether it is theirs, so an ordinary application line costs a few byte
 //! comparisons and is never unescaped.
 
 pub mod ccore;
+pub mod grpc_java;
 pub mod grpcjs;
 pub mod instrument;
 pub mod platform;
@@ -34,6 +36,8 @@ pub enum Library {
     Grpcio,
     /// tonic (Rust), through `thawtrace-instrument`.
     Tonic,
+    /// grpc-java with its Netty transport.
+    GrpcJava,
 }
 
 impl Library {
@@ -43,6 +47,7 @@ impl Library {
             Library::GrpcJs => "grpc-js",
             Library::Grpcio => "grpcio",
             Library::Tonic => "tonic",
+            Library::GrpcJava => "grpc-java",
         }
     }
 }
@@ -120,6 +125,10 @@ pub enum KeepaliveEvent {
     /// deadline had passed, it stands in for a timeout line the trace flags
     /// did not print.
     TransportShutdown,
+    /// The client closed the connection (grpc-java's `OUTBOUND GO_AWAY`),
+    /// for whatever reason: with a keepalive ping unanswered on it, it
+    /// stands in for the timeout line grpc-java does not print.
+    ClientClosed,
 }
 
 /// One keepalive line: what happened, on which connection, from which library.
@@ -208,6 +217,12 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     if let Some(line) = platform::parse_text(raw) {
         return line;
     }
+    if grpc_java::is_frame_line(raw) {
+        return Line {
+            kind: grpc_java::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
+            printed_request_id: None,
+        };
+    }
     let b = raw.as_bytes();
     match b.first() {
         Some(b'{') => runtime::parse_json(text, want_failures),
@@ -223,8 +238,15 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
             kind: ccore::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
             printed_request_id: None,
         },
+        // A line with no runtime prefix (the Java runtime's LambdaLogger in
+        // the text format prints the message as is): a failure when looked
+        // for, or when it prints a grpc-java status.
         _ => Line {
-            kind: LineKind::Other,
+            kind: if want_failures || grpc_java::names_status(raw) {
+                call_failure(&text.unescape()).map_or(LineKind::Other, LineKind::CallFailed)
+            } else {
+                LineKind::Other
+            },
             printed_request_id: None,
         },
     }

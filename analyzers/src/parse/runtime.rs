@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | Node.js, text | `<ISO ts>\t<requestId>\t<LEVEL>\t<message>` | `2026-11-28T08:07:13.137Z\t8a49e3f9-5c42-4f16-b87e-231ae818d4de\tERROR\tD 2026-11-28T08:07:13.137Z \| v1.14.7 2257 \| keepalive \| (2) 127.0.0.1:45905 Ping timeout passed without response` |
 //! | Python, text | `[LEVEL]\t<ISO ts>\t<requestId>\t<message>` | `[ERROR]\t2026-11-28T08:08:24.725Z\tca7beaa0-275c-4536-8ec4-a14510624461\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)` |
+//! | JSON log format, Java | `{"timestamp","message","level","AWSRequestId"}` | `{"timestamp":"2026-12-06T14:40:02.118Z","message":"echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone","level":"ERROR","AWSRequestId":"…"}` (the runtime's `JsonLogFormatter`, mimicked by the recorder) |
 //! | JSON log format | `{"timestamp","level","requestId","message"}` | `{"timestamp":"2026-11-28T08:07:43.150Z","level":"INFO","message":"echo call 0 ok","logger":"root","requestId":"c462afd2-…"}` |
 //!
 //! Node.js prints `undefined` (Node <= 22) or `-` (Node 24, outside any
@@ -187,7 +188,9 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     if let Some(line) = super::instrument::parse_json(text) {
         return line;
     }
-    let printed = platform::json_string_field(raw, "requestId");
+    // The Java runtime's records name it `AWSRequestId`.
+    let printed = platform::json_string_field(raw, "requestId")
+        .or_else(|| platform::json_string_field(raw, "AWSRequestId"));
     // Only a line that may hold a grpc-js trace (` | ` separators) or a
     // failure we are looking for is worth decoding.
     let b = raw.as_bytes();

@@ -606,7 +606,8 @@ fn warn_of_blind_spots(summary: &Summary) {
         say!(
             "thawtrace: warning: {} log stream(s) have failed gRPC calls but no keepalive trace line: \
              their trace flags hide keepalive pings and timeouts, so none can be found or ruled out there; \
-             log keepalive with GRPC_TRACE=keepalive (grpc-js) or GRPC_TRACE=http_keepalive,http2_ping (grpcio)",
+             log keepalive with GRPC_TRACE=keepalive (grpc-js), GRPC_TRACE=http_keepalive,http2_ping (grpcio) \
+             or io.grpc.netty.level=FINE (grpc-java)",
             summary.totals.unjudged
         );
         name_streams(&summary.unjudged_streams, summary.totals.unjudged);

@@ -1,0 +1,133 @@
+//! Scoring of a Java (grpc-java) recording against the harness's truth
+//! (record_java.py): java_recorded.rs and fresh_java.rs.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::scan_json;
+use serde_json::Value;
+
+const KINDS: [&str; 2] = ["keepalive_freeze_timeout", "keepalive_timeout"];
+
+fn key(f: &Value) -> (String, String, String) {
+    let s = |k: &str| f[k].as_str().unwrap_or("").to_owned();
+    (
+        s("log_stream"),
+        s("ping_request_id"),
+        s("timeout_request_id"),
+    )
+}
+
+/// Per environment and kind: (setting, kind, truth, found, true positives).
+pub fn score(
+    dir: &Path,
+    found: &[Value],
+) -> Vec<(String, String, &'static str, usize, usize, usize)> {
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("harness_truth.json")).unwrap())
+            .unwrap();
+    let truth = truth["findings"].as_array().unwrap();
+    let envs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
+            .unwrap();
+    let mut rows = Vec::new();
+    for env in &envs {
+        let stream = env["log_stream"].as_str().unwrap();
+        for kind in KINDS {
+            let of = |fs: &[Value]| -> BTreeSet<(String, String, String)> {
+                fs.iter()
+                    .filter(|f| f["kind"] == kind && f["log_stream"] == stream)
+                    .map(key)
+                    .collect()
+            };
+            let (want, got) = (of(truth), of(found));
+            let counted = |fs: &[Value]| {
+                fs.iter()
+                    .filter(|f| f["kind"] == kind && f["log_stream"] == stream)
+                    .count()
+            };
+            assert_eq!(
+                got.len(),
+                counted(found),
+                "{stream}: a {kind} reported twice"
+            );
+            rows.push((
+                env["name"].as_str().unwrap().to_owned(),
+                env["setting"].as_str().unwrap().to_owned(),
+                kind,
+                counted(truth),
+                got.len(),
+                want.intersection(&got).count(),
+            ));
+        }
+    }
+    rows
+}
+
+/// Asserts precision = recall = 1.0 wherever keepalive frames are printed
+/// (`fine`), precision 1.0 (nothing found) where they are not (`none`).
+pub fn assert_perfect(dir: &Path, what: &str) {
+    let found = scan_json(&[&dir.join("events.jsonl")]);
+    let rows = score(dir, &found);
+    for (name, setting, kind, truth, got, tp) in &rows {
+        eprintln!("{what}: {name:<26} {kind:<26} truth {truth} found {got} matched {tp}");
+        assert_eq!(
+            tp, got,
+            "{what}: {name}: {kind}: a finding the harness did not see"
+        );
+        if setting == "fine" {
+            assert_eq!(tp, truth, "{what}: {name}: {kind}: missed");
+        }
+    }
+    let total = |kind: &str, setting: &str| -> usize {
+        rows.iter()
+            .filter(|r| r.2 == kind && r.1 == setting)
+            .map(|r| r.3)
+            .sum()
+    };
+    assert!(
+        total("keepalive_freeze_timeout", "fine") > 0,
+        "{what}: no freeze timeout recorded at FINE: the score proves nothing"
+    );
+    assert!(
+        total("keepalive_timeout", "fine") > 0,
+        "{what}: no genuine timeout recorded at FINE"
+    );
+    // The stream whose logging hides keepalive, with its failed call, is
+    // named as unjudged; no stream that prints the frames is.
+    let out = super::thawtrace(&[
+        "scan",
+        "--format",
+        "json",
+        dir.join("events.jsonl").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let envs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
+            .unwrap();
+    for env in &envs {
+        let named = err.contains(&format!(
+            "thawtrace:   {} {}",
+            env["log_group"].as_str().unwrap(),
+            env["log_stream"].as_str().unwrap()
+        ));
+        match env["setting"].as_str().unwrap() {
+            "none" => assert!(
+                named,
+                "{what}: the INFO stream is not named as unjudged: {err}"
+            ),
+            _ => assert!(
+                !named,
+                "{what}: {} prints keepalive frames, yet is named: {err}",
+                env["name"]
+            ),
+        }
+    }
+    for f in found
+        .iter()
+        .filter(|f| KINDS.contains(&f["kind"].as_str().unwrap_or("")))
+    {
+        assert_eq!(f["library"], "grpc-java", "{f}");
+        assert_eq!(f["inferred_from"], "go_away", "{f}");
+    }
+}

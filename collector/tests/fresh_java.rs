@@ -1,0 +1,18 @@
+//! A fresh recording of the Java function (grpc-java with Netty, Debian's
+//! packages; tests/recorders/record_java.py), scored as the committed one
+//! is (java_recorded.rs): precision = recall = 1.0 per kind wherever
+//! keepalive frames are printed, nothing reported where they are not.
+//!
+//! Needs javac, java and `bash tests/setup.sh` (Debian's libgrpc-java,
+//! libnetty-java, libperfmark-java; the Python venv). `THAWTRACE_SEED`
+//! picks the scenario seed.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn a_fresh_java_recording_is_scored_perfectly() {
+    let (seed, tmp) = fresh_recording("record_java.py", "fresh-java");
+    java::assert_perfect(tmp.path(), &format!("fresh java recording, seed {seed}"));
+}

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Record a Java function (grpc-java with Netty) frozen with SIGSTOP.
+
+    python3 tests/recorders/record_java.py --out tests/fixtures/recorded-java --seed 1
+
+Runs the Java function (java/Function.java: a Runtime API client and a
+grpc-java 1.41 Netty channel with keepalive, from Debian's libgrpc-java and
+libnetty-java) in several execution environments at once, each under the
+Runtime API emulator, behind the delaying proxy, frozen between invocations,
+with the scripts and truths of record.py (its `script`, harness truth and
+reports), once per setting (SETTINGS): java.util.logging at FINE for
+io.grpc.netty (Netty's HTTP/2 frame logger) in the text and JSON log
+formats, JUL's default (INFO: nothing about keepalive), and keepalive off.
+
+Writes what record.py writes (events.jsonl, owners.jsonl, truth.json,
+harness_truth.json, harness_observations.json, harness_near_misses.json,
+environments.json). The harness truth (the proxy's frames and the
+emulator's timeline) is what tests score against; truth.json is read from
+the library's own lines (GrpcJava below) and cannot see what a setting does
+not print.
+
+Needs javac and java (17) and `bash tests/setup.sh` (Debian's libgrpc-java
+and libnetty-java, the Python venv for the echo server).
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+sys.path.insert(0, HERE)
+
+import lambda_sim  # noqa: E402
+import record  # noqa: E402
+
+JAVA_DIR = os.path.join(HERE, "java")
+SHARE = "/usr/share/java"
+# Debian's jars the function needs (grpc-java 1.41.3, Netty 4.1.48, PerfMark 0.21).
+JARS = ["grpc-api", "grpc-core", "grpc-netty", "grpc-stub", "grpc-context", "guava", "netty-buffer", "netty-codec",
+        "netty-codec-http", "netty-codec-http2", "netty-common", "netty-handler", "netty-resolver", "netty-transport", "perfmark-api"]
+
+# java.util.logging settings: the logging.properties the JVM starts with
+# (None: the JDK's own, INFO to the console).
+SETTINGS = {
+    "fine": os.path.join(JAVA_DIR, "logging-fine.properties"),
+    "none": None,
+}
+
+
+class GrpcJava:
+    """grpc-java (Netty) lines for truth.json: Netty's HTTP/2 frame logger at
+    FINE, keyed by the channel (`[id: 0x…, L:… - R:…]`); a ping's payload
+    (`bytes=`) is what its ack repeats. A keepalive timeout closes the
+    channel with a GO_AWAY (`OUTBOUND GO_AWAY: … errorCode=0 …`, written
+    when the ping timer fired): it counts when a ping on that channel is
+    unanswered."""
+
+    name = "grpc-java"
+
+    @staticmethod
+    def is_ping(msg):
+        # Keepalive pings carry 1111; BDP pings (1234) have no ack timeout.
+        return "] OUTBOUND PING: ack=false bytes=1111" in msg
+
+    @staticmethod
+    def ping_id(msg):
+        return msg.rsplit("bytes=", 1)[1].split()[0].strip('"\\')
+
+    @staticmethod
+    def acked(msg):
+        if "] INBOUND PING: ack=true" in msg:
+            return msg.rsplit("bytes=", 1)[1].split()[0].strip('"\\')
+        return None
+
+    @staticmethod
+    def is_timeout(msg):
+        return "] OUTBOUND GO_AWAY: " in msg
+
+    @staticmethod
+    def connection(msg):
+        return msg.split("[id: ", 1)[1].split(",", 1)[0]
+
+
+def build(work):
+    """Compiles the function into work/classes; returns its java command."""
+    cp = ":".join(os.path.join(SHARE, j + ".jar") for j in JARS)
+    missing = [p for p in cp.split(":") if not os.path.exists(p)]
+    if missing:
+        sys.exit("missing %s: bash tests/setup.sh (Debian's libgrpc-java and libnetty-java)" % ", ".join(missing))
+    classes = os.path.join(work, "classes")
+    os.makedirs(classes, exist_ok=True)
+    subprocess.run(["javac", "-nowarn", "-d", classes, "-cp", cp, os.path.join(JAVA_DIR, "Function.java")], check=True)
+    # The managed runtime's JVM options, roughly: tiered compilation stops at
+    # C1 (JAVA_TOOL_OPTIONS in Lambda's java17 bootstrap), a small heap.
+    return ["java", "-XX:+TieredCompilation", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx128m", "-cp", classes + ":" + cp]
+
+
+def environments(rng, java, which):
+    envs = []
+    for name, fmt, setting, keepalive in [
+        ("java-text", "text", "fine", True),
+        ("java-json", "json", "fine", True),
+        ("java-text", "text", "none", True),
+        ("java-keepalive-off", "text", "fine", False),
+    ]:
+        props = SETTINGS[setting]
+        command = java + (["-Djava.util.logging.config.file=" + props] if props else []) + ["Function"]
+        suffix = {"java-json": "-json", "java-keepalive-off": "-nokeepalive"}.get(name, "")
+        envs.append(dict(
+            name="%s@%s" % (name, setting), library="grpc-java", setting=setting,
+            function="orders-java" + suffix + ("" if setting == "fine" else "-" + setting),
+            command=command, cwd=JAVA_DIR, format=fmt, start="platform",
+            env={} if keepalive else {"THAWTRACE_KEEPALIVE": "0"}, keepalive=keepalive,
+        ))
+    if which:
+        envs = [e for e in envs if any(w in e["name"] for w in which)]
+    return record.finish(rng, envs)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", action="append", help="record only environments whose name contains this")
+    ap.add_argument("--proxy-delay-ms", type=int, default=40)
+    ap.add_argument("--rust-bin", help="ignored (the fresh-recording tests pass it to every recorder)")
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="thawtrace-java-")
+    java = build(work)
+    envs = environments(rng, java, args.only)
+    if not envs:
+        sys.exit("no environment to record")
+    started = time.monotonic()
+    lock = threading.Lock()
+
+    def log(msg):
+        with lock:
+            print(msg, file=sys.stderr, flush=True)
+
+    streams, threads, errors = [], [], []
+    for i, spec in enumerate(envs):
+        spec["library"] = GrpcJava
+        sdir = os.path.join(work, spec["name"])
+        os.makedirs(sdir)
+        server = lambda_sim.EchoServer(sdir)
+        proxy = lambda_sim.H2DelayProxy(server.port, args.proxy_delay_ms)
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        stream = lambda_sim.LogStream("/aws/lambda/" + spec["function"], "%s/[$LATEST]%032x" % (day, rng.getrandbits(128)), i * 10**6)
+        timeline = []
+        streams.append((spec, stream, proxy, timeline))
+        env_rng = random.Random(rng.getrandbits(64))
+
+        def run(spec=spec, stream=stream, server=server, proxy=proxy, sdir=sdir, env_rng=env_rng, timeline=timeline):
+            try:
+                log("%s: %d invocations" % (spec["name"], len(spec["script"])))
+                lambda_sim.run_environment(spec, stream, proxy, server, sdir, env_rng,
+                                           lambda msg: log("  %s %s" % (spec["name"], msg.strip())), timeline)
+            except Exception as exc:  # reported below, fails the recording
+                errors.append("%s: %r" % (spec["name"], exc))
+            finally:
+                proxy.close()
+                server.stop()
+
+        t = threading.Thread(target=run, name=spec["name"], daemon=True)
+        t.start()
+        threads.append(t)
+    deadline = time.monotonic() + 600
+    for t in threads:
+        t.join(timeout=max(0, deadline - time.monotonic()))
+        if t.is_alive():
+            errors.append("%s: still running after 600 s" % t.name)
+    if errors:
+        sys.exit("recording failed:\n" + "\n".join(errors))
+
+    all_events, truth, meta, observations = [], [], [], []
+    for spec, stream, proxy, timeline in streams:
+        truth += lambda_sim.truth_for(stream.events, GrpcJava)
+        all_events += stream.events
+        meta.append({"name": spec["name"], "library": GrpcJava.name, "setting": spec["setting"],
+                     "env": spec["env"], "keepalive": spec["keepalive"], "jul": SETTINGS[spec["setting"]] and os.path.relpath(SETTINGS[spec["setting"]], ROOT),
+                     "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"],
+                     "invocations": len(spec["script"]), "lines": len(stream.events)})
+        observations.append({
+            "name": spec["name"], "log_group": stream.group, "log_stream": stream.name,
+            "ack_timeout_ms": spec["ack_timeout_ms"],
+            "timeline": [{"t": t, "what": what, "detail": detail} for t, what, detail in timeline],
+            "connections": [c.to_json() for c in proxy.connections],
+        })
+    all_events.sort(key=lambda e: (e["timestamp"], e["id"]))
+    with open(os.path.join(args.out, "events.jsonl"), "w") as f:
+        for ev in all_events:
+            f.write(json.dumps({k: v for k, v in ev.items() if not k.startswith("_")}) + "\n")
+    with open(os.path.join(args.out, "owners.jsonl"), "w") as f:
+        for ev in all_events:
+            f.write(json.dumps({"id": ev["id"], "owner": ev["_owner"]}) + "\n")
+    with open(os.path.join(args.out, "truth.json"), "w") as f:
+        json.dump({"seed": args.seed, "findings": truth}, f, indent=1)
+    with open(os.path.join(args.out, "environments.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    with open(os.path.join(args.out, "harness_observations.json"), "w") as f:
+        json.dump({"seed": args.seed, "proxy_delay_ms": args.proxy_delay_ms, "environments": observations}, f, indent=1)
+    harness = record.write_harness_truth(args.out, args.seed, observations)
+    log("recorded %d events in %.1f s, expected findings: %s; harness truth: %s" % (
+        len(all_events), time.monotonic() - started, record.kind_counts(truth), record.kind_counts(harness)))
+    record.report_environments(meta, truth, harness, log)
+    record.report_near_misses(args.out, log)
+
+
+if __name__ == "__main__":
+    main()
