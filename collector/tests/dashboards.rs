@@ -58,6 +58,19 @@ fn span_attributes() -> BTreeSet<String> {
     .collect()
 }
 
+/// The collector's own metrics (no dimension): what it calls that failed,
+/// and what it skipped.
+fn collector_metric_names() -> BTreeSet<&'static str> {
+    [
+        emf::LOOKBACK_FAILURES,
+        emf::EXPORT_FAILURES,
+        emf::STATE_FAILURES,
+        emf::REJECTED_RECORDS,
+        emf::DROPPED_SIGNALS,
+    ]
+    .into()
+}
+
 fn metric_names() -> BTreeSet<&'static str> {
     FindingKind::ALL
         .iter()
@@ -172,6 +185,13 @@ fn template_defaults_are_the_collectors() {
         parameter_default(&template, "IdempotencyKeys"),
         Config::IDEMPOTENCY_KEY
     );
+    let guard = thawtrace::guard::GuardSettings::default();
+    assert_eq!(
+        ms("DependencyBudget"),
+        guard.budget.as_millis() as i64,
+        "the budget's default"
+    );
+    assert_eq!(ms("DependencyCooldown"), guard.cooldown.as_millis() as i64);
 }
 
 #[test]
@@ -224,9 +244,23 @@ fn cloudwatch_dashboard_reads_only_what_the_collector_emits() {
     let dash: Value = serde_json::from_str(&read("dashboards/cloudwatch-dashboard.json")).unwrap();
     let fields = finding_fields();
     let mut metrics_seen = BTreeSet::new();
+    let mut collector_seen = BTreeSet::new();
     for w in dash["widgets"].as_array().unwrap() {
         let p = &w["properties"];
         match w["type"].as_str().unwrap() {
+            // The collector's own metrics: named, no dimension.
+            "metric" if p["metrics"][0][0].is_string() => {
+                for m in p["metrics"].as_array().unwrap() {
+                    assert_eq!(m[0], emf::NAMESPACE);
+                    let name = m[1].as_str().unwrap();
+                    assert!(
+                        collector_metric_names().contains(name),
+                        "unknown collector metric {name}"
+                    );
+                    assert_eq!(m.as_array().unwrap().len(), 2, "no dimension: {m}");
+                    collector_seen.insert(name.to_owned());
+                }
+            }
             "metric" => {
                 let expr = p["metrics"][0][0]["expression"].as_str().unwrap();
                 assert!(
@@ -258,6 +292,11 @@ fn cloudwatch_dashboard_reads_only_what_the_collector_emits() {
         metrics_seen.len(),
         metric_names().len(),
         "a panel for every finding kind, and the smallest freeze margin"
+    );
+    assert_eq!(
+        collector_seen.len(),
+        collector_metric_names().len(),
+        "the collector's failures of what it calls, and what it skipped"
     );
 }
 
