@@ -134,14 +134,18 @@ fn findings(result: &Value) -> Vec<Value> {
 /// Every invocation answered (none failed: Lambda retries none), before
 /// the deadline it was given.
 fn assert_answered_within_the_deadline(result: &Value, what: &str) {
+    assert_answered_within(result, what, DEADLINE_MS);
+}
+
+fn assert_answered_within(result: &Value, what: &str, deadline_ms: u64) {
     let responses = result["responses"].as_array().unwrap();
     assert!(!responses.is_empty());
     for r in responses {
         assert_eq!(r["kind"], "response", "{what}: {r}");
         let elapsed = r["elapsed_ms"].as_f64().unwrap();
         assert!(
-            elapsed < DEADLINE_MS as f64,
-            "{what}: answered after {elapsed:.0} ms, deadline {DEADLINE_MS} ms: {r}"
+            elapsed < deadline_ms as f64,
+            "{what}: answered after {elapsed:.0} ms, deadline {deadline_ms} ms: {r}"
         );
     }
 }
@@ -443,4 +447,79 @@ fn without_a_dead_letter_queue_the_lost_spans_are_counted_and_the_invocation_suc
         collector_count(&result, "ExportFailures"),
         failed.len() as u64
     );
+}
+
+/// The deadline of the state table's invocations: moto answers one
+/// request at a time there, and a batch makes tens of calls.
+const STATE_DEADLINE_MS: u64 = 6_000;
+
+/// The state table behind a proxy that stalls: an awslogs event fails
+/// with `StateUnavailable` before any line is printed, within its
+/// deadline, and the next one is skipped by the breaker at once; Lambda's
+/// retry of both, once the table answers, counts their findings once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_table_down_fails_the_event_before_any_line_and_its_retry_counts_once() {
+    let (_moto, port) = common::moto::moto_atomic();
+    let db = common::moto::dynamodb_client(port);
+    for table in ["thawtrace-healthy", "thawtrace-faulty"] {
+        common::moto::create_state_table(&db, table).await;
+    }
+    let tmp = tmp_dir("faults-state");
+    let fixture = &fixtures()[0];
+    // One event per stream.
+    let files = event_files(tmp.path(), &events(fixture), 100_000);
+    assert!(files.len() >= 2);
+    let run = |files: Vec<PathBuf>, table: &'static str, endpoint: String| {
+        tokio::task::spawn_blocking(move || {
+            invoke_handler_within(
+                &files,
+                &[
+                    ("THAWTRACE_STATE_TABLE", table),
+                    ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+                    // The region the table was made in.
+                    ("AWS_REGION", "us-east-1"),
+                ],
+                STATE_DEADLINE_MS,
+            )
+        })
+    };
+    let moto_url = format!("http://127.0.0.1:{port}");
+    let healthy = run(files.clone(), "thawtrace-healthy", moto_url)
+        .await
+        .unwrap();
+    assert_answered_within(&healthy, "healthy", STATE_DEADLINE_MS);
+    assert!(emf_counts(&healthy).values().sum::<u64>() > 0);
+
+    let proxy = FaultProxy::start(port, "stall", tmp.path());
+    let failed = run(files[..2].to_vec(), "thawtrace-faulty", proxy.url())
+        .await
+        .unwrap();
+    for (i, r) in failed["responses"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(r["kind"], "error", "{r}");
+        assert_eq!(r["body"]["errorType"], "StateUnavailable", "{r}");
+        let message = r["body"]["errorMessage"].as_str().unwrap();
+        assert!(message.contains("THAWTRACE_STATE_TABLE"), "{message}");
+        if i == 1 {
+            assert!(message.contains("skipped"), "the breaker: {message}");
+        }
+        assert!(
+            r["elapsed_ms"].as_f64().unwrap() < STATE_DEADLINE_MS as f64,
+            "{r}"
+        );
+    }
+    assert!(
+        output(&failed).is_empty(),
+        "nothing printed for a failed event: {}",
+        failed["output"]
+    );
+
+    // The table answers again; Lambda delivers the two events again, and
+    // the others.
+    proxy.set_mode("pass");
+    let retried = run(files.clone(), "thawtrace-faulty", proxy.url())
+        .await
+        .unwrap();
+    assert_answered_within(&retried, "retried", STATE_DEADLINE_MS);
+    assert_eq!(emf_counts(&retried), emf_counts(&healthy));
+    assert_eq!(keys(&findings(&retried)), keys(&findings(&healthy)));
 }
