@@ -11,8 +11,8 @@
 #               and grpc-java functions frozen with SIGSTOP (Python, Node,
 #               Java, a network namespace), scored against what the
 #               recorder saw.
-#   aws         AWS APIs on loopback: CloudWatch Logs and DynamoDB in moto, the Lambda
-#               Runtime API, an OTLP receiver, cfn-lint on the template.
+#   aws         AWS APIs on loopback: CloudWatch Logs, DynamoDB and SQS in moto, the Lambda
+#               Runtime API, an OTLP receiver, the fault proxy, cfn-lint on the template.
 #   browser     the HTML report in headless Chromium.
 #   all         every test: tests/run-all.sh, what CI runs.
 #
@@ -23,7 +23,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 recordings=(fresh_recording fresh_java fresh_modes settings neighbours e2e harness_selftest)
-aws=(cloudwatch lambda_handler otlp dashboards shared_state archives)
+aws=(cloudwatch lambda_handler otlp dashboards shared_state archives faults)
 browser=(html)
 
 usage="usage: bash tests/run-group.sh unit|recordings|aws|browser|all"

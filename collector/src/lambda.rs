@@ -8,29 +8,167 @@
 //! print one EMF metrics line per function and one JSON line per finding
 //! (the `scan --format json` object, which a Logs Insights query can list),
 //! and export the spans over OTLP when the `OTEL_EXPORTER_OTLP_*` variables
-//! name an endpoint. Spans are flushed before the handler returns; an
-//! endpoint still down after the retries fails the invocation, so Lambda
-//! delivers the batch again, and the derived IDs make that idempotent.
+//! name an endpoint. Spans are flushed before the handler returns.
+//!
+//! Every call to a dependency (the lookback, the state table, the OTLP
+//! endpoint, the dead-letter queue) runs under the invocation's budget and
+//! behind a circuit breaker ([`crate::guard`]). The lines are printed once
+//! the export is settled, and once: spans the endpoint did not take go to
+//! the dead-letter queue (`THAWTRACE_DEAD_LETTER_QUEUE_URL`) or, without
+//! one, are counted as lost (`ExportFailures`, an `export_failed` line);
+//! the invocation succeeds either way, so a retry never prints a batch's
+//! metrics twice. An invocation that fails names what failed as its
+//! `errorType` ([`ErrorType`]).
 
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use thawtrace_analyzers::{Config, Neighbours};
 
+use crate::export::emf::CollectorCounts;
 use crate::export::otlp::OtlpConfig;
-use crate::export::{Origin, emf, spans};
+use crate::export::{Origin, dead_letter, emf, spans};
+use crate::guard::{Breaker, CallBudget, GuardSettings};
 use crate::input::awslogs::{EventPayload, Scratch, event_payloads, parse_message};
 use crate::input::{Budget, InputError, Limits};
 use crate::lookback::cloudwatch::CloudWatch;
 use crate::lookback::{LogSource, Lookback, LookbackLimits};
 use crate::report;
 use crate::state::SharedState;
-use crate::state::errors::StateError;
 use thawtrace_analyzers::Collected;
+
+/// What failed an invocation, as the Lambda error's `errorType`; the same
+/// names mark the lines of what failed without failing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorType {
+    /// The event is not one the collector reads (neither a CloudWatch Logs
+    /// subscription nor a Kinesis event), or a record of it cannot be read
+    /// now and has no sequence number to be retried by.
+    InvalidPayload,
+    /// CloudWatch Logs did not answer a look back (logged; never fails an
+    /// invocation: the batch goes on without).
+    LookbackUnavailable,
+    /// The state table did not take a batch's cross-stream state.
+    StateUnavailable,
+    /// The OTLP endpoint did not take the spans (logged; never fails an
+    /// invocation: the spans go to the dead-letter queue).
+    ExportFailed,
+    /// The lines could not be written to stdout.
+    OutputFailed,
+}
+
+impl ErrorType {
+    /// The name (`InvalidPayload`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::InvalidPayload => "InvalidPayload",
+            ErrorType::LookbackUnavailable => "LookbackUnavailable",
+            ErrorType::StateUnavailable => "StateUnavailable",
+            ErrorType::ExportFailed => "ExportFailed",
+            ErrorType::OutputFailed => "OutputFailed",
+        }
+    }
+}
+
+/// Why an invocation failed: what, and a message a person can act on.
+#[derive(Debug)]
+pub struct HandlerError {
+    /// What failed.
+    pub error_type: ErrorType,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+impl HandlerError {
+    fn new(error_type: ErrorType, message: impl Into<String>) -> Self {
+        HandlerError {
+            error_type,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<std::io::Error> for HandlerError {
+    fn from(e: std::io::Error) -> Self {
+        HandlerError::new(
+            ErrorType::OutputFailed,
+            format!("cannot write the EMF and finding lines to stdout: {e}"),
+        )
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Diagnostic {
+        Diagnostic {
+            error_type: e.error_type.as_str().to_owned(),
+            error_message: e.message,
+        }
+    }
+}
+
+/// The lookback's source behind its breaker, under the current
+/// invocation's budget.
+struct GuardedSource {
+    inner: Box<dyn LogSource>,
+    breaker: Breaker,
+    until: Arc<Mutex<Option<Instant>>>,
+}
+
+impl LogSource for GuardedSource {
+    fn fetch<'a>(
+        &'a self,
+        group: &'a str,
+        stream: &'a str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Vec<crate::lookback::ContextEvent>, String>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let until = until_or_default(&self.until);
+            self.breaker
+                .call(until, self.inner.fetch(group, stream, start_ms, end_ms))
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The time set for the calls of this invocation; without one (the
+/// handler driven directly, with no deadline: tests, benchmarks), an hour.
+fn until_or_default(until: &Mutex<Option<Instant>>) -> Instant {
+    let set = *until.lock().unwrap_or_else(|e| e.into_inner());
+    set.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+}
+
+/// Where spans the endpoint did not take go.
+struct DeadLetter {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    breaker: Breaker,
+}
 
 struct Collector {
     handler: Handler,
     otlp: Option<(OtlpConfig, opentelemetry_otlp::SpanExporter)>,
+    export_breaker: Breaker,
+    dead_letter: Option<DeadLetter>,
+    settings: GuardSettings,
 }
 
 /// The handler's work up to the network: decode an event, correlate each
@@ -56,6 +194,11 @@ pub struct Handler {
     /// line with (an awslogs event whose data cannot be read): counted in
     /// the next event's line.
     rejected_unreported: std::sync::Mutex<u64>,
+    /// Until when the lookback and the state table may be called in this
+    /// invocation (shared with the lookback's [`GuardedSource`]).
+    lookup_until: Arc<Mutex<Option<Instant>>>,
+    /// The state table's breaker.
+    state_breaker: Breaker,
 }
 
 /// What one event gave.
@@ -76,6 +219,22 @@ pub struct Processed {
     /// Whether the event was a Kinesis event (it answers with a partial
     /// batch response).
     pub kinesis: bool,
+    /// The collector's own counts for its EMF line ([`Processed::collector_line`]).
+    pub counts: CollectorCounts,
+    /// The event time the collector's EMF line is stamped with, if any.
+    pub stamp_ms: Option<i64>,
+}
+
+impl Processed {
+    /// The collector's EMF line, with `export_failures` added: printed
+    /// after the finding lines, once the export is settled.
+    pub fn collector_line(&self, export_failures: u64) -> Option<String> {
+        let counts = CollectorCounts {
+            export_failures,
+            ..self.counts
+        };
+        emf::collector_line(&counts, self.stamp_ms?)
+    }
 }
 
 /// Why one payload of an event gave nothing.
@@ -99,7 +258,15 @@ impl Handler {
             buffers: std::sync::Mutex::default(),
             dropped_reported: std::sync::Mutex::default(),
             rejected_unreported: std::sync::Mutex::default(),
+            lookup_until: Arc::default(),
+            state_breaker: Breaker::new("the state table", crate::guard::DEFAULT_COOLDOWN),
         }
+    }
+
+    /// Sets until when this invocation's lookback and state table calls
+    /// may run ([`CallBudget::lookup_until`]).
+    pub fn set_lookup_until(&self, until: Instant) {
+        *self.lookup_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
     }
 
     /// This handler with the cross-stream kinds joined through `state`,
@@ -116,7 +283,8 @@ impl Handler {
     }
 
     /// Processes one event's payload, writing the EMF and finding lines to
-    /// `out`. Its payloads (the awslogs data, or each Kinesis record) are
+    /// `out` (the collector's own EMF line is left to the caller:
+    /// [`Processed::collector_line`]). Its payloads (the awslogs data, or each Kinesis record) are
     /// decoded and correlated one at a time, under one decompression budget
     /// for the event ([`Limits::max_decompressed_bytes`]): one payload's text
     /// is held at a time. A payload that cannot be read is counted
@@ -125,24 +293,33 @@ impl Handler {
     /// before it left too little of the budget for, is named in
     /// [`Processed::retry`] (Kinesis retries from it, with a fresh budget).
     ///
+    /// A look back that fails, times out or is skipped by its breaker
+    /// costs a batch only the pings it would have found: the timeouts left
+    /// without one are printed as `ping_not_looked_up` lines
+    /// (`"lookback": "unavailable"`) and counted (`LookbackFailures`).
+    ///
     /// With shared state, a batch whose signals could not be joined with it
-    /// (DynamoDB failed, retries spent) is retried like a failed lookback:
-    /// every Kinesis record read is named in [`Processed::retry`].
+    /// (DynamoDB failed, timed out or was skipped) is retried: every Kinesis
+    /// record read is named in [`Processed::retry`].
     ///
     /// # Errors
     ///
-    /// An event that is neither awslogs nor Kinesis, the lookback or shared
-    /// state of an awslogs event that failed (or of a Kinesis record
-    /// without a sequence number, which a partial batch response cannot
-    /// name), or `out` that cannot be written: the event is delivered
-    /// again.
+    /// An event that is neither awslogs nor Kinesis (`InvalidPayload`), the
+    /// shared state of an awslogs event that failed, or of a Kinesis
+    /// record without a sequence number, which a partial batch response
+    /// cannot name (`StateUnavailable`), or `out` that cannot be written:
+    /// nothing was written, the event is delivered again.
     pub async fn process(
         &self,
         payload: &[u8],
         out: &mut impl std::io::Write,
-    ) -> Result<Processed, Error> {
-        let payloads =
-            event_payloads(payload).map_err(|e| Error::from(format!("invalid payload: {e}")))?;
+    ) -> Result<Processed, HandlerError> {
+        let payloads = event_payloads(payload).map_err(|e| {
+            HandlerError::new(
+                ErrorType::InvalidPayload,
+                format!("{e}; the collector reads CloudWatch Logs subscription events and Kinesis events of them: check the function's triggers"),
+            )
+        })?;
         // Taken out, not held across the awaits below; put back at the end.
         let mut scratch =
             std::mem::take(&mut *self.buffers.lock().unwrap_or_else(|e| e.into_inner()));
@@ -154,7 +331,9 @@ impl Handler {
             mut retry,
             read,
             read_unnamed,
+            unlooked,
         } = reading?;
+        let mut state_failures = 0;
         let kinesis = payloads
             .first()
             .is_some_and(|p| p.carrier == crate::input::awslogs::Carrier::Kinesis);
@@ -162,13 +341,19 @@ impl Handler {
             None => self.join_neighbours(&mut collected),
             Some(shared) => {
                 let signals = std::mem::take(&mut collected.signals);
-                match shared.join(signals, counts.newest_ms).await {
+                let until = until_or_default(&self.lookup_until);
+                match self
+                    .state_breaker
+                    .call(until, shared.join(signals, counts.newest_ms))
+                    .await
+                {
                     Ok(joined) => {
                         collected.incidents.extend(joined.incidents);
                         joined.dropped
                     }
                     Err(e) => {
-                        state_failed(&e, kinesis && !read_unnamed, &read, &mut retry)?;
+                        state_failures = 1;
+                        state_failed(&e.to_string(), kinesis && !read_unnamed, &read, &mut retry)?;
                         0
                     }
                 }
@@ -179,9 +364,7 @@ impl Handler {
         }
         let rejected = self.rejected_to_report(counts.rejected, counts.newest_ms.is_some());
         write_lines(out, &collected)?;
-        if let Some(at_ms) = counts.newest_ms
-            && let Some(line) = emf::collector_line(rejected, dropped, at_ms)
-        {
+        for line in &unlooked {
             writeln!(out, "{line}")?;
         }
         let response = json!({
@@ -190,6 +373,8 @@ impl Handler {
             "refused": counts.refused,
             "rejected_records": counts.rejected,
             "lookback_events": counts.fetched,
+            "lookback_failures": counts.lookback_failures,
+            "pings_not_looked_up": unlooked.len(),
             "findings": collected.findings.len(),
             "incidents": collected.incidents.len(),
         });
@@ -200,6 +385,14 @@ impl Handler {
             read,
             read_unnamed,
             kinesis,
+            counts: CollectorCounts {
+                rejected_records: rejected,
+                dropped_signals: dropped,
+                lookback_failures: counts.lookback_failures,
+                export_failures: 0,
+                state_failures,
+            },
+            stamp_ms: counts.newest_ms,
         })
     }
 
@@ -214,15 +407,12 @@ impl Handler {
         &self,
         payloads: &[EventPayload<'_>],
         scratch: &mut Scratch,
-    ) -> Result<Reading, Error> {
+    ) -> Result<Reading, HandlerError> {
         let mut budget = Budget::for_input(&self.limits, 0);
         let mut r = Reading::default();
         for p in payloads {
             let sequence_number = p.sequence_number.as_deref().map(str::to_owned);
-            match self
-                .payload(p, &mut budget, scratch, &mut r.collected, &mut r.counts)
-                .await
-            {
+            match self.payload(p, &mut budget, scratch, &mut r).await {
                 Ok(()) => match sequence_number {
                     Some(n) => r.read.push(n),
                     None => r.read_unnamed = true,
@@ -236,7 +426,13 @@ impl Handler {
                 }
                 Err(Skip::Retry(e)) => {
                     let Some(n) = sequence_number else {
-                        return Err(e);
+                        return Err(HandlerError::new(
+                            ErrorType::InvalidPayload,
+                            format!(
+                                "{} at {}; it has no sequence number to be retried by alone: raise THAWTRACE_MAX_DECOMPRESSED_MB or send smaller batches",
+                                e, p.place
+                            ),
+                        ));
                     };
                     eprintln!(
                         "{}",
@@ -256,9 +452,14 @@ impl Handler {
         p: &EventPayload<'_>,
         budget: &mut Budget,
         scratch: &mut Scratch,
-        collected: &mut Collected,
-        counts: &mut Counts,
+        reading: &mut Reading,
     ) -> Result<(), Skip> {
+        let Reading {
+            collected,
+            counts,
+            unlooked,
+            ..
+        } = reading;
         // A payload the budget is too small for when the ones before it
         // used some, and that would fit it alone (as its gzip trailer
         // says): a retry starting from it (Kinesis retries from the
@@ -297,6 +498,25 @@ impl Handler {
                     message.log_stream
                 )))
             })?;
+        if outcome.lookup_failed {
+            counts.lookback_failures += 1;
+        }
+        let error = outcome.lookup_error.as_deref().unwrap_or_default();
+        for (id, at_ms) in &outcome.unlooked {
+            unlooked.push(
+                json!({
+                    "thawtrace": "ping_not_looked_up",
+                    "lookback": "unavailable",
+                    "error_type": ErrorType::LookbackUnavailable.as_str(),
+                    "log_group": message.log_group,
+                    "log_stream": message.log_stream,
+                    "timeout_event_id": id,
+                    "timeout_at": thawtrace_analyzers::time::rfc3339(*at_ms),
+                    "error": error,
+                })
+                .to_string(),
+            );
+        }
         counts.messages += 1;
         counts.events += message.events.len() as u64;
         counts.refused += message.refused;
@@ -347,17 +567,22 @@ impl Handler {
 /// redelivery then) when all can be named by sequence number; otherwise
 /// the invocation fails, so the whole event comes again.
 fn state_failed(
-    e: &StateError,
+    e: &str,
     named: bool,
     read: &[String],
     retry: &mut Vec<String>,
-) -> Result<(), Error> {
+) -> Result<(), HandlerError> {
     if !named {
-        return Err(Error::from(e.to_string()));
+        return Err(HandlerError::new(
+            ErrorType::StateUnavailable,
+            format!(
+                "{e}; the event is delivered again. Check the table (THAWTRACE_STATE_TABLE), the function's role and its network route to DynamoDB"
+            ),
+        ));
     }
     eprintln!(
         "{}",
-        json!({"thawtrace": "state_failed", "error": e.to_string(), "records_to_retry": read.len()})
+        json!({"thawtrace": "state_failed", "error_type": ErrorType::StateUnavailable.as_str(), "error": e, "records_to_retry": read.len()})
     );
     retry.extend_from_slice(read);
     Ok(())
@@ -371,6 +596,9 @@ struct Reading {
     retry: Vec<String>,
     read: Vec<String>,
     read_unnamed: bool,
+    /// A `ping_not_looked_up` line per timeout whose ping the lookback
+    /// could not look up.
+    unlooked: Vec<String>,
 }
 
 /// What the messages of one event held, for the invocation's response.
@@ -386,6 +614,8 @@ struct Counts {
     fetched: u64,
     /// Payloads that could not be read.
     rejected: u64,
+    /// Batches whose look back was unavailable.
+    lookback_failures: u64,
     /// The newest event time read (what the collector's own metrics are
     /// stamped with).
     newest_ms: Option<i64>,
@@ -409,6 +639,7 @@ impl Collector {
     async fn from_env() -> Result<Collector, Error> {
         let var = |k: &str| std::env::var(k).ok();
         let limits = crate::settings::limits_from_env(var)?;
+        let settings = GuardSettings::from_env(var)?;
         let otlp = match OtlpConfig::from_env() {
             Some(config) => {
                 let exporter = config.build()?;
@@ -418,10 +649,15 @@ impl Collector {
         };
         let off = |k: &str| std::env::var(k).is_ok_and(|v| v.eq_ignore_ascii_case("off"));
         let window_ms = crate::settings::lookback_window_from_env(var)?;
+        let lookup_until: Arc<Mutex<Option<Instant>>> = Arc::default();
         let source: Option<Box<dyn LogSource>> = if off("THAWTRACE_LOOKBACK") {
             None
         } else {
-            Some(Box::new(CloudWatch::new(None).await))
+            Some(Box::new(GuardedSource {
+                inner: Box::new(CloudWatch::new(None).await),
+                breaker: Breaker::new("CloudWatch Logs (lookback)", settings.cooldown),
+                until: lookup_until.clone(),
+            }))
         };
         let lookback = Lookback::new(
             LookbackLimits {
@@ -436,6 +672,8 @@ impl Collector {
             region: std::env::var("AWS_REGION").ok(),
         };
         let mut handler = Handler::new(limits, config.clone(), origin, lookback);
+        handler.lookup_until = lookup_until;
+        handler.state_breaker = Breaker::new("the state table (DynamoDB)", settings.cooldown);
         if let Some(name) = crate::settings::state_table_from_env(var) {
             let table = crate::state::table::Table::new(&name).await;
             handler = handler.with_shared_state(SharedState::new(
@@ -444,49 +682,78 @@ impl Collector {
                 crate::state::StateLimits::default(),
             ));
         }
-        Ok(Collector { handler, otlp })
+        let dead_letter = match crate::settings::dead_letter_queue_from_env(var) {
+            Some(queue_url) => Some(DeadLetter {
+                client: dead_letter::client(None).await,
+                queue_url,
+                breaker: Breaker::new("the dead-letter queue (SQS)", settings.cooldown),
+            }),
+            None => None,
+        };
+        Ok(Collector {
+            handler,
+            otlp,
+            export_breaker: Breaker::new("the OTLP endpoint", settings.cooldown),
+            dead_letter,
+            settings,
+        })
     }
 
-    async fn handle(&self, event: LambdaEvent<Box<RawValue>>) -> Result<Value, Error> {
-        // The lines go out together once the event is processed.
+    async fn handle(&self, event: LambdaEvent<Box<RawValue>>) -> Result<Value, HandlerError> {
+        let start = Instant::now();
+        let to_deadline = (UNIX_EPOCH + Duration::from_millis(event.context.deadline))
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        // No deadline header (0): the largest budget.
+        let to_deadline = (event.context.deadline > 0).then_some(to_deadline);
+        let budget = CallBudget::new(start, to_deadline, self.settings.budget);
+        self.handler.set_lookup_until(budget.lookup_until());
+        // The lines go out together, once the export is settled.
         let mut out = Vec::new();
-        let Processed {
-            collected,
-            mut response,
-            mut retry,
-            read,
-            read_unnamed,
-            kinesis,
-        } = self
+        let processed = self
             .handler
             .process(event.payload.get().as_bytes(), &mut out)
             .await?;
+        let mut export_failures = 0;
+        let mut response = processed.response.clone();
+        if let Some((config, exporter)) = &self.otlp {
+            let batch = self.handler.spans(&processed.collected);
+            let n = batch.len();
+            let sent = if n == 0 {
+                Ok(0)
+            } else {
+                self.export_breaker
+                    .call(
+                        budget.export_until(),
+                        crate::export::otlp::export(exporter, batch.clone(), &config.retry),
+                    )
+                    .await
+            };
+            match sent {
+                Ok(_) => response["spans"] = json!(n),
+                Err(e) => {
+                    export_failures = 1;
+                    response["spans"] = json!(0);
+                    let (kept, lost) = self.dead_letter(&batch, &e.to_string(), &budget).await;
+                    response["dead_lettered_spans"] = json!(kept);
+                    response["spans_lost"] = json!(lost);
+                }
+            }
+        } else {
+            response["spans"] = json!(0);
+        }
+        if let Some(line) = processed.collector_line(export_failures) {
+            use std::io::Write;
+            writeln!(out, "{line}")?;
+        }
         {
             use std::io::Write;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(&out)?;
             stdout.flush()?;
         }
-        let mut exported = 0;
-        if let Some((config, exporter)) = &self.otlp {
-            let batch = self.handler.spans(&collected);
-            let n = batch.len();
-            match crate::export::otlp::export(exporter, batch, &config.retry).await {
-                Ok(_) => exported = n,
-                // The records whose spans these were may succeed on a retry
-                // (those without a sequence number only by an error).
-                Err(e) if kinesis && !read_unnamed => {
-                    eprintln!(
-                        "{}",
-                        json!({"thawtrace": "export_failed", "error": e, "records_to_retry": read.len()})
-                    );
-                    retry.extend(read);
-                }
-                Err(e) => return Err(Error::from(e)),
-            }
-        }
-        response["spans"] = json!(exported);
-        if kinesis {
+        let mut retry = processed.retry;
+        if processed.kinesis {
             // A partial batch response (ReportBatchItemFailures): only the
             // records a retry may help.
             retry.sort();
@@ -495,6 +762,52 @@ impl Collector {
                 retry.iter().map(|n| json!({"itemIdentifier": n})).collect();
         }
         Ok(response)
+    }
+
+    /// Spans the endpoint did not take: to the dead-letter queue if there
+    /// is one, within what is left of the budget; an `export_failed` line
+    /// either way. Returns how many spans were kept and how many lost.
+    async fn dead_letter(
+        &self,
+        batch: &[opentelemetry_sdk::trace::SpanData],
+        error: &str,
+        budget: &CallBudget,
+    ) -> (usize, usize) {
+        let n = batch.len();
+        let (kept, line) = match &self.dead_letter {
+            Some(dl) => {
+                let bodies = dead_letter::encode(batch);
+                match dl
+                    .breaker
+                    .call(
+                        budget.until(),
+                        dead_letter::send(&dl.client, &dl.queue_url, &bodies),
+                    )
+                    .await
+                {
+                    Ok(()) => (
+                        n,
+                        json!({"thawtrace": "export_failed", "error_type": ErrorType::ExportFailed.as_str(), "error": error,
+                            "spans": n, "dead_lettered_spans": n, "spans_lost": 0, "dead_letter_queue": dl.queue_url,
+                            "replay": "thawtrace replay-spans --queue-url <the queue> --otlp-endpoint <the endpoint>"}),
+                    ),
+                    Err(dle) => (
+                        0,
+                        json!({"thawtrace": "export_failed", "error_type": ErrorType::ExportFailed.as_str(), "error": error,
+                            "spans": n, "dead_lettered_spans": 0, "spans_lost": n, "dead_letter_queue": dl.queue_url,
+                            "dead_letter_error": dle.to_string()}),
+                    ),
+                }
+            }
+            None => (
+                0,
+                json!({"thawtrace": "export_failed", "error_type": ErrorType::ExportFailed.as_str(), "error": error,
+                    "spans": n, "dead_lettered_spans": 0, "spans_lost": n,
+                    "hint": "set THAWTRACE_DEAD_LETTER_QUEUE_URL (the template's DeadLetterQueue parameter) to keep undelivered spans for replay"}),
+            ),
+        };
+        eprintln!("{line}");
+        (kept, n - kept)
     }
 }
 
@@ -511,7 +824,7 @@ pub fn run() -> Result<(), Error> {
         let collector = Collector::from_env().await?;
         let collector = &collector;
         lambda_runtime::run(service_fn(move |event| async move {
-            collector.handle(event).await
+            collector.handle(event).await.map_err(Diagnostic::from)
         }))
         .await
     })

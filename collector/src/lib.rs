@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod export;
+pub mod guard;
 pub mod input;
 pub mod lambda;
 pub mod lookback;

@@ -272,3 +272,18 @@ pub fn state_table_from_env(var: impl Fn(&str) -> Option<String>) -> Option<Stri
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
 }
+
+/// The SQS queue that keeps the spans the OTLP endpoint did not take:
+/// `THAWTRACE_DEAD_LETTER_QUEUE_URL`; `None` (such spans are counted and
+/// logged as lost) when unset or blank.
+///
+/// ```
+/// use thawtrace::settings::dead_letter_queue_from_env;
+/// assert_eq!(dead_letter_queue_from_env(|_| None), None);
+/// assert_eq!(dead_letter_queue_from_env(|_| Some("https://sqs.eu-west-1.amazonaws.com/1/q".into())).as_deref(), Some("https://sqs.eu-west-1.amazonaws.com/1/q"));
+/// ```
+pub fn dead_letter_queue_from_env(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    var("THAWTRACE_DEAD_LETTER_QUEUE_URL")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}

@@ -314,3 +314,82 @@ fn a_batch_naming_an_invocation_the_cache_never_started_looks_back() {
         .collect();
     assert_eq!(keys, [Some(b)]);
 }
+
+/// A source that is down: every look back fails.
+struct Down;
+
+impl thawtrace::lookback::LogSource for Down {
+    fn fetch<'a>(
+        &'a self,
+        _group: &'a str,
+        _stream: &'a str,
+        _start_ms: i64,
+        _end_ms: i64,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<ContextEvent>, String>> + Send + 'a>,
+    > {
+        Box::pin(async { Err("connection refused".to_owned()) })
+    }
+}
+
+/// Each freeze timeout's batch given alone to a cold collector whose
+/// CloudWatch Logs is down: the batch goes on (no error, so it is not
+/// delivered again), and its timeout is named as not looked up, with why.
+#[test]
+fn a_timeout_whose_ping_cannot_be_looked_up_is_named_not_lost() {
+    let config = Config::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut named = 0;
+    for fixture in fixtures() {
+        for stream in streams_of_fixture(&fixture) {
+            let mut found = Collected::default();
+            let all: Vec<LogEvent<'_>> = stream.events.iter().map(log_event).collect();
+            let mut batch = Batch::default();
+            for e in &all {
+                batch.push(
+                    &stream.group,
+                    &stream.name,
+                    e.id.clone(),
+                    e.timestamp_ms,
+                    e.text,
+                );
+            }
+            batch.analyze(&config, &mut found);
+            for f in found
+                .findings
+                .iter()
+                .filter(|f| f.kind == thawtrace_analyzers::KeepaliveKind::FreezeTimeout)
+            {
+                // The timeout line alone in its batch: its ping is earlier.
+                let Some(at) = all.iter().position(|e| e.id == f.timeout_event_id.as_str()) else {
+                    continue;
+                };
+                let lookback =
+                    Lookback::new(LookbackLimits::default(), false, Some(Box::new(Down)));
+                let mut out = Collected::default();
+                let outcome = runtime
+                    .block_on(lookback.analyze(
+                        &stream.group,
+                        &stream.name,
+                        &all[at..=at],
+                        &config,
+                        &mut out,
+                    ))
+                    .expect("a source that is down does not fail the batch");
+                assert!(outcome.lookup_failed);
+                assert_eq!(outcome.lookup_error.as_deref(), Some("connection refused"));
+                assert_eq!(
+                    outcome.unlooked,
+                    [(f.timeout_event_id.clone(), f.timeout_at_ms)],
+                    "{}",
+                    f.timeout_event_id
+                );
+                assert!(out.findings.is_empty(), "no ping, no finding");
+                named += 1;
+            }
+        }
+    }
+    assert!(named > 3, "{named} freeze timeouts checked");
+}

@@ -356,6 +356,9 @@ fn run_handler(events: &[std::path::PathBuf], endpoint: &str) -> Value {
     }
     cmd.arg("--").arg(env!("CARGO_BIN_EXE_thawtrace"));
     aws_env(&mut cmd, endpoint);
+    // Throttled calls are retried with backoff (up to ~3 s for two): a
+    // budget that lets them finish (tests/faults.rs holds the default's).
+    cmd.env("THAWTRACE_DEPENDENCY_BUDGET", "20s");
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),

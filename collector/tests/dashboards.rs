@@ -58,6 +58,19 @@ fn span_attributes() -> BTreeSet<String> {
     .collect()
 }
 
+/// The collector's own metrics (no dimension): what it calls that failed,
+/// and what it skipped.
+fn collector_metric_names() -> BTreeSet<&'static str> {
+    [
+        emf::LOOKBACK_FAILURES,
+        emf::EXPORT_FAILURES,
+        emf::STATE_FAILURES,
+        emf::REJECTED_RECORDS,
+        emf::DROPPED_SIGNALS,
+    ]
+    .into()
+}
+
 fn metric_names() -> BTreeSet<&'static str> {
     FindingKind::ALL
         .iter()
@@ -172,6 +185,13 @@ fn template_defaults_are_the_collectors() {
         parameter_default(&template, "IdempotencyKeys"),
         Config::IDEMPOTENCY_KEY
     );
+    let guard = thawtrace::guard::GuardSettings::default();
+    assert_eq!(
+        ms("DependencyBudget"),
+        guard.budget.as_millis() as i64,
+        "the budget's default"
+    );
+    assert_eq!(ms("DependencyCooldown"), guard.cooldown.as_millis() as i64);
 }
 
 #[test]
@@ -224,9 +244,23 @@ fn cloudwatch_dashboard_reads_only_what_the_collector_emits() {
     let dash: Value = serde_json::from_str(&read("dashboards/cloudwatch-dashboard.json")).unwrap();
     let fields = finding_fields();
     let mut metrics_seen = BTreeSet::new();
+    let mut collector_seen = BTreeSet::new();
     for w in dash["widgets"].as_array().unwrap() {
         let p = &w["properties"];
         match w["type"].as_str().unwrap() {
+            // The collector's own metrics: named, no dimension.
+            "metric" if p["metrics"][0][0].is_string() => {
+                for m in p["metrics"].as_array().unwrap() {
+                    assert_eq!(m[0], emf::NAMESPACE);
+                    let name = m[1].as_str().unwrap();
+                    assert!(
+                        collector_metric_names().contains(name),
+                        "unknown collector metric {name}"
+                    );
+                    assert_eq!(m.as_array().unwrap().len(), 2, "no dimension: {m}");
+                    collector_seen.insert(name.to_owned());
+                }
+            }
             "metric" => {
                 let expr = p["metrics"][0][0]["expression"].as_str().unwrap();
                 assert!(
@@ -259,6 +293,11 @@ fn cloudwatch_dashboard_reads_only_what_the_collector_emits() {
         metric_names().len(),
         "a panel for every finding kind, and the smallest freeze margin"
     );
+    assert_eq!(
+        collector_seen.len(),
+        collector_metric_names().len(),
+        "the collector's failures of what it calls, and what it skipped"
+    );
 }
 
 #[test]
@@ -278,7 +317,7 @@ fn grafana_dashboard_reads_only_what_the_collector_emits() {
     let fields = finding_fields();
     let attributes = span_attributes();
     let span_names: BTreeSet<&str> = FindingKind::ALL.iter().map(|k| k.span_name()).collect();
-    let (mut metrics, mut logs, mut traces) = (0, 0, 0);
+    let (mut metrics, mut logs, mut traces, mut collector) = (0, 0, 0, 0);
     for panel in dash["panels"].as_array().unwrap() {
         assert!(panel["gridPos"].is_object());
         for t in panel["targets"].as_array().into_iter().flatten() {
@@ -286,8 +325,15 @@ fn grafana_dashboard_reads_only_what_the_collector_emits() {
                 Some("cloudwatch") if t["queryMode"] == "Metrics" => {
                     metrics += 1;
                     assert_eq!(t["namespace"], emf::NAMESPACE);
-                    assert!(metric_names().contains(t["metricName"].as_str().unwrap()));
-                    assert!(t["dimensions"].get(emf::DIMENSION).is_some());
+                    let name = t["metricName"].as_str().unwrap();
+                    if t["dimensions"].as_object().unwrap().is_empty() {
+                        // The collector's own metrics have no dimension.
+                        assert!(collector_metric_names().contains(name), "{name}");
+                        collector += 1;
+                    } else {
+                        assert!(metric_names().contains(name), "{name}");
+                        assert!(t["dimensions"].get(emf::DIMENSION).is_some());
+                    }
                 }
                 Some("cloudwatch") => {
                     logs += 1;
@@ -322,7 +368,7 @@ fn grafana_dashboard_reads_only_what_the_collector_emits() {
         }
     }
     assert!(
-        metrics >= 2 && logs >= 2 && traces >= 1,
-        "{metrics} metric, {logs} log, {traces} trace panels"
+        metrics >= 2 && logs >= 2 && traces >= 1 && collector >= 2,
+        "{metrics} metric, {logs} log, {traces} trace panels, {collector} collector metrics"
     );
 }

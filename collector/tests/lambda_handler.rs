@@ -167,8 +167,10 @@ fn undecodable_data_is_counted_and_named_not_retried() {
     assert_eq!(r[1]["kind"], "response");
     assert_eq!(r[1]["body"]["findings"], 0);
     assert_eq!(r[1]["body"]["rejected_records"], 0);
-    // An event that is neither awslogs nor Kinesis fails, with the reason.
+    // An event that is neither awslogs nor Kinesis fails, with the reason,
+    // named as the Lambda error's type.
     assert_eq!(r[2]["kind"], "error");
+    assert_eq!(r[2]["body"]["errorType"], "InvalidPayload", "{}", r[2]);
     assert!(r[2]["body"].to_string().contains("neither"), "{}", r[2]);
 }
 
@@ -233,23 +235,33 @@ async fn a_poison_kinesis_record_is_skipped_and_counted_the_others_exported() {
 }
 
 #[test]
-fn records_are_retried_by_sequence_number_when_the_exporter_is_down() {
+fn records_are_not_retried_when_the_exporter_is_down_the_lost_spans_are_counted() {
     let tmp = tmp_dir("handler-retry");
-    let (event, good) = kinesis_with_poison(tmp.path());
+    let (event, _) = kinesis_with_poison(tmp.path());
     // Nothing listens on port 9: every export attempt fails.
     let result = invoke(&[event], "http://127.0.0.1:9");
     let r = &result["responses"][0];
     assert_eq!(r["kind"], "response", "{r}");
-    let failures: Vec<&str> = r["body"]["batchItemFailures"]
+    // A retry would print the records' metrics again: none is asked for.
+    assert_eq!(r["body"]["batchItemFailures"], json!([]));
+    assert!(r["body"]["spans_lost"].as_u64().unwrap() > 0, "{r}");
+    let output: Vec<Value> = result["output"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["itemIdentifier"].as_str().unwrap())
+        .filter_map(|l| serde_json::from_str(l.as_str()?).ok())
         .collect();
-    let mut want: Vec<&str> = good.iter().map(String::as_str).collect();
-    want.sort();
-    // The records read, not the poison ones: a retry cannot help those.
-    assert_eq!(failures, want);
+    let collector: Vec<&Value> = output
+        .iter()
+        .filter(|v| v.get("ExportFailures").is_some())
+        .collect();
+    assert_eq!(collector.len(), 1);
+    assert_eq!(collector[0]["ExportFailures"], 1);
+    assert!(
+        output.iter().any(
+            |v| v["thawtrace"] == "export_failed" && v["spans_lost"] == r["body"]["spans_lost"]
+        )
+    );
 }
 
 /// The function memory the template gives the collector (`MemorySize`).

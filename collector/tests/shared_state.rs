@@ -27,12 +27,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use clap::Parser;
-use common::moto::moto_atomic;
+use common::moto::{dynamodb_client as client, moto_atomic};
 use common::*;
 use serde_json::{Value, json};
 use thawtrace::export::Origin;
@@ -48,45 +44,6 @@ use thawtrace_analyzers::{Batch, Collected, Config, FindingKind, Incident, Settl
 
 const TABLE: &str = "thawtrace-state";
 const COLLECTORS: usize = 4;
-
-fn client(port: u16) -> Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    Client::from_conf(config)
-}
-
-/// The table as the template creates it (TTL aside: expiry compares with
-/// the wall clock, which no test may depend on).
-async fn create_table(db: &Client) {
-    let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .unwrap()
-    };
-    let attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    db.create_table()
-        .table_name(TABLE)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("pk", KeyType::Hash))
-        .key_schema(key("sk", KeyType::Range))
-        .attribute_definitions(attribute("pk"))
-        .attribute_definitions(attribute("sk"))
-        .send()
-        .await
-        .unwrap();
-}
 
 /// Every item of the table, in key order.
 async fn table_items(db: &Client) -> Vec<Item> {
@@ -320,7 +277,7 @@ async fn four_collectors_in_any_split_report_what_one_scan_finds() {
     for seed in [1, 2, 3, 5, 8] {
         let (_moto, port) = moto_atomic();
         let db = client(port);
-        create_table(&db).await;
+        common::moto::create_state_table(&db, TABLE).await;
         let collectors: Vec<Arc<Handler>> = (0..COLLECTORS)
             .map(|_| Arc::new(collector(&events, &config, &db)))
             .collect();

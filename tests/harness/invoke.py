@@ -4,8 +4,10 @@ delivers events to it, as Lambda would (no freezing: for handler tests).
 
     invoke.py --event EVENT.json [--event ...] -- COMMAND [ARG...]
 
-Prints one JSON object: {"responses": [{"kind", "body"}], "output": [lines],
-"peak_rss_kb": the function's peak RSS once every event was answered}.
+Prints one JSON object: {"responses": [{"kind", "body", "elapsed_ms"}],
+"output": [lines], "peak_rss_kb": the function's peak RSS once every event
+was answered}. `elapsed_ms` runs from the event's delivery (its
+Lambda-Runtime-Deadline-Ms is --deadline-ms after it) to the answer.
 The function's environment gets AWS_LAMBDA_RUNTIME_API and the usual
 AWS_LAMBDA_* variables; other variables pass through.
 """
@@ -16,6 +18,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -38,9 +41,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--event", action="append", default=[])
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--deadline-ms", type=int, default=30000)
     ap.add_argument("command", nargs="+")
     args = ap.parse_args()
     api = lambda_sim.RuntimeApi()
+    api.deadline_ms = args.deadline_ms
     env = dict(os.environ)
     env.update(
         AWS_LAMBDA_RUNTIME_API=api.address,
@@ -67,13 +72,15 @@ def main():
                 event = json.load(f)
             rid = str(uuid.uuid4())
             api.wait_polling(timeout=args.timeout)
+            delivered = time.monotonic()
             api.deliver(rid, event)
             kind, body, _ = api.wait_response(rid, timeout=args.timeout)
+            elapsed_ms = (time.monotonic() - delivered) * 1000
             try:
                 body = json.loads(body)
             except ValueError:
                 body = body.decode("utf-8", "replace")
-            responses.append({"kind": kind, "body": body})
+            responses.append({"kind": kind, "body": body, "elapsed_ms": elapsed_ms})
         api.wait_polling(timeout=args.timeout)
         peak_rss_kb = peak_rss(proc.pid)
     finally:

@@ -370,6 +370,7 @@ class RuntimeApi:
         self.hold_responses = set()  # request IDs whose /response reply waits for release
         self.holding = set()  # request IDs whose function is done and waits for release
         self.shutdown = False
+        self.deadline_ms = 30000  # each invocation's time, Lambda-Runtime-Deadline-Ms
         api = self
 
         class Handler(_ApiHandler):
@@ -386,7 +387,7 @@ class RuntimeApi:
                     if item is None:
                         return self._reply(200, b"{}")
                     rid, event = item
-                    deadline = now_ms() + 30000
+                    deadline = now_ms() + api.deadline_ms
                     return self._reply(
                         200,
                         json.dumps(event).encode(),

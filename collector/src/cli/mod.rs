@@ -45,6 +45,27 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Export again the spans the Lambda collector could not deliver,
+    /// from its dead-letter queue (SQS), deleting each message once its
+    /// spans are exported. The IDs are derived, so a replay is idempotent.
+    ReplaySpans {
+        /// The queue (`THAWTRACE_DEAD_LETTER_QUEUE_URL` of the collector).
+        #[arg(long, value_name = "URL")]
+        queue_url: String,
+        /// Where to export to; without it, the standard
+        /// `OTEL_EXPORTER_OTLP_*` variables.
+        #[arg(long, value_name = "URL")]
+        otlp_endpoint: Option<String>,
+        /// OTLP transport for --otlp-endpoint.
+        #[arg(long, value_name = "PROTOCOL", default_value = "grpc", value_parser = ["grpc", "http/protobuf"])]
+        otlp_protocol: String,
+        /// The SQS endpoint (also AWS_ENDPOINT_URL).
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
+        /// Stop after this many messages.
+        #[arg(long, value_name = "N", default_value_t = 10_000)]
+        max_messages: u64,
+    },
 }
 
 /// The largest size limit accepted, in MiB (1 TiB): bytes of it fit in
@@ -153,6 +174,41 @@ impl Source {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::ReplaySpans {
+            queue_url,
+            otlp_endpoint,
+            otlp_protocol,
+            endpoint_url,
+            max_messages,
+        } => {
+            let otlp = match otlp_endpoint {
+                Some(endpoint) => Some(OtlpConfig {
+                    endpoint: Some(endpoint),
+                    protocol: Protocol::parse(&otlp_protocol).unwrap_or(Protocol::Grpc),
+                    retry: Retry::default(),
+                }),
+                None => OtlpConfig::from_env(),
+            };
+            let Some(otlp) = otlp else {
+                eprintln!(
+                    "thawtrace: replay-spans needs --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT"
+                );
+                return ExitCode::from(2);
+            };
+            match replay(&queue_url, &otlp, endpoint_url.as_deref(), max_messages) {
+                Ok(done) => {
+                    eprintln!(
+                        "thawtrace: replayed {} message(s), {} span(s); {} message(s) not spans, left in the queue",
+                        done.messages, done.spans, done.malformed
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("thawtrace: replay-spans: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Demo { format } => {
             let sources = vec![Source::text("demo".into(), crate::DEMO_EVENTS.to_owned())];
             run(
@@ -509,6 +565,25 @@ fn write_report(
     }
     warn_of_blind_spots(summary);
     Ok(())
+}
+
+/// Replays the dead-letter queue `queue_url` to the OTLP endpoint.
+fn replay(
+    queue_url: &str,
+    otlp: &OtlpConfig,
+    endpoint_url: Option<&str>,
+    max_messages: u64,
+) -> Result<crate::export::dead_letter::Replayed, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the replay: {e}"))?;
+    runtime.block_on(async {
+        let exporter = otlp.build()?;
+        let client = crate::export::dead_letter::client(endpoint_url).await;
+        crate::export::dead_letter::replay(&client, queue_url, &exporter, &otlp.retry, max_messages)
+            .await
+    })
 }
 
 /// Exports the spans as the Lambda collector does.

@@ -134,51 +134,89 @@ pub fn lines(findings: &[Finding], incidents: &[Incident]) -> Vec<String> {
         .collect()
 }
 
+/// The collector's own counts, for its EMF line ([`collector_line`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CollectorCounts {
+    /// Records or payloads that could not be decoded and were skipped
+    /// (never retried): `RejectedRecords`.
+    pub rejected_records: u64,
+    /// What the cross-stream analysis ignored past its tracking limits:
+    /// `DroppedSignals`.
+    pub dropped_signals: u64,
+    /// Batches whose look back at CloudWatch Logs failed, timed out or was
+    /// skipped by the breaker: `LookbackFailures`.
+    pub lookback_failures: u64,
+    /// Span batches the OTLP endpoint did not take: `ExportFailures`.
+    pub export_failures: u64,
+    /// Batches whose cross-stream state the table did not take:
+    /// `StateFailures`.
+    pub state_failures: u64,
+}
+
+impl CollectorCounts {
+    fn metrics(&self) -> [(&'static str, u64); 5] {
+        [
+            (REJECTED_RECORDS, self.rejected_records),
+            (DROPPED_SIGNALS, self.dropped_signals),
+            (LOOKBACK_FAILURES, self.lookback_failures),
+            (EXPORT_FAILURES, self.export_failures),
+            (STATE_FAILURES, self.state_failures),
+        ]
+    }
+}
+
 /// The collector's own counts as one EMF line (namespace `Thawtrace`, no
-/// dimension): `RejectedRecords`, records or payloads that could not be
-/// decoded and were skipped (never retried), and `DroppedSignals`, what the
-/// cross-stream analysis ignored past its tracking limits. `None` when
-/// both are zero. `at_ms` is an event time (the newest event of the
+/// dimension): every count of [`CollectorCounts`], zeros included. `None`
+/// when all are zero. `at_ms` is an event time (the newest event of the
 /// invocation's input, or the records' arrival time), as for [`lines`].
 ///
 /// ```
 /// use serde_json::Value;
-/// use thawtrace::export::emf;
-/// assert!(emf::collector_line(0, 0, 1_795_853_233_137).is_none());
-/// let line: Value = serde_json::from_str(&emf::collector_line(2, 0, 1_795_853_233_137).unwrap()).unwrap();
+/// use thawtrace::export::emf::{self, CollectorCounts};
+/// assert!(emf::collector_line(&CollectorCounts::default(), 1_795_853_233_137).is_none());
+/// let counts = CollectorCounts { rejected_records: 2, export_failures: 1, ..CollectorCounts::default() };
+/// let line: Value = serde_json::from_str(&emf::collector_line(&counts, 1_795_853_233_137).unwrap()).unwrap();
 /// assert_eq!(line["RejectedRecords"], 2);
 /// assert_eq!(line["DroppedSignals"], 0);
+/// assert_eq!(line["ExportFailures"], 1);
+/// assert_eq!(line["LookbackFailures"], 0);
 /// assert_eq!(line["_aws"]["Timestamp"], 1_795_853_233_137i64);
 /// assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([[]]));
+/// assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(), 5);
 /// ```
-pub fn collector_line(rejected_records: u64, dropped_signals: u64, at_ms: i64) -> Option<String> {
-    if rejected_records == 0 && dropped_signals == 0 {
+pub fn collector_line(counts: &CollectorCounts, at_ms: i64) -> Option<String> {
+    let metrics = counts.metrics();
+    if metrics.iter().all(|&(_, n)| n == 0) {
         return None;
     }
-    Some(
+    let mut line = Map::new();
+    line.insert(
+        "_aws".into(),
         json!({
-            "_aws": {
-                "Timestamp": at_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": NAMESPACE,
-                    "Dimensions": [[]],
-                    "Metrics": [
-                        {"Name": REJECTED_RECORDS, "Unit": "Count"},
-                        {"Name": DROPPED_SIGNALS, "Unit": "Count"},
-                    ],
-                }],
-            },
-            REJECTED_RECORDS: rejected_records,
-            DROPPED_SIGNALS: dropped_signals,
-        })
-        .to_string(),
-    )
+            "Timestamp": at_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": metrics.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    for (name, n) in metrics {
+        line.insert(name.into(), Value::from(n));
+    }
+    Some(Value::Object(line).to_string())
 }
 
 /// The metric counting undecodable records and payloads, skipped.
 pub const REJECTED_RECORDS: &str = "RejectedRecords";
 /// The metric counting cross-stream signals ignored past the limits.
 pub const DROPPED_SIGNALS: &str = "DroppedSignals";
+/// The metric counting batches whose lookback was unavailable.
+pub const LOOKBACK_FAILURES: &str = "LookbackFailures";
+/// The metric counting span batches the OTLP endpoint did not take.
+pub const EXPORT_FAILURES: &str = "ExportFailures";
+/// The metric counting batches the state table did not take.
+pub const STATE_FAILURES: &str = "StateFailures";
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,8 @@
 //! CloudWatch Logs as a source of events: `FilterLogEvents`, paginated,
 //! with the SDK's standard retry (backoff with jitter, throttling included)
-//! raised to 8 attempts. Credentials and region come from the standard AWS
+//! raised to 8 attempts, and a connect timeout of
+//! [`crate::guard::CONNECT_TIMEOUT`] (the Lambda collector bounds the whole
+//! call by its budget, [`crate::guard`]). Credentials and region come from the standard AWS
 //! chain; `--endpoint-url` or `AWS_ENDPOINT_URL` points it elsewhere.
 
 use std::future::Future;
@@ -48,7 +50,12 @@ impl CloudWatch {
     /// A client from the standard AWS configuration chain.
     pub async fn new(endpoint_url: Option<&str>) -> CloudWatch {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(8));
+            .retry_config(RetryConfig::standard().with_max_attempts(8))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(crate::guard::CONNECT_TIMEOUT)
+                    .build(),
+            );
         if let Some(url) = endpoint_url {
             loader = loader.endpoint_url(url);
         }

@@ -125,7 +125,7 @@ struct Cache {
 }
 
 /// What correlating one batch did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// Findings reported (timeout line in the batch).
     pub findings: u64,
@@ -135,8 +135,14 @@ pub struct BatchOutcome {
     pub fetched: u64,
     /// Timeouts in the batch whose ping was found nowhere.
     pub unpaired: u64,
-    /// The first look back at a stream failed (logged; the batch went on).
+    /// A look back was needed and the source gave nothing (failed, timed
+    /// out or skipped; logged): the batch went on with what it had.
     pub lookup_failed: bool,
+    /// Why, when [`BatchOutcome::lookup_failed`].
+    pub lookup_error: Option<String>,
+    /// The timeouts of the batch whose ping could not be looked up, when
+    /// [`BatchOutcome::lookup_failed`]: their event IDs and times.
+    pub unlooked: Vec<(String, i64)>,
 }
 
 /// Keeps context between batches and fetches what is missing.
@@ -335,10 +341,15 @@ impl Lookback {
     /// decides the owner of a timeout written at the thaw, is in it), and the
     /// invocations whose `END` is in it.
     ///
+    /// A source that fails (or is slow, or skipped: see [`crate::guard`])
+    /// costs the batch only what it would have given: the batch goes on
+    /// with the cache, and the timeouts whose ping was missing are named in
+    /// [`BatchOutcome::unlooked`], for the caller to report as such.
+    ///
     /// # Errors
     ///
-    /// The source's error when a lookup was needed and failed: the caller
-    /// fails the batch so it is delivered again, rather than guess.
+    /// None today: the `Result` is kept for sources whose failure a caller
+    /// must see.
     pub async fn analyze(
         &self,
         group: &str,
@@ -379,16 +390,20 @@ impl Lookback {
                     (group, stream),
                     earliest,
                     bounds.start_ms,
-                    !missing.is_empty(),
                     &mut outcome,
                 )
-                .await?;
-            outcome.fetched = add_fetched(&mut context, fetched, batch);
-            (gathered, relevant) =
-                Self::correlate(group, stream, &context, in_cache, batch, config);
+                .await;
+            if !fetched.is_empty() {
+                outcome.fetched = add_fetched(&mut context, fetched, batch);
+                (gathered, relevant) =
+                    Self::correlate(group, stream, &context, in_cache, batch, config);
+            }
         }
         let ours = InBatch::of(&context);
         outcome.unpaired = ours.unpaired(&gathered).count() as u64;
+        if outcome.lookup_failed {
+            outcome.unlooked = ours.unpaired(&gathered).cloned().collect();
+        }
         self.remember(key, relevant);
         outcome.findings = report_settled(gathered.collected, &bounds, &ours, sink);
         Ok(outcome)
@@ -426,18 +441,16 @@ impl Lookback {
     }
 
     /// The stream's lines from a window before `earliest` up to the batch.
-    /// When the source fails and the batch `needs` what it would give (a
-    /// ping), the error; else (only the first look at a stream) the failure
-    /// is logged and noted in `outcome`, and the batch goes on without.
+    /// When the source fails, the failure is logged and noted in
+    /// `outcome`, and the batch goes on without.
     async fn fetch_before(
         &self,
         source: &dyn LogSource,
         (group, stream): (&str, &str),
         earliest: i64,
         batch_start: i64,
-        needs: bool,
         outcome: &mut BatchOutcome,
-    ) -> Result<Vec<ContextEvent>, String> {
+    ) -> Vec<ContextEvent> {
         match source
             .fetch(
                 group,
@@ -447,17 +460,15 @@ impl Lookback {
             )
             .await
         {
-            Ok(fetched) => Ok(fetched),
-            // A ping this batch needs: fail, so the batch comes again.
-            Err(e) if needs => Err(e),
-            // Only the first look at a stream: go on with what we have.
+            Ok(fetched) => fetched,
             Err(e) => {
                 outcome.lookup_failed = true;
                 eprintln!(
                     "{}",
-                    serde_json::json!({"thawtrace": "lookback_failed", "log_group": group, "log_stream": stream, "error": e})
+                    serde_json::json!({"thawtrace": "lookback_failed", "error_type": "LookbackUnavailable", "log_group": group, "log_stream": stream, "error": e})
                 );
-                Ok(Vec::new())
+                outcome.lookup_error = Some(e);
+                Vec::new()
             }
         }
     }

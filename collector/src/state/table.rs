@@ -39,6 +39,11 @@ impl Table {
     pub async fn new(name: &str) -> Table {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(8))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(crate::guard::CONNECT_TIMEOUT)
+                    .build(),
+            )
             .load()
             .await;
         Table::with_client(Client::new(&config), name)

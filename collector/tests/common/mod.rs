@@ -3,6 +3,7 @@
 
 pub mod java;
 pub mod moto;
+pub mod proxy;
 pub mod receiver;
 
 use std::io::Write;
@@ -147,8 +148,27 @@ pub fn invoke_handler(events: &[PathBuf], env: &[(&str, &str)]) -> Value {
 /// process's clock calls: what the collector does must not depend on when
 /// it runs. The monotonic clock (timers, deadlines) is left alone.
 pub fn invoke_handler_at(events: &[PathBuf], env: &[(&str, &str)], clock_ms: Option<i64>) -> Value {
+    invoke_handler_with(events, env, clock_ms, None)
+}
+
+/// [`invoke_handler`] with each invocation given `deadline_ms` from its
+/// delivery (`Lambda-Runtime-Deadline-Ms`); each response holds the
+/// `elapsed_ms` it took to answer.
+pub fn invoke_handler_within(events: &[PathBuf], env: &[(&str, &str)], deadline_ms: u64) -> Value {
+    invoke_handler_with(events, env, None, Some(deadline_ms))
+}
+
+fn invoke_handler_with(
+    events: &[PathBuf],
+    env: &[(&str, &str)],
+    clock_ms: Option<i64>,
+    deadline_ms: Option<u64>,
+) -> Value {
     let mut cmd = Command::new("python3");
     cmd.arg(repo().join("tests/harness/invoke.py"));
+    if let Some(ms) = deadline_ms {
+        cmd.arg("--deadline-ms").arg(ms.to_string());
+    }
     for e in events {
         cmd.arg("--event").arg(e);
     }
