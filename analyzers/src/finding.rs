@@ -568,6 +568,12 @@ impl Finding {
             (KeepaliveKind::FreezeTimeout, Library::Tonic) => {
                 "Lambda froze this environment with a PING in flight; at the thaw hyper's keepalive timer fired before h2 read the ack and closed the connection, so the first call after the thaw failed (often Cancelled, sometimes Unavailable). In Lambda, leave keepalive off (do not call Endpoint::http2_keep_alive_interval), or set Endpoint::keep_alive_timeout above the longest freeze you expect; retry Cancelled as well as Unavailable on the first call after a thaw."
             }
+            (KeepaliveKind::FreezeTimeout, Library::GrpcGo) => {
+                "Lambda froze this environment with a keepalive ping in flight; at the thaw grpc-go's keepalive timer fired before the ack was read and closed the transport. In Lambda, leave keepalive off (no grpc.WithKeepaliveParams), or set keepalive.ClientParameters{Timeout} above the longest freeze you expect and PermitWithoutStream: false so that no ping goes out between invocations; retry codes.Unavailable on the first call after a thaw."
+            }
+            (KeepaliveKind::Timeout, Library::GrpcGo) => {
+                "grpc-go closed the transport when its keepalive ping went unanswered while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer); keepalive.ClientParameters{Time, Timeout} set how soon such a stall is noticed (grpc-go raises a Time under 10 s to 10 s)."
+            }
             (KeepaliveKind::Timeout, _) => {
                 "The peer did not answer a keepalive ping within the timeout while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer)."
             }
@@ -585,6 +591,12 @@ pub enum Inference {
     /// shut down (C-core's `READY -> SHUTDOWN`). The shutdown is the
     /// finding's timeout line.
     TransportShutdown,
+    /// grpc-go prints neither the ping nor (before 1.38) the timeout: the
+    /// client closed its own transport (`transport is closing`, or 1.38+'s
+    /// keepalive reason) after the function had waited on it in silence
+    /// inside one invocation, or (with the keepalive reason) at a thaw.
+    /// The close is the finding's ping and timeout line.
+    TransportClose,
 }
 
 impl Inference {
@@ -592,6 +604,7 @@ impl Inference {
     pub fn as_str(self) -> &'static str {
         match self {
             Inference::TransportShutdown => "transport_shutdown",
+            Inference::TransportClose => "transport_close",
         }
     }
 
@@ -600,6 +613,9 @@ impl Inference {
         match self {
             Inference::TransportShutdown => {
                 "no timeout line was printed (trace flags): the ack deadline passed unanswered and the transport shut down"
+            }
+            Inference::TransportClose => {
+                "grpc-go prints no keepalive ping and (before 1.38) no timeout: the client closed its own transport after the function waited on it in silence"
             }
         }
     }

@@ -177,7 +177,10 @@ impl Ledger {
                 }
             }
             KeepaliveEvent::PingAck { ping_id } => return Some(self.ack(marks, i, k, *ping_id)),
-            KeepaliveEvent::PingTimeout | KeepaliveEvent::TransportShutdown => {}
+            KeepaliveEvent::PingTimeout
+            | KeepaliveEvent::TransportShutdown
+            | KeepaliveEvent::TransportReady
+            | KeepaliveEvent::TransportClosed { .. } => {}
         }
         None
     }

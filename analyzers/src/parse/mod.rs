@@ -10,12 +10,14 @@
 //! | @grpc/grpc-js traces (1.8 to 1.14) | [`grpcjs`] |
 //! | gRPC C-core (grpcio) traces, gpr and absl eras | [`ccore`] |
 //! | `thawtrace-instrument` events (Rust, tonic), text and JSON | [`instrument`] |
+//! | grpc-go (1.33 recorded; current texts) and Go `log` lines | [`grpc_go`] |
 //!
 //! Parsers are anchored: each looks at the first bytes of a line to decide
 //! whether it is theirs, so an ordinary application line costs a few byte
 //! comparisons and is never unescaped.
 
 pub mod ccore;
+pub mod grpc_go;
 pub mod grpcjs;
 pub mod instrument;
 pub mod platform;
@@ -34,6 +36,8 @@ pub enum Library {
     Grpcio,
     /// tonic (Rust), through `thawtrace-instrument`.
     Tonic,
+    /// grpc-go (Go).
+    GrpcGo,
 }
 
 impl Library {
@@ -43,6 +47,7 @@ impl Library {
             Library::GrpcJs => "grpc-js",
             Library::Grpcio => "grpcio",
             Library::Tonic => "tonic",
+            Library::GrpcGo => "grpc-go",
         }
     }
 }
@@ -120,6 +125,18 @@ pub enum KeepaliveEvent {
     /// deadline had passed, it stands in for a timeout line the trace flags
     /// did not print.
     TransportShutdown,
+    /// grpc-go: the subchannel's transport is up (`READY`).
+    TransportReady,
+    /// grpc-go: the client's transport closed, with the reason its lines
+    /// give; grpc-go prints no ping nor ack, so this close is all a
+    /// keepalive timeout leaves. `quiet_ms`: the function's silence before
+    /// the line's burst, set by the correlator (`None` from the parser).
+    TransportClosed {
+        /// What the lines say the close was for.
+        reason: grpc_go::CloseReason,
+        /// The function's silence before the close, ms.
+        quiet_ms: Option<i64>,
+    },
 }
 
 /// One keepalive line: what happened, on which connection, from which library.
@@ -209,6 +226,12 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         return line;
     }
     let b = raw.as_bytes();
+    // Go: `YYYY/MM/DD …` (Go's `log`, grpc-go today) or `INFO: YYYY/…` (grpc-go 1.33).
+    if b.get(4) == Some(&b'/') || matches!(b.first(), Some(b'I' | b'W' | b'E' | b'F')) {
+        if let Some(line) = grpc_go::parse(text, want_failures) {
+            return line;
+        }
+    }
     match b.first() {
         Some(b'{') => runtime::parse_json(text, want_failures),
         Some(b'[') => runtime::parse_python(text, want_failures),
