@@ -7,7 +7,7 @@
 #               the instrument on loopback. Needs no Python, Node, browser
 #               or AWS emulator (nor tests/setup.sh); openssl, prlimit and
 #               mkfifo, which Debian has.
-#   recordings  fresh recordings of real grpc-js, grpcio, botocore and tonic
+#   recordings  fresh recordings of real grpc-js, grpcio, botocore, tonic and grpc-go
 #               functions frozen with SIGSTOP (Python, Node, a network
 #               namespace), scored against what the recorder saw.
 #   aws         AWS APIs on loopback: CloudWatch Logs and DynamoDB in moto, the Lambda
@@ -21,7 +21,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-recordings=(fresh_recording fresh_modes settings neighbours e2e harness_selftest)
+recordings=(fresh_recording fresh_modes settings neighbours e2e harness_selftest fresh_go)
 aws=(cloudwatch lambda_handler otlp dashboards shared_state archives)
 browser=(html)
 

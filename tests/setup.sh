@@ -15,15 +15,18 @@ if [ ! -d "$here/recorders/node/node_modules/@grpc/grpc-js" ] || [ ! -d "$here/r
   (cd "$here/recorders/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 # Debian's packages: headless Chromium for the HTML report test, faketime
-# for the tests that run the collector with its clock years ahead.
+# for the tests that run the collector with its clock years ahead, Go and
+# grpc-go (1.33, built offline in GOPATH mode) for the Go function's recorder.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+[ -d /usr/share/gocode/src/google.golang.org/grpc/keepalive ] || missing+=(golang-google-grpc-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "tests/setup.sh: install Debian's ${missing[*]} for the browser and clock tests (needs root)" >&2
+    echo "tests/setup.sh: install Debian's ${missing[*]} for the browser, clock and Go recorder tests (needs root)" >&2
   fi
 fi
 echo "recorder dependencies ready: $deps/venv, tests/recorders/node/node_modules" >&2
