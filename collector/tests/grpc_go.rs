@@ -77,4 +77,9 @@ fn go_findings_say_what_stood_in_for_the_lines_grpc_go_does_not_print() {
         text.contains("keepalive.ClientParameters{Time, Timeout}"),
         "the advice names grpc-go's options: {text}"
     );
+    // No ping line: the report says when the connection went quiet instead.
+    assert!(
+        text.contains("quiet since") && !text.contains("ping sent"),
+        "{text}"
+    );
 }
