@@ -145,7 +145,8 @@ pub struct Keepalive {
     /// The library that wrote the line.
     pub library: Library,
     /// The connection key: grpc-js `(<channelz id>) <address>`, C-core the
-    /// peer (`ipv4:10.0.0.1:443`). Empty for a C-core ack, which names only
+    /// peer (`ipv4:10.0.0.1:443`), grpc-go its one channel
+    /// ([`grpc_go::CONNECTION`]). Empty for a C-core ack, which names only
     /// its ping id.
     pub connection: String,
     /// C-core: the address the line names, `CLIENT[<transport>]` or the
