@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -99,7 +100,15 @@ def main():
     ap.add_argument("--rust-bin", help="ignored (the fresh-recording tests pass it to every recorder)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    # The function's build (11 MB) and the servers' port files: removed at the end.
     work = tempfile.mkdtemp(prefix="thawtrace-go-")
+    try:
+        record_all(args, rng, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def record_all(args, rng, work):
     exe = args.go_bin or build(work)
     envs = environments(rng, exe, args.only)
     if not envs:
