@@ -7,10 +7,10 @@
 #               the instrument on loopback. Needs no Python, Node, browser
 #               or AWS emulator (nor tests/setup.sh); openssl, prlimit and
 #               mkfifo, which Debian has.
-#   recordings  fresh recordings of real grpc-js, grpcio, botocore, tonic
-#               and grpc-java functions frozen with SIGSTOP (Python, Node,
-#               Java, a network namespace), scored against what the
-#               recorder saw.
+#   recordings  fresh recordings of real grpc-js, grpcio, botocore, tonic,
+#               grpc-java and grpc-go functions frozen with SIGSTOP (Python,
+#               Node, Java, Go, a network namespace), scored against what
+#               the recorder saw.
 #   aws         AWS APIs on loopback: CloudWatch Logs, DynamoDB and SQS in moto, the Lambda
 #               Runtime API, an OTLP receiver, the fault proxy, cfn-lint on the template.
 #   browser     the HTML report in headless Chromium.
@@ -22,7 +22,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-recordings=(fresh_recording fresh_java fresh_modes settings neighbours e2e harness_selftest)
+recordings=(fresh_recording fresh_java fresh_go fresh_modes settings neighbours e2e harness_selftest)
 aws=(cloudwatch lambda_handler otlp dashboards shared_state archives faults)
 browser=(html)
 

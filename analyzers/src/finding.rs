@@ -598,6 +598,12 @@ impl Finding {
             (KeepaliveKind::FreezeTimeout, Library::GrpcJava) => {
                 "Lambda froze this environment with a keepalive PING in flight; at the thaw grpc-java's keepalive timer fired before Netty read the ack and closed the connection (its calls fail with UNAVAILABLE: Keepalive failed. The connection is likely gone). In Lambda, leave keepalive off (do not call keepAliveTime on the channel builder; keepAliveWithoutCalls(false) keeps idle channels from pinging), or set keepAliveTimeout above the longest freeze you expect; retry UNAVAILABLE on the first call after a thaw."
             }
+            (KeepaliveKind::FreezeTimeout, Library::GrpcGo) => {
+                "Lambda froze this environment with a keepalive ping in flight; at the thaw grpc-go's keepalive timer fired before the ack was read and closed the transport. In Lambda, leave keepalive off (no grpc.WithKeepaliveParams), or set keepalive.ClientParameters{Timeout} above the longest freeze you expect and PermitWithoutStream: false so that no ping goes out between invocations; retry codes.Unavailable on the first call after a thaw."
+            }
+            (KeepaliveKind::Timeout, Library::GrpcGo) => {
+                "grpc-go closed the transport when its keepalive ping went unanswered while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer); keepalive.ClientParameters{Time, Timeout} set how soon such a stall is noticed (grpc-go raises a Time under 10 s to 10 s)."
+            }
             (KeepaliveKind::Timeout, _) => {
                 "The peer did not answer a keepalive ping within the timeout while the function ran: a genuine network or server stall, not a freeze. Check the server and the path to it (NAT, load balancer)."
             }
@@ -619,6 +625,12 @@ pub enum Inference {
     /// connection (`OUTBOUND GO_AWAY`) with its keepalive ping unanswered.
     /// The close is the finding's timeout line.
     GoAway,
+    /// grpc-go prints neither the ping nor (before 1.38) the timeout: the
+    /// client closed its own transport (`transport is closing`, or 1.38+'s
+    /// keepalive reason) after the function had waited on it in silence
+    /// inside one invocation, or (with the keepalive reason) at a thaw.
+    /// The close is the finding's ping and timeout line.
+    TransportClose,
 }
 
 impl Inference {
@@ -627,6 +639,7 @@ impl Inference {
         match self {
             Inference::TransportShutdown => "transport_shutdown",
             Inference::GoAway => "go_away",
+            Inference::TransportClose => "transport_close",
         }
     }
 
@@ -638,6 +651,9 @@ impl Inference {
             }
             Inference::GoAway => {
                 "grpc-java prints no timeout line: the client closed the connection (GO_AWAY) with its keepalive ping unanswered"
+            }
+            Inference::TransportClose => {
+                "grpc-go prints no keepalive ping and (before 1.38) no timeout: the client closed its own transport after the function waited on it in silence"
             }
         }
     }

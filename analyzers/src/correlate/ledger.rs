@@ -179,7 +179,9 @@ impl Ledger {
             KeepaliveEvent::PingAck { ping_id } => return Some(self.ack(marks, i, k, *ping_id)),
             KeepaliveEvent::PingTimeout
             | KeepaliveEvent::TransportShutdown
-            | KeepaliveEvent::ClientClosed => {}
+            | KeepaliveEvent::ClientClosed
+            | KeepaliveEvent::TransportReady
+            | KeepaliveEvent::TransportClosed { .. } => {}
         }
         None
     }

@@ -26,6 +26,7 @@ use crate::parse::{
     parse_line,
 };
 
+mod go;
 mod ledger;
 mod modes;
 mod near;
@@ -598,15 +599,20 @@ impl StreamCorrelator {
                 self.thaw(pos, frozen_ms);
                 return;
             }
-            LineKind::Keepalive(k) => {
+            LineKind::Keepalive(mut k) => {
                 self.stats.keepalive_lines += 1;
                 if matches!(
                     k.event,
                     KeepaliveEvent::PingTimeout
                         | KeepaliveEvent::TransportShutdown
                         | KeepaliveEvent::ClientClosed
+                        | KeepaliveEvent::TransportClosed { .. }
                 ) {
                     self.watch_failures_until = ts.saturating_add(self.config.failure_window_ms);
+                }
+                // grpc-go's close: how long the function was quiet before it.
+                if let KeepaliveEvent::TransportClosed { quiet_ms, .. } = &mut k.event {
+                    *quiet_ms = Some(silence);
                 }
                 What::Keepalive(k)
             }

@@ -36,6 +36,8 @@ struct Pairs {
     across_freeze: Vec<(usize, usize)>,
     /// Round trips of pings no freeze held up, ms.
     round_trips: Vec<i64>,
+    /// grpc-go's transports: up, and their close bursts.
+    go: super::go::GoTransports,
 }
 
 impl StreamCorrelator {
@@ -162,6 +164,17 @@ impl StreamCorrelator {
             KeepaliveEvent::PingTimeout => self.ping_timeout(mark, k, ledger, pairs, sink),
             KeepaliveEvent::TransportShutdown => self.transport_shutdown(mark, k, ledger, pairs),
             KeepaliveEvent::ClientClosed => self.client_closed(mark, k, ledger, pairs),
+            KeepaliveEvent::TransportReady => pairs.go.ready(&k.connection),
+            KeepaliveEvent::TransportClosed { reason, quiet_ms } => {
+                if let Some(f) =
+                    self.go_transport_closed(mark, k, *reason, *quiet_ms, &mut pairs.go)
+                {
+                    pairs
+                        .last_on
+                        .insert(k.connection.clone(), pairs.findings.len());
+                    pairs.findings.push(f);
+                }
+            }
             _ => {
                 ledger.read(&self.marks, i, k, self.config.late_timer_ms);
             }
@@ -300,7 +313,7 @@ impl StreamCorrelator {
 
     /// The finding of a ping that timed out at `timeout` (a timeout line,
     /// or what stood in for it), with the ack that came too late for it.
-    fn timeout_finding(
+    pub(super) fn timeout_finding(
         &self,
         ping_idx: usize,
         ack: Option<usize>,
@@ -561,7 +574,13 @@ impl StreamCorrelator {
             .map(|(_, id)| id.to_owned())
     }
 
-    fn finding(&self, ping: &Mark, timeout: &Mark, k: &Keepalive, late: (bool, bool)) -> Finding {
+    pub(super) fn finding(
+        &self,
+        ping: &Mark,
+        timeout: &Mark,
+        k: &Keepalive,
+        late: (bool, bool),
+    ) -> Finding {
         let owner = |mark: &Mark, late: bool| {
             if self.invocations.is_empty() {
                 self.run_owner(mark, late)

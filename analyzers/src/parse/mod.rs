@@ -11,6 +11,7 @@
 //! | gRPC C-core (grpcio) traces, gpr and absl eras | [`ccore`] |
 //! | `thawtrace-instrument` events (Rust, tonic), text and JSON | [`instrument`] |
 //! | grpc-java (Netty) frame lines, java.util.logging at FINE | [`grpc_java`] |
+//! | grpc-go (1.33 recorded; current texts) and Go `log` lines | [`grpc_go`] |
 //!
 //! Parsers are anchored: each looks at the first bytes of a line to decide
 //! whether it is theirs, so an ordinary application line costs a few byte
@@ -18,6 +19,7 @@
 
 pub mod ccore;
 pub mod grpc_java;
+pub mod grpc_go;
 pub mod grpcjs;
 pub mod instrument;
 pub mod platform;
@@ -38,6 +40,8 @@ pub enum Library {
     Tonic,
     /// grpc-java with its Netty transport.
     GrpcJava,
+    /// grpc-go (Go).
+    GrpcGo,
 }
 
 impl Library {
@@ -48,6 +52,7 @@ impl Library {
             Library::Grpcio => "grpcio",
             Library::Tonic => "tonic",
             Library::GrpcJava => "grpc-java",
+            Library::GrpcGo => "grpc-go",
         }
     }
 }
@@ -129,6 +134,18 @@ pub enum KeepaliveEvent {
     /// for whatever reason: with a keepalive ping unanswered on it, it
     /// stands in for the timeout line grpc-java does not print.
     ClientClosed,
+    /// grpc-go: the subchannel's transport is up (`READY`).
+    TransportReady,
+    /// grpc-go: the client's transport closed, with the reason its lines
+    /// give; grpc-go prints no ping nor ack, so this close is all a
+    /// keepalive timeout leaves. `quiet_ms`: the function's silence before
+    /// the line's burst, set by the correlator (`None` from the parser).
+    TransportClosed {
+        /// What the lines say the close was for.
+        reason: grpc_go::CloseReason,
+        /// The function's silence before the close, ms.
+        quiet_ms: Option<i64>,
+    },
 }
 
 /// One keepalive line: what happened, on which connection, from which library.
@@ -137,7 +154,8 @@ pub struct Keepalive {
     /// The library that wrote the line.
     pub library: Library,
     /// The connection key: grpc-js `(<channelz id>) <address>`, C-core the
-    /// peer (`ipv4:10.0.0.1:443`). Empty for a C-core ack, which names only
+    /// peer (`ipv4:10.0.0.1:443`), grpc-go its one channel
+    /// ([`grpc_go::CONNECTION`]). Empty for a C-core ack, which names only
     /// its ping id.
     pub connection: String,
     /// C-core: the address the line names, `CLIENT[<transport>]` or the
@@ -224,6 +242,12 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         };
     }
     let b = raw.as_bytes();
+    // Go: `YYYY/MM/DD …` (Go's `log`, grpc-go today) or `INFO: YYYY/…` (grpc-go 1.33).
+    if b.get(4) == Some(&b'/') || matches!(b.first(), Some(b'I' | b'W' | b'E' | b'F')) {
+        if let Some(line) = grpc_go::parse(text, want_failures) {
+            return line;
+        }
+    }
     match b.first() {
         Some(b'{') => runtime::parse_json(text, want_failures),
         Some(b'[') => runtime::parse_python(text, want_failures),

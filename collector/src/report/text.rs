@@ -80,9 +80,15 @@ fn ping_lines(s: &mut String, f: &Finding) {
         .ping_timeout_ms
         .map(|t| format!(", ack timeout {t} ms"))
         .unwrap_or_default();
+    // grpc-go prints no ping: its time is the start of the silence it went out in.
+    let what = if f.inferred_from == Some(thawtrace_analyzers::Inference::TransportClose) {
+        "quiet since    "
+    } else {
+        "ping sent      "
+    };
     let _ = writeln!(
         s,
-        "  {}  ping sent       in invocation {}{timeout}",
+        "  {}  {what} in invocation {}{timeout}",
         rfc3339(f.ping_at_ms),
         id(f.ping_request_id.as_deref())
     );

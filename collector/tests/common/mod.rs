@@ -1,6 +1,7 @@
 //! Helpers shared by the collector's integration tests.
 #![allow(dead_code)]
 
+pub mod harness_score;
 pub mod java;
 pub mod moto;
 pub mod proxy;

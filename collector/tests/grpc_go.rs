@@ -1,0 +1,85 @@
+//! A Go function with grpc-go 1.33 (Debian's package), recorded frozen with
+//! SIGSTOP under each log setting users choose (tests/recorders/record_go.py:
+//! `GRPC_GO_LOG_SEVERITY_LEVEL=info` with verbosity 99, 2 and unset, and
+//! grpc-go's default, errors only; keepalive off), scored against the truth
+//! the harness saw on the wire (the delaying proxy's pings, acks and
+//! closes), never against our own rules: precision = recall = 1.0 per kind
+//! and setting.
+//!
+//! grpc-go prints no keepalive ping, ack or (before 1.38) timeout, so every
+//! finding rests on the transport's close (`inferred_from:
+//! transport_close`).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::harness_score::{print, score};
+use common::*;
+use serde_json::Value;
+
+fn go_fixture() -> PathBuf {
+    repo().join("tests/fixtures/recorded-go")
+}
+
+#[test]
+fn the_recorded_go_function_scores_perfectly_under_every_setting() {
+    let dir = go_fixture();
+    let found = scan_json(&[&dir.join("events.jsonl")]);
+    let rows = score(&dir, &found);
+    print(&rows, "recorded-go");
+    for r in &rows {
+        assert!(
+            r.precision() == 1.0 && r.recall() == 1.0,
+            "{} ({}) {}: missed {:?}, spurious {:?}",
+            r.environment,
+            r.setting,
+            r.kind,
+            r.missed,
+            r.spurious
+        );
+    }
+    // The recording must hold what it claims to test: a genuine keepalive
+    // timeout under every setting with keepalive on.
+    let envs: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("environments.json")).unwrap()).unwrap();
+    for env in &envs {
+        let truth: usize = rows
+            .iter()
+            .filter(|r| r.environment == env["name"].as_str().unwrap())
+            .map(|r| r.truth)
+            .sum();
+        if env["keepalive"] == true {
+            assert!(truth > 0, "{}: no keepalive timeout recorded", env["name"]);
+        } else {
+            assert_eq!(truth, 0, "{}: keepalive off, yet a timeout", env["name"]);
+        }
+    }
+}
+
+#[test]
+fn go_findings_say_what_stood_in_for_the_lines_grpc_go_does_not_print() {
+    let dir = go_fixture();
+    let found = scan_json(&[&dir.join("events.jsonl")]);
+    let go: Vec<&Value> = found
+        .iter()
+        .filter(|f| f["kind"] == "keepalive_timeout")
+        .collect();
+    assert!(!go.is_empty());
+    for f in &go {
+        assert_eq!(f["library"], "grpc-go", "{f}");
+        assert_eq!(f["inferred_from"], "transport_close", "{f}");
+        assert_eq!(f["ping_request_id"], f["timeout_request_id"], "{f}");
+    }
+    let text = thawtrace(&["scan", dir.join("events.jsonl").to_str().unwrap()]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("keepalive.ClientParameters{Time, Timeout}"),
+        "the advice names grpc-go's options: {text}"
+    );
+    // No ping line: the report says when the connection went quiet instead.
+    assert!(
+        text.contains("quiet since") && !text.contains("ping sent"),
+        "{text}"
+    );
+}
