@@ -18,8 +18,8 @@
 //! comparisons and is never unescaped.
 
 pub mod ccore;
-pub mod grpc_java;
 pub mod grpc_go;
+pub mod grpc_java;
 pub mod grpcjs;
 pub mod instrument;
 pub mod platform;
