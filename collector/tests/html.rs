@@ -752,3 +752,49 @@ fn thawtrace_kinds() -> Vec<&'static str> {
 
 /// `--stall` (#873600) at the stall band's opacity of .28, on white.
 const STALL_ON_WHITE: [u8; 3] = [221, 199, 184];
+
+#[test]
+fn zooming_and_panning_a_functions_axis_moves_every_mark_with_it() {
+    let fixture = network_fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, page, before) = scanned(&fixture, tmp.path());
+    let first = attributes(pieces(&before, r#"<section class="function""#)[0]);
+    let t = |a: &[(String, String)], n: &str| -> f64 { attr(a, n).unwrap().parse().unwrap() };
+    let (t0, t1) = (t(&first, "data-t0"), t(&first, "data-t1"));
+    // Keys as a person presses them on the first function's axis: zoom in
+    // twice (+, =), then pan later (→); the page redraws on the next frame.
+    let keys = r#"<script>
+      var axis = document.querySelector("section.function svg.axis");
+      ["+", "=", "ArrowRight"].forEach(function (k) {
+        axis.dispatchEvent(new KeyboardEvent("keydown", {key: k, bubbles: true}));
+      });
+    </script></body>"#;
+    let page = page.replacen("</body>", keys, 1);
+    let file = tmp.path().join("zoomed.html");
+    std::fs::write(&file, page).unwrap();
+    let out = headless(
+        &[
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+            &format!("file://{}", file.display()),
+        ],
+        &tmp.path().join("profile-zoom"),
+    );
+    let after = String::from_utf8_lossy(&out.stdout).into_owned();
+    let zoomed = attributes(pieces(&after, r#"<section class="function""#)[0]);
+    let (z0, z1) = (t(&zoomed, "data-t0"), t(&zoomed, "data-t1"));
+    let span = t1 - t0;
+    assert!(
+        ((z1 - z0) - span / 4.0).abs() < 1.0,
+        "zoomed in twice: {} ms of {span}",
+        z1 - z0
+    );
+    let centre = (t0 + t1) / 2.0 + span / 4.0 * 0.1;
+    assert!(
+        ((z0 + z1) / 2.0 - centre).abs() < 1.0,
+        "panned a tenth of the view later"
+    );
+    // Every mark, redrawn, still stands at its time on the zoomed axis
+    // (marks() checks each against its section's data-t0..data-t1).
+    assert_eq!(marks(&after).len(), marks(&before).len());
+}
