@@ -797,4 +797,52 @@ fn zooming_and_panning_a_functions_axis_moves_every_mark_with_it() {
     // Every mark, redrawn, still stands at its time on the zoomed axis
     // (marks() checks each against its section's data-t0..data-t1).
     assert_eq!(marks(&after).len(), marks(&before).len());
+
+    // One axis for every function: the three functions that stalled
+    // together share one view, zoomed from any of them.
+    let linked = r#"<script>
+      document.getElementById("link-axes").click();
+      document.querySelectorAll("section.function svg.axis")[1]
+        .dispatchEvent(new KeyboardEvent("keydown", {key: "+", bubbles: true}));
+    </script></body>"#;
+    let (_, page, _) = scanned(&fixture, tmp.path());
+    std::fs::write(&file, page.replacen("</body>", linked, 1)).unwrap();
+    let out = headless(
+        &[
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+            &format!("file://{}", file.display()),
+        ],
+        &tmp.path().join("profile-linked"),
+    );
+    let after = String::from_utf8_lossy(&out.stdout).into_owned();
+    let sections = pieces(&after, r#"<section class="function""#);
+    let views: std::collections::BTreeSet<(String, String)> = sections
+        .iter()
+        .map(|s| {
+            let a = attributes(s);
+            (
+                attr(&a, "data-t0").unwrap().to_owned(),
+                attr(&a, "data-t1").unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(sections.len() > 3);
+    assert_eq!(views.len(), 1, "one view for every function: {views:?}");
+    let (z0, z1) = views.iter().next().unwrap();
+    let (z0, z1): (f64, f64) = (z0.parse().unwrap(), z1.parse().unwrap());
+    let (all0, all1) = pieces(&before, r#"<section class="function""#)
+        .iter()
+        .map(|s| {
+            let a = attributes(s);
+            (t(&a, "data-t0"), t(&a, "data-t1"))
+        })
+        .fold((f64::MAX, f64::MIN), |(a, b), (c, d)| (a.min(c), b.max(d)));
+    assert!(
+        ((z1 - z0) - (all1 - all0) / 2.0).abs() < 1.0,
+        "half of the whole period: {} of {}",
+        z1 - z0,
+        all1 - all0
+    );
+    assert_eq!(marks(&after).len(), marks(&before).len());
 }
