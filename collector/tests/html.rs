@@ -846,3 +846,49 @@ fn zooming_and_panning_a_functions_axis_moves_every_mark_with_it() {
     );
     assert_eq!(marks(&after).len(), marks(&before).len());
 }
+
+#[test]
+fn a_function_of_thousands_of_quiet_environments_lists_them_on_request() {
+    // Beside the recorded fixture, one function of 5,000 environments
+    // with one invocation each and nothing found: they are counted, and
+    // listed 200 at a time when asked for, not made one by one at load.
+    let fixture = &fixtures()[0];
+    let mut events = events(fixture);
+    let t = events[0]["timestamp"].as_i64().unwrap();
+    for s in 0..5_000i64 {
+        let rid = format!("{s:08x}-0000-4000-8000-000000000000");
+        for (k, message) in [
+            format!("START RequestId: {rid} Version: $LATEST"),
+            format!("END RequestId: {rid}"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            events.push(serde_json::json!({
+                "id": format!("quiet-{s}-{k}"),
+                "timestamp": t + s + k as i64,
+                "message": message,
+                "logGroup": "/aws/lambda/quiet",
+                "logStream": format!("2026/11/28/[$LATEST]{s:032x}"),
+            }));
+        }
+    }
+    let (_, dom) = rendered(&events, "5,000 quiet environments");
+    assert!(
+        dom.contains("5000 more environments without findings"),
+        "they are counted"
+    );
+    assert!(dom.contains("No findings in this function's 5000 environments."));
+    assert!(
+        !dom.contains(
+            r#"<details data-stream="2026/11/28/[$LATEST]00000000000000000000000000000000""#
+        ),
+        "and not made one by one"
+    );
+    let truth = truth(fixture);
+    let streams: Vec<&str> = truth
+        .iter()
+        .map(|t| t["log_stream"].as_str().unwrap())
+        .collect();
+    assert_drawn(&dom, &truth, &streams);
+}
