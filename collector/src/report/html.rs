@@ -1,12 +1,23 @@
-//! `scan --format html`: one self-contained page (no network, no CDN) with
-//! a timeline per execution environment: invocations as bars, freezes as
-//! gaps with their length, each keepalive ping and its timeout joined by an
-//! arrow across the freeze, the failed call after it, and a table of the
-//! findings with the fix. Streams with findings are expanded; the others
-//! are drawn only when opened, so a log group of hundreds stays light.
+//! `scan --format html`: one self-contained page (no network, no CDN).
+//! Each function (log group) has one time axis, shared by its execution
+//! environments (log streams), with zoom and pan: invocations as bars,
+//! freezes as gaps with their length, and every finding drawn where it
+//! happened (a keepalive ping joined to its timeout by an arrow across the
+//! freeze, the idle gap before a NAT reset, a connect stall's window
+//! across the environments it hit and the healthy ones beside it, the
+//! attempts of a duplicate invocation linked across environments, a
+//! SnapStart restore and the failure after it, near misses as warnings).
+//! Tables of the findings with the fix follow. Environments with findings
+//! are open; the others are drawn only when opened, so a log group of
+//! hundreds of thousands stays light.
+//!
+//! The page's data is one JSON blob, serialized straight from borrowed
+//! findings and invocations (no intermediate value per invocation).
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+use serde::ser::SerializeSeq;
 use serde_json::{Value, json};
 use thawtrace_analyzers::time::rfc3339;
 use thawtrace_analyzers::{Finding, FindingKind, Incident, InvocationWindow, Summary};
@@ -14,13 +25,15 @@ use thawtrace_analyzers::{Finding, FindingKind, Incident, InvocationWindow, Summ
 use crate::export::spans::function_name;
 use thawtrace_analyzers::Collected;
 
-/// One execution environment's invocations and findings, gathered in one
-/// pass over each: a log group of 100,000 streams is drawn in time linear
-/// in its size, not by filtering everything once per stream.
+/// One execution environment's invocations, findings and neighbouring
+/// failures (by index into the page's incidents), gathered in one pass
+/// over each: a log group of 100,000 streams is drawn in time linear in
+/// its size, not by filtering everything once per stream.
 #[derive(Default)]
 struct Environment<'a> {
     invocations: Vec<&'a InvocationWindow>,
     findings: Vec<&'a Finding>,
+    incidents: Vec<usize>,
 }
 
 impl Environment<'_> {
@@ -30,40 +43,167 @@ impl Environment<'_> {
             .findings
             .iter()
             .any(|f| f.kind == FindingKind::KeepaliveFreezeTimeout);
-        (!freeze, self.findings.is_empty())
+        (
+            !freeze,
+            self.findings.is_empty() && self.incidents.is_empty(),
+        )
     }
 }
 
-/// The report's data, which the page's script draws: the summary, one
-/// entry per execution environment (those with freeze timeouts first) and
-/// the neighbouring failures.
-fn data(collected: &Collected, summary: &Summary) -> Value {
-    let streams: Vec<Value> = environments(collected)
-        .into_iter()
-        .map(|((group, stream), env)| environment_json(group, stream, &env))
-        .collect();
-    let count = |k: FindingKind| collected.findings.iter().filter(|f| f.kind == k).count();
-    let incidents: Vec<Value> = collected.incidents.iter().map(incident_json).collect();
-    json!({
-        "summary": {
-            "streams": summary.streams, "events": summary.totals.lines, "invocations": summary.totals.invocations,
-            "freeze": count(FindingKind::KeepaliveFreezeTimeout), "genuine": count(FindingKind::KeepaliveTimeout),
-            "incidents": incidents.len(), "dropped_signals": summary.dropped_signals,
-        },
-        "streams": streams,
-        "incidents": incidents,
-        "risks": super::risks(collected).iter().map(|r| json!({
-            "function": function_name(&r.log_group),
-            "text": r.explain(),
-            "chance_per_day": r.chance_per_day,
-            "min_margin_ms": r.min_margin_ms,
-        })).collect::<Vec<Value>>(),
-    })
+/// The page's data: the summary, one entry per function with its
+/// environments, the findings of each, the neighbouring failures and the
+/// keepalive risks.
+#[derive(Serialize)]
+struct Page<'a> {
+    summary: Value,
+    /// Findings and neighbouring failures by kind name, every kind listed.
+    counts: BTreeMap<&'static str, usize>,
+    functions: Vec<Function<'a>>,
+    incidents: Vec<Value>,
+    risks: Vec<Value>,
 }
 
-/// The invocations and findings of each execution environment (group,
-/// stream), in the order they are shown: by [`Environment::rank`], then
-/// by name.
+/// A function (log group) and its environments, in the order shown.
+#[derive(Serialize)]
+struct Function<'a> {
+    group: &'a str,
+    function: &'a str,
+    streams: Vec<Stream<'a>>,
+}
+
+/// One environment as the page draws it.
+#[derive(Serialize)]
+struct Stream<'a> {
+    stream: &'a str,
+    /// `[start, end, request ID]` each: compact for 100,000 streams.
+    invocations: Invocations<'a>,
+    findings: Vec<Value>,
+    /// Indexes into [`Page::incidents`].
+    incidents: &'a [usize],
+}
+
+/// Invocations serialized as `[start, end, request_id]` arrays, written
+/// straight from the windows.
+struct Invocations<'a>(&'a [&'a InvocationWindow]);
+
+impl Serialize for Invocations<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for i in self.0 {
+            seq.serialize_element(&(i.start_ms, i.end_ms, i.request_id.as_str()))?;
+        }
+        seq.end()
+    }
+}
+
+/// Every kind's count: findings and neighbouring failures.
+fn counts(collected: &Collected) -> BTreeMap<&'static str, usize> {
+    let mut counts: BTreeMap<&'static str, usize> =
+        FindingKind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
+    let kinds = collected
+        .findings
+        .iter()
+        .map(|f| FindingKind::from(f.kind))
+        .chain(collected.incidents.iter().map(Incident::kind));
+    for k in kinds {
+        *counts.entry(k.as_str()).or_default() += 1;
+    }
+    counts
+}
+
+/// A kind's name for a person: one, and more than one.
+fn label(k: FindingKind) -> (&'static str, &'static str) {
+    match k {
+        FindingKind::KeepaliveFreezeTimeout => {
+            ("keepalive freeze timeout", "keepalive freeze timeouts")
+        }
+        FindingKind::KeepaliveTimeout => {
+            ("genuine keepalive timeout", "genuine keepalive timeouts")
+        }
+        FindingKind::NatIdleReset => ("NAT idle reset", "NAT idle resets"),
+        FindingKind::ConnectStall => ("connect stall", "connect stalls"),
+        FindingKind::DuplicateInvocation => ("duplicate invocation", "duplicate invocations"),
+        FindingKind::SnapStartStaleConnection => (
+            "stale connection after a SnapStart restore",
+            "stale connections after a SnapStart restore",
+        ),
+        FindingKind::KeepaliveNearMiss => ("keepalive near miss", "keepalive near misses"),
+        FindingKind::NatIdleNearMiss => ("NAT idle near miss", "NAT idle near misses"),
+    }
+}
+
+/// What was found, in words, for the page's title and heading: every kind
+/// seen with its count, failures before warnings.
+fn headline(counts: &BTreeMap<&'static str, usize>) -> String {
+    let mut parts = Vec::new();
+    for k in FindingKind::ALL {
+        let n = counts.get(k.as_str()).copied().unwrap_or(0);
+        if n > 0 {
+            let (one, many) = label(k);
+            parts.push(format!("{n} {}", if n == 1 { one } else { many }));
+        }
+    }
+    if parts.is_empty() {
+        "thawtrace: no findings".to_owned()
+    } else {
+        format!("thawtrace: {}", parts.join(", "))
+    }
+}
+
+/// The report's data, which the page's script draws.
+fn data<'a>(
+    collected: &'a Collected,
+    summary: &Summary,
+    environments: &'a [((&'a str, &'a str), Environment<'a>)],
+    counts: BTreeMap<&'static str, usize>,
+) -> Page<'a> {
+    let mut functions: Vec<Function<'a>> = Vec::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    for ((group, stream), env) in environments {
+        let n = *index.entry(group).or_insert_with(|| {
+            functions.push(Function {
+                group,
+                function: function_name(group),
+                streams: Vec::new(),
+            });
+            functions.len() - 1
+        });
+        functions[n].streams.push(Stream {
+            stream,
+            invocations: Invocations(&env.invocations),
+            findings: env.findings.iter().map(|&f| finding_json(f)).collect(),
+            incidents: &env.incidents,
+        });
+    }
+    let incidents: Vec<Value> = collected.incidents.iter().map(incident_json).collect();
+    Page {
+        summary: json!({
+            "streams": summary.streams, "events": summary.totals.lines, "invocations": summary.totals.invocations,
+            "freeze": counts[FindingKind::KeepaliveFreezeTimeout.as_str()],
+            "genuine": counts[FindingKind::KeepaliveTimeout.as_str()],
+            "incidents": incidents.len(), "dropped_signals": summary.dropped_signals,
+        }),
+        counts,
+        functions,
+        incidents,
+        risks: super::risks(collected)
+            .iter()
+            .map(|r| {
+                json!({
+                    "function": function_name(&r.log_group),
+                    "text": r.explain(),
+                    "chance_per_day": r.chance_per_day,
+                    "min_margin_ms": r.min_margin_ms,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// The invocations, findings and neighbouring failures of each execution
+/// environment (group, stream), in the order they are shown: by function
+/// (the first with a freeze timeout first, then those with findings),
+/// then by [`Environment::rank`], then by name.
 fn environments(collected: &Collected) -> Vec<((&str, &str), Environment<'_>)> {
     let mut environments: BTreeMap<(&str, &str), Environment> = BTreeMap::new();
     for i in &collected.invocations {
@@ -74,21 +214,25 @@ fn environments(collected: &Collected) -> Vec<((&str, &str), Environment<'_>)> {
         let key = (f.log_group.as_str(), f.log_stream.as_str());
         environments.entry(key).or_default().findings.push(f);
     }
+    for (n, i) in collected.incidents.iter().enumerate() {
+        for stream in &i.log_streams {
+            let key = (i.log_group.as_str(), stream.as_str());
+            environments.entry(key).or_default().incidents.push(n);
+        }
+    }
+    // Each function ranked by its best environment, then by how many of
+    // its environments have findings.
+    let mut best: BTreeMap<&str, ((bool, bool), std::cmp::Reverse<usize>)> = BTreeMap::new();
+    for ((group, _), env) in &environments {
+        let r = env.rank();
+        let found = usize::from(!r.1);
+        let b = best.entry(group).or_insert((r, std::cmp::Reverse(0)));
+        b.0 = b.0.min(r);
+        b.1.0 += found;
+    }
     let mut environments: Vec<_> = environments.into_iter().collect();
-    environments.sort_by_key(|(_, env)| env.rank());
+    environments.sort_by_key(|((group, _), env)| (best[group], *group, env.rank()));
     environments
-}
-
-/// One execution environment: its names, its invocations as bars, its
-/// findings.
-fn environment_json(group: &str, stream: &str, env: &Environment<'_>) -> Value {
-    let invocations: Vec<Value> = env
-        .invocations
-        .iter()
-        .map(|i| json!({"request_id": i.request_id, "start": i.start_ms, "end": i.end_ms}))
-        .collect();
-    let findings: Vec<Value> = env.findings.iter().map(|&f| finding_json(f)).collect();
-    json!({"group": group, "function": function_name(group), "stream": stream, "invocations": invocations, "findings": findings})
 }
 
 /// A finding as the page draws it and lists it.
@@ -132,10 +276,24 @@ const PAGE: &str = include_str!("page.html");
 /// its `<script type="application/json" id="data">` element.
 const DATA: &str = "/*DATA*/null";
 
+/// What stands in [`PAGE`]'s title and heading for what was found.
+const TITLE: &str = "<!--TITLE-->";
+
 /// The page.
 pub fn render(collected: &Collected, summary: &Summary) -> String {
-    let data = script_safe(&data(collected, summary).to_string());
-    PAGE.replace(DATA, &data)
+    let environments = environments(collected);
+    let counts = counts(collected);
+    let title = headline(&counts);
+    let page = data(collected, summary, &environments, counts);
+    let json = serde_json::to_string(&page).expect("the page's data always serializes");
+    let (head, tail) = PAGE
+        .split_once(DATA)
+        .expect("the page has a place for its data");
+    let mut out = String::with_capacity(head.len() + json.len() + json.len() / 16 + tail.len());
+    out.push_str(&head.replace(TITLE, &title));
+    script_safe_into(&json, &mut out);
+    out.push_str(tail);
+    out
 }
 
 /// JSON that can stand in a `<script>` element whatever its strings hold.
@@ -145,8 +303,7 @@ pub fn render(collected: &Collected, summary: &Summary) -> String {
 /// characters occur only inside strings, where `\u003c` means `<`, so
 /// `<`, `>` and `&` are written that way; U+2028 and U+2029 too, which
 /// older JavaScript did not accept raw in a string.
-fn script_safe(json: &str) -> String {
-    let mut out = String::with_capacity(json.len() + json.len() / 16);
+fn script_safe_into(json: &str, out: &mut String) {
     for c in json.chars() {
         match c {
             '<' => out.push_str("\\u003c"),
@@ -157,7 +314,6 @@ fn script_safe(json: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -169,5 +325,19 @@ mod tests {
         assert_eq!(PAGE.matches(DATA).count(), 1);
         let element = r#"<script type="application/json" id="data">"#;
         assert!(PAGE.contains(&format!("{element}{DATA}</script>")));
+        assert_eq!(PAGE.matches(TITLE).count(), 2, "title and heading");
+    }
+
+    #[test]
+    fn the_headline_names_what_was_found() {
+        let mut counts: BTreeMap<&'static str, usize> =
+            FindingKind::ALL.iter().map(|k| (k.as_str(), 0)).collect();
+        assert_eq!(headline(&counts), "thawtrace: no findings");
+        counts.insert("nat_idle_reset", 8);
+        counts.insert("connect_stall", 1);
+        assert_eq!(
+            headline(&counts),
+            "thawtrace: 8 NAT idle resets, 1 connect stall"
+        );
     }
 }
