@@ -627,6 +627,7 @@ fn every_finding_of_every_kind_is_marked_at_its_time_on_its_functions_axis() {
         settings_fixture(),
         repo().join("tests/fixtures/recorded-nat-near"),
         modes_fixture(),
+        connect_slow_fixture(),
     ] {
         let name = fixture.file_name().unwrap().to_string_lossy().into_owned();
         let tmp = tempfile::tempdir().unwrap();

@@ -129,6 +129,7 @@ fn label(k: FindingKind) -> (&'static str, &'static str) {
         ),
         FindingKind::KeepaliveNearMiss => ("keepalive near miss", "keepalive near misses"),
         FindingKind::NatIdleNearMiss => ("NAT idle near miss", "NAT idle near misses"),
+        FindingKind::ConnectSlow => ("slow connect", "slow connects"),
     }
 }
 
