@@ -183,6 +183,48 @@ def setting_of(library, env):
     return "GRPC_TRACE=%s" % env.get("GRPC_TRACE")
 
 
+def run_environments(envs, work, rng, proxy_delay_ms, log, limit_s=600):
+    """Runs every environment of `envs` at once, each behind its own echo
+    server (`spec["server"]`, or grpcio's) and delaying proxy, frozen
+    between invocations; returns (spec, stream, proxy, timeline) per
+    environment. Exits naming each environment that failed or ran past
+    `limit_s` (record_go.py and record_java.py run theirs through it too)."""
+    streams, threads, errors = [], [], []
+    for i, spec in enumerate(envs):
+        sdir = os.path.join(work, spec["name"])
+        os.makedirs(sdir)
+        server = lambda_sim.EchoServer(sdir, spec.get("server"))
+        proxy = lambda_sim.H2DelayProxy(server.port, proxy_delay_ms)
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        stream = lambda_sim.LogStream("/aws/lambda/" + spec["function"], "%s/[$LATEST]%032x" % (day, rng.getrandbits(128)), i * 10**6)
+        timeline = []
+        streams.append((spec, stream, proxy, timeline))
+        env_rng = random.Random(rng.getrandbits(64))
+
+        def run(spec=spec, stream=stream, server=server, proxy=proxy, sdir=sdir, env_rng=env_rng, timeline=timeline):
+            try:
+                log("%s: %d invocations" % (spec["name"], len(spec["script"])))
+                lambda_sim.run_environment(spec, stream, proxy, server, sdir, env_rng,
+                                           lambda msg: log("  %s %s" % (spec["name"], msg.strip())), timeline)
+            except Exception as exc:  # reported below, fails the recording
+                errors.append("%s: %r" % (spec["name"], exc))
+            finally:
+                proxy.close()
+                server.stop()
+
+        t = threading.Thread(target=run, name=spec["name"], daemon=True)
+        t.start()
+        threads.append(t)
+    deadline = time.monotonic() + limit_s
+    for t in threads:
+        t.join(timeout=max(0, deadline - time.monotonic()))
+        if t.is_alive():
+            errors.append("%s: still running after %d s" % (t.name, limit_s))
+    if errors:
+        sys.exit("recording failed:\n" + "\n".join(errors))
+    return streams
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
@@ -226,46 +268,15 @@ def main():
     started = time.monotonic()
     work = tempfile.mkdtemp(prefix="thawtrace-rec-")
     libs = {"grpc-js": lambda_sim.GrpcJs, "grpcio": lambda_sim.CCore, "tonic": lambda_sim.Instrument}
-    streams, threads, errors = [], [], []
     lock = threading.Lock()
 
     def log(msg):
         with lock:
             print(msg, file=sys.stderr, flush=True)
 
-    for i, spec in enumerate(envs):
+    for spec in envs:
         spec["library"] = libs[spec["library"]]
-        sdir = os.path.join(work, spec["name"])
-        os.makedirs(sdir)
-        server = lambda_sim.EchoServer(sdir, spec.get("server"))
-        proxy = lambda_sim.H2DelayProxy(server.port, args.proxy_delay_ms)
-        day = time.strftime("%Y/%m/%d", time.gmtime())
-        stream = lambda_sim.LogStream("/aws/lambda/" + spec["function"], "%s/[$LATEST]%032x" % (day, rng.getrandbits(128)), i * 10**6)
-        timeline = []
-        streams.append((spec, stream, proxy, timeline))
-        env_rng = random.Random(rng.getrandbits(64))
-
-        def run(spec=spec, stream=stream, server=server, proxy=proxy, sdir=sdir, env_rng=env_rng, timeline=timeline):
-            try:
-                log("%s: %d invocations" % (spec["name"], len(spec["script"])))
-                lambda_sim.run_environment(spec, stream, proxy, server, sdir, env_rng,
-                                           lambda msg: log("  %s %s" % (spec["name"], msg.strip())), timeline)
-            except Exception as exc:  # reported below, fails the recording
-                errors.append("%s: %r" % (spec["name"], exc))
-            finally:
-                proxy.close()
-                server.stop()
-
-        t = threading.Thread(target=run, name=spec["name"], daemon=True)
-        t.start()
-        threads.append(t)
-    deadline = time.monotonic() + 600
-    for t in threads:
-        t.join(timeout=max(0, deadline - time.monotonic()))
-        if t.is_alive():
-            errors.append("%s: still running after 600 s" % t.name)
-    if errors:
-        sys.exit("recording failed:\n" + "\n".join(errors))
+    streams = run_environments(envs, work, rng, args.proxy_delay_ms, log)
 
     all_events, truth, meta, observations = [], [], [], []
     for spec, stream, proxy, timeline in streams:
