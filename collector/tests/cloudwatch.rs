@@ -185,10 +185,11 @@ async fn live_scan_finds_what_a_scan_of_the_export_finds() {
     assert_eq!(keys(&got), keys(&want));
 }
 
-/// `scan --format json` of live groups in moto (`args` name them), sorted.
-async fn live_scan(port: u16, args: Vec<String>) -> Vec<String> {
+/// `scan --format json --since 3h` of live groups in moto (`args` name
+/// them): the process's output.
+async fn live_scan_output(port: u16, args: Vec<String>) -> std::process::Output {
     let endpoint = format!("http://127.0.0.1:{port}");
-    let out = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_thawtrace"));
         cmd.args([
             "scan",
@@ -204,7 +205,12 @@ async fn live_scan(port: u16, args: Vec<String>) -> Vec<String> {
         cmd.output().unwrap()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// [`live_scan_output`]'s findings, sorted.
+async fn live_scan(port: u16, args: Vec<String>) -> Vec<String> {
+    let out = live_scan_output(port, args).await;
     assert!(
         out.status.success(),
         "{}",
@@ -299,25 +305,7 @@ async fn a_group_of_many_streams_is_read_in_chunks_at_once() {
         ])
     );
     // Every stream in the window, once: the summary counts them.
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let out = tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_thawtrace"));
-        cmd.args([
-            "scan",
-            "--format",
-            "json",
-            "--since",
-            "3h",
-            "--log-group",
-            group,
-            "--endpoint-url",
-        ])
-        .arg(&endpoint);
-        aws_env(&mut cmd, "http://127.0.0.1:9");
-        cmd.output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = live_scan_output(port, vec!["--log-group".to_owned(), group.to_owned()]).await;
     let summary = String::from_utf8_lossy(&out.stderr);
     assert!(
         summary.contains("500 events in 250 log streams"),

@@ -40,6 +40,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from fault_proxy import pipe
 from lambda_sim import LoopbackProxy
 
 
@@ -405,24 +406,7 @@ class LateAcceptListener(SaturatedListener):
                 conn.close()
                 continue
             for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=_relay, args=(a, b), daemon=True).start()
-
-
-def _relay(src, dst):
-    """Copies src to dst until either side ends (bounded by the sockets)."""
-    try:
-        while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    for s in (src, dst):
-        try:
-            s.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+                threading.Thread(target=pipe, args=(a, b, 0), daemon=True).start()
 
 
 def socket_owner(inode):
