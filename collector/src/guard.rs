@@ -223,13 +223,13 @@ impl Breaker {
         let now = Instant::now();
         {
             let open = self.open_until.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(t) = *open {
-                if t > now {
-                    return Err(Unavailable::Skipped {
-                        name: self.name,
-                        cooldown_left: t - now,
-                    });
-                }
+            if let Some(t) = *open
+                && t > now
+            {
+                return Err(Unavailable::Skipped {
+                    name: self.name,
+                    cooldown_left: t - now,
+                });
             }
         }
         let given = until.saturating_duration_since(now);

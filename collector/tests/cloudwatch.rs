@@ -30,12 +30,12 @@ fn fault_proxy(upstream: u16, throttle: u32, state: &std::path::Path) -> (Server
             .unwrap(),
     );
     for _ in 0..100 {
-        if let Ok(s) = std::fs::read_to_string(state) {
-            if let Ok(v) = serde_json::from_str::<Value>(&s) {
-                let port = v["port"].as_u64().unwrap() as u16;
-                wait_for_port(port);
-                return (server, port);
-            }
+        if let Ok(s) = std::fs::read_to_string(state)
+            && let Ok(v) = serde_json::from_str::<Value>(&s)
+        {
+            let port = v["port"].as_u64().unwrap() as u16;
+            wait_for_port(port);
+            return (server, port);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

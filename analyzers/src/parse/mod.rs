@@ -243,10 +243,10 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     }
     let b = raw.as_bytes();
     // Go: `YYYY/MM/DD …` (Go's `log`, grpc-go today) or `INFO: YYYY/…` (grpc-go 1.33).
-    if b.get(4) == Some(&b'/') || matches!(b.first(), Some(b'I' | b'W' | b'E' | b'F')) {
-        if let Some(line) = grpc_go::parse(text, want_failures) {
-            return line;
-        }
+    if (b.get(4) == Some(&b'/') || matches!(b.first(), Some(b'I' | b'W' | b'E' | b'F')))
+        && let Some(line) = grpc_go::parse(text, want_failures)
+    {
+        return line;
     }
     match b.first() {
         Some(b'{') => runtime::parse_json(text, want_failures),

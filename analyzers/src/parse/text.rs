@@ -105,13 +105,14 @@ fn decode_u_escape(b: &[u8]) -> (Option<char>, usize) {
     let Some(hi) = hex4(b) else {
         return (None, 0);
     };
-    if (0xD800..0xDC00).contains(&hi) && b.get(4) == Some(&b'\\') && b.get(5) == Some(&b'u') {
-        if let Some(lo) = hex4(&b[6..]) {
-            if (0xDC00..0xE000).contains(&lo) {
-                let c = 0x10000 + (((hi as u32) - 0xD800) << 10) + ((lo as u32) - 0xDC00);
-                return (char::from_u32(c), 10);
-            }
-        }
+    if (0xD800..0xDC00).contains(&hi)
+        && b.get(4) == Some(&b'\\')
+        && b.get(5) == Some(&b'u')
+        && let Some(lo) = hex4(&b[6..])
+        && (0xDC00..0xE000).contains(&lo)
+    {
+        let c = 0x10000 + (((hi as u32) - 0xD800) << 10) + ((lo as u32) - 0xDC00);
+        return (char::from_u32(c), 10);
     }
     (char::from_u32(hi as u32), 4)
 }

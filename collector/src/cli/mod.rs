@@ -402,11 +402,11 @@ fn run(
             printable(&e.to_string())
         );
     }
-    if let Some(otlp) = otlp {
-        if let Err(e) = export(&collected, &otlp) {
-            say!("thawtrace: {e}");
-            return ExitCode::FAILURE;
-        }
+    if let Some(otlp) = otlp
+        && let Err(e) = export(&collected, &otlp)
+    {
+        say!("thawtrace: {e}");
+        return ExitCode::FAILURE;
     }
     if failures.is_empty() && !unwritable {
         ExitCode::SUCCESS
