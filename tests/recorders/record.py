@@ -287,25 +287,10 @@ def main():
                      "env": spec["env"], "keepalive": spec["keepalive"],
                      "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"],
                      "invocations": len(spec["script"]), "lines": len(stream.events)})
-        observations.append({
-            "name": spec["name"], "log_group": stream.group, "log_stream": stream.name,
-            "ack_timeout_ms": spec["ack_timeout_ms"],
-            "timeline": [{"t": t, "what": what, "detail": detail} for t, what, detail in timeline],
-            "connections": [c.to_json() for c in proxy.connections],
-        })
-    all_events.sort(key=lambda e: (e["timestamp"], e["id"]))
-    with open(os.path.join(args.out, "events.jsonl"), "w") as f:
-        for ev in all_events:
-            f.write(json.dumps({k: v for k, v in ev.items() if not k.startswith("_")}) + "\n")
-    with open(os.path.join(args.out, "owners.jsonl"), "w") as f:
-        for ev in all_events:
-            f.write(json.dumps({"id": ev["id"], "owner": ev["_owner"]}) + "\n")
+        observations.append(observation(spec, stream, proxy, timeline))
+    write_recording(args.out, args.seed, args.proxy_delay_ms, all_events, meta, observations)
     with open(os.path.join(args.out, "truth.json"), "w") as f:
         json.dump({"seed": args.seed, "findings": truth}, f, indent=1)
-    with open(os.path.join(args.out, "environments.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-    with open(os.path.join(args.out, "harness_observations.json"), "w") as f:
-        json.dump({"seed": args.seed, "proxy_delay_ms": args.proxy_delay_ms, "environments": observations}, f, indent=1)
     harness = write_harness_truth(args.out, args.seed, observations)
     log("recorded %d events in %.1f s, expected findings: %s; harness truth: %s" % (len(all_events), time.monotonic() - started, kind_counts(truth), kind_counts(harness)))
     report_environments(meta, truth, harness, log)
@@ -352,6 +337,36 @@ def truth_differences(truth, harness):
         if k not in a:
             out.append("only in harness_truth.json: %s %s ping %s timeout %s" % k)
     return out
+
+
+def observation(spec, stream, proxy, timeline):
+    """What the harness saw of one environment run by run_environments
+    (harness_observations.json): the emulator's timeline and the proxy's
+    connections, the truth's only sources."""
+    return {
+        "name": spec["name"], "log_group": stream.group, "log_stream": stream.name,
+        "ack_timeout_ms": spec["ack_timeout_ms"],
+        "timeline": [{"t": t, "what": what, "detail": detail} for t, what, detail in timeline],
+        "connections": [c.to_json() for c in proxy.connections],
+    }
+
+
+def write_recording(out, seed, proxy_delay_ms, events, meta, observations):
+    """A recording's files but its truth: events.jsonl (sorted, as
+    CloudWatch Logs serves them), owners.jsonl (the invocation each line
+    belongs to, by the emulator), environments.json and
+    harness_observations.json."""
+    events.sort(key=lambda e: (e["timestamp"], e["id"]))
+    with open(os.path.join(out, "events.jsonl"), "w") as f:
+        for ev in events:
+            f.write(json.dumps({k: v for k, v in ev.items() if not k.startswith("_")}) + "\n")
+    with open(os.path.join(out, "owners.jsonl"), "w") as f:
+        for ev in events:
+            f.write(json.dumps({"id": ev["id"], "owner": ev["_owner"]}) + "\n")
+    with open(os.path.join(out, "environments.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    with open(os.path.join(out, "harness_observations.json"), "w") as f:
+        json.dump({"seed": seed, "proxy_delay_ms": proxy_delay_ms, "environments": observations}, f, indent=1)
 
 
 def write_harness_truth(out, seed, observations):

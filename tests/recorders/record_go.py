@@ -131,23 +131,8 @@ def record_all(args, rng, work):
                      "env": spec["env"], "keepalive": spec["keepalive"],
                      "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"],
                      "invocations": len(spec["script"]), "lines": len(stream.events)})
-        observations.append({
-            "name": spec["name"], "log_group": stream.group, "log_stream": stream.name,
-            "ack_timeout_ms": spec["ack_timeout_ms"],
-            "timeline": [{"t": t, "what": what, "detail": detail} for t, what, detail in timeline],
-            "connections": [c.to_json() for c in proxy.connections],
-        })
-    all_events.sort(key=lambda e: (e["timestamp"], e["id"]))
-    with open(os.path.join(args.out, "events.jsonl"), "w") as f:
-        for ev in all_events:
-            f.write(json.dumps({k: v for k, v in ev.items() if not k.startswith("_")}) + "\n")
-    with open(os.path.join(args.out, "owners.jsonl"), "w") as f:
-        for ev in all_events:
-            f.write(json.dumps({"id": ev["id"], "owner": ev["_owner"]}) + "\n")
-    with open(os.path.join(args.out, "environments.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-    with open(os.path.join(args.out, "harness_observations.json"), "w") as f:
-        json.dump({"seed": args.seed, "proxy_delay_ms": args.proxy_delay_ms, "environments": observations}, f, indent=1)
+        observations.append(record.observation(spec, stream, proxy, timeline))
+    record.write_recording(args.out, args.seed, args.proxy_delay_ms, all_events, meta, observations)
     harness = record.write_harness_truth(args.out, args.seed, observations)
     # grpc-go prints no ping and no timeout line: the harness's truth is the only one.
     with open(os.path.join(args.out, "truth.json"), "w") as f:

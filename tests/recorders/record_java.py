@@ -159,25 +159,10 @@ def main():
                      "env": spec["env"], "keepalive": spec["keepalive"], "jul": SETTINGS[spec["setting"]] and os.path.relpath(SETTINGS[spec["setting"]], ROOT),
                      "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"],
                      "invocations": len(spec["script"]), "lines": len(stream.events)})
-        observations.append({
-            "name": spec["name"], "log_group": stream.group, "log_stream": stream.name,
-            "ack_timeout_ms": spec["ack_timeout_ms"],
-            "timeline": [{"t": t, "what": what, "detail": detail} for t, what, detail in timeline],
-            "connections": [c.to_json() for c in proxy.connections],
-        })
-    all_events.sort(key=lambda e: (e["timestamp"], e["id"]))
-    with open(os.path.join(args.out, "events.jsonl"), "w") as f:
-        for ev in all_events:
-            f.write(json.dumps({k: v for k, v in ev.items() if not k.startswith("_")}) + "\n")
-    with open(os.path.join(args.out, "owners.jsonl"), "w") as f:
-        for ev in all_events:
-            f.write(json.dumps({"id": ev["id"], "owner": ev["_owner"]}) + "\n")
+        observations.append(record.observation(spec, stream, proxy, timeline))
+    record.write_recording(args.out, args.seed, args.proxy_delay_ms, all_events, meta, observations)
     with open(os.path.join(args.out, "truth.json"), "w") as f:
         json.dump({"seed": args.seed, "findings": truth}, f, indent=1)
-    with open(os.path.join(args.out, "environments.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-    with open(os.path.join(args.out, "harness_observations.json"), "w") as f:
-        json.dump({"seed": args.seed, "proxy_delay_ms": args.proxy_delay_ms, "environments": observations}, f, indent=1)
     harness = record.write_harness_truth(args.out, args.seed, observations)
     log("recorded %d events in %.1f s, expected findings: %s; harness truth: %s" % (
         len(all_events), time.monotonic() - started, record.kind_counts(truth), record.kind_counts(harness)))
