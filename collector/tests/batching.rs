@@ -325,9 +325,7 @@ impl thawtrace::lookback::LogSource for Down {
         _stream: &'a str,
         _start_ms: i64,
         _end_ms: i64,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Vec<ContextEvent>, String>> + Send + 'a>,
-    > {
+    ) -> thawtrace::lookback::Fetching<'a> {
         Box::pin(async { Err("connection refused".to_owned()) })
     }
 }

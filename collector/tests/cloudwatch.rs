@@ -13,7 +13,6 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::Client;
-use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use common::moto::*;
 use common::*;
@@ -43,13 +42,7 @@ fn fault_proxy(upstream: u16, throttle: u32, state: &std::path::Path) -> (Server
 }
 
 fn client(port: u16) -> Client {
-    let config = aws_sdk_cloudwatchlogs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    Client::from_conf(config)
+    moto_client!(aws_sdk_cloudwatchlogs, port, "us-east-1")
 }
 
 /// The recorded events, moved to the last hour (CloudWatch refuses old events).

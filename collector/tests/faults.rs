@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::moto::moto;
+use common::moto::{moto, moto_client};
 use common::proxy::FaultProxy;
 use common::receiver::{self, Received, hex};
 use common::*;
@@ -36,27 +36,11 @@ const FAULTS: [&str; 4] = ["refuse", "stall", "reset", "delay 300"];
 const REGION: &str = "eu-west-1";
 
 fn cw_client(port: u16) -> aws_sdk_cloudwatchlogs::Client {
-    use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
-    aws_sdk_cloudwatchlogs::Client::from_conf(
-        aws_sdk_cloudwatchlogs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
-            .build(),
-    )
+    moto_client!(aws_sdk_cloudwatchlogs, port, REGION)
 }
 
 fn sqs_client(port: u16) -> aws_sdk_sqs::Client {
-    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .endpoint_url(format!("http://127.0.0.1:{port}"))
-            .build(),
-    )
+    moto_client!(aws_sdk_sqs, port, REGION)
 }
 
 /// The recording as awslogs events, `per_batch` log events each.

@@ -327,39 +327,18 @@ fn the_recorded_network_settings_are_found_where_the_logs_can_tell() {
 
 #[test]
 fn a_fresh_connect_slow_recording_matches_the_late_listener() {
-    let python = recorder_python();
-    let seed = fresh_seed();
-    let tmp = tmp_dir(&format!("connect-slow-{seed}"));
-    let out = tmp.path();
-    let status = Command::new(&python)
-        .arg(repo().join("tests/recorders/record_network.py"))
-        .args([
-            "--out",
-            out.to_str().unwrap(),
-            "--seed",
-            &seed,
-            "--only",
-            "connect-slow",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "the recorder failed (seed {seed})");
-    assert_connect_slow_matches(out, &format!("fresh recording, seed {seed}"));
+    let (seed, tmp) = fresh_recording_with(
+        "record_network.py",
+        "connect-slow",
+        &["--only".as_ref(), "connect-slow".as_ref()],
+    );
+    assert_connect_slow_matches(tmp.path(), &format!("fresh recording, seed {seed}"));
 }
 
 #[test]
 fn a_fresh_network_recording_is_scored_perfectly() {
-    let python = recorder_python();
-    let seed = fresh_seed();
-    let tmp = tmp_dir(&format!("net-{seed}"));
+    let (seed, tmp) = fresh_recording_with("record_network.py", "net", &["--matrix".as_ref()]);
     let out = tmp.path();
-    eprintln!("recording with seed {seed} into {}", out.display());
-    let status = Command::new(&python)
-        .arg(repo().join("tests/recorders/record_network.py"))
-        .args(["--out", out.to_str().unwrap(), "--seed", &seed, "--matrix"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "the recorder failed (seed {seed})");
     let what = format!("fresh recording, seed {seed}");
     assert_every_kind_in_truth(out, &what);
     assert_every_setting_scores(out, &what);

@@ -419,13 +419,7 @@ impl thawtrace::lookback::LogSource for Memory {
         stream: &'a str,
         start_ms: i64,
         end_ms: i64,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<Vec<thawtrace::lookback::ContextEvent>, String>>
-                + Send
-                + 'a,
-        >,
-    > {
+    ) -> thawtrace::lookback::Fetching<'a> {
         let found = self
             .0
             .iter()
@@ -538,6 +532,17 @@ pub fn examples_dir() -> PathBuf {
 /// fresh seed into a temporary directory, which it returns with the seed.
 /// Panics, naming the seed, when the recorder fails.
 pub fn fresh_recording(script: &str, tag: &str) -> (String, tempfile::TempDir) {
+    let examples = examples_dir();
+    fresh_recording_with(script, tag, &["--rust-bin".as_ref(), examples.as_os_str()])
+}
+
+/// [`fresh_recording`] with the recorder's own arguments after `--out` and
+/// `--seed` (`record_network.py` takes no `--rust-bin`).
+pub fn fresh_recording_with(
+    script: &str,
+    tag: &str,
+    args: &[&std::ffi::OsStr],
+) -> (String, tempfile::TempDir) {
     let python = recorder_python();
     let seed = fresh_seed();
     let tmp = tmp_dir(&format!("{tag}-{seed}"));
@@ -546,8 +551,8 @@ pub fn fresh_recording(script: &str, tag: &str) -> (String, tempfile::TempDir) {
         .arg(repo().join("tests/recorders").join(script))
         .arg("--out")
         .arg(tmp.path())
-        .args(["--seed", &seed, "--rust-bin"])
-        .arg(examples_dir())
+        .args(["--seed", &seed])
+        .args(args)
         .status()
         .unwrap();
     assert!(status.success(), "the recorder failed (seed {seed})");

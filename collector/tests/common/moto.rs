@@ -64,16 +64,27 @@ fn moto_with(program: &[&str]) -> (Server, u16) {
     (server, port)
 }
 
+/// A client of moto on `$port` from the SDK crate `$sdk`, in `$region`,
+/// with moto's test credentials.
+macro_rules! moto_client {
+    ($sdk:ident, $port:expr, $region:expr) => {{
+        use $sdk::config::{BehaviorVersion, Credentials, Region};
+        $sdk::Client::from_conf(
+            $sdk::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new($region))
+                .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+                .endpoint_url(format!("http://127.0.0.1:{}", $port))
+                .build(),
+        )
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use moto_client;
+
 /// A DynamoDB client of moto on `port`.
 pub fn dynamodb_client(port: u16) -> aws_sdk_dynamodb::Client {
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    moto_client!(aws_sdk_dynamodb, port, "us-east-1")
 }
 
 /// The state table `name` as the template creates it (TTL aside: expiry
