@@ -132,13 +132,7 @@ impl LogSource for GuardedSource {
         stream: &'a str,
         start_ms: i64,
         end_ms: i64,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<Vec<crate::lookback::ContextEvent>, String>>
-                + Send
-                + 'a,
-        >,
-    > {
+    ) -> crate::lookback::Fetching<'a> {
         Box::pin(async move {
             let until = until_or_default(&self.until);
             self.breaker

@@ -5,14 +5,11 @@
 //! call by its budget, [`crate::guard`]). Credentials and region come from the standard AWS
 //! chain; `--endpoint-url` or `AWS_ENDPOINT_URL` points it elsewhere.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_cloudwatchlogs::Client;
 
-use super::{ContextEvent, FILTER_PATTERN, LogSource};
+use super::{ContextEvent, FILTER_PATTERN, Fetching, LogSource};
 
 /// One event of a log group, with its stream.
 #[derive(Debug, Clone)]
@@ -218,7 +215,7 @@ impl LogSource for CloudWatch {
         stream: &'a str,
         start_ms: i64,
         end_ms: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<ContextEvent>, String>> + Send + 'a>> {
+    ) -> Fetching<'a> {
         Box::pin(async move {
             let query = Query {
                 group: group.to_owned(),

@@ -85,6 +85,10 @@ impl ContextEvent {
     }
 }
 
+/// What [`LogSource::fetch`] gives: the events, or the error in words.
+pub type Fetching<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<ContextEvent>, String>> + Send + 'a>>;
+
 /// Where earlier events of a stream can be fetched from.
 pub trait LogSource: Send + Sync {
     /// Events of `stream` in `[start_ms, end_ms)` that may matter.
@@ -94,7 +98,7 @@ pub trait LogSource: Send + Sync {
         stream: &'a str,
         start_ms: i64,
         end_ms: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<ContextEvent>, String>> + Send + 'a>>;
+    ) -> Fetching<'a>;
 }
 
 /// Bounds of the context kept and fetched.
