@@ -684,7 +684,7 @@ pub trait FindingSink {
 
     /// Called once per invocation of the stream, in order, before its
     /// findings, when [`FindingSink::wants_invocations`] says so.
-    fn invocation(&mut self, _invocation: &InvocationWindow) {}
+    fn invocation(&mut self, _invocation: InvocationWindow) {}
 
     /// Whether [`FindingSink::invocation`] is wanted; false by default, so a
     /// sink of findings only does not pay for building the windows.
@@ -755,8 +755,8 @@ impl FindingSink for Collected {
         true
     }
 
-    fn invocation(&mut self, invocation: &InvocationWindow) {
-        self.invocations.push(invocation.clone());
+    fn invocation(&mut self, invocation: InvocationWindow) {
+        self.invocations.push(invocation);
     }
 
     fn wants_invocations(&self) -> bool {

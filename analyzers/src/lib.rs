@@ -213,7 +213,7 @@ impl<S: FindingSink> FindingSink for WithNeighbours<'_, S> {
     fn finding(&mut self, finding: Finding) {
         self.sink.finding(finding);
     }
-    fn invocation(&mut self, invocation: &InvocationWindow) {
+    fn invocation(&mut self, invocation: InvocationWindow) {
         self.sink.invocation(invocation);
     }
     fn wants_invocations(&self) -> bool {

@@ -367,11 +367,11 @@ impl StreamCorrelator {
             };
         if self.invocations.is_empty() {
             for run in &self.runs {
-                sink.invocation(&window(&run.request_id, None, None, &None));
+                sink.invocation(window(&run.request_id, None, None, &None));
             }
         }
         for inv in &self.invocations {
-            sink.invocation(&window(
+            sink.invocation(window(
                 &inv.request_id,
                 inv.start_ms,
                 inv.end_ms,

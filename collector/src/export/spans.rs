@@ -10,9 +10,9 @@
 //! event IDs), never a raw log message: application lines can hold secrets.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use foldhash::HashSet;
 use opentelemetry::trace::{Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
@@ -63,13 +63,15 @@ fn common<'a>(
     streams: impl IntoIterator<Item = &'a str>,
     origin: &Origin,
 ) -> Vec<KeyValue> {
-    let mut kv = vec![
+    // Room for what every span adds after these (see the callers).
+    let mut kv = Vec::with_capacity(10);
+    kv.extend([
         KeyValue::new("cloud.provider", "aws"),
         KeyValue::new("cloud.platform", "aws_lambda"),
         KeyValue::new("faas.name", function_name(group).to_owned()),
         KeyValue::new("aws.log.group.names", strings([group])),
         KeyValue::new("aws.log.stream.names", strings(streams)),
-    ];
+    ]);
     if let Some(region) = &origin.region {
         kv.push(KeyValue::new("cloud.region", region.clone()));
     }
@@ -429,7 +431,7 @@ fn problem_span(
 /// invocation a finding names, every finding and every incident.
 pub fn spans(collected: &Collected, origin: &Origin) -> Vec<SpanData> {
     let mut out = Vec::new();
-    let mut named: HashSet<(&str, &str, &str)> = HashSet::new();
+    let mut named: HashSet<(&str, &str, &str)> = HashSet::default();
     for f in &collected.findings {
         for rid in [&f.ping_request_id, &f.timeout_request_id]
             .into_iter()
@@ -438,7 +440,7 @@ pub fn spans(collected: &Collected, origin: &Origin) -> Vec<SpanData> {
             named.insert((&f.log_group, &f.log_stream, rid));
         }
     }
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     for inv in &collected.invocations {
         let key = (
             inv.log_group.as_str(),

@@ -180,7 +180,7 @@ impl FindingSink for Gathered {
     fn wants_signals(&self) -> bool {
         true
     }
-    fn invocation(&mut self, invocation: &InvocationWindow) {
+    fn invocation(&mut self, invocation: InvocationWindow) {
         self.collected.invocation(invocation);
     }
     fn wants_invocations(&self) -> bool {
@@ -556,7 +556,7 @@ fn report_settled(
     sink: &mut impl FindingSink,
 ) -> u64 {
     let mut reported = 0;
-    for inv in &collected.invocations {
+    for inv in collected.invocations {
         if inv
             .end_ms
             .is_some_and(|end| (batch.start_ms..=batch.end_ms).contains(&end))
