@@ -272,12 +272,7 @@ fn a_batch_naming_an_invocation_the_cache_never_started_looks_back() {
         .iter()
         .enumerate()
         .map(|(i, (ms, text))| {
-            let e = ContextEvent {
-                id: format!("{i:056}"),
-                timestamp_ms: t0 + ms,
-                message: text.clone(),
-                escaped: false,
-            };
+            let e = ContextEvent::new(&format!("{i:056}"), t0 + ms, text, false);
             ("s".to_owned(), e)
         })
         .collect();
@@ -285,9 +280,9 @@ fn a_batch_naming_an_invocation_the_cache_never_started_looks_back() {
         context[range]
             .iter()
             .map(|(_, e)| LogEvent {
-                id: e.id.as_str().into(),
+                id: e.id().into(),
                 timestamp_ms: e.timestamp_ms,
-                text: RawText::Plain(&e.message),
+                text: RawText::Plain(e.message()),
             })
             .collect()
     };

@@ -77,7 +77,7 @@ pub(super) fn live(args: &ScanArgs) -> Result<Vec<Source>, String> {
             let mut text = String::new();
             for e in events {
                 let line = serde_json::json!({
-                    "id": e.event.id, "timestamp": e.event.timestamp_ms, "message": e.event.message,
+                    "id": e.event.id(), "timestamp": e.event.timestamp_ms, "message": e.event.message(),
                     "logStream": e.stream, "logGroup": group,
                 });
                 text.push_str(&line.to_string());
@@ -207,10 +207,10 @@ async fn read_groups(
         .zip(read)
         .map(|(g, mut events)| {
             events.sort_by(|a, b| {
-                (a.event.timestamp_ms, &a.stream, &a.event.id).cmp(&(
+                (a.event.timestamp_ms, &a.stream, a.event.id()).cmp(&(
                     b.event.timestamp_ms,
                     &b.stream,
-                    &b.event.id,
+                    b.event.id(),
                 ))
             });
             (g, events)

@@ -194,12 +194,7 @@ impl CloudWatch {
                 };
                 out.push(GroupEvent {
                     stream: e.log_stream_name().unwrap_or_default().to_owned(),
-                    event: ContextEvent {
-                        id: e.event_id().unwrap_or_default().to_owned(),
-                        timestamp_ms: ts,
-                        message: message.to_owned(),
-                        escaped: false,
-                    },
+                    event: ContextEvent::new(e.event_id().unwrap_or_default(), ts, message, false),
                 });
             }
             progress(out.len());

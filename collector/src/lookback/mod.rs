@@ -24,7 +24,7 @@ use std::collections::{HashMap, VecDeque};
 use foldhash::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use thawtrace_analyzers::parse::RawText;
 
@@ -58,28 +58,54 @@ pub const FILTER_PATTERN: &str = concat!(
     r#"?"timeout on endpoint URL" ?"valid response from endpoint URL" ?ETIMEDOUT ?messageId"#
 );
 
-/// An event kept or fetched as context, owning its text.
+/// An event kept or fetched as context, owning its text: the ID and the
+/// message in one shared allocation, so the cache hands a batch its lines
+/// without copying them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextEvent {
-    /// The CloudWatch event ID.
-    pub id: String,
+    /// The CloudWatch event ID, then the message.
+    text: Arc<str>,
+    /// Where the ID ends in `text`.
+    id_len: usize,
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
-    /// The message.
-    pub message: String,
-    /// True when `message` is still the escaped body of a JSON string.
+    /// True when the message is still the escaped body of a JSON string.
     pub escaped: bool,
 }
 
 impl ContextEvent {
+    /// The event with ID `id` at `timestamp_ms`; `escaped` when `message`
+    /// is still the escaped body of a JSON string.
+    pub fn new(id: &str, timestamp_ms: i64, message: &str, escaped: bool) -> Self {
+        let mut text = String::with_capacity(id.len() + message.len());
+        text.push_str(id);
+        text.push_str(message);
+        ContextEvent {
+            text: text.into(),
+            id_len: id.len(),
+            timestamp_ms,
+            escaped,
+        }
+    }
+
+    /// The CloudWatch event ID.
+    pub fn id(&self) -> &str {
+        &self.text[..self.id_len]
+    }
+
+    /// The message (escaped if [`ContextEvent::escaped`]).
+    pub fn message(&self) -> &str {
+        &self.text[self.id_len..]
+    }
+
     fn as_log_event(&self) -> LogEvent<'_> {
         LogEvent {
-            id: self.id.as_str().into(),
+            id: self.id().into(),
             timestamp_ms: self.timestamp_ms,
             text: if self.escaped {
-                RawText::JsonEscaped(&self.message)
+                RawText::JsonEscaped(self.message())
             } else {
-                RawText::Plain(&self.message)
+                RawText::Plain(self.message())
             },
         }
     }
@@ -231,7 +257,7 @@ impl Lookback {
             .collect();
         events
             .iter()
-            .filter(|e| e.timestamp_ms >= from_ms && !again.contains(e.id.as_str()))
+            .filter(|e| e.timestamp_ms >= from_ms && !again.contains(e.id()))
             .cloned()
             .collect()
     }
@@ -242,34 +268,48 @@ impl Lookback {
         let limit = self.limits.events_per_stream;
         let window = self.limits.window_ms;
         let events = cache.streams.entry(key.clone()).or_default();
-        // Only what the cache does not hold yet (a batch delivered again
-        // holds nothing new).
-        let keep: Vec<bool> = {
-            let mut seen: HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
-            relevant
-                .iter()
-                .map(|e| seen.insert(e.id.as_str()))
-                .collect()
+        let order = |a: &ContextEvent, b: &ContextEvent| {
+            thawtrace_analyzers::stream_order((a.timestamp_ms, a.id()), (b.timestamp_ms, b.id()))
         };
-        events.extend(
+        // Only what the cache does not hold yet (a batch delivered again
+        // holds nothing new). An event ID names one event, at one time:
+        // only the cached lines from the earliest new one's time on (the
+        // cache is in stream order) can be the same.
+        let earliest = relevant
+            .iter()
+            .map(|e| e.timestamp_ms)
+            .min()
+            .unwrap_or(i64::MAX);
+        let mut new: Vec<ContextEvent> = {
+            let from = events.partition_point(|e| e.timestamp_ms < earliest);
+            let mut seen: HashSet<&str> = events.range(from..).map(ContextEvent::id).collect();
+            let keep: Vec<bool> = relevant.iter().map(|e| seen.insert(e.id())).collect();
             relevant
                 .into_iter()
                 .zip(keep)
-                .filter_map(|(e, keep)| keep.then_some(e)),
-        );
-        let mut sorted: Vec<ContextEvent> = events.drain(..).collect();
-        sorted.sort_by(|a, b| {
-            thawtrace_analyzers::stream_order((a.timestamp_ms, &a.id), (b.timestamp_ms, &b.id))
-        });
+                .filter_map(|(e, keep)| keep.then_some(e))
+                .collect()
+        };
+        new.sort_by(order);
+        // New lines usually follow the cached ones: sorted by themselves,
+        // they are appended; otherwise all are sorted again.
+        let follows = match (events.back(), new.first()) {
+            (Some(last), Some(first)) => order(last, first).is_le(),
+            _ => true,
+        };
+        events.extend(new);
+        if !follows {
+            events.make_contiguous().sort_by(order);
+        }
         // The window runs back from the newest line the stream has shown.
-        let newest = sorted.last().map_or(i64::MIN, |e| e.timestamp_ms);
-        let keep_from = sorted.len().saturating_sub(limit);
-        events.extend(
-            sorted
-                .into_iter()
-                .skip(keep_from)
-                .filter(|e| e.timestamp_ms >= newest.saturating_sub(window)),
-        );
+        let newest = events.back().map_or(i64::MIN, |e| e.timestamp_ms);
+        while events.len() > limit
+            || events
+                .front()
+                .is_some_and(|e| e.timestamp_ms < newest.saturating_sub(window))
+        {
+            events.pop_front();
+        }
         cache.recency.retain(|k| *k != key);
         cache.recency.push_back(key);
         while cache.recency.len() > self.limits.streams {
@@ -306,7 +346,7 @@ impl Lookback {
         // lines are new to it, and the function's last lines of its own,
         // which the silence before the next batch's first line is measured
         // from (as a scan of the whole stream measures it).
-        let cached: HashSet<&str> = context[..in_cache].iter().map(|e| e.id.as_str()).collect();
+        let cached: HashSet<&str> = context[..in_cache].iter().map(ContextEvent::id).collect();
         let lines = correlator.relevant_positions();
         // (Positions are recorded in stream order: a binary search says
         // whether a last line of its own is already among them.)
@@ -321,15 +361,10 @@ impl Lookback {
             .filter(|e| !cached.contains(e.id.as_ref()))
             .map(|e| {
                 let (message, escaped) = match e.text {
-                    RawText::Plain(s) => (s.to_owned(), false),
-                    RawText::JsonEscaped(s) => (s.to_owned(), true),
+                    RawText::Plain(s) => (s, false),
+                    RawText::JsonEscaped(s) => (s, true),
                 };
-                ContextEvent {
-                    id: e.id.clone().into_owned(),
-                    timestamp_ms: e.timestamp_ms,
-                    message,
-                    escaped,
-                }
+                ContextEvent::new(&e.id, e.timestamp_ms, message, escaped)
             })
             .collect();
         let mut gathered = Gathered {
@@ -509,7 +544,7 @@ struct InBatch<'c> {
 impl<'c> InBatch<'c> {
     fn of(context: &'c [ContextEvent]) -> Self {
         InBatch {
-            context: context.iter().map(|e| e.id.as_str()).collect(),
+            context: context.iter().map(ContextEvent::id).collect(),
         }
     }
 
@@ -538,11 +573,11 @@ fn add_fetched(
 ) -> u64 {
     let known: HashSet<String> = context
         .iter()
-        .map(|e| e.id.clone())
+        .map(|e| e.id().to_owned())
         .chain(batch.iter().map(|e| e.id.clone().into_owned()))
         .collect();
     let before = context.len();
-    context.extend(fetched.into_iter().filter(|e| !known.contains(&e.id)));
+    context.extend(fetched.into_iter().filter(|e| !known.contains(e.id())));
     (context.len() - before) as u64
 }
 

@@ -399,12 +399,12 @@ impl Memory {
             events
                 .into_iter()
                 .map(|(stream, e)| {
-                    let e = thawtrace::lookback::ContextEvent {
-                        id: e["id"].as_str().unwrap().to_owned(),
-                        timestamp_ms: e["timestamp"].as_i64().unwrap(),
-                        message: e["message"].as_str().unwrap().to_owned(),
-                        escaped: false,
-                    };
+                    let e = thawtrace::lookback::ContextEvent::new(
+                        e["id"].as_str().unwrap(),
+                        e["timestamp"].as_i64().unwrap(),
+                        e["message"].as_str().unwrap(),
+                        false,
+                    );
                     (stream, e)
                 })
                 .collect(),
