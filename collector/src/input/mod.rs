@@ -16,6 +16,7 @@
 //! event at all is unusable and reported with the reason.
 
 pub mod awslogs;
+mod b64;
 pub mod exports;
 mod fast;
 mod files;

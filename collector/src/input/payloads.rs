@@ -4,7 +4,6 @@
 //! line, a JSON value, a Kinesis record) a unit of its own that is counted
 //! and skipped when bad, never the reason to drop its neighbours.
 
-use base64::Engine;
 use serde::Deserialize;
 
 use super::{AwsLogs, Budget, DecodeStats, InputError, KinesisRecord, Lenient, is_gzip};
@@ -129,17 +128,16 @@ pub fn decode_data(data: &str, budget: &mut Budget) -> Result<String, InputError
 /// Standard base64, whitespace anywhere in it ignored (wrapped lines).
 pub(crate) fn decode_base64(data: &str, out: &mut Vec<u8>) -> Result<(), base64::DecodeError> {
     let data = data.trim().as_bytes();
-    let engine = base64::engine::general_purpose::STANDARD;
     if memchr::memchr3(b'\n', b'\r', b' ', data).is_none() && memchr::memchr(b'\t', data).is_none()
     {
-        return engine.decode_vec(data, out);
+        return super::b64::decode(data, out);
     }
     let compact: Vec<u8> = data
         .iter()
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    engine.decode_vec(compact, out)
+    super::b64::decode(&compact, out)
 }
 
 /// A text that only wraps other payloads, decoded.
