@@ -161,14 +161,11 @@ pub fn gunzip_into(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), I
 
 /// CloudWatch Logs sends one gzip member whose trailer states its size:
 /// libdeflate inflates that into a buffer of exactly that size in one call
-/// (the fast path). libdeflate reads one member and does not say where it
-/// ended, so the fast path stands only when no second member can follow
-/// it: a member after the first would start right after the first one's
-/// trailer, whose size field is what libdeflate returned, so the bytes of
-/// that size followed by a gzip header (`1f 8b 08`) would occur in the
-/// input. Anything else (several members, a trailer that lies, corrupt
-/// data) goes through the streaming decoder, which reads every member,
-/// enforces the limit byte by byte and names the error.
+/// (the fast path), and says how much of the input the member took, so
+/// the fast path stands only when that member is the whole input.
+/// Anything else (several members, a trailer that lies, corrupt data)
+/// goes through the streaming decoder, which reads every member, enforces
+/// the limit byte by byte and names the error.
 fn gunzip_bounded(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Gunzip> {
     if let Some(at) = data.len().checked_sub(4) {
         let stated: [u8; 4] = [data[at], data[at + 1], data[at + 2], data[at + 3]];
@@ -189,16 +186,12 @@ fn gunzip_bounded(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Gu
             // One decompressor per thread, kept: making one allocates and
             // clears its tables, per payload otherwise.
             thread_local! {
-                static INFLATER: std::cell::RefCell<libdeflater::Decompressor> =
-                    std::cell::RefCell::new(libdeflater::Decompressor::new());
+                static INFLATER: std::cell::RefCell<Option<Inflater>> =
+                    std::cell::RefCell::new(Inflater::new());
             }
-            let inflated = INFLATER.with(|i| i.borrow_mut().gzip_decompress(data, out));
-            if let Ok(n) = inflated {
-                let [a, b, c, d] = stated;
-                let next_member = [a, b, c, d, 0x1f, 0x8b, 0x08];
-                if n == size && memchr::memmem::find(data, &next_member).is_none() {
-                    return Ok(());
-                }
+            let inflated = INFLATER.with(|i| i.borrow_mut().as_mut()?.gzip(data, out));
+            if inflated == Some((data.len(), size)) {
+                return Ok(());
             }
         }
     }
@@ -211,6 +204,50 @@ fn gunzip_bounded(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), Gu
         return Err(Gunzip::TooLarge);
     }
     Ok(())
+}
+
+/// A libdeflate decompressor of its own, freed when dropped: libdeflate's
+/// own interface, for `libdeflate_gzip_decompress_ex`, which says how many
+/// input bytes the member took (the `libdeflater` crate does not).
+struct Inflater(std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>);
+
+impl Inflater {
+    /// `None` when libdeflate cannot allocate one.
+    fn new() -> Option<Inflater> {
+        // SAFETY: no arguments; the result is null or a decompressor we own.
+        std::ptr::NonNull::new(unsafe { libdeflate_sys::libdeflate_alloc_decompressor() })
+            .map(Inflater)
+    }
+
+    /// Inflates the gzip member at the start of `data` into `out`: the
+    /// input bytes it took and the bytes it wrote, or `None` for data
+    /// that is not one gzip member fitting `out`.
+    fn gzip(&mut self, data: &[u8], out: &mut [u8]) -> Option<(usize, usize)> {
+        let (mut taken, mut written) = (0usize, 0usize);
+        // SAFETY: the decompressor is ours and alive, used by one thread
+        // (`&mut self`); libdeflate reads at most `data.len()` bytes of
+        // `data`, writes at most `out.len()` bytes of `out`, and writes
+        // the two counts, which outlive the call.
+        let result = unsafe {
+            libdeflate_sys::libdeflate_gzip_decompress_ex(
+                self.0.as_ptr(),
+                data.as_ptr().cast(),
+                data.len(),
+                out.as_mut_ptr().cast(),
+                out.len(),
+                &mut taken,
+                &mut written,
+            )
+        };
+        (result == libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS).then_some((taken, written))
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `libdeflate_alloc_decompressor`, freed once.
+        unsafe { libdeflate_sys::libdeflate_free_decompressor(self.0.as_ptr()) }
+    }
 }
 
 /// True when `data` starts with the gzip magic number.
