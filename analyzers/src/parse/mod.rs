@@ -237,7 +237,21 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     }
     if grpc_java::is_frame_line(raw) {
         return Line {
-            kind: grpc_java::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
+            kind: match grpc_java::reset(text) {
+                Some(net) => LineKind::CallFailed(Failure {
+                    code: None,
+                    net: Some(net),
+                }),
+                None => grpc_java::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
+            },
+            printed_request_id: None,
+        };
+    }
+    if grpc_java::is_trace_line(raw) {
+        return Line {
+            kind: grpc_java::connect(text).map_or(LineKind::Other, |(destination, done)| {
+                LineKind::Connect { destination, done }
+            }),
             printed_request_id: None,
         };
     }
