@@ -30,6 +30,10 @@
 //! | `[NettyClientTransport<n>: (<addr>)] WaitUntilActive started` | `FINEST: [NettyClientTransport<4>: (/127.0.0.1:47124)] WaitUntilActive started` | a connect to `<addr>` started ([`connect`]) |
 //! | `[NettyClientTransport<n>: (<addr>)] WaitUntilActive completed` | `FINEST: [NettyClientTransport<4>: (/127.0.0.1:47124)] WaitUntilActive completed` | its TCP connection was established |
 //!
+//! Current upstream (1.85-SNAPSHOT) logs the same texts, but maps the
+//! channel trace's INFO events to FINER (1.41: FINEST): `completed` is
+//! then a `FINER:` line, read the same (not recorded).
+//!
 //! grpc-java prints no line of its own at a keepalive timeout, and never the
 //! ack timeout (`keepAliveTimeout`): the close (`GO_AWAY`) of a connection
 //! whose keepalive PING is unanswered stands in for the timeout line
@@ -146,7 +150,11 @@ pub fn reset(text: RawText<'_>) -> Option<NetFailure> {
 /// bytes).
 #[inline]
 pub fn is_trace_line(raw: &str) -> bool {
-    raw.starts_with("FINEST: [NettyClientTransport<") || raw.starts_with("[NettyClientTransport<")
+    let rest = raw
+        .strip_prefix("FINEST: ")
+        .or_else(|| raw.strip_prefix("FINER: "))
+        .unwrap_or(raw);
+    rest.starts_with("[NettyClientTransport<")
 }
 
 /// A connect in a grpc-java channel trace line (`FINEST:
@@ -161,7 +169,10 @@ pub fn is_trace_line(raw: &str) -> bool {
 /// ```
 pub fn connect(text: RawText<'_>) -> Option<(String, bool)> {
     let raw = text.raw();
-    let rest = raw.strip_prefix("FINEST: ").unwrap_or(raw);
+    let rest = raw
+        .strip_prefix("FINEST: ")
+        .or_else(|| raw.strip_prefix("FINER: "))
+        .unwrap_or(raw);
     let rest = rest.strip_prefix("[NettyClientTransport<")?;
     let (_, rest) = rest.split_once(">: (")?;
     let (address, said) = rest.split_once(")] ")?;
@@ -331,6 +342,11 @@ mod tests {
         );
         assert_eq!(
             c("FINEST: [NettyClientTransport<4>: (/127.0.0.1:47124)] WaitUntilActive completed"),
+            Some(("127.0.0.1:47124".into(), true))
+        );
+        // Current upstream prints `completed` at FINER (not recorded).
+        assert_eq!(
+            c("FINER: [NettyClientTransport<4>: (/127.0.0.1:47124)] WaitUntilActive completed"),
             Some(("127.0.0.1:47124".into(), true))
         );
         assert_eq!(
