@@ -365,6 +365,25 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_call_names_its_status_and_remote_address() {
+        // The recorded function's own line (tests/fixtures/recorded-java-snapstart,
+        // text format: no prefix).
+        let line = crate::parse::parse_line(
+            RawText::Plain(
+                "echo call 0 failed: DEADLINE_EXCEEDED: deadline exceeded after 1.999424365s. [closed=[], open=[[remote_addr=/127.0.0.1:44209]]] (order c47b3b1c)",
+            ),
+            false,
+        );
+        let crate::parse::LineKind::CallFailed(f) = line.kind else {
+            panic!("{:?}", line.kind)
+        };
+        assert_eq!(f.code, Some("DEADLINE_EXCEEDED"));
+        let net = f.net.unwrap();
+        assert_eq!(net.cause, NetCause::DeadlineExceeded);
+        assert_eq!(net.destination.as_deref(), Some("127.0.0.1:44209"));
+    }
+
+    #[test]
     fn message_only_layout() {
         // Not recorded: a SimpleFormatter format of `%5$s%n` prints the
         // message alone.
