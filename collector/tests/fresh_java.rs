@@ -5,7 +5,10 @@
 //!
 //! Needs javac, java and `bash tests/setup.sh` (Debian's libgrpc-java,
 //! libnetty-java, libperfmark-java; the Python venv). `THAWTRACE_SEED`
-//! picks the scenario seed.
+//! picks the scenario seed. The second test records Java functions
+//! restored from a SnapStart snapshot (record_modes.py --java), about 20 s;
+//! the third, Java functions behind a NAT that forgets idle connections
+//! (record_network.py --only nat-java, in a network namespace), about 20 s.
 
 mod common;
 
@@ -15,4 +18,36 @@ use common::*;
 fn a_fresh_java_recording_is_scored_perfectly() {
     let (seed, tmp) = fresh_recording("record_java.py", "fresh-java");
     java::assert_perfect(tmp.path(), &format!("fresh java recording, seed {seed}"));
+}
+
+#[test]
+fn a_fresh_java_snapstart_recording_is_scored_perfectly() {
+    let (seed, tmp) = fresh_recording_with(
+        "record_modes.py",
+        "fresh-java-snapstart",
+        &[
+            "--java".as_ref(),
+            "--only".as_ref(),
+            "java-snapstart".as_ref(),
+        ],
+    );
+    java::assert_snapstart_perfect(
+        tmp.path(),
+        &format!("fresh java snapstart recording, seed {seed}"),
+    );
+}
+
+#[test]
+fn a_fresh_java_nat_recording_is_scored_perfectly() {
+    let (seed, tmp) = fresh_recording_with(
+        "record_network.py",
+        "fresh-nat-java",
+        &["--only".as_ref(), "nat-java".as_ref()],
+    );
+    java::assert_network_perfect(
+        tmp.path(),
+        &format!("fresh java NAT recording, seed {seed}"),
+        &["nat-grpc-java-info"],
+        3,
+    );
 }

@@ -7,6 +7,19 @@
 //! and the emulator's timeline), never against our own rules: precision =
 //! recall = 1.0 per kind where the logs print keepalive frames; at INFO
 //! nothing about keepalive is printed, and nothing may be reported.
+//!
+//! And Java functions restored from a SnapStart snapshot
+//! (tests/recorders/record_modes.py --java, fixture
+//! tests/fixtures/recorded-java-snapstart): precision = recall = 1.0 for
+//! `snapstart_stale_connection` at JUL FINE and INFO, text and JSON.
+//! And Java functions behind a NAT that forgets idle connections
+//! (tests/recorders/record_network.py --only nat-java, fixture
+//! tests/fixtures/recorded-nat-java): `nat_idle_reset` at 1.0 where the
+//! frame logger prints the reset (FINE), nothing spurious at INFO. And
+//! bursts of Java functions whose connects stall (record_network.py --only
+//! stall-java, fixture tests/fixtures/recorded-stall-java): `connect_stall`
+//! at 1.0 with grpc-java's channel trace (io.grpc.ChannelLogger at
+//! FINEST), nothing spurious at FINE or INFO.
 
 mod common;
 
@@ -33,4 +46,47 @@ fn the_fix_names_grpc_java_options() {
             "the fix does not name {option}: {text}"
         );
     }
+}
+
+#[test]
+fn java_restored_from_a_snapstart_snapshot_scores_perfectly() {
+    java::assert_snapstart_perfect(
+        &repo().join("tests/fixtures/recorded-java-snapstart"),
+        "recorded-java-snapstart",
+    );
+}
+
+#[test]
+fn the_snapstart_fix_names_the_java_hook() {
+    let dir = repo().join("tests/fixtures/recorded-java-snapstart");
+    let out = thawtrace(&["scan", dir.join("events.jsonl").to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("SNAPSTART STALE CONNECTION"), "{text}");
+    for hook in [
+        "ManagedChannel",
+        "afterRestore",
+        "Core.getGlobalContext().register",
+    ] {
+        assert!(text.contains(hook), "the fix does not name {hook}: {text}");
+    }
+}
+
+#[test]
+fn java_behind_a_nat_that_forgot_its_connection_scores_perfectly() {
+    java::assert_network_perfect(
+        &repo().join("tests/fixtures/recorded-nat-java"),
+        "recorded-nat-java",
+        &["nat-grpc-java-info"],
+        3,
+    );
+}
+
+#[test]
+fn java_connect_stalls_are_found_where_the_channel_trace_shows_connects() {
+    java::assert_network_perfect(
+        &repo().join("tests/fixtures/recorded-stall-java"),
+        "recorded-stall-java",
+        &["stall-grpc-java-fine", "stall-grpc-java-info"],
+        1,
+    );
 }

@@ -1215,6 +1215,7 @@ RUNTIMES = {
     # (runtime version, its ARN's hash), as INIT_START / platform.initStart print them.
     "node": ("nodejs:22.v58", "0d9f5cb7c6cd96e6ec16c1ec6b4b2e3f4e07a0fc4bcd1fc3cd8a1a0d7e4f6c1a"),
     "python": ("python:3.12.v36", "7b620fc2e66107a1046b140b9d320295811af3ad5d4c6a011fad1fa65127e9e6"),
+    "java": ("java:17.v42", "5c4e8e3b0f0a1d6a9c2b7e4f3a8d1c6b9e2f5a0d7c4b1e8f3a6d9c2b5e8f1a4d"),
     # provided.al2023: a custom runtime (the Rust function's bootstrap)
     "rust": ("provided:al2023.v109", "3a3b6c4ad2d44a0b5f1d5dd2e4c84b8b1e6f5b0a7f8c2e6d9d0b1c2a3e4f5061"),
 }

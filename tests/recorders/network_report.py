@@ -49,6 +49,13 @@ BLIND = {
     "stall-botocore-defaults-debug",
     "stall-botocore-defaults-info",
     "stall-grpc-js-no-deadline-notrace",
+    # grpc-java at the JDK's default INFO: `UNAVAILABLE: io exception` only
+    # (any I/O error of the transport), no frame line.
+    "nat-grpc-java-info",
+    # grpc-java connects that stall, without the channel trace (FINEST for
+    # io.grpc.ChannelLogger): nothing but `Task timed out`.
+    "stall-grpc-java-fine",
+    "stall-grpc-java-info",
 }
 
 

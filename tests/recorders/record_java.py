@@ -51,6 +51,8 @@ JARS = ["grpc-api", "grpc-core", "grpc-netty", "grpc-stub", "grpc-context", "gua
 # (None: the JDK's own, INFO to the console).
 SETTINGS = {
     "fine": os.path.join(JAVA_DIR, "logging-fine.properties"),
+    # "fine" and grpc-java's channel trace (connects): record_network.py's stall-java
+    "finest": os.path.join(JAVA_DIR, "logging-finest.properties"),
     "none": None,
 }
 
@@ -97,7 +99,10 @@ def build(work):
         sys.exit("missing %s: bash tests/setup.sh (Debian's libgrpc-java and libnetty-java)" % ", ".join(missing))
     classes = os.path.join(work, "classes")
     os.makedirs(classes, exist_ok=True)
-    subprocess.run(["javac", "-nowarn", "-d", classes, "-cp", cp, os.path.join(JAVA_DIR, "Function.java")], check=True)
+    # Function.java, and for record_modes.py's SnapStart environments
+    # SnapFunction.java and its CRaC lookalike (org/crac).
+    sources = sorted(os.path.join(d, f) for d, _, fs in os.walk(JAVA_DIR) for f in fs if f.endswith(".java"))
+    subprocess.run(["javac", "-nowarn", "-d", classes, "-cp", cp] + sources, check=True)
     # The managed runtime's JVM options, roughly: tiered compilation stops at
     # C1 (JAVA_TOOL_OPTIONS in Lambda's java17 bootstrap), a small heap.
     return ["java", "-XX:+TieredCompilation", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx128m", "-cp", classes + ":" + cp]

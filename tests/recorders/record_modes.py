@@ -29,6 +29,11 @@ echo server (grpcio) behind its own delaying HTTP/2 proxy:
   RESTORE_START / platform.restoreStart, SIGCONT, after-restore hooks,
   RESTORE_REPORT / platform.restoreReport, then invocations, frozen between
   them. The INIT lines go to the snapshot's own log stream.
+- SnapStart, Java (--java): grpc-java 1.41 (Netty, Debian's packages) in
+  java/SnapFunction.java, whose main plays the Java runtime client with
+  CRaC's hooks (a lookalike of org.crac: java/org/crac), the same drops and
+  negatives, java.util.logging at FINE for io.grpc.netty ("fine") or the
+  JDK's default ("info"), text and JSON.
 - One classic environment (Node.js text, frozen between invocations) as a
   control, recorded by lambda_sim.run_environment as record.py does.
 
@@ -159,6 +164,40 @@ def environments(py):
     envs.append(dict(name="node-classic-text", mode="classic", library="grpc-js", setting="default",
                      function="orders-node-classic", command=["node", "runtime.js"], cwd=NODE_DIR, format="text",
                      start="platform", env=dict(NODE_TRACE)))
+    return envs
+
+
+def java_environments(java):
+    """Java restored from a SnapStart snapshot (--java): SnapFunction under
+    its own runtime client, at JUL FINE for io.grpc.netty and at the JDK's
+    default (INFO)."""
+    import record_java
+    envs = []
+    for suffix, fmt, drop, at_init, recreate, use, snapshot_s, setting in [
+        ("text-reset-stale", "text", "reset", True, None, "use", 1.5, "fine"),
+        ("json-blackhole-stale", "json", "blackhole", True, None, "use", 1.5, "fine"),
+        ("text-blackhole-stale", "text", "blackhole", True, None, "use", 1.5, "info"),
+        ("json-reset-stale", "json", "reset", True, None, "use", 1.5, "info"),
+        # the snapshot outlives the keepalive interval: the keepalive ping
+        # goes out at the restore, before the first invocation's call
+        ("text-blackhole-stale-pingfirst", "text", "blackhole", True, None, "use", 6.5, "fine"),
+        # negatives
+        ("text-reset-recreate", "text", "reset", True, "1", "use", 1.5, "fine"),
+        ("json-blackhole-recreate", "json", "blackhole", True, "1", "use", 1.5, "info"),
+        ("json-reset-lazy", "json", "reset", False, None, "use", 1.5, "fine"),
+        ("text-blackhole-unused", "text", "blackhole", True, None, "unused", 1.5, "fine"),
+    ]:
+        env = {}
+        if at_init:
+            env["GRPC_CONNECT_AT_INIT"] = "1"
+        if recreate:
+            env["THAWTRACE_RECREATE_ON_RESTORE"] = recreate
+        props = record_java.SETTINGS["none" if setting == "info" else setting]  # info: the JDK's own
+        command = java + (["-Djava.util.logging.config.file=" + props] if props else []) + ["SnapFunction"]
+        envs.append(dict(name="java-snapstart-%s@%s" % (suffix, setting), mode="snapstart", library="grpc-java", setting=setting,
+                         function="orders-java-snap-%s-%s" % (suffix, setting), runtime="java", command=command,
+                         cwd=record_java.JAVA_DIR, format=fmt, env=env, drop=drop, use=use, snapshot_s=snapshot_s,
+                         runtime_client="SnapFunction.java (the Java runtime client's SnapStart steps, CRaC lookalike)"))
     return envs
 
 
@@ -358,6 +397,8 @@ def main():
     ap.add_argument("--rust-bin", default=os.path.join(ROOT, "target", "debug", "examples"),
                     help="where the instrument's example lambda_grpc is built (cargo build -p thawtrace-instrument --examples); "
                          "without it the tonic environments are left out")
+    ap.add_argument("--java", action="store_true",
+                    help="add the Java SnapStart environments (javac and java 17, Debian's libgrpc-java: bash tests/setup.sh)")
     ap.add_argument("--retruth", action="store_true",
                     help="recompute truth.json of the recording in --out from its observations.json (after a change to the truth rules)")
     args = ap.parse_args()
@@ -371,12 +412,16 @@ def main():
         envs += tonic_environments(args.rust_bin)
     else:
         print("record_modes: no tonic environments (%s is not built with Managed Instances and SnapStart support)" % exe, file=sys.stderr)
+    work = tempfile.mkdtemp(prefix="thawtrace-modes-")
+    if args.java:
+        sys.path.insert(0, os.path.join(ROOT, "tests", "recorders"))
+        import record_java
+        envs += java_environments(record_java.build(work))
     if args.only:
         envs = [e for e in envs if any(w in e["name"] for w in args.only)]
     if not envs:
         sys.exit("no environment to record")
     os.makedirs(args.out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="thawtrace-modes-")
     started = time.monotonic()
     lock = threading.Lock()
     errors, runs = [], []
@@ -459,7 +504,8 @@ def main():
                 entry.update(concurrency=spec["concurrency"], runtime_client="runtime.js (aws-lambda-ric 4.x lookalike)" if spec["library"] == "grpc-js" else "awslambdaric 4.2.2")
                 obs["notes"] = spec.get("_notes", [])
             else:
-                entry.update(drop=spec["drop"], init_log_stream=run["init_stream"].name, runtime_client="awslambdaric 4.2.2",
+                entry.update(drop=spec["drop"], init_log_stream=run["init_stream"].name,
+                             runtime_client=spec.get("runtime_client", "awslambdaric 4.2.2"),
                              connect_at_init=spec["env"].get("GRPC_CONNECT_AT_INIT") == "1",
                              recreate_on_restore=spec["env"].get("THAWTRACE_RECREATE_ON_RESTORE"),
                              uses_connection_after_restore=spec["use"] == "use",
@@ -499,6 +545,10 @@ def main():
     command = "tests/.deps/venv/bin/python tests/recorders/record_modes.py --out %s --seed %d" % (shlex.quote(os.path.relpath(args.out, ROOT)), args.seed)
     if tonic_ok:
         command += " --rust-bin %s" % shlex.quote(args.rust_bin)
+    if args.java:
+        command += " --java"
+    for only in args.only or []:
+        command += " --only %s" % shlex.quote(only)
     with open(os.path.join(args.out, "truth.json"), "w") as f:
         json.dump({"seed": args.seed, "command": command, "source": "harness (proxy frames, emulator timeline, function responses)",
                    "findings": truth}, f, indent=1)

@@ -63,6 +63,16 @@ them (each environment labelled with its `setting` in environments.json):
   when the bytes came; truth.json also gives the fraction
   (`nat_near_miss_fraction`), the timeout and the command line, and
   scan-args.json `--nat-near-miss 75%`.
+- nat-java (`--only nat-java`, the fixture tests/fixtures/recorded-nat-java):
+  grpc-java (record_java.py's function, Debian's grpc-java 1.41 with Netty)
+  through the NAT, reset after a long freeze, keepalive off and on, at
+  java.util.logging FINE for io.grpc.netty (text, JSON) and at INFO;
+  negative: short freezes. Truth as the nat-matrix's.
+- stall-java (`--only stall-java`, the fixture
+  tests/fixtures/recorded-stall-java): the stall matrix's waves with
+  grpc-java environments (Lambda's 3 s timeout ends their calls) at JUL
+  FINEST for io.grpc.ChannelLogger (grpc-java's channel trace: each
+  connect's `WaitUntilActive started` / `completed`), FINE and INFO.
 - stall-matrix (after the stall family, with tcp_syn_retries raised to 3
   so the kernel gives up after 15 s): bursts whose connects stall with no
   connect timeout (botocore's defaults, 60 s; grpc-js without a deadline,
@@ -102,6 +112,7 @@ from collections import Counter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "recorders"))  # record_java (nat-java)
 
 import lambda_sim  # noqa: E402
 import network  # noqa: E402
@@ -151,6 +162,16 @@ class Recording:
         if runtime == "node":
             command, cwd, handler = NODE, NODE_DIR, "./net_function.js"
             extra = dict(NODE_TRACE)
+        elif runtime == "java":
+            # record_java.py's function (its own runtime client): the JUL
+            # setting is a logging.properties the JVM starts with.
+            import record_java
+            with self.lock:
+                if not hasattr(self, "java"):
+                    self.java = record_java.build(tempfile.mkdtemp(dir=self.work))
+            props = record_java.SETTINGS[(env or {}).get("THAWTRACE_JUL", "none")]
+            command = self.java + (["-Djava.util.logging.config.file=" + props] if props else []) + ["Function"]
+            cwd, handler, extra = record_java.JAVA_DIR, "", {}
         else:
             command, cwd, handler = [sys.executable, "runtime.py"], PY_DIR, "net_function"
             extra = {}
@@ -158,6 +179,7 @@ class Recording:
         extra["THAWTRACE_HANDLER"] = handler
         extra.setdefault("THAWTRACE_S3_ENDPOINT", "http://127.0.0.1:9")
         extra.update(env or {})
+        extra.pop("THAWTRACE_JUL", None)
         spec = dict(function=function, command=command, cwd=cwd, format=fmt, start=start, env=extra, timeout_s=timeout_s)
         target = extra.pop("THAWTRACE_TARGET", "127.0.0.1:9")
         e = lambda_sim.Environment(spec, stream, target, self.work)
@@ -578,9 +600,39 @@ def nat_reset_truth(rec, s, env, proxy):
     return hits
 
 
-def nat_matrix(rec, idle_s):
+def nat_java_scenarios(rng, idle_s):
+    """grpc-java (record_java.py's Function: grpc-java 1.41 with Netty,
+    calls with an 8 s deadline) through the NAT (`--only nat-java`): reset
+    after a freeze longer than the NAT's timeout, keepalive off (the
+    connection sits idle) and on (5 s: the keepalive PING or the call meets
+    the reset at the thaw), at java.util.logging FINE for io.grpc.netty and
+    at the JDK's default INFO, text and JSON; negatives: freezes shorter than
+    the timeout."""
+    short = lambda: round(rng.uniform(0.3, 0.5) * idle_s, 2)  # noqa: E731
+    long_ = lambda: round(idle_s + rng.uniform(1.5, 3.0), 2)  # noqa: E731
+    J = {"calls": 1}
+
+    def sc(setting, function, steps, expect, jul, keepalive=False, fmt="text"):
+        env = {"THAWTRACE_JUL": jul}
+        if not keepalive:
+            env["THAWTRACE_KEEPALIVE"] = "0"
+        return dict(setting=setting, library="grpc-java", function=function, steps=steps, expect=expect, mode="reset",
+                    env=env, timeout_s=None, sniff=False, probes=False, fmt=fmt, runtime="java")
+
+    after_freeze = lambda: [(J, short()), (J, long_()), (J, 0.3), (J, 0.1)]  # noqa: E731  the third meets the NAT
+    return [
+        sc("nat-grpc-java-fine", "ledger-java-fine", after_freeze(), "hit", "fine"),
+        sc("nat-grpc-java-fine-json", "ledger-java-fine-json", after_freeze(), "hit", "fine", fmt="json"),
+        sc("nat-grpc-java-fine-keepalive", "ledger-java-fine-keepalive", after_freeze(), "hit", "fine", keepalive=True),
+        sc("nat-grpc-java-info", "ledger-java-info", after_freeze(), "hit", "none"),
+        sc("nat-negative-short-freeze-grpc-java-fine", "ledger-java-short-freeze", [(J, short()), (J, short()), (J, short()), (J, 0.1)],
+           "none", "fine"),
+    ]
+
+
+def nat_matrix(rec, idle_s, scenarios_of=None):
     rng = random.Random(rec.rng.getrandbits(64))
-    scenarios = nat_matrix_scenarios(rng, idle_s)
+    scenarios = (scenarios_of or nat_matrix_scenarios)(rng, idle_s)
     for s in scenarios:  # request IDs drawn here, in order, not in the threads
         s["rids"] = [rec.rid() for _ in s["steps"]]
     grpc_server = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
@@ -588,14 +640,15 @@ def nat_matrix(rec, idle_s):
     runs = []
 
     def run(s):
-        node = s["library"] == "grpc-js"
+        node = s["library"] in ("grpc-js", "grpc-java")
         proxy = network.IdleNatProxy(grpc_server.port if node else s3.port, idle_s, mode=s["mode"], watch_segments=s["sniff"])
         env = dict(s["env"])
         if node:
             env["THAWTRACE_TARGET"] = "127.0.0.1:%d" % proxy.port
         else:
             env["THAWTRACE_S3_ENDPOINT"] = "http://127.0.0.1:%d" % proxy.port
-        e = rec.environment(s["setting"], s["function"], "node" if node else "python", fmt=s["fmt"], env=env,
+        runtime = s.get("runtime", "node" if node else "python")
+        e = rec.environment(s["setting"], s["function"], runtime, fmt=s["fmt"], env=env,
                             timeout_s=s["timeout_s"], setting=s["setting"], library=s["library"])
         try:
             for (event, gap), rid in zip(s["steps"], s["rids"]):
@@ -758,11 +811,15 @@ def nat_near(rec, idle_s):
         raise RuntimeError("the NAT near-miss group did not record what it meant to:\n" + "\n".join(problems))
 
 
-def stall_matrix(rec):
+def stall_matrix(rec, java=False):
     """Connect stalls with no connect timeout: Lambda's timeout is the only
     error line. Bursts, then a lone environment, then bursts that time out
     on something other than a connect (a slow server, a server that accepted
-    and never spoke) and a healthy one, each a window apart."""
+    and never spoke) and a healthy one, each a window apart. `java`
+    (`--only stall-java`): the same waves of grpc-java environments
+    (record_java.py's function, its calls' 8 s deadline beyond Lambda's
+    3 s timeout) at JUL FINEST for io.grpc.ChannelLogger (connects traced),
+    at FINE (frames only) and at INFO."""
     sat = network.SaturatedListener(watch=True)
     echo = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
     slow_dir = tempfile.mkdtemp(dir=rec.work)
@@ -779,11 +836,12 @@ def stall_matrix(rec):
         envs = []
         for i in range(n):
             env = dict(extra)
-            if library == "grpc-js":
+            if library in ("grpc-js", "grpc-java"):
                 env["THAWTRACE_TARGET"] = "localhost:%d" % port
             else:
                 env["THAWTRACE_S3_ENDPOINT"] = "http://localhost:%d" % port
-            envs.append(rec.environment("%s-%d" % (function, i), function, "node" if library == "grpc-js" else "python", env=env,
+            runtime = {"grpc-js": "node", "grpc-java": "java"}.get(library, "python")
+            envs.append(rec.environment("%s-%d" % (function, i), function, runtime, env=env,
                                         timeout_s=STALL_FUNCTION_TIMEOUT_S, setting=setting, library=library))
         rids = [rec.rid() for _ in envs]
         try:
@@ -798,19 +856,32 @@ def stall_matrix(rec):
 
     network.set_syn_retries(STALL_SYN_RETRIES)
     try:
-        wave(("checkout-botocore-debug", "stall-botocore-defaults-debug", "botocore", 3, sat.port, {"bucket": "checkout"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), True),
-             ("checkout-botocore-info", "stall-botocore-defaults-info", "botocore", 3, sat.port, {"bucket": "checkout"}, defaults, True),
-             ("checkout-grpc-js-trace", "stall-grpc-js-no-deadline-trace", "grpc-js", 4, sat.port, grpc_event, trace, True),
-             ("checkout-grpc-js-notrace", "stall-grpc-js-no-deadline-notrace", "grpc-js", 3, sat.port, grpc_event, notrace, True))
-        time.sleep(STALL_WINDOW_S + 2)
-        wave(("search-botocore-debug", "stall-lone-botocore-debug", "botocore", 1, sat.port, {"bucket": "search"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), True),
-             ("search-grpc-js-trace", "stall-lone-grpc-js-trace", "grpc-js", 1, sat.port, grpc_event, trace, True))
-        time.sleep(STALL_WINDOW_S + 2)
-        wave(("profile-botocore-debug", "stall-negative-healthy-botocore-debug", "botocore", 3, s3.port, {"bucket": "profile"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), False),
-             ("profile-grpc-js-trace", "stall-negative-healthy-grpc-js-trace", "grpc-js", 3, echo.port, grpc_event, trace, False),
-             ("reports-botocore-debug-slow", "stall-negative-slow-server-botocore-debug", "botocore", 3, s3.port, {"bucket": "slow-20000"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), False),
-             ("ledger-grpc-js-slow", "stall-negative-slow-server-grpc-js-trace", "grpc-js", 3, slow_grpc.port, grpc_event, trace, False),
-             ("ledger-grpc-js-silent", "stall-negative-accepted-no-h2-grpc-js-trace", "grpc-js", 3, silent.port, grpc_event, trace, False))
+        if java:
+            finest, fine, info = {"THAWTRACE_JUL": "finest"}, {"THAWTRACE_JUL": "fine"}, {"THAWTRACE_JUL": "none"}
+            j = {"calls": 1}
+            wave(("checkout-grpc-java-finest", "stall-grpc-java-finest", "grpc-java", 3, sat.port, j, finest, True),
+                 ("checkout-grpc-java-fine", "stall-grpc-java-fine", "grpc-java", 3, sat.port, j, fine, True),
+                 ("checkout-grpc-java-info", "stall-grpc-java-info", "grpc-java", 3, sat.port, j, info, True))
+            time.sleep(STALL_WINDOW_S + 2)
+            wave(("search-grpc-java-finest", "stall-lone-grpc-java-finest", "grpc-java", 1, sat.port, j, finest, True))
+            time.sleep(STALL_WINDOW_S + 2)
+            wave(("profile-grpc-java-finest", "stall-negative-healthy-grpc-java-finest", "grpc-java", 3, echo.port, j, finest, False),
+                 ("ledger-grpc-java-slow", "stall-negative-slow-server-grpc-java-finest", "grpc-java", 3, slow_grpc.port, j, finest, False),
+                 ("ledger-grpc-java-silent", "stall-negative-accepted-no-h2-grpc-java-finest", "grpc-java", 3, silent.port, j, finest, False))
+        else:
+            wave(("checkout-botocore-debug", "stall-botocore-defaults-debug", "botocore", 3, sat.port, {"bucket": "checkout"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), True),
+                 ("checkout-botocore-info", "stall-botocore-defaults-info", "botocore", 3, sat.port, {"bucket": "checkout"}, defaults, True),
+                 ("checkout-grpc-js-trace", "stall-grpc-js-no-deadline-trace", "grpc-js", 4, sat.port, grpc_event, trace, True),
+                 ("checkout-grpc-js-notrace", "stall-grpc-js-no-deadline-notrace", "grpc-js", 3, sat.port, grpc_event, notrace, True))
+            time.sleep(STALL_WINDOW_S + 2)
+            wave(("search-botocore-debug", "stall-lone-botocore-debug", "botocore", 1, sat.port, {"bucket": "search"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), True),
+                 ("search-grpc-js-trace", "stall-lone-grpc-js-trace", "grpc-js", 1, sat.port, grpc_event, trace, True))
+            time.sleep(STALL_WINDOW_S + 2)
+            wave(("profile-botocore-debug", "stall-negative-healthy-botocore-debug", "botocore", 3, s3.port, {"bucket": "profile"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), False),
+                 ("profile-grpc-js-trace", "stall-negative-healthy-grpc-js-trace", "grpc-js", 3, echo.port, grpc_event, trace, False),
+                 ("reports-botocore-debug-slow", "stall-negative-slow-server-botocore-debug", "botocore", 3, s3.port, {"bucket": "slow-20000"}, dict(defaults, THAWTRACE_LOG_LEVEL="DEBUG"), False),
+                 ("ledger-grpc-js-slow", "stall-negative-slow-server-grpc-js-trace", "grpc-js", 3, slow_grpc.port, grpc_event, trace, False),
+                 ("ledger-grpc-js-silent", "stall-negative-accepted-no-h2-grpc-js-trace", "grpc-js", 3, silent.port, grpc_event, trace, False))
     finally:
         network.set_syn_retries(1)
         sat.close()
@@ -950,7 +1021,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nat-idle-s", type=float, default=6.0, help="the proxy's idle timeout, standing in for 350 s")
-    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow"], help="record only this family")
+    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow", "nat-java", "stall-java"], help="record only this family")
     ap.add_argument("--matrix", action="store_true",
                     help="also record the settings matrix (nat-matrix, stall-matrix; nat-near with --nat-near): NAT drops, idle inside an invocation, "
                          "botocore retries and log levels, TCP keepalive, (NAT idle near misses,) connect stalls with no connect timeout, and their negatives")
@@ -1000,6 +1071,8 @@ def main():
         threads.append(threading.Thread(target=run, args=("nat-matrix", nat_matrix, args.nat_idle_s)))
     if "nat-near" in families:
         threads.append(threading.Thread(target=run, args=("nat-near", nat_near, args.nat_idle_s)))
+    if "nat-java" in families:
+        threads.append(threading.Thread(target=run, args=("nat-java", nat_matrix, args.nat_idle_s, nat_java_scenarios)))
     if "stall" in families:
         threads.append(threading.Thread(target=run, args=("stall", stall_family)))
     if "stall-matrix" in families:
@@ -1012,6 +1085,9 @@ def main():
             stall_matrix(rec)
 
         threads.append(threading.Thread(target=run, args=("stall-matrix", after_stalls)))
+    if "stall-java" in families:
+        # Alone (--only stall-java): it raises tcp_syn_retries.
+        threads.append(threading.Thread(target=run, args=("stall-java", stall_matrix, True)))
     if "duplicate" in families:
         threads.append(threading.Thread(target=run, args=("duplicate", duplicate_family)))
     if "connect-slow" in families:

@@ -237,7 +237,21 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     }
     if grpc_java::is_frame_line(raw) {
         return Line {
-            kind: grpc_java::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
+            kind: match grpc_java::reset(text) {
+                Some(net) => LineKind::CallFailed(Failure {
+                    code: None,
+                    net: Some(net),
+                }),
+                None => grpc_java::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
+            },
+            printed_request_id: None,
+        };
+    }
+    if grpc_java::is_trace_line(raw) {
+        return Line {
+            kind: grpc_java::connect(text).map_or(LineKind::Other, |(destination, done)| {
+                LineKind::Connect { destination, done }
+            }),
             printed_request_id: None,
         };
     }
@@ -305,7 +319,7 @@ impl Failure {
 /// | `ConnectTimeout` | `14 UNAVAILABLE: No connection established. Last error: Error: connect ETIMEDOUT 127.0.0.1:37299.` (grpc-js); `ConnectTimeoutError: Connect timeout on endpoint URL: "http://localhost:37299/checkout?list-type=2&encoding-type=url"` (botocore) |
 /// | `ConnectTimeout` (C-core) | `StatusCode.UNAVAILABLE failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:53777: Failed to connect to remote host: getsockopt(SO_ERROR): Connection timed out` (grpcio 1.85) |
 /// | `FunctionTimeout` | `2026-11-28T12:01:09.611Z 9d0e3c5a-… Task timed out after 9.00 seconds` (Lambda's own line; in the JSON log format, `platform.runtimeDone` with `"status": "timeout"`) |
-/// | `DeadlineExceeded` | `echo call 0 failed: 4 4 DEADLINE_EXCEEDED: Deadline exceeded after 2.000s,remote_addr=127.0.0.1:45769` (grpc-js 1.14); `StatusCode.DEADLINE_EXCEEDED` (grpcio) |
+/// | `DeadlineExceeded` | `echo call 0 failed: 4 4 DEADLINE_EXCEEDED: Deadline exceeded after 2.000s,remote_addr=127.0.0.1:45769` (grpc-js 1.14); `StatusCode.DEADLINE_EXCEEDED` (grpcio); `echo call 0 failed: DEADLINE_EXCEEDED: deadline exceeded after 1.999552113s. [closed=[], open=[[remote_addr=/127.0.0.1:44707]]]` (grpc-java 1.41) |
 /// | `Retried` | `[DEBUG]\t…\tStarting new HTTP connection (2): 127.0.0.1:42739` (urllib3 under botocore, after `Retry needed, retrying request after delay of: …`): the pooled connection was lost and the request sent again on a new one |
 /// | `ConnectRefused` | `No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:34533.` (grpc-js) |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -473,8 +487,13 @@ pub(crate) fn call_failure(body: &str) -> Option<Failure> {
     let net = net_failure(body).or_else(|| {
         (code == Some("DEADLINE_EXCEEDED")).then(|| NetFailure {
             cause: NetCause::DeadlineExceeded,
+            // grpc-java 1.41 closes the list it is in and prefixes
+            // Netty's `/`: `open=[[remote_addr=/127.0.0.1:44707]]]`.
             destination: after(body, "remote_addr=").map(|rest| {
-                rest[..rest.find([',', ' ', '"', '\\']).unwrap_or(rest.len())].to_owned()
+                rest[..rest.find([',', ' ', '"', '\\']).unwrap_or(rest.len())]
+                    .trim_end_matches(']')
+                    .trim_start_matches('/')
+                    .to_owned()
             }),
         })
     });

@@ -131,3 +131,95 @@ pub fn assert_perfect(dir: &Path, what: &str) {
         assert_eq!(f["inferred_from"], "go_away", "{f}");
     }
 }
+
+/// A recording of Java functions restored from a SnapStart snapshot
+/// (`record_modes.py --java --only java-snapstart`) scored per environment
+/// and kind against the harness's truth (`score_modes`), with a stale
+/// connection to find at both JUL settings and in both log formats, and
+/// negatives (re-created in `afterRestore`, lazy, unused) with none.
+pub fn assert_snapstart_perfect(dir: &Path, what: &str) {
+    assert_eq!(super::score_modes(dir), ["snapstart"], "{what}");
+    let truth = super::truth(dir);
+    let envs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
+            .unwrap();
+    let stale = |env: &Value| {
+        truth
+            .iter()
+            .filter(|t| t["log_stream"] == env["log_stream"])
+            .count()
+    };
+    for setting in ["fine", "info"] {
+        for format in ["text", "json"] {
+            assert!(
+                envs.iter().any(|e| e["setting"] == setting
+                    && e["format"] == format
+                    && e["library"] == "grpc-java"
+                    && stale(e) > 0),
+                "{what}: a stale connection to find at {setting}, {format}"
+            );
+        }
+    }
+    let negatives: Vec<&Value> = envs
+        .iter()
+        .filter(|e| {
+            e["recreate_on_restore"].is_string()
+                || e["connect_at_init"] == false
+                || e["uses_connection_after_restore"] == false
+        })
+        .collect();
+    assert!(negatives.len() >= 3, "{what}: negatives {negatives:?}");
+    for e in negatives {
+        assert_eq!(stale(e), 0, "{what}: {}", e["name"]);
+    }
+}
+
+/// A network recording of Java functions (`record_network.py --only
+/// nat-java` or `--only stall-java`) scanned with its scan-args: per
+/// environment, the findings are the truth's (the NAT proxy's resets, the
+/// saturated listener's stalled connects) wherever the logs can show them;
+/// in the `blind` settings (their logs print nothing that tells the failure
+/// from another), nothing is reported that did not happen. Negatives
+/// included: at least `min_found` truth entries in settings that show
+/// them, and an environment with none.
+pub fn assert_network_perfect(dir: &Path, what: &str, blind: &[&str], min_found: usize) {
+    let truth = super::truth(dir);
+    let found = super::scan_json_with(&[&dir.join("events.jsonl")], &super::scan_args(dir));
+    let envs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
+            .unwrap();
+    let (mut hits, mut negatives) = (BTreeSet::new(), 0);
+    for env in &envs {
+        let stream = env["log_stream"].as_str().unwrap();
+        let of = |all: &[Value]| {
+            let on: Vec<Value> = all
+                .iter()
+                .filter(|f| {
+                    f["log_stream"] == stream
+                        || f["log_streams"]
+                            .as_array()
+                            .is_some_and(|s| s.iter().any(|s| s == stream))
+                })
+                .cloned()
+                .collect();
+            super::keys(&on)
+        };
+        let (found, truth) = (of(&found), of(&truth));
+        let setting = env["setting"].as_str().unwrap_or("");
+        if blind.contains(&setting) {
+            assert!(
+                found.iter().all(|f| truth.contains(f)),
+                "{what}: {setting} (blind): {found:?} not in {truth:?}"
+            );
+            continue;
+        }
+        assert_eq!(found, truth, "{what}: {setting}");
+        negatives += usize::from(truth.is_empty());
+        hits.extend(truth);
+    }
+    assert!(
+        hits.len() >= min_found,
+        "{what}: failures to find where the logs show them: {hits:?}"
+    );
+    assert!(negatives >= 1, "{what}: a negative");
+}

@@ -24,7 +24,9 @@ pub fn repo() -> PathBuf {
 /// The keepalive recordings scored by their line truth (the neighbouring
 /// failures' recording, with its own scan arguments, is
 /// [`network_fixture`]; the settings matrix, scored by the harness's truth,
-/// is [`settings_fixture`]).
+/// is [`settings_fixture`]; the execution-mode recordings, with their
+/// `observations.json`, are [`modes_fixture`] and
+/// tests/fixtures/recorded-java-snapstart).
 pub fn fixtures() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures"))
         .unwrap()
@@ -34,6 +36,7 @@ pub fn fixtures() -> Vec<PathBuf> {
                 && !p.join("scan-args.json").exists()
                 && !p.join("harness_truth.json").exists()
                 && *p != modes_fixture()
+                && !p.join("observations.json").exists()
         })
         .collect();
     dirs.sort();
