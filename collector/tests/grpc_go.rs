@@ -153,3 +153,42 @@ fn the_recorded_go_164_function_scores_perfectly_where_the_log_can_tell() {
         assert_ne!(f["ping_request_id"], f["timeout_request_id"], "{f}");
     }
 }
+
+/// NAT idle resets of a Go function (grpc-go 1.64; record_network.py
+/// `--only nat-go`, the fixture tests/fixtures/recorded-nat-go): with
+/// keepalive off, the call after a freeze past the NAT's idle timeout meets
+/// its RST and fails with `desc = error reading from server: … connection
+/// reset by peer`, at the default logging as with the transport's lines;
+/// with keepalive on, grpc-go's ping at the thaw meets the RST instead and
+/// the call goes out on a new connection (no failure, nothing to report);
+/// freezes shorter than the timeout are the negative. Found exactly as the
+/// proxy's log says, every environment.
+#[test]
+fn the_recorded_go_nat_idle_resets_are_found_exactly() {
+    let dir = repo().join("tests/fixtures/recorded-nat-go");
+    let found = scan_json_with(&[&dir.join("events.jsonl")], &scan_args(&dir));
+    let truth = truth(&dir);
+    assert_eq!(keys(&found), keys(&truth), "recorded-nat-go");
+    let envs: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("environments.json")).unwrap()).unwrap();
+    for env in &envs {
+        let stream = &env["log_stream"];
+        let setting = env["setting"].as_str().unwrap();
+        let resets = truth
+            .iter()
+            .filter(|t| t["kind"] == "nat_idle_reset" && t["log_streams"][0] == *stream)
+            .count();
+        // What the recording claims to test: resets where keepalive is off
+        // and the freezes outlast the NAT, none elsewhere.
+        assert_eq!(
+            resets > 0,
+            setting.starts_with("nat-grpc-go-keepalive-off"),
+            "{setting}: {resets} resets in the truth"
+        );
+    }
+    for f in &found {
+        assert_eq!(f["kind"], "nat_idle_reset", "{f}");
+        assert_eq!(f["cause"], "reset", "{f}");
+        assert!(f["idle_ms"].as_i64().unwrap() >= 6000, "{f}");
+    }
+}

@@ -107,6 +107,7 @@ import lambda_sim  # noqa: E402
 import network  # noqa: E402
 
 NODE_DIR = os.path.join(ROOT, "tests", "recorders", "node")
+GO_DIR = os.path.join(ROOT, "tests", "recorders", "go")
 PY_DIR = os.path.join(ROOT, "tests", "recorders", "python")
 NODE = ["node", "runtime.js"]
 NODE_TRACE = {"GRPC_TRACE": "transport,subchannel,dns_resolver", "GRPC_VERBOSITY": "DEBUG"}
@@ -151,6 +152,10 @@ class Recording:
         if runtime == "node":
             command, cwd, handler = NODE, NODE_DIR, "./net_function.js"
             extra = dict(NODE_TRACE)
+        elif runtime == "go":
+            # The Go function of record_go.py (nat_go_family builds it).
+            command, cwd, handler = [self.go_exe], GO_DIR, None
+            extra = {}
         else:
             command, cwd, handler = [sys.executable, "runtime.py"], PY_DIR, "net_function"
             extra = {}
@@ -314,6 +319,74 @@ def nat_family(rec, idle_s):
         for rid in sorted(hit):
             rec.expect("nat_idle_reset", [env], [rid])
         rec.log("%s: %d NAT idle resets (%s)" % (env.stream.name[-8:], len(hit), ", ".join(sorted({w for _, _, w in proxy.events()}))))
+
+
+def nat_go_family(rec, idle_s, grpc="1.64"):
+    """nat-go: the Go function of record_go.py (grpc-go 1.64, `--grpc` of
+    record_go.py) through the IdleNatProxy: with keepalive off, a freeze
+    past the NAT's idle timeout makes the next call meet the RST (positive;
+    at the default logging and with the transport's lines); freezes
+    shorter than it are the negative; with keepalive on, the ping grpc-go
+    sends at the thaw meets the RST first and the call goes out on a new
+    connection (truth only where a call failed). Truth from the proxy's
+    log: each invocation whose bytes met the reset and that reported a
+    failed call."""
+    import record_go
+
+    rng = random.Random(rec.rng.getrandbits(64))
+    short = lambda: rng.uniform(0.3, 0.5) * idle_s  # noqa: E731
+    long_ = lambda: idle_s + rng.uniform(1.5, 3.0)  # noqa: E731
+    rec.go_exe = record_go.build(rec.work, grpc)
+    server = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
+    scenarios = [
+        # (setting, function, env, gaps after each invocation, expect)
+        ("nat-grpc-go-keepalive-off@info-v2", "ledger-go-nokeepalive", dict(record_go.SETTINGS["info-v2"], THAWTRACE_KEEPALIVE="0"),
+         [short(), long_(), short(), long_(), 0.3, 0.1], "hit"),
+        ("nat-grpc-go-keepalive-off@default", "ledger-go-nokeepalive-default", dict(record_go.SETTINGS["default"], THAWTRACE_KEEPALIVE="0"),
+         [short(), long_(), short(), long_(), 0.3, 0.1], "hit"),
+        ("nat-grpc-go-keepalive@info-v2", "ledger-go", dict(record_go.SETTINGS["info-v2"]),
+         [short(), long_(), short(), long_(), 0.3, 0.1], "any"),
+        ("nat-negative-short-freeze-grpc-go@info-v2", "ledger-go-short-freeze", dict(record_go.SETTINGS["info-v2"], THAWTRACE_KEEPALIVE="0"),
+         [short(), short(), short(), short(), 0.1], "none"),
+    ]
+    runs = []
+
+    def run(setting, function, env_vars, gaps, expect):
+        proxy = network.IdleNatProxy(server.port, idle_s)
+        env = rec.environment(setting, function, "go", env=dict(env_vars, THAWTRACE_TARGET="127.0.0.1:%d" % proxy.port),
+                              setting=setting, library="grpc-go")
+        rids = [rec.rid() for _ in gaps]
+        try:
+            for rid, gap in zip(rids, gaps):
+                rec.invoke(env, rid, {"calls": 1}, gap)
+        finally:
+            env.close()
+            proxy.close()
+        runs.append((setting, expect, env, proxy, rids))
+
+    try:
+        run_all([(run, sc) for sc in scenarios])
+    finally:
+        server.stop()
+    problems = []
+    for setting, expect, env, proxy, rids in sorted(runs, key=lambda r: r[0]):
+        hit = set()
+        for ms, _, what in proxy.events():
+            if what in ("reset", "expired_pending"):
+                rid = owner_at(env, ms)
+                if rid and failed(env, rid):
+                    hit.add(rid)
+        for rid in sorted(hit):
+            rec.expect("nat_idle_reset", [env], [rid], setting=setting, library="grpc-go")
+        rec.annotate(env, nat_idle_s=idle_s, proxy_events=dict(sorted(Counter(w for _, _, w in proxy.events()).items())),
+                     invocations=[{"request_id": r, "nat_hit": r in hit} for r in rids])
+        rec.log("nat-go %-44s %d NAT idle resets; proxy: %s" % (setting, len(hit), dict(Counter(w for _, _, w in proxy.events()))))
+        if expect == "hit" and not hit:
+            problems.append("%s: no call met the NAT's reset" % setting)
+        if expect == "none" and hit:
+            problems.append("%s: a negative met the NAT" % setting)
+    if problems:
+        raise RuntimeError("nat-go did not record what it meant to:\n" + "\n".join(problems))
 
 
 def stall_family(rec):
@@ -950,7 +1023,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nat-idle-s", type=float, default=6.0, help="the proxy's idle timeout, standing in for 350 s")
-    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow"], help="record only this family")
+    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow", "nat-go"], help="record only this family")
     ap.add_argument("--matrix", action="store_true",
                     help="also record the settings matrix (nat-matrix, stall-matrix; nat-near with --nat-near): NAT drops, idle inside an invocation, "
                          "botocore retries and log levels, TCP keepalive, (NAT idle near misses,) connect stalls with no connect timeout, and their negatives")
@@ -1000,6 +1073,8 @@ def main():
         threads.append(threading.Thread(target=run, args=("nat-matrix", nat_matrix, args.nat_idle_s)))
     if "nat-near" in families:
         threads.append(threading.Thread(target=run, args=("nat-near", nat_near, args.nat_idle_s)))
+    if "nat-go" in families:
+        threads.append(threading.Thread(target=run, args=("nat-go", nat_go_family, args.nat_idle_s)))
     if "stall" in families:
         threads.append(threading.Thread(target=run, args=("stall", stall_family)))
     if "stall-matrix" in families:

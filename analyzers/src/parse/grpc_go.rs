@@ -29,6 +29,7 @@
 //! | `[transport] [client-transport 0xc000180000] Closing: connection error: desc = "<other reason>"` | 1.38+ (not recorded) | closed for that reason, not keepalive |
 //! | `rpc error: code = Unavailable desc = transport is closing` | 1.33 (recorded, on the function's failed call) | the call's transport was closed under it, reason not said |
 //! | `rpc error: code = Unavailable desc = keepalive ping failed to receive ACK within timeout` | 1.64 (recorded), 1.38+ | the call's transport closed on a keepalive timeout |
+//! | `rpc error: code = Unavailable desc = error reading from server: read tcp <local>-><remote>: read: connection reset by peer` | 1.64 (recorded through the NAT proxy) | a failed call whose connection the peer (a NAT that forgot it) reset: a network failure, for `nat_idle_reset` |
 //!
 //! In 1.33 a transport the keepalive closes and one whose read failed (the
 //! server's EOF or RST) both end in `transport is closing`: the reason
@@ -37,7 +38,9 @@
 //! names no connection on these lines consistently, so they are all keyed
 //! to the function's one channel, [`CONNECTION`].
 
-use super::{Keepalive, KeepaliveEvent, Library, Line, LineKind, RawText};
+use super::{
+    Failure, Keepalive, KeepaliveEvent, Library, Line, LineKind, NetCause, NetFailure, RawText,
+};
 
 /// The connection key of every grpc-go line: the function's channel.
 pub const CONNECTION: &str = "grpc-go";
@@ -199,6 +202,26 @@ fn call_closed(msg: &str) -> Option<CloseReason> {
     }
 }
 
+/// The function's failed call whose transport the peer reset (grpc-go
+/// 1.64, recorded through the NAT proxy: `rpc error: code = Unavailable
+/// desc = error reading from server: read tcp <local>-><remote>: read:
+/// connection reset by peer`, Go's lower-case ECONNRESET text): a failed
+/// call with a network cause, read at any setting, for the neighbouring
+/// failures (a NAT that forgot the connection).
+fn call_reset(msg: &str) -> Option<Failure> {
+    const NEEDLE: &str = "rpc error: code = Unavailable desc = ";
+    let at = memchr::memmem::find(msg.as_bytes(), NEEDLE.as_bytes())?;
+    let desc = &msg[at + NEEDLE.len()..];
+    memchr::memmem::find(desc.as_bytes(), b"connection reset by peer")?;
+    Some(Failure {
+        code: Some("UNAVAILABLE"),
+        net: Some(NetFailure {
+            cause: NetCause::Reset,
+            destination: None,
+        }),
+    })
+}
+
 fn keepalive(event: KeepaliveEvent) -> LineKind<'static> {
     LineKind::Keepalive(Keepalive {
         library: Library::GrpcGo,
@@ -233,10 +256,13 @@ pub fn parse(text: RawText<'_>, want_failures: bool) -> Option<Line<'static>> {
                 reason,
                 quiet_ms: None,
             }),
-            None if want_failures => {
-                super::call_failure(msg).map_or(LineKind::Other, LineKind::CallFailed)
-            }
-            None => LineKind::Other,
+            None => match call_reset(msg) {
+                Some(failure) => LineKind::CallFailed(failure),
+                None if want_failures => {
+                    super::call_failure(msg).map_or(LineKind::Other, LineKind::CallFailed)
+                }
+                None => LineKind::Other,
+            },
         },
     };
     Some(Line {
@@ -365,6 +391,19 @@ mod tests {
             None
         );
         assert_eq!(event("2026/12/06 14:33:27 echo call 0 ok"), None);
+        // Recorded, 1.64.0 through the NAT proxy (record_network.py
+        // --only nat-go), any setting: a failed call with a network cause.
+        let reset = "2026/12/06 18:00:47 echo call 0 failed: rpc error: code = Unavailable desc = error reading from server: read tcp 127.0.0.1:44030->127.0.0.1:39301: read: connection reset by peer";
+        assert_eq!(
+            parse(RawText::Plain(reset), false).unwrap().kind,
+            LineKind::CallFailed(Failure {
+                code: Some("UNAVAILABLE"),
+                net: Some(NetFailure {
+                    cause: NetCause::Reset,
+                    destination: None
+                }),
+            })
+        );
         assert_eq!(
             event(
                 "2026/12/06 14:33:33 echo call 0 failed: rpc error: code = Unavailable desc = error reading from server: EOF"
