@@ -192,3 +192,26 @@ fn the_recorded_go_nat_idle_resets_are_found_exactly() {
         assert!(f["idle_ms"].as_i64().unwrap() >= 6000, "{f}");
     }
 }
+
+/// Connect stalls of Go functions (grpc-go 1.64; record_network.py `--only
+/// stall-go`, the fixture tests/fixtures/recorded-stall-go): two functions'
+/// bursts of three environments whose SYNs a full accept queue drops (the
+/// call fails with the dial's `connect: connection timed out`, at the
+/// default logging and at verbosity 2); controls: a refused burst, one lone
+/// stalled environment, a healthy burst. Found exactly as the harness saw.
+#[test]
+fn the_recorded_go_connect_stalls_are_found_exactly() {
+    let dir = repo().join("tests/fixtures/recorded-stall-go");
+    let found = scan_json_with(&[&dir.join("events.jsonl")], &scan_args(&dir));
+    let truth = truth(&dir);
+    assert_eq!(keys(&found), keys(&truth), "recorded-stall-go");
+    let stalls: Vec<&Value> = truth
+        .iter()
+        .filter(|t| t["kind"] == "connect_stall")
+        .collect();
+    assert_eq!(stalls.len(), 2, "a stalled burst per function: {stalls:?}");
+    for f in &found {
+        assert_eq!(f["kind"], "connect_stall", "{f}");
+        assert!(f["environments"].as_u64().unwrap() >= 3, "{f}");
+    }
+}

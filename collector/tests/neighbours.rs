@@ -360,3 +360,19 @@ fn a_fresh_go_nat_recording_matches_the_proxy() {
     );
     assert_every_setting_scores(dir, &what);
 }
+
+#[test]
+fn a_fresh_go_stall_recording_matches_the_listener() {
+    let (seed, tmp) = fresh_recording_with(
+        "record_network.py",
+        "stall-go",
+        &["--only".as_ref(), "stall-go".as_ref()],
+    );
+    let dir = tmp.path();
+    let what = format!("fresh stall-go recording, seed {seed}");
+    assert!(
+        truth(dir).iter().any(|t| t["kind"] == "connect_stall"),
+        "{what}: no connect stall recorded"
+    );
+    assert_every_setting_scores(dir, &what);
+}

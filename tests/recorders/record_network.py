@@ -321,6 +321,63 @@ def nat_family(rec, idle_s):
         rec.log("%s: %d NAT idle resets (%s)" % (env.stream.name[-8:], len(hit), ", ".join(sorted({w for _, _, w in proxy.events()}))))
 
 
+def build_go(rec, grpc="1.64"):
+    """The Go function of record_go.py, built once per recording."""
+    import record_go
+
+    with rec.lock:
+        if not getattr(rec, "go_exe", None):
+            rec.go_exe = record_go.build(rec.work, grpc)
+    return rec.go_exe
+
+
+def stall_go_family(rec):
+    """stall-go: bursts of the Go function (grpc-go 1.64, info-v2 and the
+    default logging) connecting to a listener whose full accept queue drops
+    their SYNs: the kernel gives up after ~3 s (tcp_syn_retries lowered in
+    the namespace) and grpc-go fails the call (no wait-for-ready) with the
+    dial's `connect: connection timed out`. Controls: a refused burst, one
+    lone stalled environment, a healthy burst. Truth: the environments of a
+    stalled burst whose call failed (their own lines), as stall_family's."""
+    import record_go
+
+    build_go(rec)
+    sat = network.SaturatedListener()
+    refused = network.SaturatedListener()
+    refused_port = refused.port
+    refused.close()  # nothing listens there any more: ECONNREFUSED
+    healthy = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
+
+    def burst(function, setting, n, port, expect):
+        envs = [rec.environment("%s-%d" % (function, i), function, "go", env=dict(record_go.SETTINGS[setting], THAWTRACE_TARGET="127.0.0.1:%d" % port),
+                                setting="%s@%s" % (function, setting), library="grpc-go") for i in range(n)]
+        ids = [rec.rid() for _ in envs]
+        try:
+            run_all([(rec.invoke, (e, r, {"calls": 1})) for e, r in zip(envs, ids)])
+        finally:
+            for e in envs:
+                e.close()
+        failing = [(e, r) for e, r in zip(envs, ids) if failed(e, r)]
+        if expect:
+            if len(failing) < 3:
+                raise RuntimeError("stall-go %s: only %d of %d environments failed" % (function, len(failing), n))
+            rec.expect("connect_stall", [e for e, _ in failing], [r for _, r in failing])
+        rec.log("stall-go burst %s: %d of %d failed" % (function, len(failing), n))
+
+    # Two Go functions of one VPC stall together, at two log settings.
+    run_all([
+        (burst, ("checkout-go", "info-v2", 3, sat.port, True)),
+        (burst, ("checkout-go-default", "default", 3, sat.port, True)),
+    ])
+    time.sleep(STALL_WINDOW_S + 2)
+    burst("catalog-go", "info-v2", 3, refused_port, False)  # refused at once: not a stall
+    time.sleep(STALL_WINDOW_S + 2)
+    burst("search-go", "info-v2", 1, sat.port, False)  # one environment is not a burst
+    burst("profile-go", "info-v2", 3, healthy.port, False)  # a healthy burst
+    sat.close()
+    healthy.stop()
+
+
 def nat_go_family(rec, idle_s, grpc="1.64"):
     """nat-go: the Go function of record_go.py (grpc-go 1.64, `--grpc` of
     record_go.py) through the IdleNatProxy: with keepalive off, a freeze
@@ -336,7 +393,7 @@ def nat_go_family(rec, idle_s, grpc="1.64"):
     rng = random.Random(rec.rng.getrandbits(64))
     short = lambda: rng.uniform(0.3, 0.5) * idle_s  # noqa: E731
     long_ = lambda: idle_s + rng.uniform(1.5, 3.0)  # noqa: E731
-    rec.go_exe = record_go.build(rec.work, grpc)
+    build_go(rec, grpc)
     server = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
     scenarios = [
         # (setting, function, env, gaps after each invocation, expect)
@@ -1023,7 +1080,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nat-idle-s", type=float, default=6.0, help="the proxy's idle timeout, standing in for 350 s")
-    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow", "nat-go"], help="record only this family")
+    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow", "nat-go", "stall-go"], help="record only this family")
     ap.add_argument("--matrix", action="store_true",
                     help="also record the settings matrix (nat-matrix, stall-matrix; nat-near with --nat-near): NAT drops, idle inside an invocation, "
                          "botocore retries and log levels, TCP keepalive, (NAT idle near misses,) connect stalls with no connect timeout, and their negatives")
@@ -1073,6 +1130,8 @@ def main():
         threads.append(threading.Thread(target=run, args=("nat-matrix", nat_matrix, args.nat_idle_s)))
     if "nat-near" in families:
         threads.append(threading.Thread(target=run, args=("nat-near", nat_near, args.nat_idle_s)))
+    if "stall-go" in families:
+        threads.append(threading.Thread(target=run, args=("stall-go", stall_go_family)))
     if "nat-go" in families:
         threads.append(threading.Thread(target=run, args=("nat-go", nat_go_family, args.nat_idle_s)))
     if "stall" in families:

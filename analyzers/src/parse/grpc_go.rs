@@ -29,6 +29,7 @@
 //! | `[transport] [client-transport 0xc000180000] Closing: connection error: desc = "<other reason>"` | 1.38+ (not recorded) | closed for that reason, not keepalive |
 //! | `rpc error: code = Unavailable desc = transport is closing` | 1.33 (recorded, on the function's failed call) | the call's transport was closed under it, reason not said |
 //! | `rpc error: code = Unavailable desc = keepalive ping failed to receive ACK within timeout` | 1.64 (recorded), 1.38+ | the call's transport closed on a keepalive timeout |
+//! | `rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp <addr>: connect: connection timed out"` (or `connection refused`) | 1.64 (recorded against a SYN-dropping / closed listener) | the call's connect timed out (a `connect_stall` when environments stall together) or was refused |
 //! | `rpc error: code = Unavailable desc = error reading from server: read tcp <local>-><remote>: read: connection reset by peer` | 1.64 (recorded through the NAT proxy) | a failed call whose connection the peer (a NAT that forgot it) reset: a network failure, for `nat_idle_reset` |
 //!
 //! In 1.33 a transport the keepalive closes and one whose read failed (the
@@ -222,6 +223,35 @@ fn call_reset(msg: &str) -> Option<Failure> {
     })
 }
 
+/// The function's failed call whose connect failed (grpc-go 1.64,
+/// recorded against a listener that drops SYNs and one that refuses:
+/// `rpc error: code = Unavailable desc = connection error: desc =
+/// "transport: Error while dialing: dial tcp <addr>: connect: connection
+/// timed out"`, or `connection refused`): a network failure naming its
+/// destination, read at any setting, for `connect_stall`.
+fn call_dial_failure(msg: &str) -> Option<Failure> {
+    const CALL: &str = "rpc error: code = Unavailable desc = ";
+    const DIAL: &str = "Error while dialing: dial tcp ";
+    let at = memchr::memmem::find(msg.as_bytes(), CALL.as_bytes())?;
+    let desc = &msg[at + CALL.len()..];
+    let at = memchr::memmem::find(desc.as_bytes(), DIAL.as_bytes())?;
+    let (destination, why) = desc[at + DIAL.len()..].split_once(": connect: ")?;
+    let cause = if why.starts_with("connection timed out") {
+        NetCause::ConnectTimeout
+    } else if why.starts_with("connection refused") {
+        NetCause::ConnectRefused
+    } else {
+        return None;
+    };
+    Some(Failure {
+        code: Some("UNAVAILABLE"),
+        net: Some(NetFailure {
+            cause,
+            destination: Some(destination.to_owned()),
+        }),
+    })
+}
+
 fn keepalive(event: KeepaliveEvent) -> LineKind<'static> {
     LineKind::Keepalive(Keepalive {
         library: Library::GrpcGo,
@@ -256,7 +286,7 @@ pub fn parse(text: RawText<'_>, want_failures: bool) -> Option<Line<'static>> {
                 reason,
                 quiet_ms: None,
             }),
-            None => match call_reset(msg) {
+            None => match call_reset(msg).or_else(|| call_dial_failure(msg)) {
                 Some(failure) => LineKind::CallFailed(failure),
                 None if want_failures => {
                     super::call_failure(msg).map_or(LineKind::Other, LineKind::CallFailed)
@@ -380,6 +410,26 @@ mod tests {
             ),
             closed(CloseReason::Keepalive)
         );
+        // Recorded, 1.64.0 against a listener that drops SYNs / refuses
+        // (record_network.py --only stall-go), any setting.
+        for (reason, cause) in [
+            ("connection timed out", NetCause::ConnectTimeout),
+            ("connection refused", NetCause::ConnectRefused),
+        ] {
+            let line = format!(
+                "2026/12/06 18:09:26 echo call 0 failed: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp 127.0.0.1:39355: connect: {reason}\""
+            );
+            assert_eq!(
+                parse(RawText::Plain(&line), false).unwrap().kind,
+                LineKind::CallFailed(Failure {
+                    code: Some("UNAVAILABLE"),
+                    net: Some(NetFailure {
+                        cause,
+                        destination: Some("127.0.0.1:39355".into())
+                    }),
+                })
+            );
+        }
         // Not a close: the initial CONNECTING is read as one, and the
         // correlator drops it (no READY before it); other lines are Other.
         assert_eq!(
