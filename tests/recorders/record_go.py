@@ -29,6 +29,10 @@ GOPATH mode against /usr/share/gocode); `--grpc 1.64` with Debian trixie's
 Go 1.24 and grpc-go 1.64.0, which tests/setup.sh unpacks into
 tests/.deps/go-trixie (its environments are named `go164-…`, its functions
 `orders-go164…`, so both versions' recordings can be read side by side).
+The 1.64 environments run with the emulator's `frozen_network`: what the
+server sends during a freeze reaches the function after the thaw, as it
+does a paused microVM (SIGSTOP alone leaves the kernel reading the socket,
+and the ack of a ping in flight waits there, read first at the thaw).
 Needs: `bash tests/setup.sh`, or `--go-bin` a built function.
 """
 

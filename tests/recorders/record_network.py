@@ -71,6 +71,19 @@ them (each environment labelled with its `setting` in environments.json):
   bursts that time out on a slow server (botocore, grpc-js) or on a server
   that accepted the connection and never spoke.
 
+Go functions (opt-in, `--only nat-go` / `--only stall-go`, the fixtures
+tests/fixtures/recorded-nat-go and recorded-stall-go; the Go function of
+record_go.py with grpc-go 1.64, which tests/setup.sh unpacks):
+
+- nat-go: keepalive off at the default logging and at verbosity 2, freezes
+  past the NAT's timeout (the next call meets the RST); keepalive on (its
+  ping at the thaw meets it, the call goes out on a new connection); short
+  freezes (negative). Truth as the nat family's.
+- stall-go: two functions' bursts of three environments against the
+  SYN-dropping listener (verbosity 2 and default logging), a refused
+  burst, a lone stalled environment, a healthy burst. Truth as the stall
+  family's.
+
 Truth for the matrix comes from the harness alone (the proxy's log, the
 saturated listener's SYN-SENT sockets and their processes, the emulator's
 owner and freeze timeline), with the setting, the NAT event, where the
