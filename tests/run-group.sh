@@ -22,7 +22,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-recordings=(fresh_recording fresh_java fresh_go fresh_modes settings neighbours e2e harness_selftest)
+recordings=(fresh_recording fresh_java fresh_go fresh_go164 fresh_modes settings neighbours e2e harness_selftest)
 aws=(cloudwatch lambda_handler otlp dashboards shared_state archives faults)
 browser=(html)
 

@@ -14,6 +14,33 @@ fi
 if [ ! -d "$here/recorders/node/node_modules/@grpc/grpc-js" ] || [ ! -d "$here/recorders/node/node_modules/grpc-js-1-8" ]; then
   (cd "$here/recorders/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# grpc-go 1.64 and Go 1.24 (Debian trixie's packages) for record_go.py's
+# `--grpc 1.64`: each .deb fetched from Debian's pool, checked against the
+# SHA256 that trixie's Packages index (dists/trixie/main/binary-{all,amd64})
+# gives for it, and unpacked with `dpkg -x` into tests/.deps/go-trixie
+# (nothing is installed). grpc-go's Depends cut to what its client imports
+# (`go list -deps`). Skipped when present.
+go_trixie="$deps/go-trixie"
+if [ ! -x "$go_trixie/usr/lib/go-1.24/bin/go" ] || [ ! -e "$go_trixie/usr/share/gocode/src/google.golang.org/grpc/version.go" ]; then
+  tmp="$(mktemp -d)"
+  while read -r sha path; do
+    curl -sSf --retry 3 -o "$tmp/$(basename "$path")" "http://deb.debian.org/debian/$path"
+    echo "$sha  $tmp/$(basename "$path")" | sha256sum -c --quiet -
+  done <<'DEBS'
+5a52fec571e4a5d7eddf0b9e1366901f7da8e7b19d7c869443f36ef50077bdb3 pool/main/g/golang-google-grpc/golang-google-grpc-dev_1.64.0-7_all.deb
+93c6c109bbc0f1d55523282a16739d10634499c04f6d066a6aa58b67b687a44f pool/main/g/golang-1.24/golang-1.24-go_1.24.4-1_amd64.deb
+c396bc2c2e94606e0a060cff52b9bbbf1d7cefacb040eb3c40a55604111e66e1 pool/main/g/golang-1.24/golang-1.24-src_1.24.4-1_all.deb
+1f7576dfed2b293220186dd8a9c5c97b0858334ad67a700eb8569252b97ff395 pool/main/g/golang-golang-x-net/golang-golang-x-net-dev_0.27.0-2_all.deb
+043942ee171abf52df6d43d1f56bc5aee4d9823e967fe38eee6236507b2e33fc pool/main/g/golang-golang-x-sys/golang-golang-x-sys-dev_0.22.0-1_all.deb
+00fd442cb79b6a344a3222b11d4c71f3c6b13d3cc9c55901e343fbbb9970147c pool/main/g/golang-golang-x-text/golang-golang-x-text-dev_0.22.0-1_all.deb
+22547f1657c5135316e390f942a0ae05992e503bb2f98deed16be6fd7b6f3cff pool/main/g/golang-google-genproto/golang-google-genproto-dev_0.0~git20210726.e7812ac-4_all.deb
+28914f483ac5e3a95c62fff519b82d8f6c4d9f40f7a9ca330a0841bdc79e867d pool/main/g/golang-google-protobuf/golang-google-protobuf-dev_1.36.5-1_all.deb
+2acaa782706b5d72e2f2ee1d387a8fd45f0b51c14b0494c28913219df99cb440 pool/main/g/golang-github-golang-protobuf-1-5/golang-github-golang-protobuf-1-5-dev_1.5.4-1_all.deb
+DEBS
+  rm -rf "$go_trixie.part" && mkdir -p "$go_trixie.part"
+  for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$go_trixie.part"; done
+  rm -rf "$tmp" "$go_trixie" && mv "$go_trixie.part" "$go_trixie"
+fi
 # Debian's packages: headless Chromium for the HTML report test, faketime
 # for the tests that run the collector with its clock years ahead, a JDK
 # with grpc-java and Netty for the Java recorder, Go and grpc-go (1.33,

@@ -282,7 +282,7 @@ impl Incident {
     pub fn advice(&self) -> &'static str {
         match self.detail {
             Detail::NatIdleReset { .. } => {
-                "The connection sat idle past the NAT gateway's idle timeout (350 s), which then drops it without telling either end. Keep connections alive below 350 s: TCP keepalive (botocore: tcp_keepalive = true in the AWS config file; Node: an http.Agent with keepAlive; tonic: Endpoint::tcp_keepalive), or HTTP/2 keepalive pings; make calls that wait longer than that asynchronous."
+                "The connection sat idle past the NAT gateway's idle timeout (350 s), which then drops it without telling either end. Keep connections alive below 350 s: TCP keepalive (botocore: tcp_keepalive = true in the AWS config file; Node: an http.Agent with keepAlive; tonic: Endpoint::tcp_keepalive), or HTTP/2 keepalive pings (grpc-go: keepalive.ClientParameters{Time, PermitWithoutStream: true}, a Time below 350 s; its ping at a thaw then meets the dead connection instead of the call); make calls that wait longer than that asynchronous."
             }
             Detail::ConnectStall { .. } => {
                 "Connection attempts from many environments timed out together after DNS answered: a NAT gateway out of ports (55,000 simultaneous connections per destination per address, up to 8 addresses = 440,000; NAT metric ErrorPortAllocation) or a Hyperplane ENI at 65,000 connections (no metric). Add secondary NAT addresses, spread over more subnets and NAT gateways, use PrivateLink or VPC endpoints, and reuse connections across invocations."

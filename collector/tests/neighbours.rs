@@ -343,3 +343,36 @@ fn a_fresh_network_recording_is_scored_perfectly() {
     assert_every_kind_in_truth(out, &what);
     assert_every_setting_scores(out, &what);
 }
+
+#[test]
+fn a_fresh_go_nat_recording_matches_the_proxy() {
+    let (seed, tmp) = fresh_recording_with(
+        "record_network.py",
+        "nat-go",
+        &["--only".as_ref(), "nat-go".as_ref()],
+    );
+    let dir = tmp.path();
+    let what = format!("fresh nat-go recording, seed {seed}");
+    let truth = truth(dir);
+    assert!(
+        truth.iter().any(|t| t["kind"] == "nat_idle_reset"),
+        "{what}: no NAT idle reset recorded"
+    );
+    assert_every_setting_scores(dir, &what);
+}
+
+#[test]
+fn a_fresh_go_stall_recording_matches_the_listener() {
+    let (seed, tmp) = fresh_recording_with(
+        "record_network.py",
+        "stall-go",
+        &["--only".as_ref(), "stall-go".as_ref()],
+    );
+    let dir = tmp.path();
+    let what = format!("fresh stall-go recording, seed {seed}");
+    assert!(
+        truth(dir).iter().any(|t| t["kind"] == "connect_stall"),
+        "{what}: no connect stall recorded"
+    );
+    assert_every_setting_scores(dir, &what);
+}

@@ -89,18 +89,52 @@ class DelayProxy(LoopbackProxy):
 
     def __init__(self, upstream_port, delay_ms):
         self.delay = delay_ms / 1000.0
+        # freeze_network(): the function's whole microVM is paused, not only
+        # its process (Lambda freezes the VM): what the server sends it stays
+        # out of its socket until thaw_network(), then crosses the delay.
+        self._net = threading.Condition()
+        self._net_frozen = False
+        self._net_thawed_at = 0.0
         super().__init__(upstream_port)
+
+    def freeze_network(self):
+        with self._net:
+            self._net_frozen = True
+
+    def thaw_network(self):
+        with self._net:
+            self._net_frozen = False
+            self._net_thawed_at = time.monotonic()
+            self._net.notify_all()
+
+    def _hold_while_frozen(self):
+        """Called when a chunk for the function's socket is due: returns at
+        once if its network runs; else the chunk reached the paused VM and
+        enters it after the thaw, crossing the delay again as the resumed
+        VM's network path (and waits again if the VM froze meanwhile)."""
+        held = False
+        while True:
+            with self._net:
+                if self._net_frozen:
+                    held = True
+                    self._net.wait(0.05)
+                    continue
+                wait = self._net_thawed_at + self.delay - time.monotonic()
+            if not held or wait <= 0:
+                return
+            time.sleep(min(wait, 0.05))
 
     def pair(self, client, upstream):
         for a, b in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    def _pump(self, src, dst, on_recv=None, on_sent=None, on_end=None, gate=None):
+    def _pump(self, src, dst, on_recv=None, on_sent=None, on_end=None, gate=None, to_function=False):
         """Copy src to dst, each chunk `delay` late. Hooks, if given:
         on_recv(data) as a chunk is read, on_sent(data) once it is written,
         on_end("eof" | "reset") when src ends; gate(data) decides each
         chunk's fate: True forwards it, False swallows it, None stops the
-        pump."""
+        pump. to_function: dst is the function's socket, held while its
+        network is frozen (freeze_network)."""
         # A reader thread stamps chunks; a writer thread sends each one when its
         # delay is up, so order is kept and throughput is not cut by the delay.
         import queue
@@ -111,10 +145,14 @@ class DelayProxy(LoopbackProxy):
             while True:
                 due, data = q.get()
                 if data is None:
+                    if to_function:
+                        self._hold_while_frozen()
                     break
                 wait = due - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
+                if to_function:
+                    self._hold_while_frozen()
                 try:
                     dst.sendall(data)
                 except OSError:
@@ -178,7 +216,7 @@ class H2DelayProxy(DelayProxy):
         ).start()
         threading.Thread(
             target=self._pump, args=(upstream, client),
-            kwargs=dict(on_sent=lambda d: conn.server_bytes_delivered(now_ms(), d), on_end=lambda how: conn.server_closed(now_ms(), how)),
+            kwargs=dict(on_sent=lambda d: conn.server_bytes_delivered(now_ms(), d), on_end=lambda how: conn.server_closed(now_ms(), how), to_function=True),
             daemon=True,
         ).start()
 
@@ -518,6 +556,9 @@ class Environment:
         self.env = env
         # The function's timeout (Lambda's Timeout setting), if the spec sets one.
         self.timeout_s = spec.get("timeout_s")
+        # The proxy whose deliveries freeze with the function (spec
+        # "frozen_network"; run_environment sets it), or None.
+        self.network = None
         self._start_process()
 
     def _start_process(self):
@@ -562,6 +603,8 @@ class Environment:
         # Lambda freezes once the runtime asks for the next invocation.
         self.api.wait_polling()
         time.sleep(0.002)
+        if self.network:
+            self.network.freeze_network()
         os.kill(self.proc.pid, signal.SIGSTOP)
         self.timeline.append((now_ms(), "freeze", None))
         self.frozen = True
@@ -569,6 +612,8 @@ class Environment:
     def thaw(self):
         self.timeline.append((now_ms(), "thaw", None))
         os.kill(self.proc.pid, signal.SIGCONT)
+        if self.network:
+            self.network.thaw_network()
         self.frozen = False
 
     def set_owner(self, rid):
@@ -648,6 +693,8 @@ def run_environment(spec, stream, proxy, server, workdir, rng, log, timeline=Non
     `timeline`, if given, receives the emulator's events (Environment.timeline)."""
     target = "127.0.0.1:%d" % proxy.port
     env = Environment(spec, stream, target, workdir, timeline)
+    if spec.get("frozen_network"):
+        env.network = proxy
     try:
         for step in spec["script"]:
             rid = str(uuid.UUID(int=rng.getrandbits(128), version=4))

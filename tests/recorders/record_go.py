@@ -23,9 +23,17 @@ same findings. Writes events.jsonl, owners.jsonl, truth.json,
 harness_truth.json, harness_observations.json, harness_near_misses.json and
 environments.json, in record.py's shapes.
 
-Needs: `bash tests/setup.sh` (Debian's golang-go and golang-google-grpc-dev:
-Go 1.19, grpc-go 1.33.3; the function is built offline in GOPATH mode
-against /usr/share/gocode), or `--go-bin` a built function.
+`--grpc 1.33` (the default) builds the function with Debian bookworm's
+golang-go and golang-google-grpc-dev (Go 1.19, grpc-go 1.33.3, offline in
+GOPATH mode against /usr/share/gocode); `--grpc 1.64` with Debian trixie's
+Go 1.24 and grpc-go 1.64.0, which tests/setup.sh unpacks into
+tests/.deps/go-trixie (its environments are named `go164-…`, its functions
+`orders-go164…`, so both versions' recordings can be read side by side).
+The 1.64 environments run with the emulator's `frozen_network`: what the
+server sends during a freeze reaches the function after the thaw, as it
+does a paused microVM (SIGSTOP alone leaves the kernel reading the socket,
+and the ack of a ping in flight waits there, read first at the thaw).
+Needs: `bash tests/setup.sh`, or `--go-bin` a built function.
 """
 
 import argparse
@@ -46,7 +54,13 @@ import record  # noqa: E402
 from record import ROOT, lambda_sim  # noqa: E402
 
 GO_DIR = os.path.join(HERE, "go")
-GOPATH = "/usr/share/gocode"
+# Where each grpc-go version's source and Go toolchain live: (GOPATH, GOROOT
+# or None for the `go` on PATH).
+TRIXIE = os.path.join(ROOT, "tests", ".deps", "go-trixie")
+GRPC = {
+    "1.33": ("/usr/share/gocode", None),
+    "1.64": (os.path.join(TRIXIE, "usr/share/gocode"), os.path.join(TRIXIE, "usr/lib/go-1.24")),
+}
 
 # grpc-go's log settings (grpclog's loggerv2: severity info/warning/error,
 # verbosity gates its V(2) lines). None: unset, grpc-go's default (errors only).
@@ -58,33 +72,45 @@ SETTINGS = {
 }
 
 
-def build(out_dir):
+def build(out_dir, grpc):
     """Builds the Go function offline against Debian's grpc-go; returns its path."""
+    gopath, goroot = GRPC[grpc]
     exe = os.path.join(out_dir, "go-function")
-    env = dict(os.environ, GO111MODULE="off", GOPATH=GOPATH, GOPROXY="off", GOFLAGS="", CGO_ENABLED="0")
-    env.setdefault("GOCACHE", os.path.join(tempfile.gettempdir(), "thawtrace-go-cache"))
-    subprocess.run(["go", "build", "-o", exe, "."], cwd=GO_DIR, env=env, check=True)
+    env = dict(os.environ, GO111MODULE="off", GOPATH=gopath, GOPROXY="off", GOFLAGS="", CGO_ENABLED="0", GOTOOLCHAIN="local")
+    go = "go"
+    if goroot:
+        env["GOROOT"] = goroot
+        go = os.path.join(goroot, "bin", "go")
+        if not os.path.exists(go):
+            sys.exit("record_go.py: no Go 1.24 at %s: run `bash tests/setup.sh`" % goroot)
+    env.setdefault("GOCACHE", os.path.join(tempfile.gettempdir(), "thawtrace-go-cache-" + grpc))
+    subprocess.run([go, "build", "-o", exe, "."], cwd=GO_DIR, env=env, check=True)
     return exe
 
 
-def grpc_go_version():
+def grpc_go_version(grpc):
     """grpc-go's version as the installed source says it (version.go)."""
     try:
-        text = open(os.path.join(GOPATH, "src/google.golang.org/grpc/version.go")).read()
+        text = open(os.path.join(GRPC[grpc][0], "src/google.golang.org/grpc/version.go")).read()
         return text.split('const Version = "', 1)[1].split('"', 1)[0]
     except (OSError, IndexError):
         return None
 
 
-def environments(rng, exe, which):
+def environments(rng, exe, which, grpc="1.33"):
     envs = []
+    go = "go" if grpc == "1.33" else "go" + grpc.replace(".", "")
     for setting, env in SETTINGS.items():
-        envs.append(dict(name="go-text@%s" % setting, setting=setting, function="orders-go" + ("" if setting == "info-v99" else "-" + setting),
+        envs.append(dict(name="%s-text@%s" % (go, setting), setting=setting, function="orders-" + go + ("" if setting == "info-v99" else "-" + setting),
                          env=dict(env)))
-    envs.append(dict(name="go-keepalive-off@info-v99", setting="info-v99", function="orders-go-nokeepalive",
+    envs.append(dict(name="%s-keepalive-off@info-v99" % go, setting="info-v99", function="orders-%s-nokeepalive" % go,
                      env=dict(SETTINGS["info-v99"], THAWTRACE_KEEPALIVE="0"), keepalive=False))
     for e in envs:
         e.update(library="grpc-go", command=[exe], cwd=GO_DIR, format="text", start="platform")
+        # 1.64: the function's network freezes with it (lambda_sim's
+        # frozen_network), as a paused microVM's does: the ack of a ping in
+        # flight enters its socket after the thaw, not during the freeze.
+        e["frozen_network"] = grpc != "1.33"
     if which:
         envs = [e for e in envs if any(w in e["name"] for w in which)]
     return record.finish(rng, envs)
@@ -96,6 +122,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", action="append", help="record only environments whose name contains this")
     ap.add_argument("--proxy-delay-ms", type=int, default=40)
+    ap.add_argument("--grpc", choices=sorted(GRPC), default="1.33", help="grpc-go version to build against (default 1.33)")
     ap.add_argument("--go-bin", help="the built Go function (default: build tests/recorders/go)")
     ap.add_argument("--rust-bin", help="ignored (the fresh-recording tests pass it to every recorder)")
     args = ap.parse_args()
@@ -109,8 +136,8 @@ def main():
 
 
 def record_all(args, rng, work):
-    exe = args.go_bin or build(work)
-    envs = environments(rng, exe, args.only)
+    exe = args.go_bin or build(work, args.grpc)
+    envs = environments(rng, exe, args.only, args.grpc)
     if not envs:
         sys.exit("no environment to record")
     os.makedirs(args.out, exist_ok=True)
@@ -123,12 +150,12 @@ def record_all(args, rng, work):
 
     streams = record.run_environments(envs, work, rng, args.proxy_delay_ms, log, limit_s=300)
 
-    version = grpc_go_version()
+    version = grpc_go_version(args.grpc)
     all_events, meta, observations = [], [], []
     for spec, stream, proxy, timeline in streams:
         all_events += stream.events
         meta.append({"name": spec["name"], "library": "grpc-go", "library_version": version, "setting": spec["setting"],
-                     "env": spec["env"], "keepalive": spec["keepalive"],
+                     "env": spec["env"], "keepalive": spec["keepalive"], "frozen_network": spec["frozen_network"],
                      "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"],
                      "invocations": len(spec["script"]), "lines": len(stream.events)})
         observations.append(record.observation(spec, stream, proxy, timeline))

@@ -81,6 +81,19 @@ them (each environment labelled with its `setting` in environments.json):
   bursts that time out on a slow server (botocore, grpc-js) or on a server
   that accepted the connection and never spoke.
 
+Go functions (opt-in, `--only nat-go` / `--only stall-go`, the fixtures
+tests/fixtures/recorded-nat-go and recorded-stall-go; the Go function of
+record_go.py with grpc-go 1.64, which tests/setup.sh unpacks):
+
+- nat-go: keepalive off at the default logging and at verbosity 2, freezes
+  past the NAT's timeout (the next call meets the RST); keepalive on (its
+  ping at the thaw meets it, the call goes out on a new connection); short
+  freezes (negative). Truth as the nat family's.
+- stall-go: two functions' bursts of three environments against the
+  SYN-dropping listener (verbosity 2 and default logging), a refused
+  burst, a lone stalled environment, a healthy burst. Truth as the stall
+  family's.
+
 Truth for the matrix comes from the harness alone (the proxy's log, the
 saturated listener's SYN-SENT sockets and their processes, the emulator's
 owner and freeze timeline), with the setting, the NAT event, where the
@@ -118,6 +131,7 @@ import lambda_sim  # noqa: E402
 import network  # noqa: E402
 
 NODE_DIR = os.path.join(ROOT, "tests", "recorders", "node")
+GO_DIR = os.path.join(ROOT, "tests", "recorders", "go")
 PY_DIR = os.path.join(ROOT, "tests", "recorders", "python")
 NODE = ["node", "runtime.js"]
 NODE_TRACE = {"GRPC_TRACE": "transport,subchannel,dns_resolver", "GRPC_VERBOSITY": "DEBUG"}
@@ -172,6 +186,10 @@ class Recording:
             props = record_java.SETTINGS[(env or {}).get("THAWTRACE_JUL", "none")]
             command = self.java + (["-Djava.util.logging.config.file=" + props] if props else []) + ["Function"]
             cwd, handler, extra = record_java.JAVA_DIR, "", {}
+        elif runtime == "go":
+            # The Go function of record_go.py (nat_go_family builds it).
+            command, cwd, handler = [self.go_exe], GO_DIR, None
+            extra = {}
         else:
             command, cwd, handler = [sys.executable, "runtime.py"], PY_DIR, "net_function"
             extra = {}
@@ -336,6 +354,131 @@ def nat_family(rec, idle_s):
         for rid in sorted(hit):
             rec.expect("nat_idle_reset", [env], [rid])
         rec.log("%s: %d NAT idle resets (%s)" % (env.stream.name[-8:], len(hit), ", ".join(sorted({w for _, _, w in proxy.events()}))))
+
+
+def build_go(rec, grpc="1.64"):
+    """The Go function of record_go.py, built once per recording."""
+    import record_go
+
+    with rec.lock:
+        if not getattr(rec, "go_exe", None):
+            rec.go_exe = record_go.build(rec.work, grpc)
+    return rec.go_exe
+
+
+def stall_go_family(rec):
+    """stall-go: bursts of the Go function (grpc-go 1.64, info-v2 and the
+    default logging) connecting to a listener whose full accept queue drops
+    their SYNs: the kernel gives up after ~3 s (tcp_syn_retries lowered in
+    the namespace) and grpc-go fails the call (no wait-for-ready) with the
+    dial's `connect: connection timed out`. Controls: a refused burst, one
+    lone stalled environment, a healthy burst. Truth: the environments of a
+    stalled burst whose call failed (their own lines), as stall_family's."""
+    import record_go
+
+    build_go(rec)
+    sat = network.SaturatedListener()
+    refused = network.SaturatedListener()
+    refused_port = refused.port
+    refused.close()  # nothing listens there any more: ECONNREFUSED
+    healthy = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
+
+    def burst(function, setting, n, port, expect):
+        envs = [rec.environment("%s-%d" % (function, i), function, "go", env=dict(record_go.SETTINGS[setting], THAWTRACE_TARGET="127.0.0.1:%d" % port),
+                                setting="%s@%s" % (function, setting), library="grpc-go") for i in range(n)]
+        ids = [rec.rid() for _ in envs]
+        try:
+            run_all([(rec.invoke, (e, r, {"calls": 1})) for e, r in zip(envs, ids)])
+        finally:
+            for e in envs:
+                e.close()
+        failing = [(e, r) for e, r in zip(envs, ids) if failed(e, r)]
+        if expect:
+            if len(failing) < 3:
+                raise RuntimeError("stall-go %s: only %d of %d environments failed" % (function, len(failing), n))
+            rec.expect("connect_stall", [e for e, _ in failing], [r for _, r in failing])
+        rec.log("stall-go burst %s: %d of %d failed" % (function, len(failing), n))
+
+    # Two Go functions of one VPC stall together, at two log settings.
+    run_all([
+        (burst, ("checkout-go", "info-v2", 3, sat.port, True)),
+        (burst, ("checkout-go-default", "default", 3, sat.port, True)),
+    ])
+    time.sleep(STALL_WINDOW_S + 2)
+    burst("catalog-go", "info-v2", 3, refused_port, False)  # refused at once: not a stall
+    time.sleep(STALL_WINDOW_S + 2)
+    burst("search-go", "info-v2", 1, sat.port, False)  # one environment is not a burst
+    burst("profile-go", "info-v2", 3, healthy.port, False)  # a healthy burst
+    sat.close()
+    healthy.stop()
+
+
+def nat_go_family(rec, idle_s, grpc="1.64"):
+    """nat-go: the Go function of record_go.py (grpc-go 1.64, `--grpc` of
+    record_go.py) through the IdleNatProxy: with keepalive off, a freeze
+    past the NAT's idle timeout makes the next call meet the RST (positive;
+    at the default logging and with the transport's lines); freezes
+    shorter than it are the negative; with keepalive on, the ping grpc-go
+    sends at the thaw meets the RST first and the call goes out on a new
+    connection (truth only where a call failed). Truth from the proxy's
+    log: each invocation whose bytes met the reset and that reported a
+    failed call."""
+    import record_go
+
+    rng = random.Random(rec.rng.getrandbits(64))
+    short = lambda: rng.uniform(0.3, 0.5) * idle_s  # noqa: E731
+    long_ = lambda: idle_s + rng.uniform(1.5, 3.0)  # noqa: E731
+    build_go(rec, grpc)
+    server = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
+    scenarios = [
+        # (setting, function, env, gaps after each invocation, expect)
+        ("nat-grpc-go-keepalive-off@info-v2", "ledger-go-nokeepalive", dict(record_go.SETTINGS["info-v2"], THAWTRACE_KEEPALIVE="0"),
+         [short(), long_(), short(), long_(), 0.3, 0.1], "hit"),
+        ("nat-grpc-go-keepalive-off@default", "ledger-go-nokeepalive-default", dict(record_go.SETTINGS["default"], THAWTRACE_KEEPALIVE="0"),
+         [short(), long_(), short(), long_(), 0.3, 0.1], "hit"),
+        ("nat-grpc-go-keepalive@info-v2", "ledger-go", dict(record_go.SETTINGS["info-v2"]),
+         [short(), long_(), short(), long_(), 0.3, 0.1], "any"),
+        ("nat-negative-short-freeze-grpc-go@info-v2", "ledger-go-short-freeze", dict(record_go.SETTINGS["info-v2"], THAWTRACE_KEEPALIVE="0"),
+         [short(), short(), short(), short(), 0.1], "none"),
+    ]
+    runs = []
+
+    def run(setting, function, env_vars, gaps, expect):
+        proxy = network.IdleNatProxy(server.port, idle_s)
+        env = rec.environment(setting, function, "go", env=dict(env_vars, THAWTRACE_TARGET="127.0.0.1:%d" % proxy.port),
+                              setting=setting, library="grpc-go")
+        rids = [rec.rid() for _ in gaps]
+        try:
+            for rid, gap in zip(rids, gaps):
+                rec.invoke(env, rid, {"calls": 1}, gap)
+        finally:
+            env.close()
+            proxy.close()
+        runs.append((setting, expect, env, proxy, rids))
+
+    try:
+        run_all([(run, sc) for sc in scenarios])
+    finally:
+        server.stop()
+    problems = []
+    for setting, expect, env, proxy, rids in sorted(runs, key=lambda r: r[0]):
+        hit = set()
+        for ms, _, what in proxy.events():
+            if what in ("reset", "expired_pending"):
+                rid = owner_at(env, ms)
+                if rid and failed(env, rid):
+                    hit.add(rid)
+        for rid in sorted(hit):
+            rec.expect("nat_idle_reset", [env], [rid], setting=setting, library="grpc-go")
+        rec.annotate(env, nat_idle_s=idle_s, proxy_events=dict(sorted(Counter(w for _, _, w in proxy.events()).items())),
+                     invocations=[{"request_id": r, "nat_hit": r in hit} for r in rids])
+        rec.log("nat-go %-44s %d NAT idle resets; proxy: %s" % (setting, len(hit), dict(Counter(w for _, _, w in proxy.events()))))
+        if expect == "hit" and not hit:
+            problems.append("%s: no call met the NAT's reset" % setting)
+        if expect == "none" and hit:
+            problems.append("%s: a negative met the NAT" % setting)
+    if problems:
+        raise RuntimeError("nat-go did not record what it meant to:\n" + "\n".join(problems))
 
 
 def stall_family(rec):
@@ -1021,7 +1164,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nat-idle-s", type=float, default=6.0, help="the proxy's idle timeout, standing in for 350 s")
-    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow", "nat-java", "stall-java"], help="record only this family")
+    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow", "nat-java", "stall-java", "nat-go", "stall-go"], help="record only this family")
     ap.add_argument("--matrix", action="store_true",
                     help="also record the settings matrix (nat-matrix, stall-matrix; nat-near with --nat-near): NAT drops, idle inside an invocation, "
                          "botocore retries and log levels, TCP keepalive, (NAT idle near misses,) connect stalls with no connect timeout, and their negatives")
@@ -1073,6 +1216,10 @@ def main():
         threads.append(threading.Thread(target=run, args=("nat-near", nat_near, args.nat_idle_s)))
     if "nat-java" in families:
         threads.append(threading.Thread(target=run, args=("nat-java", nat_matrix, args.nat_idle_s, nat_java_scenarios)))
+    if "stall-go" in families:
+        threads.append(threading.Thread(target=run, args=("stall-go", stall_go_family)))
+    if "nat-go" in families:
+        threads.append(threading.Thread(target=run, args=("nat-go", nat_go_family, args.nat_idle_s)))
     if "stall" in families:
         threads.append(threading.Thread(target=run, args=("stall", stall_family)))
     if "stall-matrix" in families:

@@ -187,7 +187,7 @@ mod tests {
             ["INFO: 2026/12/06 14:33:23 [core] Subchannel Connectivity change to CONNECTING"];
         assert_eq!(kinds(&stream(&bare, &[])), []);
         let named = [
-            "2026/12/06 14:33:23 INFO: [transport] [client-transport 0xc000180000] Closing: keepalive ping failed to receive ACK within timeout",
+            "2026/12/06 14:33:23 INFO: [transport] [client-transport 0xc000180000] Closing: connection error: desc = \"keepalive ping failed to receive ACK within timeout\"",
             "2026/12/06 14:33:23 INFO: [core] [Channel #1 SubChannel #2] Subchannel Connectivity change to IDLE",
         ];
         assert_eq!(

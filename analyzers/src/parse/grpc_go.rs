@@ -10,7 +10,7 @@
 //! | who | header | real example |
 //! |---|---|---|
 //! | grpc-go 1.33 (Debian's 1.33.3) | `<SEVERITY>: <date> <time> ` | `INFO: 2026/12/06 14:33:33 [core] Subchannel Connectivity change to CONNECTING` (recorded) |
-//! | grpc-go 1.4x and later (current 1.85) | `<date> <time> <SEVERITY>: ` | `2026/12/06 14:33:33 INFO: [core] [Channel #1 SubChannel #2] Subchannel Connectivity change to CONNECTING` (from upstream `grpclog/internal/loggerv2.go`, not recorded) |
+//! | grpc-go 1.4x and later (Debian trixie's 1.64.0; current 1.85) | `<date> <time> <SEVERITY>: ` | `2026/12/06 17:37:50 INFO: [core] [Channel #1 SubChannel #2]Subchannel Connectivity change to IDLE` (1.64, recorded; 1.76 added a space after the channelz entity, upstream #8564) |
 //! | Go's `log` (the function) | `<date> <time> ` | `2026/12/06 14:33:33 echo call 0 failed: rpc error: code = Unavailable desc = transport is closing` (recorded) |
 //!
 //! grpc-go prints nothing when it sends a keepalive ping or reads its ack,
@@ -21,13 +21,16 @@
 //! | message | version | meaning |
 //! |---|---|---|
 //! | `[core] Subchannel Connectivity change to READY` | 1.33 (recorded) | the transport is up |
-//! | `[core] [Channel #1 SubChannel #2] Subchannel Connectivity change to READY` | current (not recorded) | the transport is up |
+//! | `[core] [Channel #1 SubChannel #2]Subchannel Connectivity change to READY` | 1.64 (recorded; 1.76+ with a space after `]`) | the transport is up |
 //! | `[core] Subchannel Connectivity change to CONNECTING` (or `TRANSIENT_FAILURE`, `IDLE`) after READY | 1.33 (recorded), current | the transport went down, for a reason not said |
 //! | `[transport] transport: loopyWriter.run returning. connection error: desc = "transport is closing"` | 1.33 (recorded, verbosity 2) | the client closed its transport itself: keepalive, a read error, or the channel's close |
-//! | `[transport] [client-transport 0xc000180000] Closing: keepalive ping failed to receive ACK within timeout` | 1.38+ (current text, not recorded) | the keepalive ack timed out |
-//! | `[transport] [client-transport 0xc000180000] Closing: <other reason>` | 1.38+ (not recorded) | closed for that reason, not keepalive |
+//! | `[transport] [client-transport 0xc0001a86c8] Closing: connection error: desc = "keepalive ping failed to receive ACK within timeout"` | 1.64 (recorded, verbosity 2), current | the keepalive ack timed out |
+//! | `[transport] [client-transport 0xc0001a86c8] loopyWriter exiting with error: connection error: desc = "…"` | 1.64 (recorded, verbosity 2), current | the same close, its writer's end: not read (the `Closing:` line before it is) |
+//! | `[transport] [client-transport 0xc000180000] Closing: connection error: desc = "<other reason>"` | 1.38+ (not recorded) | closed for that reason, not keepalive |
 //! | `rpc error: code = Unavailable desc = transport is closing` | 1.33 (recorded, on the function's failed call) | the call's transport was closed under it, reason not said |
-//! | `rpc error: code = Unavailable desc = keepalive ping failed to receive ACK within timeout` | 1.38+ (not recorded) | the call's transport closed on a keepalive timeout |
+//! | `rpc error: code = Unavailable desc = keepalive ping failed to receive ACK within timeout` | 1.64 (recorded), 1.38+ | the call's transport closed on a keepalive timeout |
+//! | `rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp <addr>: connect: connection timed out"` (or `connection refused`) | 1.64 (recorded against a SYN-dropping / closed listener) | the call's connect timed out (a `connect_stall` when environments stall together) or was refused |
+//! | `rpc error: code = Unavailable desc = error reading from server: read tcp <local>-><remote>: read: connection reset by peer` | 1.64 (recorded through the NAT proxy) | a failed call whose connection the peer (a NAT that forgot it) reset: a network failure, for `nat_idle_reset` |
 //!
 //! In 1.33 a transport the keepalive closes and one whose read failed (the
 //! server's EOF or RST) both end in `transport is closing`: the reason
@@ -36,7 +39,9 @@
 //! names no connection on these lines consistently, so they are all keyed
 //! to the function's one channel, [`CONNECTION`].
 
-use super::{Keepalive, KeepaliveEvent, Library, Line, LineKind, RawText};
+use super::{
+    Failure, Keepalive, KeepaliveEvent, Library, Line, LineKind, NetCause, NetFailure, RawText,
+};
 
 /// The connection key of every grpc-go line: the function's channel.
 pub const CONNECTION: &str = "grpc-go";
@@ -121,10 +126,13 @@ fn grpc_message(msg: &str) -> Option<Says> {
     let (component, rest) = msg.split_once("] ")?;
     match component {
         "[core" => {
-            // Current versions put the channelz entity first:
-            // `[Channel #1 SubChannel #2] Subchannel Connectivity change to …`.
+            // Later versions put the channelz entity first:
+            // `[Channel #1 SubChannel #2]Subchannel Connectivity change to …`
+            // (1.64, recorded), with a space after `]` since 1.76.
             let rest = match rest.strip_prefix('[') {
-                Some(r) => r.split_once("] ").map_or(r, |(_, r)| r),
+                Some(r) => r
+                    .split_once(']')
+                    .map_or(r, |(_, r)| r.trim_start_matches(' ')),
                 None => rest,
             };
             let said = rest.strip_prefix(SUBCHANNEL)?;
@@ -133,9 +141,7 @@ fn grpc_message(msg: &str) -> Option<Says> {
             // error: connection error: desc = "keepalive ping failed …"`.
             let reason = said
                 .split_once("last error: ")
-                .map_or(CloseReason::Unsaid, |(_, e)| {
-                    reason_of(e.trim_start_matches("connection error: desc = \""))
-                });
+                .map_or(CloseReason::Unsaid, |(_, e)| reason_of(desc(e)));
             match state {
                 "READY" => Some(Says::Ready),
                 "CONNECTING" | "TRANSIENT_FAILURE" | "IDLE" => Some(Says::Closed(reason)),
@@ -145,21 +151,33 @@ fn grpc_message(msg: &str) -> Option<Says> {
         "[transport" => {
             // 1.33, at verbosity 2 (recorded).
             if rest.starts_with("transport: loopyWriter.run returning. ")
-                && rest.ends_with("desc = \"transport is closing\"")
+                && desc(rest.split_once("connection error: ")?.1)
+                    .starts_with("transport is closing")
             {
                 return Some(Says::Closed(CloseReason::Unsaid));
             }
-            // 1.38+: `[client-transport 0x…] Closing: <reason>` (upstream
-            // http2_client.go `Close`, at verbosity 2; not recorded).
+            // 1.38+: `[client-transport 0x…] Closing: connection error:
+            // desc = "<reason>"` (http2_client.go `Close`, at verbosity 2;
+            // 1.64 recorded).
             let rest = rest
                 .strip_prefix("[client-transport ")
                 .and_then(|r| r.split_once("] "))
                 .map(|(_, r)| r)?;
             let reason = rest.strip_prefix("Closing: ")?;
-            Some(Says::Closed(reason_of(reason)))
+            Some(Says::Closed(reason_of(desc(reason))))
         }
         _ => None,
     }
+}
+
+/// The description inside a `ConnectionError`'s text, `connection error:
+/// desc = "<desc>"` (the quote JSON-escaped or not), or the text itself.
+fn desc(error: &str) -> &str {
+    let d = error.strip_prefix("connection error: ").unwrap_or(error);
+    let d = d.strip_prefix("desc = ").unwrap_or(d);
+    d.strip_prefix("\\\"")
+        .or_else(|| d.strip_prefix('"'))
+        .unwrap_or(d)
 }
 
 /// The reason a close names: keepalive (1.38+), none (1.33), or another.
@@ -183,6 +201,55 @@ fn call_closed(msg: &str) -> Option<CloseReason> {
         CloseReason::Other => None,
         reason => Some(reason),
     }
+}
+
+/// The function's failed call whose transport the peer reset (grpc-go
+/// 1.64, recorded through the NAT proxy: `rpc error: code = Unavailable
+/// desc = error reading from server: read tcp <local>-><remote>: read:
+/// connection reset by peer`, Go's lower-case ECONNRESET text): a failed
+/// call with a network cause, read at any setting, for the neighbouring
+/// failures (a NAT that forgot the connection).
+fn call_reset(msg: &str) -> Option<Failure> {
+    const NEEDLE: &str = "rpc error: code = Unavailable desc = ";
+    let at = memchr::memmem::find(msg.as_bytes(), NEEDLE.as_bytes())?;
+    let desc = &msg[at + NEEDLE.len()..];
+    memchr::memmem::find(desc.as_bytes(), b"connection reset by peer")?;
+    Some(Failure {
+        code: Some("UNAVAILABLE"),
+        net: Some(NetFailure {
+            cause: NetCause::Reset,
+            destination: None,
+        }),
+    })
+}
+
+/// The function's failed call whose connect failed (grpc-go 1.64,
+/// recorded against a listener that drops SYNs and one that refuses:
+/// `rpc error: code = Unavailable desc = connection error: desc =
+/// "transport: Error while dialing: dial tcp <addr>: connect: connection
+/// timed out"`, or `connection refused`): a network failure naming its
+/// destination, read at any setting, for `connect_stall`.
+fn call_dial_failure(msg: &str) -> Option<Failure> {
+    const CALL: &str = "rpc error: code = Unavailable desc = ";
+    const DIAL: &str = "Error while dialing: dial tcp ";
+    let at = memchr::memmem::find(msg.as_bytes(), CALL.as_bytes())?;
+    let desc = &msg[at + CALL.len()..];
+    let at = memchr::memmem::find(desc.as_bytes(), DIAL.as_bytes())?;
+    let (destination, why) = desc[at + DIAL.len()..].split_once(": connect: ")?;
+    let cause = if why.starts_with("connection timed out") {
+        NetCause::ConnectTimeout
+    } else if why.starts_with("connection refused") {
+        NetCause::ConnectRefused
+    } else {
+        return None;
+    };
+    Some(Failure {
+        code: Some("UNAVAILABLE"),
+        net: Some(NetFailure {
+            cause,
+            destination: Some(destination.to_owned()),
+        }),
+    })
 }
 
 fn keepalive(event: KeepaliveEvent) -> LineKind<'static> {
@@ -219,10 +286,13 @@ pub fn parse(text: RawText<'_>, want_failures: bool) -> Option<Line<'static>> {
                 reason,
                 quiet_ms: None,
             }),
-            None if want_failures => {
-                super::call_failure(msg).map_or(LineKind::Other, LineKind::CallFailed)
-            }
-            None => LineKind::Other,
+            None => match call_reset(msg).or_else(|| call_dial_failure(msg)) {
+                Some(failure) => LineKind::CallFailed(failure),
+                None if want_failures => {
+                    super::call_failure(msg).map_or(LineKind::Other, LineKind::CallFailed)
+                }
+                None => LineKind::Other,
+            },
         },
     };
     Some(Line {
@@ -255,7 +325,8 @@ mod tests {
 
     /// Every pattern, each beside its line: recorded from grpc-go 1.33.3
     /// (tests/fixtures/recorded-go), or the current upstream text where
-    /// said (grpc-go 1.85.0-dev, not recorded: Debian ships 1.33).
+    /// said (grpc-go 1.85.0-dev, not recorded), or from 1.64.0 (Debian
+    /// trixie, `record_go.py --grpc 1.64`).
     #[test]
     fn each_pattern_beside_its_line() {
         // Recorded, 1.33.3, GRPC_GO_LOG_SEVERITY_LEVEL=info.
@@ -281,7 +352,40 @@ mod tests {
             ),
             closed(CloseReason::Unsaid)
         );
-        // Current upstream texts (not recorded).
+        // Recorded, 1.64.0 (Debian trixie), GRPC_GO_LOG_SEVERITY_LEVEL=info.
+        assert_eq!(
+            event(
+                "2026/12/06 17:37:51 INFO: [core] [Channel #1 SubChannel #2]Subchannel Connectivity change to READY"
+            ),
+            Some(KeepaliveEvent::TransportReady)
+        );
+        assert_eq!(
+            event(
+                "2026/12/06 17:37:50 INFO: [core] [Channel #1 SubChannel #2]Subchannel Connectivity change to IDLE"
+            ),
+            closed(CloseReason::Unsaid)
+        );
+        // Recorded, 1.64.0, verbosity 2.
+        assert_eq!(
+            event(
+                "2026/12/06 17:37:50 INFO: [transport] [client-transport 0xc0001a86c8] Closing: connection error: desc = \"keepalive ping failed to receive ACK within timeout\""
+            ),
+            closed(CloseReason::Keepalive)
+        );
+        assert_eq!(
+            event(
+                "2026/12/06 17:37:50 INFO: [transport] [client-transport 0xc0001a86c8] loopyWriter exiting with error: connection error: desc = \"keepalive ping failed to receive ACK within timeout\""
+            ),
+            None
+        );
+        // Recorded, 1.64.0, any setting: the function's failed call.
+        assert_eq!(
+            event(
+                "2026/12/06 17:37:36 echo call 0 failed: rpc error: code = Unavailable desc = keepalive ping failed to receive ACK within timeout"
+            ),
+            closed(CloseReason::Keepalive)
+        );
+        // Current upstream texts (1.76+: a space after the channelz entity).
         assert_eq!(
             event(
                 "2026/12/06 14:33:33 INFO: [core] [Channel #1 SubChannel #2] Subchannel Connectivity change to READY"
@@ -291,12 +395,6 @@ mod tests {
         assert_eq!(
             event(
                 "2026/12/06 14:33:33 INFO: [core] [Channel #1 SubChannel #2] Subchannel Connectivity change to IDLE, last error: connection error: desc = \"keepalive ping failed to receive ACK within timeout\""
-            ),
-            closed(CloseReason::Keepalive)
-        );
-        assert_eq!(
-            event(
-                "2026/12/06 14:33:33 INFO: [transport] [client-transport 0xc000180000] Closing: keepalive ping failed to receive ACK within timeout"
             ),
             closed(CloseReason::Keepalive)
         );
@@ -312,6 +410,26 @@ mod tests {
             ),
             closed(CloseReason::Keepalive)
         );
+        // Recorded, 1.64.0 against a listener that drops SYNs / refuses
+        // (record_network.py --only stall-go), any setting.
+        for (reason, cause) in [
+            ("connection timed out", NetCause::ConnectTimeout),
+            ("connection refused", NetCause::ConnectRefused),
+        ] {
+            let line = format!(
+                "2026/12/06 18:09:26 echo call 0 failed: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp 127.0.0.1:39355: connect: {reason}\""
+            );
+            assert_eq!(
+                parse(RawText::Plain(&line), false).unwrap().kind,
+                LineKind::CallFailed(Failure {
+                    code: Some("UNAVAILABLE"),
+                    net: Some(NetFailure {
+                        cause,
+                        destination: Some("127.0.0.1:39355".into())
+                    }),
+                })
+            );
+        }
         // Not a close: the initial CONNECTING is read as one, and the
         // correlator drops it (no READY before it); other lines are Other.
         assert_eq!(
@@ -323,12 +441,46 @@ mod tests {
             None
         );
         assert_eq!(event("2026/12/06 14:33:27 echo call 0 ok"), None);
+        // Recorded, 1.64.0 through the NAT proxy (record_network.py
+        // --only nat-go), any setting: a failed call with a network cause.
+        let reset = "2026/12/06 18:00:47 echo call 0 failed: rpc error: code = Unavailable desc = error reading from server: read tcp 127.0.0.1:44030->127.0.0.1:39301: read: connection reset by peer";
+        assert_eq!(
+            parse(RawText::Plain(reset), false).unwrap().kind,
+            LineKind::CallFailed(Failure {
+                code: Some("UNAVAILABLE"),
+                net: Some(NetFailure {
+                    cause: NetCause::Reset,
+                    destination: None
+                }),
+            })
+        );
         assert_eq!(
             event(
                 "2026/12/06 14:33:33 echo call 0 failed: rpc error: code = Unavailable desc = error reading from server: EOF"
             ),
             None
         );
+    }
+
+    /// Lines read from a JSON export keep their escapes: `\"` around the
+    /// connection error's description.
+    #[test]
+    fn escaped_quotes_read_the_same() {
+        for raw in [
+            r#"2026/12/06 17:37:50 INFO: [transport] [client-transport 0xc0001a86c8] Closing: connection error: desc = \"keepalive ping failed to receive ACK within timeout\""#,
+            r#"2026/12/06 14:33:33 INFO: [core] [Channel #1 SubChannel #2] Subchannel Connectivity change to IDLE, last error: connection error: desc = \"keepalive ping failed to receive ACK within timeout\""#,
+        ] {
+            let line = parse(RawText::JsonEscaped(raw), false).unwrap();
+            let LineKind::Keepalive(k) = line.kind else {
+                panic!("{raw}")
+            };
+            assert_eq!(k.event, closed(CloseReason::Keepalive).unwrap(), "{raw}");
+        }
+        let bare = r#"INFO: 2026/12/06 14:33:33 [transport] transport: loopyWriter.run returning. connection error: desc = \"transport is closing\""#;
+        let LineKind::Keepalive(k) = parse(RawText::JsonEscaped(bare), false).unwrap().kind else {
+            panic!("{bare}")
+        };
+        assert_eq!(k.event, closed(CloseReason::Unsaid).unwrap());
     }
 
     #[test]
