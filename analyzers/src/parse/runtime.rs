@@ -98,30 +98,39 @@ fn id_bytes(b: &[u8]) -> bool {
     b.chunks_exact(8).all(|c| word_ok(word(c))) && word_ok(word(&b[b.len() - 8..]))
 }
 
+/// A millisecond timestamp and a UUID request ID at the start of `s`,
+/// each followed by the separator `tab`, compared in place: the request ID
+/// and what follows it; `None` for anything else, which the field-by-field
+/// reading takes, with the same answer where both read a line (no
+/// separator byte in the timestamp, none possible in the ID).
+#[inline(always)]
+fn stamp_at_widths<'a>(s: &'a str, tab: &str) -> Option<(Option<&'a str>, &'a str)> {
+    let (b, t) = (s.as_bytes(), tab.as_bytes());
+    let sep_at = |i: usize| {
+        b.get(i..i + t.len())
+            .is_some_and(|r| r.iter().zip(t).all(|(x, y)| x == y))
+    };
+    let rid_at = 24 + t.len();
+    if !sep_at(24) || !sep_at(rid_at + 36) || has_byte(&b[..24], t[0]) {
+        return None;
+    }
+    // Its bytes hold no separator: the separators around it are ASCII,
+    // so these are character boundaries.
+    let rid = s.get(rid_at..rid_at + 36)?;
+    if !id_bytes(rid.as_bytes()) {
+        return None;
+    }
+    Some((Some(rid), &s[rid_at + 36 + t.len()..]))
+}
+
 /// The Node.js prefix at its usual widths (a millisecond timestamp, a
 /// UUID, a level of four or five letters), compared in place; `None` for
 /// anything else, which [`parse_node`]'s field-by-field reading takes,
 /// with the same answer where both read a line.
 #[inline(always)]
 fn node_at_widths(text: RawText<'_>, want_failures: bool) -> Option<Line<'_>> {
-    let raw = text.raw();
-    let (b, t) = (raw.as_bytes(), text.tab().as_bytes());
-    let sep_at = |i: usize| {
-        b.get(i..i + t.len())
-            .is_some_and(|r| r.iter().zip(t).all(|(x, y)| x == y))
-    };
-    let rid_at = 24 + t.len();
-    let level_at = rid_at + 36 + t.len();
-    if !sep_at(24) || !sep_at(rid_at + 36) || has_byte(&b[..24], t[0]) {
-        return None;
-    }
-    // Its bytes hold no separator: the separators around it are ASCII,
-    // so these are character boundaries.
-    let rid = raw.get(rid_at..rid_at + 36)?;
-    if !id_bytes(rid.as_bytes()) {
-        return None;
-    }
-    let rest = &raw[level_at..];
+    let t = text.tab().as_bytes();
+    let (rid, rest) = stamp_at_widths(text.raw(), text.tab())?;
     let r = rest.as_bytes();
     let w = [4, 5]
         .into_iter()
@@ -129,7 +138,7 @@ fn node_at_widths(text: RawText<'_>, want_failures: bool) -> Option<Line<'_>> {
     let (level, msg) = (&rest[..w], &rest[w + t.len()..]);
     Some(parse_body(
         body(text, msg),
-        Some(rid),
+        rid,
         want_failures || level == "ERROR",
     ))
 }
@@ -223,13 +232,21 @@ pub fn parse_python(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         }
         return other(None);
     };
-    let Some((_ts, rest)) = field(rest, tab) else {
-        return other(None);
+    let (printed, msg) = match stamp_at_widths(rest, tab) {
+        Some(read) => read,
+        None => {
+            let Some((_ts, rest)) = field(rest, tab) else {
+                return other(None);
+            };
+            let Some((rid, msg)) = field(rest, tab) else {
+                return other(None);
+            };
+            (
+                request_id_prefix(rid).filter(|id| id.len() == rid.len()),
+                msg,
+            )
+        }
     };
-    let Some((rid, msg)) = field(rest, tab) else {
-        return other(None);
-    };
-    let printed = request_id_prefix(rid).filter(|id| id.len() == rid.len());
     // Only DEBUG lines that open like an HTTP client's are unescaped.
     if level == "DEBUG"
         && (msg.starts_with("Starting new HTTP")
@@ -366,7 +383,38 @@ mod tests {
             if let Some(fast) = node_at_widths(text, want) {
                 proptest::prop_assert_eq!(fast, fields_only(text, want));
             }
+            // The Python runtime's prefix from the same parts.
+            let plain = format!("[{level}]\t{ts}\t{rid}\t{msg}");
+            let esc = plain.replace('\\', "\\\\").replace('\t', "\\t");
+            let text = if escaped { RawText::JsonEscaped(&esc) } else { RawText::Plain(&plain) };
+            proptest::prop_assert_eq!(parse_python(text, want), python_fields_only(text, want));
         }
+    }
+
+    /// `parse_python`'s prefix read field by field, as before the in-place
+    /// reading.
+    fn python_fields_only(text: RawText<'_>, want_failures: bool) -> Line<'_> {
+        let (raw, tab) = (text.raw(), text.tab());
+        let Some((level, rest)) = raw.strip_prefix('[').and_then(|r| field(r, "]")) else {
+            return other(None);
+        };
+        if level.len() > 8 || !level.bytes().all(|c| c.is_ascii_uppercase()) {
+            return other(None);
+        }
+        let Some(rest) = rest.strip_prefix(tab) else {
+            return parse_python(text, want_failures);
+        };
+        let Some((_ts, rest)) = field(rest, tab) else {
+            return other(None);
+        };
+        let Some((rid, msg)) = field(rest, tab) else {
+            return other(None);
+        };
+        let printed = request_id_prefix(rid).filter(|id| id.len() == rid.len());
+        if level == "DEBUG" {
+            return parse_python(text, want_failures);
+        }
+        parse_body(body(text, msg), printed, want_failures || level == "ERROR")
     }
 
     /// `parse_node` without the in-place reading.
