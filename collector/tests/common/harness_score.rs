@@ -116,3 +116,19 @@ pub fn print(rows: &[Row], what: &str) {
         );
     }
 }
+
+/// Asserts precision 1.0 on every row, and recall 1.0 on every row whose
+/// kind `visible` says the setting's logs can show.
+pub fn assert_exact(rows: &[Row], what: &str, visible: impl Fn(&Row) -> bool) {
+    for r in rows {
+        assert!(
+            r.precision() == 1.0 && (r.recall() == 1.0 || !visible(r)),
+            "{what}: {} ({}) {}: missed {:?}, spurious {:?}",
+            r.environment,
+            r.setting,
+            r.kind,
+            r.missed,
+            r.spurious
+        );
+    }
+}
