@@ -77,11 +77,20 @@ impl ContextEvent {
     /// The event with ID `id` at `timestamp_ms`; `escaped` when `message`
     /// is still the escaped body of a JSON string.
     pub fn new(id: &str, timestamp_ms: i64, message: &str, escaped: bool) -> Self {
-        let mut text = String::with_capacity(id.len() + message.len());
-        text.push_str(id);
-        text.push_str(message);
+        // Joined in a buffer kept per thread, then copied once into the
+        // shared allocation: a fresh `String` would be a second allocation
+        // per line, freed at once.
+        thread_local! {
+            static JOINED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let text = JOINED.with_borrow_mut(|joined| {
+            joined.clear();
+            joined.push_str(id);
+            joined.push_str(message);
+            Arc::<str>::from(joined.as_str())
+        });
         ContextEvent {
-            text: text.into(),
+            text,
             id_len: id.len(),
             timestamp_ms,
             escaped,
