@@ -8,7 +8,10 @@
 //! picks the scenario seed. The second test records Java functions
 //! restored from a SnapStart snapshot (record_modes.py --java), about 20 s;
 //! the third, Java functions behind a NAT that forgets idle connections
-//! (record_network.py --only nat-java, in a network namespace), about 20 s.
+//! (record_network.py --only nat-java, in a network namespace), about 20 s;
+//! the fourth, bursts of Java functions whose connects stall
+//! (record_network.py --only stall-java), about 40 s. A failed test keeps
+//! its recording and prints where.
 
 mod common;
 
@@ -49,5 +52,20 @@ fn a_fresh_java_nat_recording_is_scored_perfectly() {
         &format!("fresh java NAT recording, seed {seed}"),
         &["nat-grpc-java-info"],
         3,
+    );
+}
+
+#[test]
+fn a_fresh_java_stall_recording_is_scored_perfectly() {
+    let (seed, tmp) = fresh_recording_with(
+        "record_network.py",
+        "fresh-stall-java",
+        &["--only".as_ref(), "stall-java".as_ref()],
+    );
+    java::assert_network_perfect(
+        tmp.path(),
+        &format!("fresh java connect-stall recording, seed {seed}"),
+        &["stall-grpc-java-fine", "stall-grpc-java-info"],
+        1,
     );
 }

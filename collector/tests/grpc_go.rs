@@ -29,6 +29,9 @@ fn the_recorded_go_function_scores_perfectly_under_every_setting() {
     let rows = score(&dir, &found);
     print(&rows, "recorded-go");
     assert_exact(&rows, "recorded-go", |_| true);
+    // grpc-go prints no ping at any verbosity: no near miss is visible, and
+    // none may be reported.
+    assert_near_misses(&dir, "recorded-go", |_| false, |_| false);
     // The recording must hold what it claims to test: a genuine keepalive
     // timeout under every setting with keepalive on.
     let envs: Vec<Value> =
@@ -92,6 +95,7 @@ fn the_recorded_go_164_function_scores_perfectly_where_the_log_can_tell() {
     assert_exact(&rows, "recorded-go-1.64", |r| {
         r.kind != "keepalive_freeze_timeout" || r.setting.starts_with("info-v")
     });
+    assert_near_misses(&dir, "recorded-go-1.64", |_| false, |_| false);
     // What the recording claims to test: under every setting with
     // keepalive on, a genuine timeout and a freeze timeout on the wire;
     // with verbosity, the freeze timeout found.

@@ -34,6 +34,21 @@ fn the_recorded_java_function_scores_perfectly_where_the_logs_can_tell() {
     );
 }
 
+/// The keepalive pings (payload 1111) in flight at a freeze whose acks
+/// were read at the thaw: each found at FINE, where the frame logger
+/// prints pings and acks, and none at INFO; BDP pings (1234), which no
+/// timer watches, are not near misses (h2truth.timed_pings).
+#[test]
+fn the_recorded_java_near_misses_match_the_harness_record() {
+    let found = assert_near_misses(
+        &repo().join("tests/fixtures/recorded-java"),
+        "recorded-java",
+        |env| env["setting"] == "fine",
+        |_| false,
+    );
+    assert!(found >= 2, "a recording with near misses at FINE");
+}
+
 #[test]
 fn the_fix_names_grpc_java_options() {
     let dir = repo().join("tests/fixtures/recorded-java");

@@ -16,58 +16,13 @@ const BLIND: [&str; 2] = ["transport", "none"];
 
 #[test]
 fn near_misses_match_the_harness_record_within_5_ms() {
-    let dir = settings_fixture();
-    let record: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("harness_near_misses.json")).unwrap(),
-    )
-    .unwrap();
-    let truth = record["near_misses"].as_array().unwrap();
-    assert!(truth.len() >= 10, "a recording with near misses to find");
-    let found: Vec<Value> = scan_json(&[&dir.join("events.jsonl")])
-        .into_iter()
-        .filter(|f| f["kind"] == "keepalive_near_miss")
-        .collect();
-    let envs: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
-            .unwrap();
-    let mut checked = 0;
-    for env in &envs {
-        let stream = &env["log_stream"];
-        let blind = BLIND.contains(&env["setting"].as_str().unwrap_or(""));
-        let want: Vec<&Value> = truth
-            .iter()
-            .filter(|t| t["log_stream"] == *stream)
-            .collect();
-        let got: Vec<&Value> = found
-            .iter()
-            .filter(|f| f["log_stream"] == *stream)
-            .collect();
-        if blind {
-            assert!(got.is_empty(), "{}: {got:?}", env["name"]);
-            continue;
-        }
-        assert_eq!(got.len(), want.len(), "{}: {got:?}", env["name"]);
-        for t in want {
-            let sent = t["ping_sent_at_ms"].as_i64().unwrap();
-            let f = got
-                .iter()
-                .filter(|f| f["ping_request_id"] == t["ping_request_id"])
-                .min_by_key(|f| (f["ping_at_ms"].as_i64().unwrap() - sent).abs())
-                .unwrap_or_else(|| panic!("{}: missed {t}", env["name"]));
-            assert!(
-                (f["ping_at_ms"].as_i64().unwrap() - sent).abs() < 250,
-                "{f} {t}"
-            );
-            let diff = (f["margin_ms"].as_i64().unwrap() - t["margin_ms"].as_i64().unwrap()).abs();
-            assert!(
-                diff <= 5,
-                "{}: margin off by {diff} ms: {f} vs {t}",
-                env["name"]
-            );
-            checked += 1;
-        }
-    }
-    assert!(checked >= 10);
+    let checked = assert_near_misses(
+        &settings_fixture(),
+        "recorded-settings",
+        |env| !BLIND.contains(&env["setting"].as_str().unwrap_or("")),
+        |_| true,
+    );
+    assert!(checked >= 10, "a recording with near misses to find");
 }
 
 #[test]

@@ -124,17 +124,7 @@ fn the_recorded_settings_matrix_scores_perfectly_where_the_logs_can_tell() {
 
 #[test]
 fn a_fresh_recording_of_every_setting_scores_perfectly_where_the_logs_can_tell() {
-    let python = recorder_python();
-    let seed = fresh_seed();
-    let out = tempfile::tempdir().unwrap();
-    eprintln!("recording the settings matrix with seed {seed}");
-    let status = Command::new(&python)
-        .arg(repo().join("tests/recorders/record.py"))
-        .args(["--matrix", "--seed", &seed, "--out"])
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "the recorder failed (seed {seed})");
+    let (seed, out) = fresh_recording_with("record.py", "fresh-settings", &["--matrix".as_ref()]);
     let what = format!("fresh settings matrix, seed {seed}");
     let rows = score(out.path(), &what);
     // grpcio sometimes reads a late ack before its expired timer fires (a

@@ -292,9 +292,22 @@ def effective_ack(timeline, delivered):
     return th
 
 
-def harness_truth(conns, timeline, ack_timeout_ms, log_group, log_stream, slack_ms=5):
+def timed_pings(c, timed_payloads=None):
+    """The pings of connection `c` that run under the ack timeout: all of
+    them, unless the environment names the payloads of its keepalive pings
+    (`timed_ping_payloads`, hex). grpc-java and grpc-go also send BDP
+    (flow-control) pings, which no timer watches: grpc-java's keepalive
+    pings carry 1111, its BDP pings 1234; grpc-go's keepalive pings carry
+    eight zero bytes, its BDP pings 02 04 10 10 09 0e 07 07."""
+    if not timed_payloads:
+        return list(c["pings"])
+    return [p for p in c["pings"] if p["payload"] in timed_payloads]
+
+
+def harness_truth(conns, timeline, ack_timeout_ms, log_group, log_stream, slack_ms=5, timed_payloads=None):
     """Keepalive timeouts of one environment, from the proxy's connections
     (H2Connection.to_json() dicts) and its emulator timeline (Timeline).
+    Only the pings `timed_pings` keeps count.
 
     A client-initiated close at tc while the process is alive is a keepalive
     timeout when a ping p on that connection has p.sent + ack_timeout <=
@@ -310,7 +323,7 @@ def harness_truth(conns, timeline, ack_timeout_ms, log_group, log_stream, slack_
         if tc is None or not timeline.alive_at(tc):
             continue
         late = []
-        for i, p in enumerate(c["pings"]):
+        for i, p in enumerate(timed_pings(c, timed_payloads)):
             expiry = p["sent"] + ack_timeout_ms
             if expiry > tc + slack_ms:
                 continue
@@ -345,7 +358,8 @@ def harness_truth(conns, timeline, ack_timeout_ms, log_group, log_stream, slack_
     # Pings in flight at a freeze that survived it: near_misses (their own
     # rule; a ping counted in `late` above whose ack won the race at a thaw,
     # the connection closing much later for another ping, is one of them).
-    near = near_misses(conns, timeline, ack_timeout_ms, log_group, log_stream)["near_misses"]
+    near = near_misses(conns, timeline, ack_timeout_ms, log_group, log_stream,
+                       timed_payloads=timed_payloads)["near_misses"]
     return findings, near
 
 
@@ -384,10 +398,11 @@ def freeze_spans(timeline):
 
 
 def near_misses(conns, timeline, ack_timeout_ms, log_group, log_stream,
-                read_grace_ms=READ_GRACE_MS, close_window_ms=CLOSE_WINDOW_MS):
+                read_grace_ms=READ_GRACE_MS, close_window_ms=CLOSE_WINDOW_MS, timed_payloads=None):
     """Keepalive near misses of one environment: client pings that were in
     flight when the process was frozen and whose ack the process read without
-    giving up the connection (see near_miss_truth for the rule).
+    giving up the connection (see near_miss_truth for the rule). Only the
+    pings `timed_pings` keeps count: a BDP ping has no ack timeout to miss.
 
     Returns {"near_misses": [...], "ambiguous": [...], "excluded": [...]}:
     the near misses; pings the data cannot place (their ack reached the
@@ -399,7 +414,7 @@ def near_misses(conns, timeline, ack_timeout_ms, log_group, log_stream,
     spans = freeze_spans(timeline)
     for c in conns:
         close_t = _client_close_at(c)
-        for p in c["pings"]:
+        for p in timed_pings(c, timed_payloads):
             s, d = p["sent"], p.get("ack_delivered")
             base = {"connection": c["connection"], "ping_request_id": timeline.owner_at(s), "ping_sent_at_ms": s, "ack_delivered_at_ms": d}
             hit = None
@@ -507,7 +522,8 @@ def near_miss_truth(env, **kw):
 def near_misses_of(env, **kw):
     """near_misses() of one environment of harness_observations.json."""
     tl = Timeline([(e["t"], e["what"], e["detail"]) for e in env["timeline"]])
-    return near_misses(env["connections"], tl, env.get("ack_timeout_ms"), env["log_group"], env["log_stream"], **kw)
+    return near_misses(env["connections"], tl, env.get("ack_timeout_ms"), env["log_group"], env["log_stream"],
+                       timed_payloads=env.get("timed_ping_payloads"), **kw)
 
 
 def near_miss_file(observations, source):

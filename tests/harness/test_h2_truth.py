@@ -234,6 +234,19 @@ def test_near_misses():
     # harness_truth's near misses are these.
     _, near = harness_truth(conns, tl, 1000, "g", "s")
     check("near: harness_truth agrees", near, r["near_misses"])
+    # Only the keepalive pings run under the ack timeout where the
+    # environment names their payload (grpc-java 1111, grpc-go zeros): a
+    # BDP ping in flight at a freeze is no near miss, nor a timeout.
+    bdp = [dict(c, pings=[dict(p, payload="04d2") for p in c["pings"]]) for c in conns]
+    mixed = bdp[:1] + conns[1:]
+    check("near: BDP pings untimed", [n["connection"] for n in near_misses(mixed, tl, 1000, "g", "s", timed_payloads=["00"])["near_misses"]],
+          ["3", "4", "5", "7"])
+    check("near: every ping timed without payloads", len(near_misses(bdp, tl, 1000, "g", "s")["near_misses"]), 5)
+    check("near: from observations, timed", len(near_miss_truth(dict(env, connections=bdp, timed_ping_payloads=["0457"]))), 0)
+    late_bdp = [conn(1, [(100, None)], goaway=1200)]
+    late_bdp[0]["pings"][0]["payload"] = "04d2"
+    check("timeout: BDP ping untimed", harness_truth(late_bdp, tl2, 1000, "g", "s", timed_payloads=["00"])[0], [])
+    check("timeout: timed ping", len(harness_truth(late_bdp, tl2, 1000, "g", "s")[0]), 1)
 
 
 def test_score_near_misses():

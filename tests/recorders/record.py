@@ -346,6 +346,8 @@ def observation(spec, stream, proxy, timeline):
     return {
         "name": spec["name"], "log_group": stream.group, "log_stream": stream.name,
         "ack_timeout_ms": spec["ack_timeout_ms"],
+        # The payloads of the pings the ack timeout watches (None: all).
+        "timed_ping_payloads": spec.get("timed_ping_payloads"),
         "timeline": [{"t": t, "what": what, "detail": detail} for t, what, detail in timeline],
         "connections": [c.to_json() for c in proxy.connections],
     }
@@ -374,7 +376,8 @@ def write_harness_truth(out, seed, observations):
     findings, near = [], []
     for o in observations:
         tl = h2truth.Timeline([(e["t"], e["what"], e["detail"]) for e in o["timeline"]])
-        f, n = h2truth.harness_truth(o["connections"], tl, o["ack_timeout_ms"], o["log_group"], o["log_stream"])
+        f, n = h2truth.harness_truth(o["connections"], tl, o["ack_timeout_ms"], o["log_group"], o["log_stream"],
+                                     timed_payloads=o.get("timed_ping_payloads"))
         findings += f
         near += n
     with open(os.path.join(out, "harness_truth.json"), "w") as fh:

@@ -106,7 +106,10 @@ def environments(rng, exe, which, grpc="1.33"):
     envs.append(dict(name="%s-keepalive-off@info-v99" % go, setting="info-v99", function="orders-%s-nokeepalive" % go,
                      env=dict(SETTINGS["info-v99"], THAWTRACE_KEEPALIVE="0"), keepalive=False))
     for e in envs:
-        e.update(library="grpc-go", command=[exe], cwd=GO_DIR, format="text", start="platform")
+        e.update(library="grpc-go", command=[exe], cwd=GO_DIR, format="text", start="platform",
+                 # Keepalive pings carry eight zero bytes; the BDP pings
+                 # (02 04 10 10 09 0e 07 07) have no ack timeout.
+                 timed_ping_payloads=["0000000000000000"])
         # 1.64: the function's network freezes with it (lambda_sim's
         # frozen_network), as a paused microVM's does: the ack of a ping in
         # flight enters its socket after the thaw, not during the freeze.

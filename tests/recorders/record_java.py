@@ -108,6 +108,11 @@ def build(work):
     return ["java", "-XX:+TieredCompilation", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx128m", "-cp", classes + ":" + cp]
 
 
+# grpc-java's keepalive ping payload (NettyClientHandler's ping, 1111), as
+# the proxy records it: eight bytes, big-endian, in hex.
+JAVA_KEEPALIVE_PAYLOAD = (1111).to_bytes(8, "big").hex()
+
+
 def environments(rng, java, which):
     envs = []
     for name, fmt, setting, keepalive in [
@@ -124,6 +129,9 @@ def environments(rng, java, which):
             function="orders-java" + suffix + ("" if setting == "fine" else "-" + setting),
             command=command, cwd=JAVA_DIR, format=fmt, start="platform",
             env={} if keepalive else {"THAWTRACE_KEEPALIVE": "0"}, keepalive=keepalive,
+            # KeepAliveManager's pings carry 1111; the BDP pings (1234) have
+            # no ack timeout (h2truth.timed_pings).
+            timed_ping_payloads=[JAVA_KEEPALIVE_PAYLOAD],
         ))
     if which:
         envs = [e for e in envs if any(w in e["name"] for w in which)]

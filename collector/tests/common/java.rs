@@ -130,6 +130,9 @@ pub fn assert_perfect(dir: &Path, what: &str) {
         assert_eq!(f["library"], "grpc-java", "{f}");
         assert_eq!(f["inferred_from"], "go_away", "{f}");
     }
+    // Near misses: the frame logger shows a keepalive ping and its ack at
+    // FINE; grpc-java never prints keepAliveTimeout, so no margin.
+    super::assert_near_misses(dir, what, |env| env["setting"] == "fine", |_| false);
 }
 
 /// A recording of Java functions restored from a SnapStart snapshot

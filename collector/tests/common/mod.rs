@@ -534,7 +534,7 @@ pub fn examples_dir() -> PathBuf {
 /// with SIGSTOP, the instrument's examples as the Rust function) under a
 /// fresh seed into a temporary directory, which it returns with the seed.
 /// Panics, naming the seed, when the recorder fails.
-pub fn fresh_recording(script: &str, tag: &str) -> (String, tempfile::TempDir) {
+pub fn fresh_recording(script: &str, tag: &str) -> (String, Recording) {
     let examples = examples_dir();
     fresh_recording_with(script, tag, &["--rust-bin".as_ref(), examples.as_os_str()])
 }
@@ -545,10 +545,10 @@ pub fn fresh_recording_with(
     script: &str,
     tag: &str,
     args: &[&std::ffi::OsStr],
-) -> (String, tempfile::TempDir) {
+) -> (String, Recording) {
     let python = recorder_python();
     let seed = fresh_seed();
-    let tmp = tmp_dir(&format!("{tag}-{seed}"));
+    let tmp = Recording::new(&format!("{tag}-{seed}"), &seed);
     eprintln!("recording with seed {seed} into {}", tmp.path().display());
     let status = Command::new(&python)
         .arg(repo().join("tests/recorders").join(script))
@@ -560,4 +560,117 @@ pub fn fresh_recording_with(
         .unwrap();
     assert!(status.success(), "the recorder failed (seed {seed})");
     (seed, tmp)
+}
+
+/// A fresh recording's directory: removed when the test passes, kept when
+/// it fails (the recorder's or the score's panic), its path printed, so
+/// that a miss on a random seed can be read afterwards, not only rerun.
+pub struct Recording {
+    dir: Option<tempfile::TempDir>,
+    seed: String,
+}
+
+impl Recording {
+    pub fn new(tag: &str, seed: &str) -> Recording {
+        Recording {
+            dir: Some(tmp_dir(tag)),
+            seed: seed.to_owned(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("not yet dropped").path()
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!(
+                "the failed recording (seed {}) is kept: {}",
+                self.seed,
+                dir.keep().display()
+            );
+        }
+    }
+}
+
+/// Scores a recording's `keepalive_near_miss` lines against the harness's
+/// own record (`harness_near_misses.json`, tests/harness/near_misses.py:
+/// the proxy's frames and the emulator's freezes, never our rules).
+///
+/// Per environment: where `visible(env)` holds, every recorded near miss is
+/// found and nothing else; elsewhere (the logs cannot show a ping) nothing
+/// is found. A found near miss matches the record of its stream and ping
+/// request ID whose ping time is nearest (within 250 ms), and its margin is
+/// within 5 ms of the record's where the library prints its ack timeout
+/// (`margins(env)`); where it does not, it has no margin. Returns how many
+/// near misses were matched.
+pub fn assert_near_misses(
+    dir: &Path,
+    what: &str,
+    visible: impl Fn(&Value) -> bool,
+    margins: impl Fn(&Value) -> bool,
+) -> usize {
+    let record: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("harness_near_misses.json")).unwrap(),
+    )
+    .unwrap();
+    let truth = record["near_misses"].as_array().unwrap();
+    let found: Vec<Value> = scan_json(&[&dir.join("events.jsonl")])
+        .into_iter()
+        .filter(|f| f["kind"] == "keepalive_near_miss")
+        .collect();
+    let envs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
+            .unwrap();
+    let mut matched = 0;
+    for env in &envs {
+        let name = &env["name"];
+        let stream = &env["log_stream"];
+        let want: Vec<&Value> = truth
+            .iter()
+            .filter(|t| t["log_stream"] == *stream)
+            .collect();
+        let got: Vec<&Value> = found
+            .iter()
+            .filter(|f| f["log_stream"] == *stream)
+            .collect();
+        eprintln!(
+            "{what}: {name}: near misses recorded {}, found {}",
+            want.len(),
+            got.len()
+        );
+        if !visible(env) {
+            assert!(got.is_empty(), "{what}: {name}: {got:?}");
+            continue;
+        }
+        assert_eq!(got.len(), want.len(), "{what}: {name}: {got:?} vs {want:?}");
+        for t in want {
+            let sent = t["ping_sent_at_ms"].as_i64().unwrap();
+            let f = got
+                .iter()
+                .filter(|f| f["ping_request_id"] == t["ping_request_id"])
+                .min_by_key(|f| (f["ping_at_ms"].as_i64().unwrap() - sent).abs())
+                .unwrap_or_else(|| panic!("{what}: {name}: missed {t}"));
+            assert!(
+                (f["ping_at_ms"].as_i64().unwrap() - sent).abs() < 250,
+                "{what}: {f} {t}"
+            );
+            if margins(env) {
+                let diff =
+                    (f["margin_ms"].as_i64().unwrap() - t["margin_ms"].as_i64().unwrap()).abs();
+                assert!(
+                    diff <= 5,
+                    "{what}: {name}: margin off by {diff} ms: {f} vs {t}"
+                );
+            } else {
+                assert!(f["margin_ms"].is_null(), "{what}: {name}: {f}");
+            }
+            matched += 1;
+        }
+    }
+    matched
 }
