@@ -19,7 +19,10 @@
 //! bursts of Java functions whose connects stall (record_network.py --only
 //! stall-java, fixture tests/fixtures/recorded-stall-java): `connect_stall`
 //! at 1.0 with grpc-java's channel trace (io.grpc.ChannelLogger at
-//! FINEST), nothing spurious at FINE or INFO.
+//! FINEST), nothing spurious at FINE or INFO. And connects that lost SYNs
+//! and went through (record_network.py --only connect-slow-java, fixture
+//! tests/fixtures/recorded-connect-slow-java): `connect_slow` against the
+//! late listener's record.
 
 mod common;
 
@@ -93,6 +96,17 @@ fn java_behind_a_nat_that_forgot_its_connection_scores_perfectly() {
         "recorded-nat-java",
         &["nat-grpc-java-info"],
         3,
+    );
+}
+
+/// Connects that lost their first SYNs and went through
+/// (`record_network.py --only connect-slow-java`): grpc-java's channel
+/// trace at FINEST prints `WaitUntilActive started` and `completed`.
+#[test]
+fn java_slow_connects_match_the_late_listeners_record() {
+    assert_connect_slow_matches(
+        &repo().join("tests/fixtures/recorded-connect-slow-java"),
+        "recorded-connect-slow-java",
     );
 }
 

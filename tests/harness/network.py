@@ -354,10 +354,15 @@ class SaturatedListener:
                         continue
                     c = self.connects.get(f[9])
                     if c is None:
-                        c = {"pid": socket_owner(f[9]), "local_port": local_port, "first_ms": now, "last_ms": now}
+                        c = {"pid": socket_owner(f[9]), "local_port": local_port, "first_ms": now, "last_ms": now, "seen": 0}
                         with self.lock:
                             self.connects[f[9]] = c
+                    elif c["pid"] is None:
+                        # Not found in any child's fds at first sight (a
+                        # socket being handed its fd): look again.
+                        c["pid"] = socket_owner(f[9])
                     c["last_ms"] = now
+                    c["seen"] += 1
             time.sleep(0.05)
 
     def stalled(self):

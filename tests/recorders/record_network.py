@@ -46,6 +46,10 @@ them (each environment labelled with its `setting` in environments.json):
   with `subchannel,transport`; negatives: healthy environments connecting
   straight to the server, and every connection's reuse in a second
   invocation. Truth: each connect's SYN-SENT span, watched in /proc.
+- connect-slow-java (`--only connect-slow-java`, the fixture
+  tests/fixtures/recorded-connect-slow-java): the same with grpc-java
+  environments (record_java.py's function) at JUL FINEST for
+  io.grpc.ChannelLogger (`WaitUntilActive started` / `completed`).
 - nat-near (`--matrix --nat-near`, or alone: `--only nat-near`, the
   fixture tests/fixtures/recorded-nat-near; opt-in in the matrix until
   thawtrace takes `--nat-near-miss`): NAT idle near misses, botocore at
@@ -1091,25 +1095,37 @@ CONNECT_SLOW_MS = 1000
 CONNECT_POLL_MS = 50
 
 
-def connect_slow_family(rec):
-    """Connects that lose SYNs and still succeed: grpc-js environments
-    (`subchannel,transport` traced) whose first connect meets a listener
-    that drops SYNs until it opens, a second after the last of them began,
-    and goes through at the next retransmission; beside them, healthy
-    environments connecting straight to the server (negatives)."""
+# What each library's connect-slow environments run: (runtime, function
+# name, the setting that traces connects, its environment, the event).
+CONNECT_SLOW_LIBRARIES = {
+    # grpc-js's `subchannel` and `transport` tracers.
+    "grpc-js": ("node", "orders-connect", "grpc-js-trace", {"GRPC_TRACE": "transport,subchannel"},
+                {"calls": 1, "deadline_ms": 12000}),
+    # grpc-java's channel trace (io.grpc.ChannelLogger at FINEST); the
+    # function's calls have an 8 s deadline.
+    "grpc-java": ("java", "orders-connect-java", "grpc-java-finest", {"THAWTRACE_JUL": "finest"}, {"calls": 1}),
+}
+
+
+def connect_slow_family(rec, library="grpc-js"):
+    """Connects that lose SYNs and still succeed: `library`'s environments
+    (connects traced: CONNECT_SLOW_LIBRARIES) whose first connect meets a
+    listener that drops SYNs until it opens, a second after the last of
+    them began, and goes through at the next retransmission; beside them,
+    healthy environments connecting straight to the server (negatives)."""
+    runtime, function, traced, trace, event = CONNECT_SLOW_LIBRARIES[library]
+    setting = "connect-slow-" + traced
     echo = lambda_sim.EchoServer(tempfile.mkdtemp(dir=rec.work))
     late = network.LateAcceptListener(echo.port)
-    trace = {"GRPC_TRACE": "transport,subchannel"}
-    event = {"calls": 1, "deadline_ms": 12000}
     slow, healthy = [], []
     for i in range(3):
         env = dict(trace, THAWTRACE_TARGET="127.0.0.1:%d" % late.port)
-        slow.append(rec.environment("orders-slow-%d" % i, "orders-connect", "node", env=env, timeout_s=15,
-                                    setting="connect-slow-grpc-js-trace", library="grpc-js"))
+        slow.append(rec.environment("orders-slow-%d" % i, function, runtime, env=env, timeout_s=15,
+                                    setting=setting, library=library))
     for i in range(2):
         env = dict(trace, THAWTRACE_TARGET="127.0.0.1:%d" % echo.port)
-        healthy.append(rec.environment("orders-healthy-%d" % i, "orders-connect", "node", env=env, timeout_s=15,
-                                       setting="connect-slow-negative-healthy-grpc-js-trace", library="grpc-js"))
+        healthy.append(rec.environment("orders-healthy-%d" % i, function, runtime, env=env, timeout_s=15,
+                                       setting="connect-slow-negative-healthy-" + traced, library=library))
     envs = slow + healthy
     rids = [rec.rid() for _ in envs]
 
@@ -1146,7 +1162,7 @@ def connect_slow_family(rec):
         took = c["last_ms"] - c["first_ms"]
         seen.add(id(env))
         rec.expect("connect_slow", [env], [rid], destination="127.0.0.1:%d" % late.port,
-                   syn_sent_ms=[took, took + 2 * CONNECT_POLL_MS], setting="connect-slow-grpc-js-trace", library="grpc-js")
+                   syn_sent_ms=[took, took + 2 * CONNECT_POLL_MS], setting=setting, library=library)
         rec.log("connect-slow %s: SYN-SENT %d ms (opened at +%d ms)" % (env.stream.name[-8:], took, late.opened_ms - c["first_ms"]))
         if took < CONNECT_SLOW_MS:
             problems.append("a connect through the late listener took only %d ms" % took)
@@ -1164,7 +1180,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--nat-idle-s", type=float, default=6.0, help="the proxy's idle timeout, standing in for 350 s")
-    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow", "nat-java", "stall-java", "nat-go", "stall-go"], help="record only this family")
+    ap.add_argument("--only", action="append", choices=["nat", "stall", "duplicate", "nat-matrix", "nat-near", "stall-matrix", "connect-slow", "nat-java", "stall-java", "connect-slow-java", "nat-go", "stall-go"], help="record only this family")
     ap.add_argument("--matrix", action="store_true",
                     help="also record the settings matrix (nat-matrix, stall-matrix; nat-near with --nat-near): NAT drops, idle inside an invocation, "
                          "botocore retries and log levels, TCP keepalive, (NAT idle near misses,) connect stalls with no connect timeout, and their negatives")
@@ -1240,6 +1256,9 @@ def main():
     if "connect-slow" in families:
         # Alone (--only connect-slow): it raises tcp_syn_retries.
         threads.append(threading.Thread(target=run, args=("connect-slow", connect_slow_family)))
+    if "connect-slow-java" in families:
+        # Alone (--only connect-slow-java): it raises tcp_syn_retries.
+        threads.append(threading.Thread(target=run, args=("connect-slow-java", connect_slow_family, "grpc-java")))
     for t in threads:
         t.start()
     for t in threads:
@@ -1276,7 +1295,7 @@ def main():
     ]
     if "nat-near" in families:
         scan_args += ["--nat-near-miss", "%g%%" % (NEAR_FRACTION * 100)]
-    if "connect-slow" in families:
+    if "connect-slow" in families or "connect-slow-java" in families:
         scan_args += ["--connect-slow", "%dms" % CONNECT_SLOW_MS]
     with open(os.path.join(args.out, "scan-args.json"), "w") as f:
         json.dump(scan_args, f)
