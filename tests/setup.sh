@@ -23,9 +23,38 @@ fi
 go_trixie="$deps/go-trixie"
 if [ ! -x "$go_trixie/usr/lib/go-1.24/bin/go" ] || [ ! -e "$go_trixie/usr/share/gocode/src/google.golang.org/grpc/version.go" ]; then
   tmp="$(mktemp -d)"
+  # A pinned file leaves the pool when a point release replaces its
+  # version: then the package's current trixie version is fetched instead,
+  # checked against the SHA256 in trixie's Packages index, and said.
+  fetch_deb() {
+    local sha="$1" path="$2" name arch pkg index found
+    name="$(basename "$path")"
+    if curl -sSf --retry 3 -o "$tmp/$name" "http://deb.debian.org/debian/$path" 2>/dev/null; then
+      echo "$sha  $tmp/$name" | sha256sum -c --quiet -
+      return
+    fi
+    pkg="${name%%_*}"
+    arch="${name##*_}" && arch="${arch%.deb}"
+    index="$tmp/Packages-$arch"
+    [ -s "$index" ] || curl -sSf --retry 3 "http://deb.debian.org/debian/dists/trixie/main/binary-$arch/Packages.xz" | xz -dc > "$index"
+    found="$(awk -v p="Package: $pkg" 'BEGIN { RS = ""; FS = "\n" }
+      { hit = 0; f = ""; s = ""
+        for (i = 1; i <= NF; i++) {
+          if ($i == p) hit = 1
+          if ($i ~ /^Filename: /) f = substr($i, 11)
+          if ($i ~ /^SHA256: /) s = substr($i, 9)
+        }
+        if (hit) { print s, f; exit } }' "$index")"
+    if [ -z "$found" ]; then
+      echo "setup.sh: $path has left Debian's pool and trixie has no $pkg" >&2
+      return 1
+    fi
+    echo "setup.sh: $name has left Debian's pool; using trixie's current ${found#* }" >&2
+    curl -sSf --retry 3 -o "$tmp/$name" "http://deb.debian.org/debian/${found#* }"
+    echo "${found%% *}  $tmp/$name" | sha256sum -c --quiet -
+  }
   while read -r sha path; do
-    curl -sSf --retry 3 -o "$tmp/$(basename "$path")" "http://deb.debian.org/debian/$path"
-    echo "$sha  $tmp/$(basename "$path")" | sha256sum -c --quiet -
+    fetch_deb "$sha" "$path"
   done <<'DEBS'
 5a52fec571e4a5d7eddf0b9e1366901f7da8e7b19d7c869443f36ef50077bdb3 pool/main/g/golang-google-grpc/golang-google-grpc-dev_1.64.0-7_all.deb
 93c6c109bbc0f1d55523282a16739d10634499c04f6d066a6aa58b67b687a44f pool/main/g/golang-1.24/golang-1.24-go_1.24.4-1_amd64.deb
