@@ -178,6 +178,43 @@ fn the_recorded_go_nat_idle_resets_are_found_exactly() {
     }
 }
 
+/// A recording of the same (seed 207, tests/fixtures/recorded-nat-go-eof)
+/// where, with keepalive on, the call lost the race to the ping at the
+/// thaw and failed with `error reading from server: EOF`: grpc-go's reader
+/// saw the peer's close before its reset. Found, as the proxy's reset, in
+/// that environment too.
+#[test]
+fn a_go_nat_reset_read_as_eof_is_found() {
+    let dir = repo().join("tests/fixtures/recorded-nat-go-eof");
+    let found = scan_json_with(&[&dir.join("events.jsonl")], &scan_args(&dir));
+    let truth = truth(&dir);
+    assert_eq!(keys(&found), keys(&truth), "recorded-nat-go-eof");
+    let envs: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("environments.json")).unwrap()).unwrap();
+    let keepalive = envs
+        .iter()
+        .find(|e| e["setting"] == "nat-grpc-go-keepalive@info-v2")
+        .unwrap();
+    let on: Vec<&Value> = found
+        .iter()
+        .filter(|f| f["log_streams"][0] == keepalive["log_stream"])
+        .collect();
+    assert_eq!(on.len(), 1, "{found:?}");
+    assert_eq!(on[0]["cause"], "reset", "{}", on[0]);
+    // Its evidence is the call that failed with EOF.
+    let lines: Vec<String> = events(&dir)
+        .iter()
+        .filter(|e| on[0]["evidence"].as_array().unwrap().contains(&e["id"]))
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("error reading from server: EOF")),
+        "{lines:?}"
+    );
+}
+
 /// Connect stalls of Go functions (grpc-go 1.64; record_network.py `--only
 /// stall-go`, the fixture tests/fixtures/recorded-stall-go): two functions'
 /// bursts of three environments whose SYNs a full accept queue drops (the

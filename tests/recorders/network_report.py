@@ -56,12 +56,6 @@ BLIND = {
     # io.grpc.ChannelLogger): nothing but `Task timed out`.
     "stall-grpc-java-fine",
     "stall-grpc-java-info",
-    # Not blind but racy, held to precision only: with keepalive on,
-    # grpc-go's ping at the thaw and the call race for the connection the
-    # NAT reset; when the call loses, it failed once (CI, seed 83948) with
-    # a line not read as a reset, and a rerun of that seed was found. The
-    # recording did not keep that line, so the miss is unexplained.
-    "nat-grpc-go-keepalive@info-v2",
 }
 
 
