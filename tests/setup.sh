@@ -14,6 +14,38 @@ fi
 if [ ! -d "$here/recorders/node/node_modules/@grpc/grpc-js" ] || [ ! -d "$here/recorders/node/node_modules/grpc-js-1-8" ]; then
   (cd "$here/recorders/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# fetch_deb SHA256 POOL_PATH DIR: a .deb from Debian's pool into DIR,
+# checked against its pinned SHA256. A pinned file leaves the pool when a
+# point release replaces its version: then the package's current trixie
+# version is fetched instead, checked against the SHA256 in trixie's
+# Packages index, and said.
+fetch_deb() {
+  local sha="$1" path="$2" tmp="$3" name arch pkg index found
+  name="$(basename "$path")"
+  if curl -sSf --retry 3 -o "$tmp/$name" "http://deb.debian.org/debian/$path" 2>/dev/null; then
+    echo "$sha  $tmp/$name" | sha256sum -c --quiet -
+    return
+  fi
+  pkg="${name%%_*}"
+  arch="${name##*_}" && arch="${arch%.deb}"
+  index="$tmp/Packages-$arch"
+  [ -s "$index" ] || curl -sSf --retry 3 "http://deb.debian.org/debian/dists/trixie/main/binary-$arch/Packages.xz" | xz -dc > "$index"
+  found="$(awk -v p="Package: $pkg" 'BEGIN { RS = ""; FS = "\n" }
+    { hit = 0; f = ""; s = ""
+      for (i = 1; i <= NF; i++) {
+        if ($i == p) hit = 1
+        if ($i ~ /^Filename: /) f = substr($i, 11)
+        if ($i ~ /^SHA256: /) s = substr($i, 9)
+      }
+      if (hit) { print s, f; exit } }' "$index")"
+  if [ -z "$found" ]; then
+    echo "setup.sh: $path has left Debian's pool and trixie has no $pkg" >&2
+    return 1
+  fi
+  echo "setup.sh: $name has left Debian's pool; using trixie's current ${found#* }" >&2
+  curl -sSf --retry 3 -o "$tmp/$name" "http://deb.debian.org/debian/${found#* }"
+  echo "${found%% *}  $tmp/$name" | sha256sum -c --quiet -
+}
 # grpc-go 1.64 and Go 1.24 (Debian trixie's packages) for record_go.py's
 # `--grpc 1.64`: each .deb fetched from Debian's pool, checked against the
 # SHA256 that trixie's Packages index (dists/trixie/main/binary-{all,amd64})
@@ -23,38 +55,8 @@ fi
 go_trixie="$deps/go-trixie"
 if [ ! -x "$go_trixie/usr/lib/go-1.24/bin/go" ] || [ ! -e "$go_trixie/usr/share/gocode/src/google.golang.org/grpc/version.go" ]; then
   tmp="$(mktemp -d)"
-  # A pinned file leaves the pool when a point release replaces its
-  # version: then the package's current trixie version is fetched instead,
-  # checked against the SHA256 in trixie's Packages index, and said.
-  fetch_deb() {
-    local sha="$1" path="$2" name arch pkg index found
-    name="$(basename "$path")"
-    if curl -sSf --retry 3 -o "$tmp/$name" "http://deb.debian.org/debian/$path" 2>/dev/null; then
-      echo "$sha  $tmp/$name" | sha256sum -c --quiet -
-      return
-    fi
-    pkg="${name%%_*}"
-    arch="${name##*_}" && arch="${arch%.deb}"
-    index="$tmp/Packages-$arch"
-    [ -s "$index" ] || curl -sSf --retry 3 "http://deb.debian.org/debian/dists/trixie/main/binary-$arch/Packages.xz" | xz -dc > "$index"
-    found="$(awk -v p="Package: $pkg" 'BEGIN { RS = ""; FS = "\n" }
-      { hit = 0; f = ""; s = ""
-        for (i = 1; i <= NF; i++) {
-          if ($i == p) hit = 1
-          if ($i ~ /^Filename: /) f = substr($i, 11)
-          if ($i ~ /^SHA256: /) s = substr($i, 9)
-        }
-        if (hit) { print s, f; exit } }' "$index")"
-    if [ -z "$found" ]; then
-      echo "setup.sh: $path has left Debian's pool and trixie has no $pkg" >&2
-      return 1
-    fi
-    echo "setup.sh: $name has left Debian's pool; using trixie's current ${found#* }" >&2
-    curl -sSf --retry 3 -o "$tmp/$name" "http://deb.debian.org/debian/${found#* }"
-    echo "${found%% *}  $tmp/$name" | sha256sum -c --quiet -
-  }
   while read -r sha path; do
-    fetch_deb "$sha" "$path"
+    fetch_deb "$sha" "$path" "$tmp"
   done <<'DEBS'
 5a52fec571e4a5d7eddf0b9e1366901f7da8e7b19d7c869443f36ef50077bdb3 pool/main/g/golang-google-grpc/golang-google-grpc-dev_1.64.0-7_all.deb
 93c6c109bbc0f1d55523282a16739d10634499c04f6d066a6aa58b67b687a44f pool/main/g/golang-1.24/golang-1.24-go_1.24.4-1_amd64.deb
@@ -69,6 +71,18 @@ DEBS
   rm -rf "$go_trixie.part" && mkdir -p "$go_trixie.part"
   for deb in "$tmp"/*.deb; do dpkg -x "$deb" "$go_trixie.part"; done
   rm -rf "$tmp" "$go_trixie" && mv "$go_trixie.part" "$go_trixie"
+fi
+# Apache Log4j 2.19 (Debian bookworm's liblog4j2-java, its jars only:
+# log4j-api, log4j-core, log4j-jul) for record_java.py's `log4j2` setting,
+# where java.util.logging and Netty log through Log4j 2's layout. Unpacked
+# with `dpkg -x` into tests/.deps/log4j2; skipped when present.
+log4j2="$deps/log4j2"
+if [ ! -e "$log4j2/usr/share/java/log4j-jul.jar" ]; then
+  tmp="$(mktemp -d)"
+  fetch_deb 000badfa04db9c243873bbda3b10c408b14e63ca88eb2f7d7708717bc4897f49 pool/main/a/apache-log4j2/liblog4j2-java_2.19.0-2_all.deb "$tmp"
+  rm -rf "$log4j2.part" && mkdir -p "$log4j2.part"
+  dpkg -x "$tmp"/*.deb "$log4j2.part"
+  rm -rf "$tmp" "$log4j2" && mv "$log4j2.part" "$log4j2"
 fi
 # Debian's packages: headless Chromium for the HTML report test, faketime
 # for the tests that run the collector with its clock years ahead, a JDK

@@ -37,6 +37,18 @@ fn the_recorded_java_function_scores_perfectly_where_the_logs_can_tell() {
     );
 }
 
+/// The same function logging through Log4j 2 (Debian's 2.19, the layout
+/// AWS documents for Java functions; `record_java.py --only log4j2`,
+/// fixture tests/fixtures/recorded-java-log4j2): Netty's frames at DEBUG
+/// behind the layout's date, level and logger.
+#[test]
+fn the_java_function_logging_through_log4j2_scores_perfectly() {
+    assert_perfect(
+        &repo().join("tests/fixtures/recorded-java-log4j2"),
+        "recorded-java-log4j2",
+    );
+}
+
 /// The keepalive pings (payload 1111) in flight at a freeze whose acks
 /// were read at the thaw: each found at FINE, where the frame logger
 /// prints pings and acks, and none at INFO; BDP pings (1234), which no

@@ -10,6 +10,7 @@ use thawtrace_analyzers::parse::{RawText, parse_line};
 use thawtrace_analyzers::{Batch, Collected, Config, Finding, FindingKind, Incident};
 
 const LINES: &[&str] = &[
+    "2026-12-06 21:07:32  DEBUG NettyClientHandler - [id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] OUTBOUND PING: ack=false bytes=1111",
     "START RequestId: aaaaaaaa-0000-4000-8000-000000000001 Version: $LATEST",
     "END RequestId: aaaaaaaa-0000-4000-8000-000000000001",
     "REPORT RequestId: aaaaaaaa-0000-4000-8000-000000000001\tDuration: 1.00 ms",
@@ -140,6 +141,26 @@ proptest! {
         let s = format!("{}{}", &line[..at], junk);
         let _ = parse_line(RawText::Plain(&s), true);
         let _ = parse_line(RawText::JsonEscaped(&s), true);
+    }
+
+    /// A grpc-java record behind any date-first layout prefix reads as the
+    /// bare record does.
+    #[test]
+    fn a_java_record_reads_the_same_behind_a_layout(
+        prefix in "[A-Za-z0-9 .:,\\[\\]{}-]{0,40}",
+        i in 0..4usize,
+    ) {
+        let record = [
+            "[id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] OUTBOUND PING: ack=false bytes=1111",
+            "[id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] INBOUND PING: ack=true bytes=1111",
+            "[id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] OUTBOUND GO_AWAY: lastStreamId=0 errorCode=0 length=0 bytes=",
+            "[NettyClientTransport<4>: (localhost/127.0.0.1:44505)] WaitUntilActive started",
+        ][i];
+        let line = format!("2026-12-06 21:07:32 {prefix} {record}");
+        prop_assert_eq!(
+            parse_line(RawText::Plain(&line), true).kind,
+            parse_line(RawText::Plain(record), true).kind
+        );
     }
 
     #[test]

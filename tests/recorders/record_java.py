@@ -10,7 +10,10 @@ Runtime API emulator, behind the delaying proxy, frozen between invocations,
 with the scripts and truths of record.py (its `script`, harness truth and
 reports), once per setting (SETTINGS): java.util.logging at FINE for
 io.grpc.netty (Netty's HTTP/2 frame logger) in the text and JSON log
-formats, JUL's default (INFO: nothing about keepalive), and keepalive off.
+formats, JUL's default (INFO: nothing about keepalive), Log4j 2 with the
+layout AWS documents (`log4j2`: java/log4j2.xml, io.grpc.netty at DEBUG),
+and keepalive off. `--only log4j2` records that one alone
+(tests/fixtures/recorded-java-log4j2, seed 5).
 
 Writes what record.py writes (events.jsonl, owners.jsonl, truth.json,
 harness_truth.json, harness_observations.json, harness_near_misses.json,
@@ -20,7 +23,8 @@ the library's own lines (GrpcJava below) and cannot see what a setting does
 not print.
 
 Needs javac and java (17) and `bash tests/setup.sh` (Debian's libgrpc-java
-and libnetty-java, the Python venv for the echo server).
+and libnetty-java, liblog4j2-java's jars, the Python venv for the echo
+server).
 """
 
 import argparse
@@ -108,6 +112,36 @@ def build(work):
     return ["java", "-XX:+TieredCompilation", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx128m", "-cp", classes + ":" + cp]
 
 
+# The `log4j2` setting: Log4j 2.19 (Debian's jars, tests/setup.sh unpacks
+# them) takes java.util.logging's records (log4j-jul's LogManager) and
+# Netty's (its API on the class path), with the layout AWS documents for
+# Lambda (java/log4j2.xml): io.grpc.netty at DEBUG.
+LOG4J2_DIR = os.path.join(HERE, "..", ".deps", "log4j2", "usr", "share", "java")
+LOG4J2_JARS = ["log4j-api", "log4j-core", "log4j-jul"]
+
+
+def logging_options(java, setting):
+    """The JVM command of `java` (build's) for a logging setting."""
+    if setting == "log4j2":
+        jars = [os.path.join(LOG4J2_DIR, j + ".jar") for j in LOG4J2_JARS]
+        missing = [j for j in jars if not os.path.exists(j)]
+        if missing:
+            sys.exit("missing %s: bash tests/setup.sh (Debian's liblog4j2-java)" % ", ".join(missing))
+        at = java.index("-cp") + 1
+        java = java[:at] + [java[at] + ":" + ":".join(jars)] + java[at + 1:]
+        return java + ["-Djava.util.logging.manager=org.apache.logging.log4j.jul.LogManager",
+                       "-Dlog4j2.configurationFile=" + os.path.join(JAVA_DIR, "log4j2.xml")]
+    props = SETTINGS[setting]
+    return java + (["-Djava.util.logging.config.file=" + props] if props else [])
+
+
+def logging_config(setting):
+    """The logging configuration file of a setting, relative to the repo
+    (None: the JDK's own)."""
+    path = os.path.join(JAVA_DIR, "log4j2.xml") if setting == "log4j2" else SETTINGS[setting]
+    return path and os.path.relpath(path, ROOT)
+
+
 # grpc-java's keepalive ping payload (NettyClientHandler's ping, 1111), as
 # the proxy records it: eight bytes, big-endian, in hex.
 JAVA_KEEPALIVE_PAYLOAD = (1111).to_bytes(8, "big").hex()
@@ -119,10 +153,10 @@ def environments(rng, java, which):
         ("java-text", "text", "fine", True),
         ("java-json", "json", "fine", True),
         ("java-text", "text", "none", True),
+        ("java-text", "text", "log4j2", True),
         ("java-keepalive-off", "text", "fine", False),
     ]:
-        props = SETTINGS[setting]
-        command = java + (["-Djava.util.logging.config.file=" + props] if props else []) + ["Function"]
+        command = logging_options(java, setting) + ["Function"]
         suffix = {"java-json": "-json", "java-keepalive-off": "-nokeepalive"}.get(name, "")
         envs.append(dict(
             name="%s@%s" % (name, setting), library="grpc-java", setting=setting,
@@ -169,7 +203,7 @@ def main():
         truth += lambda_sim.truth_for(stream.events, GrpcJava)
         all_events += stream.events
         meta.append({"name": spec["name"], "library": GrpcJava.name, "setting": spec["setting"],
-                     "env": spec["env"], "keepalive": spec["keepalive"], "jul": SETTINGS[spec["setting"]] and os.path.relpath(SETTINGS[spec["setting"]], ROOT),
+                     "env": spec["env"], "keepalive": spec["keepalive"], "jul": logging_config(spec["setting"]),
                      "log_group": stream.group, "log_stream": stream.name, "format": spec["format"], "start": spec["start"],
                      "invocations": len(spec["script"]), "lines": len(stream.events)})
         observations.append(record.observation(spec, stream, proxy, timeline))

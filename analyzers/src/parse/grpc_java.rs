@@ -77,6 +77,43 @@ pub fn is_frame_line(raw: &str) -> bool {
     raw.starts_with("FINE: [id: 0x") || raw.starts_with("[id: 0x")
 }
 
+/// The grpc-java frame or channel-trace record inside a line that a
+/// logging framework's layout begins with a `yyyy-MM-dd HH:mm:ss` date:
+/// Log4j 2 with the layout AWS documents for Java functions
+/// (`%d{yyyy-MM-dd HH:mm:ss} %X{AWSRequestId} %-5p %c{1} - %m%n`, recorded
+/// with Debian's Log4j 2.19, as in the example below; the request ID is
+/// empty on Netty's threads), or any layout that puts the date first and
+/// the message after it. `None` for any other line; other date-first lines
+/// cost one search.
+///
+/// ```
+/// use thawtrace_analyzers::parse::{grpc_java, RawText};
+/// let line = "2026-12-06 21:07:32  DEBUG NettyClientHandler - [id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] OUTBOUND PING: ack=false bytes=1111";
+/// let inner = grpc_java::after_layout(RawText::Plain(line)).unwrap();
+/// assert!(inner.raw().starts_with("[id: 0x4505e697"));
+/// assert!(grpc_java::after_layout(RawText::Plain("2026-12-06T21:07:32.000Z\tx\tINFO\t[id: 0x1, L:a - R:b] OUTBOUND PING: ack=false bytes=1111")).is_none());
+/// ```
+pub fn after_layout(text: RawText<'_>) -> Option<RawText<'_>> {
+    let raw = text.raw();
+    let b = raw.as_bytes();
+    let dated = b.len() > 20
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':';
+    if !dated {
+        return None;
+    }
+    let at = 19
+        + super::find_short(&b[19..], b"[id: 0x")
+            .or_else(|| super::find_short(&b[19..], b"[NettyClientTransport<"))?;
+    // The record follows the layout's separator (` - `, `: `, `] `), never
+    // a word.
+    (b[at - 1] == b' ').then(|| text.tail(at))
+}
+
 /// Whether an unprefixed line prints a grpc-java status as
 /// `StatusRuntimeException.getMessage()` does (`UNAVAILABLE: Keepalive
 /// failed. The connection is likely gone`, recorded; `DEADLINE_EXCEEDED:

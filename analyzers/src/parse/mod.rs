@@ -235,6 +235,12 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     if let Some(line) = platform::parse_text(raw) {
         return line;
     }
+    // grpc-java through a logging framework's layout (Log4j 2): read as
+    // the record it holds.
+    let (text, raw) = match grpc_java::after_layout(text) {
+        Some(inner) => (inner, inner.raw()),
+        None => (text, raw),
+    };
     if grpc_java::is_frame_line(raw) {
         return Line {
             kind: match grpc_java::reset(text) {

@@ -36,6 +36,16 @@ impl<'a> RawText<'a> {
         }
     }
 
+    /// The text from byte `at` of its raw form on (a char boundary), of the
+    /// same kind.
+    #[inline]
+    pub(crate) fn tail(&self, at: usize) -> RawText<'a> {
+        match *self {
+            RawText::Plain(s) => RawText::Plain(&s[at..]),
+            RawText::JsonEscaped(s) => RawText::JsonEscaped(&s[at..]),
+        }
+    }
+
     /// The text with escapes resolved. Borrowed when there is nothing to resolve.
     pub fn unescape(&self) -> Cow<'a, str> {
         match *self {
