@@ -14,22 +14,41 @@ fi
 if [ ! -d "$here/recorders/node/node_modules/@grpc/grpc-js" ] || [ ! -d "$here/recorders/node/node_modules/grpc-js-1-8" ]; then
   (cd "$here/recorders/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
-# fetch_deb SHA256 POOL_PATH DIR: a .deb from Debian's pool into DIR,
-# checked against its pinned SHA256. A pinned file leaves the pool when a
-# point release replaces its version: then the package's current trixie
-# version is fetched instead, checked against the SHA256 in trixie's
-# Packages index, and said.
+# fetch_deb SHA256 POOL_PATH DIR SUITE: a .deb from Debian's pool into DIR,
+# checked against its pinned SHA256. A pinned file leaves the pool (404)
+# when a point release replaces its version: then SUITE's current version
+# of the package is fetched instead, checked against the SHA256 in SUITE's
+# Packages index, itself checked against the InRelease file that gpgv
+# verifies with Debian's archive keyring, and said. Any other failure fails.
 fetch_deb() {
-  local sha="$1" path="$2" tmp="$3" name arch pkg index found
+  local sha="$1" path="$2" tmp="$3" suite="$4" name arch pkg index found code
   name="$(basename "$path")"
-  if curl -sSf --retry 3 -o "$tmp/$name" "http://deb.debian.org/debian/$path" 2>/dev/null; then
+  code="$(curl -sS --retry 3 -w '%{http_code}' -o "$tmp/$name" "http://deb.debian.org/debian/$path")"
+  if [ "$code" = 200 ]; then
     echo "$sha  $tmp/$name" | sha256sum -c --quiet -
     return
   fi
+  if [ "$code" != 404 ]; then
+    echo "setup.sh: fetching $path: HTTP $code" >&2
+    return 1
+  fi
   pkg="${name%%_*}"
   arch="${name##*_}" && arch="${arch%.deb}"
-  index="$tmp/Packages-$arch"
-  [ -s "$index" ] || curl -sSf --retry 3 "http://deb.debian.org/debian/dists/trixie/main/binary-$arch/Packages.xz" | xz -dc > "$index"
+  index="$tmp/Packages-$suite-$arch"
+  if [ ! -s "$index" ]; then
+    curl -sSf --retry 3 -o "$tmp/InRelease-$suite" "http://deb.debian.org/debian/dists/$suite/InRelease"
+    gpgv --keyring /usr/share/keyrings/debian-archive-keyring.gpg --output "$tmp/Release-$suite" "$tmp/InRelease-$suite" 2>/dev/null
+    # The index whose SHA256 the signed Release lists, by that hash (a
+    # mirror may serve a newer index than its InRelease by name).
+    found="$(awk -v f="main/binary-$arch/Packages.xz" '/^SHA256:/ { in256 = 1; next } /^[^ ]/ { in256 = 0 } in256 && $3 == f { print $1 }' "$tmp/Release-$suite")"
+    curl -sSf --retry 3 -o "$index.xz" "http://deb.debian.org/debian/dists/$suite/main/binary-$arch/by-hash/SHA256/$found" 2>/dev/null ||
+      curl -sSf --retry 3 -o "$index.xz" "http://deb.debian.org/debian/dists/$suite/main/binary-$arch/Packages.xz"
+    if ! echo "$found  $index.xz" | sha256sum -c --quiet - 2>/dev/null; then
+      echo "setup.sh: $path has left Debian's pool, and the mirror's $suite index does not match its signed Release" >&2
+      return 1
+    fi
+    xz -dc "$index.xz" > "$index"
+  fi
   found="$(awk -v p="Package: $pkg" 'BEGIN { RS = ""; FS = "\n" }
     { hit = 0; f = ""; s = ""
       for (i = 1; i <= NF; i++) {
@@ -39,10 +58,10 @@ fetch_deb() {
       }
       if (hit) { print s, f; exit } }' "$index")"
   if [ -z "$found" ]; then
-    echo "setup.sh: $path has left Debian's pool and trixie has no $pkg" >&2
+    echo "setup.sh: $path has left Debian's pool and $suite has no $pkg" >&2
     return 1
   fi
-  echo "setup.sh: $name has left Debian's pool; using trixie's current ${found#* }" >&2
+  echo "setup.sh: $name has left Debian's pool; using $suite's current ${found#* }" >&2
   curl -sSf --retry 3 -o "$tmp/$name" "http://deb.debian.org/debian/${found#* }"
   echo "${found%% *}  $tmp/$name" | sha256sum -c --quiet -
 }
@@ -56,7 +75,7 @@ go_trixie="$deps/go-trixie"
 if [ ! -x "$go_trixie/usr/lib/go-1.24/bin/go" ] || [ ! -e "$go_trixie/usr/share/gocode/src/google.golang.org/grpc/version.go" ]; then
   tmp="$(mktemp -d)"
   while read -r sha path; do
-    fetch_deb "$sha" "$path" "$tmp"
+    fetch_deb "$sha" "$path" "$tmp" trixie
   done <<'DEBS'
 5a52fec571e4a5d7eddf0b9e1366901f7da8e7b19d7c869443f36ef50077bdb3 pool/main/g/golang-google-grpc/golang-google-grpc-dev_1.64.0-7_all.deb
 93c6c109bbc0f1d55523282a16739d10634499c04f6d066a6aa58b67b687a44f pool/main/g/golang-1.24/golang-1.24-go_1.24.4-1_amd64.deb
@@ -79,7 +98,7 @@ fi
 log4j2="$deps/log4j2"
 if [ ! -e "$log4j2/usr/share/java/log4j-jul.jar" ]; then
   tmp="$(mktemp -d)"
-  fetch_deb 000badfa04db9c243873bbda3b10c408b14e63ca88eb2f7d7708717bc4897f49 pool/main/a/apache-log4j2/liblog4j2-java_2.19.0-2_all.deb "$tmp"
+  fetch_deb 000badfa04db9c243873bbda3b10c408b14e63ca88eb2f7d7708717bc4897f49 pool/main/a/apache-log4j2/liblog4j2-java_2.19.0-2_all.deb "$tmp" bookworm
   rm -rf "$log4j2.part" && mkdir -p "$log4j2.part"
   dpkg -x "$tmp"/*.deb "$log4j2.part"
   rm -rf "$tmp" "$log4j2" && mv "$log4j2.part" "$log4j2"

@@ -181,7 +181,7 @@ fn the_recorded_go_nat_idle_resets_are_found_exactly() {
 /// A recording of the same (seed 207, tests/fixtures/recorded-nat-go-eof)
 /// where, with keepalive on, the call lost the race to the ping at the
 /// thaw and failed with `error reading from server: EOF`: grpc-go's reader
-/// saw the peer's close before its reset. Found, as the proxy's reset, in
+/// then read end of file (the ping's write took the reset's error). Found, as the proxy's reset, in
 /// that environment too.
 #[test]
 fn a_go_nat_reset_read_as_eof_is_found() {

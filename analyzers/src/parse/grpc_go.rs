@@ -31,7 +31,7 @@
 //! | `rpc error: code = Unavailable desc = keepalive ping failed to receive ACK within timeout` | 1.64 (recorded), 1.38+ | the call's transport closed on a keepalive timeout |
 //! | `rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial tcp <addr>: connect: connection timed out"` (or `connection refused`) | 1.64 (recorded against a SYN-dropping / closed listener) | the call's connect timed out (a `connect_stall` when environments stall together) or was refused |
 //! | `rpc error: code = Unavailable desc = error reading from server: read tcp <local>-><remote>: read: connection reset by peer` | 1.64 (recorded through the NAT proxy) | a failed call whose connection the peer (a NAT that forgot it) reset: a network failure, for `nat_idle_reset` |
-//! | `rpc error: code = Unavailable desc = error reading from server: EOF` | 1.64 (recorded through the NAT proxy, keepalive on: the ping at the thaw met the reset, the reader saw the peer's close first and the writer `write: connection reset by peer`) | the same: a connection the peer dropped without an HTTP/2 goodbye (a graceful server close sends GOAWAY, and the call fails otherwise) |
+//! | `rpc error: code = Unavailable desc = error reading from server: EOF` | 1.64 (recorded through the NAT proxy, keepalive on: the ping's write at the thaw took the reset's error, `write: connection reset by peer` at verbosity 2, and the reader then read end of file) | the same: a connection the peer dropped without an HTTP/2 goodbye (a graceful server close sends GOAWAY, and the call fails otherwise); as grpc-js's `socket hang up`, a server that closed with a bare FIN reads the same |
 //!
 //! In 1.33 a transport the keepalive closes and one whose read failed (the
 //! server's EOF or RST) both end in `transport is closing`: the reason
@@ -211,10 +211,11 @@ fn call_closed(msg: &str) -> Option<CloseReason> {
 /// call with a network cause, read at any setting, for the neighbouring
 /// failures (a NAT that forgot the connection).
 ///
-/// `error reading from server: EOF` is the same failure where the reader
-/// saw the peer's close before its reset (recorded, keepalive on): a
-/// connection dropped with no GOAWAY. Either is a NAT idle reset only
-/// after an idle gap past the NAT's timeout.
+/// `error reading from server: EOF` is the same failure when a write took
+/// the reset's error first (recorded, keepalive on: the ping at the thaw)
+/// and the reader then read end of file: a connection dropped with no
+/// GOAWAY. Either is a NAT idle reset only after an idle gap past the
+/// NAT's timeout.
 fn call_reset(msg: &str) -> Option<Failure> {
     const NEEDLE: &str = "rpc error: code = Unavailable desc = ";
     let at = memchr::memmem::find(msg.as_bytes(), NEEDLE.as_bytes())?;
@@ -466,8 +467,8 @@ mod tests {
             })
         );
         // Recorded, 1.64.0 through the NAT proxy with keepalive on
-        // (record_network.py --only nat-go, seed 207): the peer's close
-        // read before its reset.
+        // (record_network.py --only nat-go, seed 207): the ping's write
+        // took the reset's error, the reader then read end of file.
         let eof = "2026/12/06 21:02:16 echo call 0 failed: rpc error: code = Unavailable desc = error reading from server: EOF";
         assert_eq!(
             parse(RawText::Plain(eof), false).unwrap().kind,

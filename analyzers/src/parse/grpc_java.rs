@@ -49,8 +49,10 @@
 //! with it: Debian packages 1.41.3).
 //!
 //! Other layouts: a line that is the message alone (a `SimpleFormatter`
-//! format of `%5$s%n`) is read too. Not read: other formats (log4j2 or
-//! SLF4J layouts through a JUL bridge), which put their own prefix first.
+//! format of `%5$s%n`) is read too, and a record behind a layout that puts
+//! a `yyyy-MM-dd HH:mm:ss` date first (Log4j 2, recorded with AWS's
+//! documented layout; [`after_layout`]). Not read: layouts that begin
+//! otherwise.
 
 use super::{Keepalive, KeepaliveEvent, Library, NetCause, NetFailure, RawText};
 
@@ -84,7 +86,7 @@ pub fn is_frame_line(raw: &str) -> bool {
 /// with Debian's Log4j 2.19, as in the example below; the request ID is
 /// empty on Netty's threads), or any layout that puts the date first and
 /// the message after it. `None` for any other line; other date-first lines
-/// cost one search.
+/// cost one or two searches.
 ///
 /// ```
 /// use thawtrace_analyzers::parse::{grpc_java, RawText};
