@@ -74,6 +74,12 @@ def test_managed_instances():
     obs2 = {"responses": window, "closing": None, "connections": [conn(1, 990, [(10005, None)], goaway=11008)]}
     check("MI: failures known by the invocation's window",
           [f["failed_request_ids"] for f in h2truth.managed_instances_truth(obs2, 1000, "g", "s1")], [["w1"]])
+    # The invocation answered 1 ms before the proxy stamped the close that
+    # failed its call (seed 93947): failed by it; one over 100 ms before: not.
+    window["w3"] = {"pid": 7, "calls": [dict(call(9000, 11007, ok=False), window=True)]}
+    window["w4"] = {"pid": 7, "calls": [dict(call(9000, 10900, ok=False), window=True)]}
+    check("MI: a window that ended as the proxy saw the close",
+          [f["failed_request_ids"] for f in h2truth.managed_instances_truth(obs2, 1000, "g", "s1")], [["w1", "w3"]])
 
 
 def test_snapstart():
