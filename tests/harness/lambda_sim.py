@@ -426,17 +426,27 @@ class RuntimeApi:
                         return self._reply(200, b"{}")
                     rid, event = item
                     deadline = now_ms() + api.deadline_ms
-                    return self._reply(
-                        200,
-                        json.dumps(event).encode(),
-                        [
-                            ("Lambda-Runtime-Aws-Request-Id", rid),
-                            ("Lambda-Runtime-Deadline-Ms", str(deadline)),
-                            ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:recorded"),
-                            ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0"),
-                            ("Content-Type", "application/json"),
-                        ],
-                    )
+                    try:
+                        return self._reply(
+                            200,
+                            json.dumps(event).encode(),
+                            [
+                                ("Lambda-Runtime-Aws-Request-Id", rid),
+                                ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+                                ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:recorded"),
+                                ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0"),
+                                ("Content-Type", "application/json"),
+                            ],
+                        )
+                    except (BrokenPipeError, ConnectionResetError):
+                        # This poll's client is gone: the event goes to the
+                        # next poll rather than nowhere (an invocation that
+                        # was never delivered cannot answer).
+                        with api.lock:
+                            if api.pending is None:
+                                api.pending = item
+                                api.lock.notify_all()
+                        return None
                 if self.path.startswith("/thawtrace/hold/"):
                     rid = self.path.rsplit("/", 1)[1]
                     with api.lock:
