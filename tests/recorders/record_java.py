@@ -116,6 +116,7 @@ def build(work):
 # them) takes java.util.logging's records (log4j-jul's LogManager) and
 # Netty's (its API on the class path), with the layout AWS documents for
 # Lambda (java/log4j2.xml): io.grpc.netty at DEBUG.
+LOG4J2_XML = os.path.join(JAVA_DIR, "log4j2.xml")
 LOG4J2_DIR = os.path.join(HERE, "..", ".deps", "log4j2", "usr", "share", "java")
 LOG4J2_JARS = ["log4j-api", "log4j-core", "log4j-jul"]
 
@@ -130,7 +131,7 @@ def logging_options(java, setting):
         at = java.index("-cp") + 1
         java = java[:at] + [java[at] + ":" + ":".join(jars)] + java[at + 1:]
         return java + ["-Djava.util.logging.manager=org.apache.logging.log4j.jul.LogManager",
-                       "-Dlog4j2.configurationFile=" + os.path.join(JAVA_DIR, "log4j2.xml")]
+                       "-Dlog4j2.configurationFile=" + LOG4J2_XML]
     props = SETTINGS[setting]
     return java + (["-Djava.util.logging.config.file=" + props] if props else [])
 
@@ -138,7 +139,7 @@ def logging_options(java, setting):
 def logging_config(setting):
     """The logging configuration file of a setting, relative to the repo
     (None: the JDK's own)."""
-    path = os.path.join(JAVA_DIR, "log4j2.xml") if setting == "log4j2" else SETTINGS[setting]
+    path = LOG4J2_XML if setting == "log4j2" else SETTINGS[setting]
     return path and os.path.relpath(path, ROOT)
 
 

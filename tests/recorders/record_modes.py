@@ -192,8 +192,8 @@ def java_environments(java):
             env["GRPC_CONNECT_AT_INIT"] = "1"
         if recreate:
             env["THAWTRACE_RECREATE_ON_RESTORE"] = recreate
-        props = record_java.SETTINGS["none" if setting == "info" else setting]  # info: the JDK's own
-        command = java + (["-Djava.util.logging.config.file=" + props] if props else []) + ["SnapFunction"]
+        # info: the JDK's own
+        command = record_java.logging_options(java, "none" if setting == "info" else setting) + ["SnapFunction"]
         envs.append(dict(name="java-snapstart-%s@%s" % (suffix, setting), mode="snapstart", library="grpc-java", setting=setting,
                          function="orders-java-snap-%s-%s" % (suffix, setting), runtime="java", command=command,
                          cwd=record_java.JAVA_DIR, format=fmt, env=env, drop=drop, use=use, snapshot_s=snapshot_s,

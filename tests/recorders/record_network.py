@@ -187,8 +187,7 @@ class Recording:
             with self.lock:
                 if not hasattr(self, "java"):
                     self.java = record_java.build(tempfile.mkdtemp(dir=self.work))
-            props = record_java.SETTINGS[(env or {}).get("THAWTRACE_JUL", "none")]
-            command = self.java + (["-Djava.util.logging.config.file=" + props] if props else []) + ["Function"]
+            command = record_java.logging_options(self.java, (env or {}).get("THAWTRACE_JUL", "none")) + ["Function"]
             cwd, handler, extra = record_java.JAVA_DIR, "", {}
         elif runtime == "go":
             # The Go function of record_go.py (nat_go_family builds it).
