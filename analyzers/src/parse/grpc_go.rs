@@ -192,19 +192,26 @@ fn reason_of(desc: &str) -> CloseReason {
     }
 }
 
-/// The function's failed call, as grpc-go's status error prints it:
-/// `rpc error: code = Unavailable desc = <desc>`; a closed transport when
-/// the desc says so.
-fn call_closed(msg: &str) -> Option<CloseReason> {
-    const NEEDLE: &str = "rpc error: code = Unavailable desc = ";
-    let at = memchr::memmem::find(msg.as_bytes(), NEEDLE.as_bytes())?;
-    match reason_of(&msg[at + NEEDLE.len()..]) {
+/// The description of a failed call as grpc-go's status error prints it,
+/// `rpc error: code = Unavailable desc = <desc>`: what follows `desc = `.
+fn unavailable_desc(msg: &str) -> Option<&str> {
+    static CALL: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| {
+            memchr::memmem::Finder::new("rpc error: code = Unavailable desc = ")
+        });
+    let at = CALL.find(msg.as_bytes())?;
+    Some(&msg[at + CALL.needle().len()..])
+}
+
+/// A failed call's [`unavailable_desc`] that says its transport closed.
+fn call_closed(desc: &str) -> Option<CloseReason> {
+    match reason_of(desc) {
         CloseReason::Other => None,
         reason => Some(reason),
     }
 }
 
-/// The function's failed call whose transport the peer reset (grpc-go
+/// A failed call's [`unavailable_desc`] when its transport the peer reset (grpc-go
 /// 1.64, recorded through the NAT proxy: `rpc error: code = Unavailable
 /// desc = error reading from server: read tcp <local>-><remote>: read:
 /// connection reset by peer`, Go's lower-case ECONNRESET text): a failed
@@ -216,10 +223,7 @@ fn call_closed(msg: &str) -> Option<CloseReason> {
 /// and the reader then read end of file: a connection dropped with no
 /// GOAWAY. Either is a NAT idle reset only after an idle gap past the
 /// NAT's timeout.
-fn call_reset(msg: &str) -> Option<Failure> {
-    const NEEDLE: &str = "rpc error: code = Unavailable desc = ";
-    let at = memchr::memmem::find(msg.as_bytes(), NEEDLE.as_bytes())?;
-    let desc = &msg[at + NEEDLE.len()..];
+fn call_reset(desc: &str) -> Option<Failure> {
     let eof = desc
         .strip_prefix("error reading from server: EOF")
         .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric()));
@@ -235,17 +239,14 @@ fn call_reset(msg: &str) -> Option<Failure> {
     })
 }
 
-/// The function's failed call whose connect failed (grpc-go 1.64,
+/// A failed call's [`unavailable_desc`] when its connect failed (grpc-go 1.64,
 /// recorded against a listener that drops SYNs and one that refuses:
 /// `rpc error: code = Unavailable desc = connection error: desc =
 /// "transport: Error while dialing: dial tcp <addr>: connect: connection
 /// timed out"`, or `connection refused`): a network failure naming its
 /// destination, read at any setting, for `connect_stall`.
-fn call_dial_failure(msg: &str) -> Option<Failure> {
-    const CALL: &str = "rpc error: code = Unavailable desc = ";
+fn call_dial_failure(desc: &str) -> Option<Failure> {
     const DIAL: &str = "Error while dialing: dial tcp ";
-    let at = memchr::memmem::find(msg.as_bytes(), CALL.as_bytes())?;
-    let desc = &msg[at + CALL.len()..];
     let at = memchr::memmem::find(desc.as_bytes(), DIAL.as_bytes())?;
     let (destination, why) = desc[at + DIAL.len()..].split_once(": connect: ")?;
     let cause = if why.starts_with("connection timed out") {
@@ -293,19 +294,22 @@ pub fn parse(text: RawText<'_>, want_failures: bool) -> Option<Line<'static>> {
             reason,
             quiet_ms: None,
         }),
-        None => match call_closed(msg) {
-            Some(reason) => keepalive(KeepaliveEvent::TransportClosed {
-                reason,
-                quiet_ms: None,
-            }),
-            None => match call_reset(msg).or_else(|| call_dial_failure(msg)) {
-                Some(failure) => LineKind::CallFailed(failure),
-                None if want_failures => {
-                    super::call_failure(msg).map_or(LineKind::Other, LineKind::CallFailed)
-                }
-                None => LineKind::Other,
-            },
-        },
+        None => {
+            let desc = unavailable_desc(msg);
+            match desc.and_then(call_closed) {
+                Some(reason) => keepalive(KeepaliveEvent::TransportClosed {
+                    reason,
+                    quiet_ms: None,
+                }),
+                None => match desc.and_then(|d| call_reset(d).or_else(|| call_dial_failure(d))) {
+                    Some(failure) => LineKind::CallFailed(failure),
+                    None if want_failures => {
+                        super::call_failure(msg).map_or(LineKind::Other, LineKind::CallFailed)
+                    }
+                    None => LineKind::Other,
+                },
+            }
+        }
     };
     Some(Line {
         kind,
