@@ -317,7 +317,6 @@ def harness_truth(conns, timeline, ack_timeout_ms, log_group, log_stream, slack_
     findings, near = [], []
     if not ack_timeout_ms:
         return findings, near
-    chosen = set()
     for c in conns:
         tc = _client_close_at(c)
         if tc is None or not timeline.alive_at(tc):
@@ -333,9 +332,6 @@ def harness_truth(conns, timeline, ack_timeout_ms, log_group, log_stream, slack_
         if not late:
             continue
         _, i, p = max(late, key=lambda x: (x[0], x[1]))
-        # Every ping whose timer had expired unanswered is accounted for by
-        # this close, not only the one it is paired with.
-        chosen.update((c["connection"], j) for _, j, _ in late)
         ping_owner = timeline.owner_at(p["sent"])
         close_owner = timeline.owner_at(tc)
         findings.append({
