@@ -335,9 +335,20 @@ class SaturatedListener:
             threading.Thread(target=self._watch, daemon=True).start()
 
     def _watch(self):
+        # Each poll is bracketed by the clock read before its first file
+        # and after its last: a socket it shows in SYN-SENT was so at some
+        # instant in [before, after]. A connect's span then lies within
+        # (`before_ms`, `after_ms`): the start of the last poll that did not
+        # show it and the end of the first that no longer did; and it
+        # covers [`first_ms`, `last_ms`]: the end of the first poll that
+        # showed it and the start of the last. Under load a poll can take
+        # tens of milliseconds; stamping a sighting with the poll's start
+        # alone once made a connect look longer than it was.
         port = ":%04X" % self.port
+        before_prev = None
         while not self.closed:
-            now = now_ms()
+            before = now_ms()
+            seen = []
             for path in ("/proc/net/tcp", "/proc/net/tcp6"):
                 try:
                     with open(path) as f:
@@ -350,19 +361,28 @@ class SaturatedListener:
                     if len(f) < 10 or f[3] != "02" or not f[2].endswith(port):
                         continue
                     local_port = int(f[1].rsplit(":", 1)[1], 16)
-                    if local_port in self.own_ports:
-                        continue
-                    c = self.connects.get(f[9])
-                    if c is None:
-                        c = {"pid": socket_owner(f[9]), "local_port": local_port, "first_ms": now, "last_ms": now, "seen": 0}
-                        with self.lock:
-                            self.connects[f[9]] = c
-                    elif c["pid"] is None:
-                        # Not found in any child's fds at first sight (a
-                        # socket being handed its fd): look again.
-                        c["pid"] = socket_owner(f[9])
-                    c["last_ms"] = now
-                    c["seen"] += 1
+                    if local_port not in self.own_ports:
+                        seen.append((f[9], local_port))
+            after = now_ms()
+            for inode, local_port in seen:
+                c = self.connects.get(inode)
+                if c is None:
+                    c = {"pid": socket_owner(inode), "local_port": local_port, "first_ms": after,
+                         "last_ms": before, "before_ms": before_prev, "after_ms": None, "seen": 0}
+                    with self.lock:
+                        self.connects[inode] = c
+                elif c["pid"] is None:
+                    # Not found in any child's fds at first sight (a
+                    # socket being handed its fd): look again.
+                    c["pid"] = socket_owner(inode)
+                c["last_ms"] = before
+                c["seen"] += 1
+            shown = {inode for inode, _ in seen}
+            with self.lock:
+                for inode, c in self.connects.items():
+                    if c["after_ms"] is None and inode not in shown:
+                        c["after_ms"] = after
+            before_prev = before
             time.sleep(0.05)
 
     def stalled(self):

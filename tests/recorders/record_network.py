@@ -1090,7 +1090,7 @@ def stall_matrix(rec, java=False):
 # SYN, Linux's initial retransmission timeout.
 CONNECT_SLOW_MS = 1000
 # The watcher polls /proc every 50 ms: a connect's SYN-SENT span is known
-# to within that.
+# to within about that (network.SaturatedListener's bounds).
 CONNECT_POLL_MS = 50
 
 
@@ -1158,10 +1158,15 @@ def connect_slow_family(rec, library="grpc-js"):
             problems.append("a slow connect of no slow environment: %s" % c)
             continue
         rid = owner_at(env, c["first_ms"])
+        # At least from the end of the first poll that showed it in
+        # SYN-SENT to the start of the last; at most from the start of the
+        # poll before to the end of the first that no longer did.
         took = c["last_ms"] - c["first_ms"]
+        at_most = (c["after_ms"] - c["before_ms"] if c["after_ms"] is not None and c["before_ms"] is not None
+                   else took + 2 * CONNECT_POLL_MS)
         seen.add(id(env))
         rec.expect("connect_slow", [env], [rid], destination="127.0.0.1:%d" % late.port,
-                   syn_sent_ms=[took, took + 2 * CONNECT_POLL_MS], setting=setting, library=library)
+                   syn_sent_ms=[took, at_most], setting=setting, library=library)
         rec.log("connect-slow %s: SYN-SENT %d ms (opened at +%d ms)" % (env.stream.name[-8:], took, late.opened_ms - c["first_ms"]))
         if took < CONNECT_SLOW_MS:
             problems.append("a connect through the late listener took only %d ms" % took)
