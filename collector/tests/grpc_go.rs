@@ -34,8 +34,7 @@ fn the_recorded_go_function_scores_perfectly_under_every_setting() {
     assert_near_misses(&dir, "recorded-go", |_| false, |_| false);
     // The recording must hold what it claims to test: a genuine keepalive
     // timeout under every setting with keepalive on.
-    let envs: Vec<Value> =
-        serde_json::from_slice(&std::fs::read(dir.join("environments.json")).unwrap()).unwrap();
+    let envs = environments(&dir);
     for env in &envs {
         let truth: usize = rows
             .iter()
@@ -99,8 +98,7 @@ fn the_recorded_go_164_function_scores_perfectly_where_the_log_can_tell() {
     // What the recording claims to test: under every setting with
     // keepalive on, a genuine timeout and a freeze timeout on the wire;
     // with verbosity, the freeze timeout found.
-    let envs: Vec<Value> =
-        serde_json::from_slice(&std::fs::read(dir.join("environments.json")).unwrap()).unwrap();
+    let envs = environments(&dir);
     for env in &envs {
         let name = env["name"].as_str().unwrap();
         assert_eq!(env["library_version"], "1.64.0", "{name}");
@@ -154,8 +152,7 @@ fn the_recorded_go_nat_idle_resets_are_found_exactly() {
     let found = scan_json_with(&[&dir.join("events.jsonl")], &scan_args(&dir));
     let truth = truth(&dir);
     assert_eq!(keys(&found), keys(&truth), "recorded-nat-go");
-    let envs: Vec<Value> =
-        serde_json::from_slice(&std::fs::read(dir.join("environments.json")).unwrap()).unwrap();
+    let envs = environments(&dir);
     for env in &envs {
         let stream = &env["log_stream"];
         let setting = env["setting"].as_str().unwrap();
@@ -189,8 +186,7 @@ fn a_go_nat_reset_read_as_eof_is_found() {
     let found = scan_json_with(&[&dir.join("events.jsonl")], &scan_args(&dir));
     let truth = truth(&dir);
     assert_eq!(keys(&found), keys(&truth), "recorded-nat-go-eof");
-    let envs: Vec<Value> =
-        serde_json::from_slice(&std::fs::read(dir.join("environments.json")).unwrap()).unwrap();
+    let envs = environments(&dir);
     let keepalive = envs
         .iter()
         .find(|e| e["setting"] == "nat-grpc-go-keepalive@info-v2")

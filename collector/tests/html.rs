@@ -105,10 +105,7 @@ fn every_recorded_freeze_timeout_is_drawn() {
         .iter()
         .map(|t| t["log_stream"].as_str().unwrap())
         .collect();
-    let envs: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture.join("environments.json")).unwrap())
-            .unwrap();
-    for env in envs.as_array().unwrap() {
+    for env in &environments(fixture) {
         let stream = env["log_stream"].as_str().unwrap();
         let open = dom.contains(&format!(r#"<details data-stream="{stream}" open="">"#));
         assert_eq!(open, with_findings.contains(&stream), "{stream}");
@@ -482,11 +479,9 @@ fn an_environment_that_cannot_be_drawn_does_not_stop_the_others() {
         .filter(|s| *s != spoiled)
         .collect();
     assert_drawn(&dom, &truth, &others);
-    let envs = std::fs::read_to_string(fixture.join("environments.json")).unwrap();
-    let envs: Value = serde_json::from_str(&envs).unwrap();
     assert_eq!(
         dom.matches("<details data-stream=").count(),
-        envs.as_array().unwrap().len(),
+        environments(fixture).len(),
         "every environment is listed"
     );
     assert_eq!(

@@ -29,9 +29,7 @@ fn near_misses_match_the_harness_record_within_5_ms() {
 fn keepalive_off_gives_no_near_miss() {
     let mut seen = 0;
     for dir in fixtures().into_iter().chain([settings_fixture()]) {
-        let envs: Vec<Value> =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
-                .unwrap();
+        let envs = environments(&dir);
         let found = scan_json(&[&dir.join("events.jsonl")]);
         let off = envs.iter().filter(|e| {
             e["keepalive"] == false

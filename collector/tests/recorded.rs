@@ -100,12 +100,8 @@ fn streams_without_platform_lines_are_flagged() {
 fn same_without_platform_lines(fixture: &std::path::Path, library: &str) {
     let dir = without_platform_lines(fixture);
     let dir = dir.path();
-    let envs: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture.join("environments.json")).unwrap())
-            .unwrap();
+    let envs = environments(fixture);
     let mine: Vec<&str> = envs
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|e| e["library"] == library)
         .map(|e| e["log_stream"].as_str().unwrap())

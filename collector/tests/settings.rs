@@ -86,8 +86,7 @@ fn assert_the_matrix_tests_something(dir: &Path, rows: &[Value], kinds: &[&str],
     );
     // Each stream of a setting that prints no keepalive line, and had a
     // failed call, is named; no stream of a setting that prints them is.
-    let envs: Vec<Value> =
-        serde_json::from_slice(&std::fs::read(dir.join("environments.json")).unwrap()).unwrap();
+    let envs = environments(dir);
     for env in &envs {
         let stream = env["log_stream"].as_str().unwrap();
         let named = err.contains(&format!(

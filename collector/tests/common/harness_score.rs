@@ -61,9 +61,8 @@ pub fn score(dir: &Path, found: &[Value]) -> Vec<Row> {
         .as_array()
         .unwrap()
         .clone();
-    let envs = read(&dir.join("environments.json"));
     let mut rows = Vec::new();
-    for env in envs.as_array().unwrap() {
+    for env in &super::environments(dir) {
         let stream = &env["log_stream"];
         for kind in KINDS {
             let mut want: BTreeMap<String, usize> = BTreeMap::new();

@@ -27,9 +27,7 @@ pub fn score(
         serde_json::from_str(&std::fs::read_to_string(dir.join("harness_truth.json")).unwrap())
             .unwrap();
     let truth = truth["findings"].as_array().unwrap();
-    let envs: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
-            .unwrap();
+    let envs = super::environments(dir);
     let mut rows = Vec::new();
     for env in &envs {
         let stream = env["log_stream"].as_str().unwrap();
@@ -104,9 +102,7 @@ pub fn assert_perfect(dir: &Path, what: &str) -> usize {
         dir.join("events.jsonl").to_str().unwrap(),
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    let envs: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
-            .unwrap();
+    let envs = super::environments(dir);
     for env in &envs {
         let named = err.contains(&format!(
             "thawtrace:   {} {}",
@@ -156,9 +152,7 @@ pub fn shows_frames(setting: &str) -> bool {
 pub fn assert_snapstart_perfect(dir: &Path, what: &str) {
     assert_eq!(super::score_modes(dir), ["snapstart"], "{what}");
     let truth = super::truth(dir);
-    let envs: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
-            .unwrap();
+    let envs = super::environments(dir);
     let stale = |env: &Value| {
         truth
             .iter()
@@ -201,9 +195,7 @@ pub fn assert_snapstart_perfect(dir: &Path, what: &str) {
 pub fn assert_network_perfect(dir: &Path, what: &str, blind: &[&str], min_found: usize) {
     let truth = super::truth(dir);
     let found = super::scan_json_with(&[&dir.join("events.jsonl")], &super::scan_args(dir));
-    let envs: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
-            .unwrap();
+    let envs = super::environments(dir);
     let (mut hits, mut negatives) = (BTreeSet::new(), 0);
     for env in &envs {
         let stream = env["log_stream"].as_str().unwrap();

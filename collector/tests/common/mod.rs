@@ -256,6 +256,14 @@ pub fn fresh_seed() -> String {
     })
 }
 
+/// A recording's environments (`environments.json`): each one's log
+/// stream, function, runtime, setting and library, as the recorder ran it.
+pub fn environments(dir: &Path) -> Vec<Value> {
+    let path = dir.join("environments.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The findings a recording's ground truth expects (`truth.json`).
 pub fn truth(dir: &Path) -> Vec<Value> {
     let truth: Value =
@@ -475,9 +483,7 @@ pub fn score_modes(dir: &Path) -> Vec<String> {
         "keepalive_timeout",
         "snapstart_stale_connection",
     ];
-    let envs: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
-            .unwrap();
+    let envs = environments(dir);
     let truth = truth(dir);
     let found = scan_json(&[&dir.join("events.jsonl")]);
     let mut modes = std::collections::BTreeSet::new();
@@ -656,9 +662,7 @@ pub fn assert_near_misses(
         .into_iter()
         .filter(|f| f["kind"] == "keepalive_near_miss")
         .collect();
-    let envs: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("environments.json")).unwrap())
-            .unwrap();
+    let envs = environments(dir);
     let mut matched = 0;
     for env in &envs {
         let name = &env["name"];
