@@ -54,8 +54,9 @@ KINDS = ("keepalive_freeze_timeout", "keepalive_timeout", "snapstart_stale_conne
 
 # Settings under which the library prints nothing that shows a keepalive
 # ping or its timeout: grpc-js without its `keepalive` tracer logs only the
-# connection going READY -> IDLE, or nothing but the failed call.
-BLIND = {"transport", "none"}
+# connection going READY -> IDLE, or nothing but the failed call; grpc-java
+# at INFO (JUL's default, or Log4j 2's `log4j2-info`) nothing at all.
+BLIND = {"transport", "none", "log4j2-info"}
 
 
 def key(f, mode="classic"):

@@ -28,6 +28,7 @@ mod common;
 
 use common::java::assert_perfect;
 use common::*;
+use serde_json::{Value, json};
 
 /// Also the keepalive pings (payload 1111) in flight at a freeze whose
 /// acks were read at the thaw: each found at FINE, where the frame logger
@@ -45,12 +46,70 @@ fn the_recorded_java_function_scores_perfectly_where_the_logs_can_tell() {
 /// The same function logging through Log4j 2 (Debian's 2.19, the layout
 /// AWS documents for Java functions; `record_java.py --only log4j2`,
 /// fixture tests/fixtures/recorded-java-log4j2): Netty's frames at DEBUG
-/// behind the layout's date, level and logger.
+/// behind the layout's date, level and logger; with io.grpc.netty at INFO
+/// (`log4j2-info`), only the function's own lines, its failed calls among
+/// them, so the stream is named as unjudged (in `assert_perfect`).
 #[test]
 fn the_java_function_logging_through_log4j2_scores_perfectly() {
     assert_perfect(
         &repo().join("tests/fixtures/recorded-java-log4j2"),
         "recorded-java-log4j2",
+    );
+}
+
+/// The function's own failed call, logged through Log4j 2 with the
+/// request ID the runtime put in the ThreadContext (`2026-12-06 23:53:22
+/// 35533c6b-… ERROR Function - echo call 0 failed: UNAVAILABLE: …`), is
+/// the genuine timeout's failed call, in the invocation the harness saw
+/// the connection close in.
+#[test]
+fn a_failed_call_logged_through_log4j2_is_its_invocations() {
+    let dir = repo().join("tests/fixtures/recorded-java-log4j2");
+    let found = scan_json(&[&dir.join("events.jsonl")]);
+    let harness: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("harness_truth.json")).unwrap())
+            .unwrap();
+    let events: Vec<Value> = std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let genuine: Vec<&Value> = harness["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "keepalive_timeout")
+        .collect();
+    let mut checked = 0;
+    for t in genuine {
+        let Some(f) = found
+            .iter()
+            .find(|f| f["kind"] == "keepalive_timeout" && f["log_stream"] == t["log_stream"])
+        else {
+            continue; // the INFO stream: nothing found, named as unjudged
+        };
+        assert_eq!(
+            f["failed_request_ids"],
+            json!([t["timeout_request_id"]]),
+            "{f}"
+        );
+        let line = events
+            .iter()
+            .find(|e| e["id"] == f["failed_call"]["event_id"])
+            .unwrap_or_else(|| panic!("no failed call: {f}"));
+        let message = line["message"].as_str().unwrap();
+        let rid = t["timeout_request_id"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                " {rid} ERROR Function - echo call 0 failed: UNAVAILABLE: "
+            )),
+            "{message}"
+        );
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 1,
+        "one genuine timeout where the frames are printed"
     );
 }
 

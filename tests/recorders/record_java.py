@@ -12,8 +12,9 @@ reports), once per setting (SETTINGS): java.util.logging at FINE for
 io.grpc.netty (Netty's HTTP/2 frame logger) in the text and JSON log
 formats, JUL's default (INFO: nothing about keepalive), Log4j 2 with the
 layout AWS documents (`log4j2`: java/log4j2.xml, io.grpc.netty at DEBUG),
-and keepalive off. `--only log4j2` records that one alone
-(tests/fixtures/recorded-java-log4j2, seed 5).
+Log4j 2 with io.grpc.netty at INFO (`log4j2-info`: the function's own
+lines only), and keepalive off. `--only log4j2` records the two Log4j 2
+settings alone (tests/fixtures/recorded-java-log4j2, seed 5).
 
 Writes what record.py writes (events.jsonl, owners.jsonl, truth.json,
 harness_truth.json, harness_observations.json, harness_near_misses.json,
@@ -119,11 +120,15 @@ def build(work):
 LOG4J2_XML = os.path.join(JAVA_DIR, "log4j2.xml")
 LOG4J2_DIR = os.path.join(HERE, "..", ".deps", "log4j2", "usr", "share", "java")
 LOG4J2_JARS = ["log4j-api", "log4j-core", "log4j-jul"]
+# The Log4j 2 settings: io.grpc.netty's level (java/log4j2.xml reads it).
+# At INFO nothing about keepalive is printed, only the function's own lines
+# (its failed calls among them).
+LOG4J2_LEVELS = {"log4j2": "debug", "log4j2-info": "info"}
 
 
 def logging_options(java, setting):
     """The JVM command of `java` (build's) for a logging setting."""
-    if setting == "log4j2":
+    if setting in LOG4J2_LEVELS:
         jars = [os.path.join(LOG4J2_DIR, j + ".jar") for j in LOG4J2_JARS]
         missing = [j for j in jars if not os.path.exists(j)]
         if missing:
@@ -131,7 +136,8 @@ def logging_options(java, setting):
         at = java.index("-cp") + 1
         java = java[:at] + [java[at] + ":" + ":".join(jars)] + java[at + 1:]
         return java + ["-Djava.util.logging.manager=org.apache.logging.log4j.jul.LogManager",
-                       "-Dlog4j2.configurationFile=" + LOG4J2_XML]
+                       "-Dlog4j2.configurationFile=" + LOG4J2_XML,
+                       "-Dthawtrace.grpc.level=" + LOG4J2_LEVELS[setting]]
     props = SETTINGS[setting]
     return java + (["-Djava.util.logging.config.file=" + props] if props else [])
 
@@ -139,7 +145,7 @@ def logging_options(java, setting):
 def logging_config(setting):
     """The logging configuration file of a setting, relative to the repo
     (None: the JDK's own)."""
-    path = LOG4J2_XML if setting == "log4j2" else SETTINGS[setting]
+    path = LOG4J2_XML if setting in LOG4J2_LEVELS else SETTINGS[setting]
     return path and os.path.relpath(path, ROOT)
 
 
@@ -155,6 +161,7 @@ def environments(rng, java, which):
         ("java-json", "json", "fine", True),
         ("java-text", "text", "none", True),
         ("java-text", "text", "log4j2", True),
+        ("java-text", "text", "log4j2-info", True),
         ("java-keepalive-off", "text", "fine", False),
     ]:
         command = logging_options(java, setting) + ["Function"]

@@ -5,6 +5,7 @@
 //! | Node.js, text | `<ISO ts>\t<requestId>\t<LEVEL>\t<message>` | `2026-11-28T08:07:13.137Z\t8a49e3f9-5c42-4f16-b87e-231ae818d4de\tERROR\tD 2026-11-28T08:07:13.137Z \| v1.14.7 2257 \| keepalive \| (2) 127.0.0.1:45905 Ping timeout passed without response` |
 //! | Python, text | `[LEVEL]\t<ISO ts>\t<requestId>\t<message>` | `[ERROR]\t2026-11-28T08:08:24.725Z\tca7beaa0-275c-4536-8ec4-a14510624461\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)` |
 //! | JSON log format, Java | `{"timestamp","message","level","AWSRequestId"}` | `{"timestamp":"2026-12-06T14:40:02.118Z","message":"echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone","level":"ERROR","AWSRequestId":"…"}` (the runtime's `JsonLogFormatter`, mimicked by the recorder) |
+//! | Java through Log4j 2, text | `<yyyy-MM-dd HH:mm:ss> <AWSRequestId> <LEVEL> <logger> - <message>` (AWS's documented layout; any date-first layout) | `2026-12-06 23:53:22 35533c6b-dbc9-42a0-8195-20aaa2d0c49d ERROR Function - echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone` (Log4j 2.19, recorded) |
 //! | JSON log format | `{"timestamp","level","requestId","message"}` | `{"timestamp":"2026-11-28T08:07:43.150Z","level":"INFO","message":"echo call 0 ok","logger":"root","requestId":"c462afd2-…"}` |
 //!
 //! Node.js prints `undefined` (Node <= 22) or `-` (Node 24, outside any
@@ -147,8 +148,15 @@ fn node_at_widths(text: RawText<'_>, want_failures: bool) -> Option<Line<'_>> {
 pub fn parse_node(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     let raw = text.raw();
     let b = raw.as_bytes();
-    if b.len() < 24 || b[4] != b'-' || b[10] != b'T' {
+    if b.len() < 24 || b[4] != b'-' {
         return other(None);
+    }
+    if b[10] != b'T' {
+        return if b[10] == b' ' {
+            layout_line(text, want_failures)
+        } else {
+            other(None)
+        };
     }
     if let Some(line) = node_at_widths(text, want_failures) {
         return line;
@@ -166,6 +174,86 @@ pub fn parse_node(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         return other(printed);
     };
     parse_body(body(text, msg), printed, want_failures || level == "ERROR")
+}
+
+/// Logging frameworks' levels, as a layout's `%p` prints them.
+const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// A line a logging framework's layout begins with a `yyyy-MM-dd HH:mm:ss`
+/// date (`,SSS` or `.SSS` may follow): Log4j 2 with the layout AWS
+/// documents for Java functions, `%d{yyyy-MM-dd HH:mm:ss} %X{AWSRequestId}
+/// %-5p %c{1} - %m%n`, where the runtime has put the invocation's request
+/// ID in Log4j's ThreadContext (empty on other threads). Recorded with
+/// Log4j 2.19:
+///
+/// ```text
+/// 2026-12-06 23:53:22 35533c6b-dbc9-42a0-8195-20aaa2d0c49d ERROR Function - echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone
+/// ```
+///
+/// The request ID is a token between the date and the level, the level
+/// the first of [`LEVELS`] among the next four tokens, the message what
+/// follows the logger and its ` - ` (or else the level), looked at for a
+/// failure at ERROR or FATAL, or when it prints a grpc-java status
+/// (`UNAVAILABLE: `). grpc-java's own records behind such a layout are
+/// read before this (`grpc_java::after_layout`). Kept out of line: the
+/// Node.js path is hot.
+#[cold]
+#[inline(never)]
+fn layout_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
+    let raw = text.raw();
+    let b = raw.as_bytes();
+    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    if b.len() < 21
+        || !digits.iter().all(|&i| b[i].is_ascii_digit())
+        || b[7] != b'-'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return other(None);
+    }
+    let mut at = 19;
+    if b.len() > 23 && matches!(b[19], b',' | b'.') && b[20..23].iter().all(u8::is_ascii_digit) {
+        at = 23;
+    }
+    let (mut printed, mut level) = (None, None);
+    for _ in 0..4 {
+        while b.get(at) == Some(&b' ') {
+            at += 1;
+        }
+        let end = b[at..]
+            .iter()
+            .position(|&c| c == b' ')
+            .map_or(b.len(), |n| at + n);
+        if end == at {
+            break;
+        }
+        // Bounded by spaces (ASCII) or the line's ends: character boundaries.
+        let token = &raw[at..end];
+        at = end;
+        if let Some(l) = LEVELS.iter().find(|l| **l == token) {
+            level = Some(*l);
+            break;
+        }
+        if token.len() == 36 && id_bytes(token.as_bytes()) {
+            printed = request_id_prefix(token);
+        }
+    }
+    let Some(level) = level else {
+        return other(printed);
+    };
+    // `%c{1} - %m`: the logger, then the message; without them, the rest.
+    let tail = raw[at..].trim_start_matches(' ');
+    let msg = match tail.split_once(' ') {
+        Some((_logger, m)) if m.starts_with("- ") => &m[2..],
+        _ => tail,
+    };
+    // As on the Java runtime's unprefixed lines, a grpc-java status at any
+    // level is a failed call (a WARN `… failed: UNAVAILABLE: …`).
+    let want = want_failures
+        || level == "ERROR"
+        || level == "FATAL"
+        || super::grpc_java::names_status(msg);
+    parse_body(body(text, msg), printed, want)
 }
 
 /// A timestamped line without the Node.js prefix's tabs: a Rust function's
@@ -638,6 +726,104 @@ mod tests {
                 Some("8a49e3f9-5c42-4f16-b87e-231ae818d4de")
             );
             assert!(matches!(line.kind, LineKind::Keepalive(_)), "{line:?}");
+        }
+    }
+
+    /// Lines a Log4j 2 layout begins with a date (recorded:
+    /// tests/fixtures/recorded-java-log4j2, Log4j 2.19, the layout AWS
+    /// documents): the function's own records read as the bare record
+    /// would be, with the request ID the runtime put in the ThreadContext.
+    #[test]
+    fn log4j2_layout_lines_read_as_their_records() {
+        use crate::parse::parse_line;
+        let bare =
+            "echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone";
+        let error = format!(
+            "2026-12-06 23:52:59 818d8cc0-1c5f-4127-af5f-3298fdf55543 ERROR Function - {bare}"
+        );
+        let line = parse_line(RawText::Plain(&error), false);
+        assert_eq!(
+            line.printed_request_id,
+            Some("818d8cc0-1c5f-4127-af5f-3298fdf55543")
+        );
+        assert!(matches!(line.kind, LineKind::CallFailed(_)), "{line:?}");
+        assert_eq!(line.kind, parse_line(RawText::Plain(bare), true).kind);
+        // As a subscription's payload carries it, JSON-escaped.
+        let escaped = parse_line(RawText::JsonEscaped(&error), false);
+        assert_eq!(escaped, line);
+        // A grpc-java status at WARN is a failed call too.
+        let warn = error.replace(" ERROR ", " WARN  ");
+        assert_eq!(parse_line(RawText::Plain(&warn), false).kind, line.kind);
+        // At INFO: its request ID, and a failure only when looked for.
+        let info = "2026-12-06 23:52:44 ff93e30c-9f1a-406d-88a0-bada5e6a0e88 INFO  Function - echo call 1 ok";
+        let line = parse_line(RawText::Plain(info), false);
+        assert_eq!(line.kind, LineKind::Other);
+        assert_eq!(
+            line.printed_request_id,
+            Some("ff93e30c-9f1a-406d-88a0-bada5e6a0e88")
+        );
+        // Netty's threads: an empty ThreadContext, two spaces.
+        let debug = "2026-12-06 23:52:43  DEBUG Utils - Epoll is not available, using Nio.";
+        let line = parse_line(RawText::Plain(debug), true);
+        assert_eq!(
+            (line.kind, line.printed_request_id),
+            (LineKind::Other, None)
+        );
+        // Other date-first layouts: milliseconds, no request ID, no logger.
+        for other in [
+            format!("2026-12-06 23:52:59,123 ERROR {bare}"),
+            format!("2026-12-06 23:52:59.123 [main] FATAL c.e.Handler - {bare}"),
+        ] {
+            let line = parse_line(RawText::Plain(&other), false);
+            assert_eq!(
+                line.kind,
+                parse_line(RawText::Plain(bare), true).kind,
+                "{other}"
+            );
+        }
+        // No level among the first tokens: nothing.
+        let line = parse_line(RawText::Plain("2026-12-06 23:52:59 - - - - ERROR x"), true);
+        assert_eq!(line.kind, LineKind::Other);
+    }
+
+    proptest::proptest! {
+        /// Behind any date-first prefix, well formed or not, reading never
+        /// panics; behind a well-formed one, an ERROR record reads as the
+        /// bare record looked at for failures.
+        #[test]
+        fn log4j2_layout_lines_never_panic(
+            date in proptest::prop_oneof![
+                3 => r"2026-12-06 23:52:59([,.][0-9]{3})?",
+                1 => r"[0-9]{4}-[0-9é ]{2}-[0-9:]{2} [0-9é]{2}:[0-9]{2}:[0-9 ]{2}[,.é]?[0-9]{0,3}",
+            ],
+            rid in r"(818d8cc0-1c5f-4127-af5f-3298fdf55543)?|[0-9a-fé\-]{30,40}",
+            level in r"ERROR|FATAL|INFO|[A-Zé]{0,6}",
+            logger in r"(Function - )?|[ -~é]{0,12}",
+            msg in proptest::prop_oneof![
+                proptest::strategy::Just(
+                    "echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone".to_owned()
+                ),
+                proptest::strategy::Just(
+                    "echo call 0 failed: DEADLINE_EXCEEDED: deadline exceeded after 1.999552113s. [closed=[], open=[[remote_addr=/127.0.0.1:44707]]]".to_owned()
+                ),
+                r"[ -~\t\\é]{0,40}",
+            ],
+            want in proptest::bool::ANY,
+        ) {
+            let raw = format!("{date} {rid} {level} {logger}{msg}");
+            let line = crate::parse::parse_line(RawText::Plain(&raw), want);
+            let _ = crate::parse::parse_line(RawText::JsonEscaped(&raw), want);
+            if date.starts_with("2026-12-06 23:52:59")
+                && matches!(level.as_str(), "ERROR" | "FATAL")
+                && logger == "Function - "
+                && (rid.is_empty() || rid.len() == 36)
+                && !msg.contains("[id: 0x")
+            {
+                proptest::prop_assert_eq!(
+                    line.kind,
+                    crate::parse::parse_line(RawText::Plain(&msg), true).kind
+                );
+            }
         }
     }
 }

@@ -11,7 +11,15 @@
 //   it logs through the runtime's logger (LambdaLogger), become
 //   {"timestamp","message","level","AWSRequestId"} records (the runtime's
 //   JsonLogFormatter; AWSRequestId only on the invocation's own thread);
-//   what other code writes to stderr (java.util.logging) stays as written.
+//   what other code writes to stderr (java.util.logging) stays as written;
+// - Log4j 2 (the recorder's `log4j2` setting: log4j2.configurationFile set,
+//   java.util.logging routed to Log4j by log4j-jul): the function logs its
+//   own lines as a Java function using Log4j 2 does, through its logging
+//   framework (here java.util.logging's API, SEVERE being ERROR), and the
+//   runtime puts the invocation's request ID in Log4j's ThreadContext as
+//   `AWSRequestId` before the handler runs (the runtime interface client's
+//   EventHandlerLoader does it by reflection when Log4j is on the class
+//   path; so does this one), which the layout prints.
 //
 // Event: {"calls": N, "hold": "none" | "release"} (the Node.js twin,
 // function.js, says what "release" does).
@@ -49,9 +57,26 @@ public final class Function {
     static final DateTimeFormatter TS =
             DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").withZone(ZoneOffset.UTC);
     static String requestId;
+    static final boolean LOG4J2 = System.getProperty("log4j2.configurationFile") != null;
+    static final java.util.logging.Logger LOGGER = java.util.logging.Logger.getLogger("Function");
+
+    /** What the runtime does for Log4j 2: the request ID in ThreadContext. */
+    static void log4jRequestId(String rid) {
+        try {
+            Class.forName("org.apache.logging.log4j.ThreadContext")
+                    .getMethod("put", String.class, String.class)
+                    .invoke(null, "AWSRequestId", rid);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("the log4j2 setting without Log4j's API", e);
+        }
+    }
 
     /** The runtime's LambdaLogger: the message as is (text) or its JSON record. */
     static synchronized void log(String level, String message) {
+        if (LOG4J2) {
+            LOGGER.log("ERROR".equals(level) ? java.util.logging.Level.SEVERE : java.util.logging.Level.INFO, message);
+            return;
+        }
         if (!JSON) {
             OUT.println(message);
         } else {
@@ -170,6 +195,9 @@ public final class Function {
                 break;
             }
             requestId = rid[0];
+            if (LOG4J2) {
+                log4jRequestId(rid[0]);
+            }
             String result = handle(channel, event, rid[0]);
             http("POST", base + rid[0] + "/response", result.getBytes(StandardCharsets.UTF_8), null);
         }
