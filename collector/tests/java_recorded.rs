@@ -46,7 +46,8 @@ fn the_recorded_java_function_scores_perfectly_where_the_logs_can_tell() {
 /// The same function logging through Log4j 2 (Debian's 2.19, the layout
 /// AWS documents for Java functions; `record_java.py --only log4j2`,
 /// fixture tests/fixtures/recorded-java-log4j2): Netty's frames at DEBUG
-/// behind the layout's date, level and logger; with io.grpc.netty at INFO
+/// behind the layout's date, level and logger, and in the JSON log format
+/// as the records' `message` (`log4j2-json`); with io.grpc.netty at INFO
 /// (`log4j2-info`), only the function's own lines, its failed calls among
 /// them, so the stream is named as unjudged (in `assert_perfect`).
 #[test]
@@ -58,10 +59,10 @@ fn the_java_function_logging_through_log4j2_scores_perfectly() {
 }
 
 /// The function's own failed call, logged through Log4j 2 with the
-/// request ID the runtime put in the ThreadContext (`2026-12-06 23:53:22
-/// 35533c6b-… ERROR Function - echo call 0 failed: UNAVAILABLE: …`), is
-/// the genuine timeout's failed call, in the invocation the harness saw
-/// the connection close in.
+/// request ID the runtime put in the ThreadContext (`<date> <request ID>
+/// ERROR Function - echo call 0 failed: UNAVAILABLE: …`, or a JSON record
+/// with `"AWSRequestId"`), is the genuine timeout's failed call, in the
+/// invocation the harness saw the connection close in.
 #[test]
 fn a_failed_call_logged_through_log4j2_is_its_invocations() {
     let dir = repo().join("tests/fixtures/recorded-java-log4j2");
@@ -99,17 +100,18 @@ fn a_failed_call_logged_through_log4j2_is_its_invocations() {
             .unwrap_or_else(|| panic!("no failed call: {f}"));
         let message = line["message"].as_str().unwrap();
         let rid = t["timeout_request_id"].as_str().unwrap();
+        let text = format!(" {rid} ERROR Function - echo call 0 failed: UNAVAILABLE: ");
+        let json = format!(r#""AWSRequestId":"{rid}""#);
+        let json_error = r#""level":"ERROR","message":"echo call 0 failed: UNAVAILABLE: "#;
         assert!(
-            message.contains(&format!(
-                " {rid} ERROR Function - echo call 0 failed: UNAVAILABLE: "
-            )),
+            message.contains(&text) || (message.contains(json_error) && message.contains(&json)),
             "{message}"
         );
         checked += 1;
     }
     assert_eq!(
-        checked, 1,
-        "one genuine timeout where the frames are printed"
+        checked, 2,
+        "a genuine timeout in each setting that prints frames"
     );
 }
 

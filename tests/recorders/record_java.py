@@ -13,8 +13,10 @@ io.grpc.netty (Netty's HTTP/2 frame logger) in the text and JSON log
 formats, JUL's default (INFO: nothing about keepalive), Log4j 2 with the
 layout AWS documents (`log4j2`: java/log4j2.xml, io.grpc.netty at DEBUG),
 Log4j 2 with io.grpc.netty at INFO (`log4j2-info`: the function's own
-lines only), and keepalive off. `--only log4j2` records the two Log4j 2
-settings alone (tests/fixtures/recorded-java-log4j2, seed 5).
+lines only), Log4j 2 in the JSON log format (`log4j2-json`:
+java/log4j2-json.xml, the fields of the Lambda appender's JSON records),
+and keepalive off. `--only log4j2` records the three Log4j 2 settings
+alone (tests/fixtures/recorded-java-log4j2, seed 5).
 
 Writes what record.py writes (events.jsonl, owners.jsonl, truth.json,
 harness_truth.json, harness_observations.json, harness_near_misses.json,
@@ -120,15 +122,22 @@ def build(work):
 LOG4J2_XML = os.path.join(JAVA_DIR, "log4j2.xml")
 LOG4J2_DIR = os.path.join(HERE, "..", ".deps", "log4j2", "usr", "share", "java")
 LOG4J2_JARS = ["log4j-api", "log4j-core", "log4j-jul"]
-# The Log4j 2 settings: io.grpc.netty's level (java/log4j2.xml reads it).
-# At INFO nothing about keepalive is printed, only the function's own lines
-# (its failed calls among them).
-LOG4J2_LEVELS = {"log4j2": "debug", "log4j2-info": "info"}
+# The Log4j 2 settings: their configuration and io.grpc.netty's level
+# (the configurations read it). At INFO nothing about keepalive is printed,
+# only the function's own lines (its failed calls among them).
+# `log4j2-json`: Lambda's JSON log format, where the Log4j appender writes
+# JSON records (java/log4j2-json.xml says how they are made here).
+LOG4J2_JSON_XML = os.path.join(JAVA_DIR, "log4j2-json.xml")
+LOG4J2_SETTINGS = {
+    "log4j2": (LOG4J2_XML, "debug"),
+    "log4j2-info": (LOG4J2_XML, "info"),
+    "log4j2-json": (LOG4J2_JSON_XML, "debug"),
+}
 
 
 def logging_options(java, setting):
     """The JVM command of `java` (build's) for a logging setting."""
-    if setting in LOG4J2_LEVELS:
+    if setting in LOG4J2_SETTINGS:
         jars = [os.path.join(LOG4J2_DIR, j + ".jar") for j in LOG4J2_JARS]
         missing = [j for j in jars if not os.path.exists(j)]
         if missing:
@@ -136,8 +145,8 @@ def logging_options(java, setting):
         at = java.index("-cp") + 1
         java = java[:at] + [java[at] + ":" + ":".join(jars)] + java[at + 1:]
         return java + ["-Djava.util.logging.manager=org.apache.logging.log4j.jul.LogManager",
-                       "-Dlog4j2.configurationFile=" + LOG4J2_XML,
-                       "-Dthawtrace.grpc.level=" + LOG4J2_LEVELS[setting]]
+                       "-Dlog4j2.configurationFile=" + LOG4J2_SETTINGS[setting][0],
+                       "-Dthawtrace.grpc.level=" + LOG4J2_SETTINGS[setting][1]]
     props = SETTINGS[setting]
     return java + (["-Djava.util.logging.config.file=" + props] if props else [])
 
@@ -145,7 +154,7 @@ def logging_options(java, setting):
 def logging_config(setting):
     """The logging configuration file of a setting, relative to the repo
     (None: the JDK's own)."""
-    path = LOG4J2_XML if setting in LOG4J2_LEVELS else SETTINGS[setting]
+    path = LOG4J2_SETTINGS[setting][0] if setting in LOG4J2_SETTINGS else SETTINGS[setting]
     return path and os.path.relpath(path, ROOT)
 
 
@@ -162,6 +171,7 @@ def environments(rng, java, which):
         ("java-text", "text", "none", True),
         ("java-text", "text", "log4j2", True),
         ("java-text", "text", "log4j2-info", True),
+        ("java-json", "json", "log4j2-json", True),
         ("java-keepalive-off", "text", "fine", False),
     ]:
         command = logging_options(java, setting) + ["Function"]

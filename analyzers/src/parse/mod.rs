@@ -241,23 +241,9 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         Some(inner) => (inner, inner.raw()),
         None => (text, raw),
     };
-    if grpc_java::is_frame_line(raw) {
+    if let Some(kind) = grpc_java_record(text) {
         return Line {
-            kind: match grpc_java::reset(text) {
-                Some(net) => LineKind::CallFailed(Failure {
-                    code: None,
-                    net: Some(net),
-                }),
-                None => grpc_java::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
-            },
-            printed_request_id: None,
-        };
-    }
-    if grpc_java::is_trace_line(raw) {
-        return Line {
-            kind: grpc_java::connect(text).map_or(LineKind::Other, |(destination, done)| {
-                LineKind::Connect { destination, done }
-            }),
+            kind,
             printed_request_id: None,
         };
     }
@@ -294,6 +280,29 @@ pub fn parse_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
             printed_request_id: None,
         },
     }
+}
+
+/// What a grpc-java record says, when `text` is one: a frame of Netty's
+/// HTTP/2 frame logger (a keepalive ping or ack, a GO_AWAY; a reset's
+/// GO_AWAY is the call's network failure) or a line of the channel trace
+/// (a connect). `None` for any other text.
+pub(crate) fn grpc_java_record(text: RawText<'_>) -> Option<LineKind<'static>> {
+    let raw = text.raw();
+    if grpc_java::is_frame_line(raw) {
+        return Some(match grpc_java::reset(text) {
+            Some(net) => LineKind::CallFailed(Failure {
+                code: None,
+                net: Some(net),
+            }),
+            None => grpc_java::parse(text).map_or(LineKind::Other, LineKind::Keepalive),
+        });
+    }
+    grpc_java::is_trace_line(raw).then(|| {
+        grpc_java::connect(text).map_or(LineKind::Other, |(destination, done)| LineKind::Connect {
+            destination,
+            done,
+        })
+    })
 }
 
 /// What a failure line says: the gRPC status and the network cause, when

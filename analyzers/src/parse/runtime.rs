@@ -6,6 +6,7 @@
 //! | Python, text | `[LEVEL]\t<ISO ts>\t<requestId>\t<message>` | `[ERROR]\t2026-11-28T08:08:24.725Z\tca7beaa0-275c-4536-8ec4-a14510624461\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)` |
 //! | JSON log format, Java | `{"timestamp","message","level","AWSRequestId"}` | `{"timestamp":"2026-12-06T14:40:02.118Z","message":"echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone","level":"ERROR","AWSRequestId":"…"}` (the runtime's `JsonLogFormatter`, mimicked by the recorder) |
 //! | Java through Log4j 2, text | `<yyyy-MM-dd HH:mm:ss> <AWSRequestId> <LEVEL> <logger> - <message>` (AWS's documented layout; any date-first layout) | `2026-12-06 23:53:22 35533c6b-dbc9-42a0-8195-20aaa2d0c49d ERROR Function - echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone` (Log4j 2.19, recorded) |
+//! | JSON log format, Java through Log4j 2 | `{"timestamp","level","message","logger","AWSRequestId"}` (the Lambda appender's fields) | `{"timestamp":"2026-12-07T00:04:47.131Z","level":"DEBUG","message":"[id: 0x8cbc77a7, L:/127.0.0.1:33716 - R:/127.0.0.1:43005] OUTBOUND PING: ack=false bytes=1111","logger":"io.grpc.netty.NettyClientHandler"}` (grpc-java's frame, read as the bare frame) |
 //! | JSON log format | `{"timestamp","level","requestId","message"}` | `{"timestamp":"2026-11-28T08:07:43.150Z","level":"INFO","message":"echo call 0 ok","logger":"root","requestId":"c462afd2-…"}` |
 //!
 //! Node.js prints `undefined` (Node <= 22) or `-` (Node 24, outside any
@@ -382,15 +383,23 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     let message = match serde_json::from_str::<AppLine>(&decoded) {
         Ok(AppLine {
             message: Some(serde_json::Value::String(s)),
-        }) if debug => match super::http_client_debug(&s) {
-            Some(kind) => {
-                return Line {
-                    kind,
-                    printed_request_id: printed,
-                };
+        }) if debug => {
+            // urllib3's connection ledger, or grpc-java's frames through
+            // Log4j 2 in the JSON log format (the Lambda appender's
+            // records: `"level":"DEBUG","message":"[id: 0x…] OUTBOUND PING:
+            // …","logger":"io.grpc.netty.NettyClientHandler"`).
+            match super::http_client_debug(&s)
+                .or_else(|| super::grpc_java_record(RawText::Plain(&s)))
+            {
+                Some(kind) => {
+                    return Line {
+                        kind,
+                        printed_request_id: printed,
+                    };
+                }
+                None => s,
             }
-            None => s,
-        },
+        }
         Ok(AppLine {
             message: Some(serde_json::Value::String(s)),
         }) => s,
@@ -784,6 +793,27 @@ mod tests {
         // No level among the first tokens: nothing.
         let line = parse_line(RawText::Plain("2026-12-06 23:52:59 - - - - ERROR x"), true);
         assert_eq!(line.kind, LineKind::Other);
+    }
+
+    /// grpc-java's frames through Log4j 2 in the JSON log format (recorded:
+    /// tests/fixtures/recorded-java-log4j2, `log4j2-json`) read as the bare
+    /// frame lines, escaped or not.
+    #[test]
+    fn log4j2_json_records_of_grpc_java_frames_read_as_the_frames() {
+        use crate::parse::parse_line;
+        for frame in [
+            "[id: 0x8cbc77a7, L:/127.0.0.1:33716 - R:/127.0.0.1:43005] OUTBOUND PING: ack=false bytes=1111",
+            "[id: 0x8cbc77a7, L:/127.0.0.1:33716 - R:/127.0.0.1:43005] OUTBOUND GO_AWAY: lastStreamId=0 errorCode=0 length=0 bytes=",
+        ] {
+            let record = format!(
+                r#"{{"timestamp":"2026-12-07T00:04:47.131Z","level":"DEBUG","message":"{frame}","logger":"io.grpc.netty.NettyClientHandler"}}"#
+            );
+            let bare = parse_line(RawText::Plain(frame), false);
+            assert!(matches!(bare.kind, LineKind::Keepalive(_)), "{bare:?}");
+            assert_eq!(parse_line(RawText::Plain(&record), false), bare);
+            let escaped = record.replace('"', "\\\"");
+            assert_eq!(parse_line(RawText::JsonEscaped(&escaped), false), bare);
+        }
     }
 
     proptest::proptest! {

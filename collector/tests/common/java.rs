@@ -142,9 +142,10 @@ pub fn assert_perfect(dir: &Path, what: &str) -> usize {
 }
 
 /// The settings whose logs print Netty's frames: JUL at FINE for
-/// io.grpc.netty, or Log4j 2 at DEBUG for it (`log4j2`).
+/// io.grpc.netty, or Log4j 2 at DEBUG for it (`log4j2`, and `log4j2-json`
+/// in the JSON log format).
 pub fn shows_frames(setting: &str) -> bool {
-    matches!(setting, "fine" | "log4j2")
+    matches!(setting, "fine" | "log4j2" | "log4j2-json")
 }
 
 /// A recording of Java functions restored from a SnapStart snapshot
