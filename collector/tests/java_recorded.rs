@@ -60,9 +60,10 @@ fn the_java_function_logging_through_log4j2_scores_perfectly() {
 
 /// The function's own failed call, logged through Log4j 2 with the
 /// request ID the runtime put in the ThreadContext (`<date> <request ID>
-/// ERROR Function - echo call 0 failed: UNAVAILABLE: …`, or a JSON record
-/// with `"AWSRequestId"`), is the genuine timeout's failed call, in the
-/// invocation the harness saw the connection close in.
+/// ERROR Function - echo call 0 failed: UNAVAILABLE: …`, or in the JSON
+/// log format a record with `"AWSRequestId"` and the exception's
+/// `"errorMessage":"UNAVAILABLE: …"`), is the genuine timeout's failed
+/// call, in the invocation the harness saw the connection close in.
 #[test]
 fn a_failed_call_logged_through_log4j2_is_its_invocations() {
     let dir = repo().join("tests/fixtures/recorded-java-log4j2");
@@ -102,7 +103,8 @@ fn a_failed_call_logged_through_log4j2_is_its_invocations() {
         let rid = t["timeout_request_id"].as_str().unwrap();
         let text = format!(" {rid} ERROR Function - echo call 0 failed: UNAVAILABLE: ");
         let json = format!(r#""AWSRequestId":"{rid}""#);
-        let json_error = r#""level":"ERROR","message":"echo call 0 failed: UNAVAILABLE: "#;
+        // In the JSON setting the function logs the exception itself.
+        let json_error = r#""level":"ERROR","message":"echo call 0 failed","logger":"Function","errorType":"io.grpc.StatusRuntimeException","errorMessage":"UNAVAILABLE: "#;
         assert!(
             message.contains(&text) || (message.contains(json_error) && message.contains(&json)),
             "{message}"

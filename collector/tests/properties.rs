@@ -10,7 +10,10 @@ use thawtrace_analyzers::parse::{RawText, parse_line};
 use thawtrace_analyzers::{Batch, Collected, Config, Finding, FindingKind, Incident};
 
 const LINES: &[&str] = &[
-    "2026-12-06 21:07:32  DEBUG NettyClientHandler - [id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] OUTBOUND PING: ack=false bytes=1111",
+    "2026-12-07 00:17:31  DEBUG NettyClientHandler - [id: 0x19905019, L:/127.0.0.1:39358 - R:/127.0.0.1:40887] OUTBOUND PING: ack=false bytes=1111",
+    "2026-12-07 00:17:40 ebf81a51-271b-43a6-bf70-a0614a406265 ERROR Function - echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone",
+    r#"{"timestamp":"2026-12-07T00:17:31.408Z","level":"DEBUG","message":"[id: 0x1b73c761, L:/127.0.0.1:39554 - R:/127.0.0.1:34643] OUTBOUND PING: ack=false bytes=1111","logger":"io.grpc.netty.NettyClientHandler"}"#,
+    r#"{"timestamp":"2026-12-07T00:17:32.414Z","level":"ERROR","message":"echo call 0 failed","logger":"Function","errorType":"io.grpc.StatusRuntimeException","errorMessage":"UNAVAILABLE: Keepalive failed. The connection is likely gone","AWSRequestId":"19f9bb4d-6e3d-49f0-b470-c0b71d6472c4"}"#,
     "START RequestId: aaaaaaaa-0000-4000-8000-000000000001 Version: $LATEST",
     "END RequestId: aaaaaaaa-0000-4000-8000-000000000001",
     "REPORT RequestId: aaaaaaaa-0000-4000-8000-000000000001\tDuration: 1.00 ms",
@@ -151,12 +154,12 @@ proptest! {
         i in 0..4usize,
     ) {
         let record = [
-            "[id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] OUTBOUND PING: ack=false bytes=1111",
-            "[id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] INBOUND PING: ack=true bytes=1111",
-            "[id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] OUTBOUND GO_AWAY: lastStreamId=0 errorCode=0 length=0 bytes=",
+            "[id: 0x19905019, L:/127.0.0.1:39358 - R:/127.0.0.1:40887] OUTBOUND PING: ack=false bytes=1111",
+            "[id: 0x19905019, L:/127.0.0.1:39358 - R:/127.0.0.1:40887] INBOUND PING: ack=true bytes=1111",
+            "[id: 0x19905019, L:/127.0.0.1:39358 - R:/127.0.0.1:40887] OUTBOUND GO_AWAY: lastStreamId=0 errorCode=0 length=0 bytes=",
             "[NettyClientTransport<4>: (localhost/127.0.0.1:44505)] WaitUntilActive started",
         ][i];
-        let line = format!("2026-12-06 21:07:32 {prefix} {record}");
+        let line = format!("2026-12-07 00:17:31 {prefix} {record}");
         prop_assert_eq!(
             parse_line(RawText::Plain(&line), true).kind,
             parse_line(RawText::Plain(record), true).kind

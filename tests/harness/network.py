@@ -304,11 +304,13 @@ class SaturatedListener:
     With `watch`, `stalled()` lists the connects that stalled on it: each
     socket seen in SYN-SENT towards its port (polled from /proc/net/tcp{,6}
     every 50 ms), with the process that owns it (a child of this one) and
-    when it was first and last seen so."""
+    the times that bound its span from inside and outside (`_watch`)."""
 
     def __init__(self, watch=False):
         self.lock = threading.Lock()
-        self.connects = {}  # socket inode -> {"pid", "local_port", "first_ms", "last_ms"}
+        # socket inode -> {"pid", "local_port", "first_ms", "last_ms",
+        # "before_ms", "after_ms", "seen"} (`_watch` says what the times bound)
+        self.connects = {}
         self.closed = False
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -376,6 +378,10 @@ class SaturatedListener:
                     # socket being handed its fd): look again.
                     c["pid"] = socket_owner(inode)
                 c["last_ms"] = before
+                # /proc/net/tcp is read in several reads, not a snapshot: a
+                # poll can miss a socket still in SYN-SENT. Seen again, it
+                # had not left.
+                c["after_ms"] = None
                 c["seen"] += 1
             shown = {inode for inode, _ in seen}
             with self.lock:

@@ -128,6 +128,10 @@ LOG4J2_JARS = ["log4j-api", "log4j-core", "log4j-jul"]
 # `log4j2-json`: Lambda's JSON log format, where the Log4j appender writes
 # JSON records (java/log4j2-json.xml says how they are made here).
 LOG4J2_JSON_XML = os.path.join(JAVA_DIR, "log4j2-json.xml")
+# In the JSON setting the function logs a failed call with its exception
+# (logger.error("echo call 0 failed", e)): the status only in the
+# record's errorMessage. The text settings log it in the message.
+LOG_EXCEPTION = {"log4j2-json": {"THAWTRACE_LOG_EXCEPTION": "1"}}
 LOG4J2_SETTINGS = {
     "log4j2": (LOG4J2_XML, "debug"),
     "log4j2-info": (LOG4J2_XML, "info"),
@@ -180,7 +184,8 @@ def environments(rng, java, which):
             name="%s@%s" % (name, setting), library="grpc-java", setting=setting,
             function="orders-java" + suffix + ("" if setting == "fine" else "-" + setting),
             command=command, cwd=JAVA_DIR, format=fmt, start="platform",
-            env={} if keepalive else {"THAWTRACE_KEEPALIVE": "0"}, keepalive=keepalive,
+            env=dict({} if keepalive else {"THAWTRACE_KEEPALIVE": "0"}, **LOG_EXCEPTION.get(setting, {})),
+            keepalive=keepalive,
             # KeepAliveManager's pings carry 1111; the BDP pings (1234) have
             # no ack timeout (h2truth.timed_pings).
             timed_ping_payloads=[JAVA_KEEPALIVE_PAYLOAD],

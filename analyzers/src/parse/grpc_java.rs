@@ -90,9 +90,9 @@ pub fn is_frame_line(raw: &str) -> bool {
 ///
 /// ```
 /// use thawtrace_analyzers::parse::{grpc_java, RawText};
-/// let line = "2026-12-06 21:07:32  DEBUG NettyClientHandler - [id: 0x4505e697, L:/127.0.0.1:45028 - R:/127.0.0.1:36093] OUTBOUND PING: ack=false bytes=1111";
+/// let line = "2026-12-07 00:17:31  DEBUG NettyClientHandler - [id: 0x19905019, L:/127.0.0.1:39358 - R:/127.0.0.1:40887] OUTBOUND PING: ack=false bytes=1111";
 /// let inner = grpc_java::after_layout(RawText::Plain(line)).unwrap();
-/// assert!(inner.raw().starts_with("[id: 0x4505e697"));
+/// assert!(inner.raw().starts_with("[id: 0x19905019"));
 /// assert!(grpc_java::after_layout(RawText::Plain("2026-12-06T21:07:32.000Z\tx\tINFO\t[id: 0x1, L:a - R:b] OUTBOUND PING: ack=false bytes=1111")).is_none());
 /// ```
 pub fn after_layout(text: RawText<'_>) -> Option<RawText<'_>> {

@@ -5,8 +5,8 @@
 //! | Node.js, text | `<ISO ts>\t<requestId>\t<LEVEL>\t<message>` | `2026-11-28T08:07:13.137Z\t8a49e3f9-5c42-4f16-b87e-231ae818d4de\tERROR\tD 2026-11-28T08:07:13.137Z \| v1.14.7 2257 \| keepalive \| (2) 127.0.0.1:45905 Ping timeout passed without response` |
 //! | Python, text | `[LEVEL]\t<ISO ts>\t<requestId>\t<message>` | `[ERROR]\t2026-11-28T08:08:24.725Z\tca7beaa0-275c-4536-8ec4-a14510624461\techo call 0 failed: StatusCode.UNAVAILABLE Stream removed (ping timeout)` |
 //! | JSON log format, Java | `{"timestamp","message","level","AWSRequestId"}` | `{"timestamp":"2026-12-06T14:40:02.118Z","message":"echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone","level":"ERROR","AWSRequestId":"…"}` (the runtime's `JsonLogFormatter`, mimicked by the recorder) |
-//! | Java through Log4j 2, text | `<yyyy-MM-dd HH:mm:ss> <AWSRequestId> <LEVEL> <logger> - <message>` (AWS's documented layout; any date-first layout) | `2026-12-06 23:53:22 35533c6b-dbc9-42a0-8195-20aaa2d0c49d ERROR Function - echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone` (Log4j 2.19, recorded) |
-//! | JSON log format, Java through Log4j 2 | `{"timestamp","level","message","logger","AWSRequestId"}` (the Lambda appender's fields) | `{"timestamp":"2026-12-07T00:04:47.131Z","level":"DEBUG","message":"[id: 0x8cbc77a7, L:/127.0.0.1:33716 - R:/127.0.0.1:43005] OUTBOUND PING: ack=false bytes=1111","logger":"io.grpc.netty.NettyClientHandler"}` (grpc-java's frame, read as the bare frame) |
+//! | Java through Log4j 2, text | `<yyyy-MM-dd HH:mm:ss> <AWSRequestId> <LEVEL> <logger> - <message>` (AWS's documented layout; any date-first layout) | `2026-12-07 00:17:40 ebf81a51-271b-43a6-bf70-a0614a406265 ERROR Function - echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone` (Log4j 2.19, recorded) |
+//! | JSON log format, Java through Log4j 2 | `{"timestamp","level","message","logger","AWSRequestId"}` (the Lambda appender's fields) | `{"timestamp":"2026-12-07T00:17:31.408Z","level":"DEBUG","message":"[id: 0x1b73c761, L:/127.0.0.1:39554 - R:/127.0.0.1:34643] OUTBOUND PING: ack=false bytes=1111","logger":"io.grpc.netty.NettyClientHandler"}` (grpc-java's frame, read as the bare frame) |
 //! | JSON log format | `{"timestamp","level","requestId","message"}` | `{"timestamp":"2026-11-28T08:07:43.150Z","level":"INFO","message":"echo call 0 ok","logger":"root","requestId":"c462afd2-…"}` |
 //!
 //! Node.js prints `undefined` (Node <= 22) or `-` (Node 24, outside any
@@ -177,8 +177,30 @@ pub fn parse_node(text: RawText<'_>, want_failures: bool) -> Line<'_> {
     parse_body(body(text, msg), printed, want_failures || level == "ERROR")
 }
 
-/// Logging frameworks' levels, as a layout's `%p` prints them.
-const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+/// Logging frameworks' levels as their layouts print them (Log4j's and
+/// Logback's `%p`, Python logging's `%(levelname)s`), bracketed or not:
+/// how much each says about a failed call on its line.
+const LEVELS: [(&str, Severity); 9] = [
+    ("TRACE", Severity::Other),
+    ("DEBUG", Severity::Other),
+    ("INFO", Severity::Other),
+    ("WARN", Severity::Warning),
+    ("WARNING", Severity::Warning),
+    ("ERROR", Severity::Error),
+    ("SEVERE", Severity::Error),
+    ("FATAL", Severity::Error),
+    ("CRITICAL", Severity::Error),
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Severity {
+    /// A failure is looked for only when asked.
+    Other,
+    /// A failure when the line prints a grpc-java status.
+    Warning,
+    /// A failure is looked for.
+    Error,
+}
 
 /// A line a logging framework's layout begins with a `yyyy-MM-dd HH:mm:ss`
 /// date (`,SSS` or `.SSS` may follow): Log4j 2 with the layout AWS
@@ -188,14 +210,15 @@ const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 /// Log4j 2.19:
 ///
 /// ```text
-/// 2026-12-06 23:53:22 35533c6b-dbc9-42a0-8195-20aaa2d0c49d ERROR Function - echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone
+/// 2026-12-07 00:17:40 ebf81a51-271b-43a6-bf70-a0614a406265 ERROR Function - echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone
 /// ```
 ///
 /// The request ID is a token between the date and the level, the level
 /// the first of [`LEVELS`] among the next four tokens, the message what
 /// follows the logger and its ` - ` (or else the level), looked at for a
-/// failure at ERROR or FATAL, or when it prints a grpc-java status
-/// (`UNAVAILABLE: `). grpc-java's own records behind such a layout are
+/// failure at ERROR and above, or at WARN when it prints a grpc-java
+/// status (`UNAVAILABLE: `); with no level, the whole line when it prints
+/// one. grpc-java's own records behind such a layout are
 /// read before this (`grpc_java::after_layout`). Kept out of line: the
 /// Node.js path is hot.
 #[cold]
@@ -231,16 +254,20 @@ fn layout_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         // Bounded by spaces (ASCII) or the line's ends: character boundaries.
         let token = &raw[at..end];
         at = end;
-        if let Some(l) = LEVELS.iter().find(|l| **l == token) {
-            level = Some(*l);
+        let bare = token.trim_start_matches('[').trim_end_matches(']');
+        if let Some((_, severity)) = LEVELS.iter().find(|(l, _)| *l == bare) {
+            level = Some(*severity);
             break;
         }
         if token.len() == 36 && id_bytes(token.as_bytes()) {
             printed = request_id_prefix(token);
         }
     }
-    let Some(level) = level else {
-        return other(printed);
+    let Some(severity) = level else {
+        // No level where one was looked for: the line as a whole.
+        let rest = &raw[19..];
+        let want = want_failures || super::grpc_java::names_status(rest);
+        return parse_body(body(text, rest), printed, want);
     };
     // `%c{1} - %m`: the logger, then the message; without them, the rest.
     let tail = raw[at..].trim_start_matches(' ');
@@ -248,12 +275,16 @@ fn layout_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         Some((_logger, m)) if m.starts_with("- ") => &m[2..],
         _ => tail,
     };
-    // As on the Java runtime's unprefixed lines, a grpc-java status at any
-    // level is a failed call (a WARN `… failed: UNAVAILABLE: …`).
+    // As on the Java runtime's unprefixed lines, a grpc-java status is a
+    // failed call, at WARN and above (a WARN `… failed: UNAVAILABLE: …`);
+    // an INFO line that mentions one (`retried after UNAVAILABLE: …, ok`)
+    // is not.
     let want = want_failures
-        || level == "ERROR"
-        || level == "FATAL"
-        || super::grpc_java::names_status(msg);
+        || match severity {
+            Severity::Error => true,
+            Severity::Warning => super::grpc_java::names_status(msg),
+            Severity::Other => false,
+        };
     parse_body(body(text, msg), printed, want)
 }
 
@@ -413,7 +444,22 @@ pub fn parse_json(text: RawText<'_>, want_failures: bool) -> Line<'_> {
         }
         _ => return other(printed),
     };
-    parse_body(RawText::Plain(&message), printed, want_failures)
+    let line = parse_body(RawText::Plain(&message), printed, want_failures);
+    // Log4j 2's records in the JSON log format carry a logged exception
+    // in `errorType` and `errorMessage` (`logger.error("echo call 0
+    // failed", e)`: the status only there): looked at when the message
+    // says nothing.
+    if want_failures
+        && line.kind == LineKind::Other
+        && super::find_short(decoded.as_bytes(), b"\"errorMessage\":").is_some()
+        && let Some(failure) = super::call_failure(&decoded)
+    {
+        return Line {
+            kind: LineKind::CallFailed(failure),
+            printed_request_id: printed,
+        };
+    }
+    line
 }
 
 #[cfg(test)]
@@ -748,12 +794,12 @@ mod tests {
         let bare =
             "echo call 0 failed: UNAVAILABLE: Keepalive failed. The connection is likely gone";
         let error = format!(
-            "2026-12-06 23:52:59 818d8cc0-1c5f-4127-af5f-3298fdf55543 ERROR Function - {bare}"
+            "2026-12-07 00:17:40 ebf81a51-271b-43a6-bf70-a0614a406265 ERROR Function - {bare}"
         );
         let line = parse_line(RawText::Plain(&error), false);
         assert_eq!(
             line.printed_request_id,
-            Some("818d8cc0-1c5f-4127-af5f-3298fdf55543")
+            Some("ebf81a51-271b-43a6-bf70-a0614a406265")
         );
         assert!(matches!(line.kind, LineKind::CallFailed(_)), "{line:?}");
         assert_eq!(line.kind, parse_line(RawText::Plain(bare), true).kind);
@@ -764,15 +810,15 @@ mod tests {
         let warn = error.replace(" ERROR ", " WARN  ");
         assert_eq!(parse_line(RawText::Plain(&warn), false).kind, line.kind);
         // At INFO: its request ID, and a failure only when looked for.
-        let info = "2026-12-06 23:52:44 ff93e30c-9f1a-406d-88a0-bada5e6a0e88 INFO  Function - echo call 1 ok";
+        let info = "2026-12-07 00:17:25 d29aabc9-7af6-44e1-aa16-a1c6d5cd0291 INFO  Function - echo call 1 ok";
         let line = parse_line(RawText::Plain(info), false);
         assert_eq!(line.kind, LineKind::Other);
         assert_eq!(
             line.printed_request_id,
-            Some("ff93e30c-9f1a-406d-88a0-bada5e6a0e88")
+            Some("d29aabc9-7af6-44e1-aa16-a1c6d5cd0291")
         );
         // Netty's threads: an empty ThreadContext, two spaces.
-        let debug = "2026-12-06 23:52:43  DEBUG Utils - Epoll is not available, using Nio.";
+        let debug = "2026-12-07 00:17:24  DEBUG Utils - Epoll is not available, using Nio.";
         let line = parse_line(RawText::Plain(debug), true);
         assert_eq!(
             (line.kind, line.printed_request_id),
@@ -790,9 +836,53 @@ mod tests {
                 "{other}"
             );
         }
-        // No level among the first tokens: nothing.
-        let line = parse_line(RawText::Plain("2026-12-06 23:52:59 - - - - ERROR x"), true);
+        // Python logging's level names, bracketed levels.
+        for other in [
+            format!("2026-12-07 00:17:40,123 - orders - CRITICAL - {bare}"),
+            format!("2026-12-07 00:17:40 [ERROR] {bare}"),
+            format!("2026-12-07 00:17:40,123 - orders - WARNING - {bare}"),
+        ] {
+            let line = parse_line(RawText::Plain(&other), false);
+            assert!(matches!(line.kind, LineKind::CallFailed(_)), "{other}");
+        }
+        // At INFO, a line that mentions a status is not a failed call.
+        let mentions = "2026-12-07 00:17:40 d29aabc9-7af6-44e1-aa16-a1c6d5cd0291 INFO  Function - retried after UNAVAILABLE: io exception, ok";
+        assert_eq!(
+            parse_line(RawText::Plain(mentions), false).kind,
+            LineKind::Other
+        );
+        // No level among the first tokens: the whole line, a failure when
+        // looked for or when it prints a grpc-java status.
+        let no_level = format!("2026-12-07 00:17:40 - - - - {bare}");
+        assert_eq!(
+            parse_line(RawText::Plain(&no_level), false).kind,
+            parse_line(RawText::Plain(bare), true).kind
+        );
+        let line = parse_line(RawText::Plain("2026-12-06 23:52:59 - - - - ERROR x"), false);
         assert_eq!(line.kind, LineKind::Other);
+    }
+
+    /// A failed call logged with its exception through Log4j 2 in the JSON
+    /// log format (recorded: tests/fixtures/recorded-java-log4j2,
+    /// `log4j2-json`): the status only in `errorMessage`.
+    #[test]
+    fn log4j2_json_records_name_a_logged_exceptions_status() {
+        let record = r#"{"timestamp":"2026-12-07T00:17:32.414Z","level":"ERROR","message":"echo call 0 failed","logger":"Function","errorType":"io.grpc.StatusRuntimeException","errorMessage":"UNAVAILABLE: Keepalive failed. The connection is likely gone","AWSRequestId":"19f9bb4d-6e3d-49f0-b470-c0b71d6472c4"}"#;
+        let line = crate::parse::parse_line(RawText::Plain(record), false);
+        assert_eq!(
+            line.printed_request_id,
+            Some("19f9bb4d-6e3d-49f0-b470-c0b71d6472c4")
+        );
+        let LineKind::CallFailed(f) = line.kind else {
+            panic!("{line:?}")
+        };
+        assert_eq!(f.code, Some("UNAVAILABLE"));
+        // At INFO the exception is not looked at.
+        let info = record.replace(r#""level":"ERROR""#, r#""level":"INFO""#);
+        assert_eq!(
+            crate::parse::parse_line(RawText::Plain(&info), false).kind,
+            LineKind::Other
+        );
     }
 
     /// grpc-java's frames through Log4j 2 in the JSON log format (recorded:
@@ -802,11 +892,11 @@ mod tests {
     fn log4j2_json_records_of_grpc_java_frames_read_as_the_frames() {
         use crate::parse::parse_line;
         for frame in [
-            "[id: 0x8cbc77a7, L:/127.0.0.1:33716 - R:/127.0.0.1:43005] OUTBOUND PING: ack=false bytes=1111",
-            "[id: 0x8cbc77a7, L:/127.0.0.1:33716 - R:/127.0.0.1:43005] OUTBOUND GO_AWAY: lastStreamId=0 errorCode=0 length=0 bytes=",
+            "[id: 0x1b73c761, L:/127.0.0.1:39554 - R:/127.0.0.1:34643] OUTBOUND PING: ack=false bytes=1111",
+            "[id: 0x1b73c761, L:/127.0.0.1:39554 - R:/127.0.0.1:34643] OUTBOUND GO_AWAY: lastStreamId=0 errorCode=0 length=0 bytes=",
         ] {
             let record = format!(
-                r#"{{"timestamp":"2026-12-07T00:04:47.131Z","level":"DEBUG","message":"{frame}","logger":"io.grpc.netty.NettyClientHandler"}}"#
+                r#"{{"timestamp":"2026-12-07T00:17:31.408Z","level":"DEBUG","message":"{frame}","logger":"io.grpc.netty.NettyClientHandler"}}"#
             );
             let bare = parse_line(RawText::Plain(frame), false);
             assert!(matches!(bare.kind, LineKind::Keepalive(_)), "{bare:?}");
@@ -826,7 +916,7 @@ mod tests {
                 3 => r"2026-12-06 23:52:59([,.][0-9]{3})?",
                 1 => r"[0-9]{4}-[0-9é ]{2}-[0-9:]{2} [0-9é]{2}:[0-9]{2}:[0-9 ]{2}[,.é]?[0-9]{0,3}",
             ],
-            rid in r"(818d8cc0-1c5f-4127-af5f-3298fdf55543)?|[0-9a-fé\-]{30,40}",
+            rid in r"(ebf81a51-271b-43a6-bf70-a0614a406265)?|[0-9a-fé\-]{30,40}",
             level in r"ERROR|FATAL|INFO|[A-Zé]{0,6}",
             logger in r"(Function - )?|[ -~é]{0,12}",
             msg in proptest::prop_oneof![

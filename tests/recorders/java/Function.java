@@ -19,7 +19,9 @@
 //   runtime puts the invocation's request ID in Log4j's ThreadContext as
 //   `AWSRequestId` before the handler runs (the runtime interface client's
 //   EventHandlerLoader does it by reflection when Log4j is on the class
-//   path; so does this one), which the layout prints.
+//   path; so does this one), which the layout prints. With
+//   THAWTRACE_LOG_EXCEPTION=1 it logs a failed call with its exception
+//   (the status then only in the exception's message).
 //
 // Event: {"calls": N, "hold": "none" | "release"} (the Node.js twin,
 // function.js, says what "release" does).
@@ -58,6 +60,9 @@ public final class Function {
             DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").withZone(ZoneOffset.UTC);
     static String requestId;
     static final boolean LOG4J2 = System.getProperty("log4j2.configurationFile") != null;
+    /** THAWTRACE_LOG_EXCEPTION=1: a failed call logged as
+     *  logger.error("echo call 0 failed", e), the status in the exception. */
+    static final boolean LOG_EXCEPTION = "1".equals(System.getenv("THAWTRACE_LOG_EXCEPTION"));
     static final java.util.logging.Logger LOGGER = java.util.logging.Logger.getLogger("Function");
 
     /** What the runtime does for Log4j 2: the request ID in ThreadContext. */
@@ -167,7 +172,11 @@ public final class Function {
                         ("call " + i).getBytes(StandardCharsets.UTF_8));
                 log("INFO", "echo call " + i + " ok");
             } catch (StatusRuntimeException e) {
-                log("ERROR", "echo call " + i + " failed: " + e.getMessage());
+                if (LOG4J2 && LOG_EXCEPTION) {
+                    LOGGER.log(java.util.logging.Level.SEVERE, "echo call " + i + " failed", e);
+                } else {
+                    log("ERROR", "echo call " + i + " failed: " + e.getMessage());
+                }
             }
         }
         if (event.matches("(?s).*\"hold\"\\s*:\\s*\"release\".*")) {
