@@ -343,9 +343,9 @@ class SaturatedListener:
         # (`before_ms`, `after_ms`): the start of the last poll that did not
         # show it and the end of the first that no longer did; and it
         # covers [`first_ms`, `last_ms`]: the end of the first poll that
-        # showed it and the start of the last. Under load a poll can take
-        # tens of milliseconds; stamping a sighting with the poll's start
-        # alone once made a connect look longer than it was.
+        # showed it and the start of the last. Under load a poll takes
+        # milliseconds; stamping a sighting with the poll's start alone once
+        # made a connect look longer than it was (9 ms, in CI).
         port = ":%04X" % self.port
         before_prev = None
         while not self.closed:

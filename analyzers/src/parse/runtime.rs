@@ -218,9 +218,8 @@ enum Severity {
 /// follows the logger and its ` - ` (or else the level), looked at for a
 /// failure at ERROR and above, or at WARN when it prints a grpc-java
 /// status (`UNAVAILABLE: `); with no level, the whole line when it prints
-/// one. grpc-java's own records behind such a layout are
-/// read before this (`grpc_java::after_layout`). Kept out of line: the
-/// Node.js path is hot.
+/// one. grpc-java's own records behind such a layout are read before this
+/// (`grpc_java::after_layout`). Kept out of line: the Node.js path is hot.
 #[cold]
 #[inline(never)]
 fn layout_line(text: RawText<'_>, want_failures: bool) -> Line<'_> {
