@@ -28,7 +28,7 @@ mod common;
 
 use common::java::assert_perfect;
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Also the keepalive pings (payload 1111) in flight at a freeze whose
 /// acks were read at the thaw: each found at FINE, where the frame logger
@@ -68,20 +68,9 @@ fn the_java_function_logging_through_log4j2_scores_perfectly() {
 fn a_failed_call_logged_through_log4j2_is_its_invocations() {
     let dir = repo().join("tests/fixtures/recorded-java-log4j2");
     let found = scan_json(&[&dir.join("events.jsonl")]);
-    let harness: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("harness_truth.json")).unwrap())
-            .unwrap();
-    let events: Vec<Value> = std::fs::read_to_string(dir.join("events.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let genuine: Vec<&Value> = harness["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["kind"] == "keepalive_timeout")
-        .collect();
+    let harness = harness_truth(&dir);
+    let events = events(&dir);
+    let genuine = harness.iter().filter(|t| t["kind"] == "keepalive_timeout");
     let mut checked = 0;
     for t in genuine {
         let Some(f) = found

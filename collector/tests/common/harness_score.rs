@@ -50,17 +50,10 @@ fn key(f: &Value) -> String {
     )
 }
 
-fn read(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
 /// Scores `found` (thawtrace's JSON findings) against the recording's
 /// `harness_truth.json`, per environment of its `environments.json`.
 pub fn score(dir: &Path, found: &[Value]) -> Vec<Row> {
-    let truth = read(&dir.join("harness_truth.json"))["findings"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let truth = super::harness_truth(dir);
     let mut rows = Vec::new();
     for env in &super::environments(dir) {
         let stream = &env["log_stream"];

@@ -23,10 +23,7 @@ pub fn score(
     dir: &Path,
     found: &[Value],
 ) -> Vec<(String, String, &'static str, usize, usize, usize)> {
-    let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("harness_truth.json")).unwrap())
-            .unwrap();
-    let truth = truth["findings"].as_array().unwrap();
+    let truth = &super::harness_truth(dir);
     let envs = super::environments(dir);
     let mut rows = Vec::new();
     for env in &envs {

@@ -267,8 +267,19 @@ pub fn environments(dir: &Path) -> Vec<Value> {
 
 /// The findings a recording's ground truth expects (`truth.json`).
 pub fn truth(dir: &Path) -> Vec<Value> {
+    findings_in(&dir.join("truth.json"))
+}
+
+/// The findings the harness itself saw (`harness_truth.json`: the proxy's
+/// frames and the emulator's timeline, never our rules).
+pub fn harness_truth(dir: &Path) -> Vec<Value> {
+    findings_in(&dir.join("harness_truth.json"))
+}
+
+fn findings_in(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     truth["findings"].as_array().unwrap().clone()
 }
 
